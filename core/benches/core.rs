@@ -1,0 +1,114 @@
+//! The core's figures beside their anchors (see shared/PERFORMANCE.md):
+//! MLS encrypt + decrypt in a 10-member group with state persisted in
+//! SQLCipher; sealing 8 MiB next to the bare AEAD; opening a store and
+//! reading the 50 newest of 10,000 messages.
+
+use std::hint::black_box;
+
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, aead::Aead};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use pieper_core::{ConversationKind, Device, FileKeyStore, MemberId, NewMessage, attachments};
+use tempfile::TempDir;
+
+fn device(name: &str) -> (Device, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
+    let id = MemberId::new("bench", name, "d").expect("id");
+    (
+        Device::create(dir.path(), &keystore, id).expect("device"),
+        dir,
+    )
+}
+
+fn mls_round_trip(c: &mut Criterion) {
+    let devices: Vec<(Device, TempDir)> = (0..10).map(|i| device(&format!("u{i}"))).collect();
+    let (owner, others) = devices.split_first().expect("ten devices");
+    let conv = owner
+        .0
+        .create_conversation("bench", ConversationKind::Group, None)
+        .expect("conversation");
+    let key_packages: Vec<Vec<u8>> = others
+        .iter()
+        .flat_map(|(d, _)| d.key_packages(1).expect("key package"))
+        .collect();
+    let out = owner.0.add_members(&conv.id, &key_packages).expect("add");
+    owner.0.commit_accepted(&conv.id).expect("merge");
+    let welcome = out.welcome.expect("welcome");
+    for (d, _) in others {
+        d.receive(&welcome).expect("join");
+    }
+    let receiver = &others[0].0;
+    let body = "x".repeat(1024);
+
+    let mut group = c.benchmark_group("mls");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("encrypt+decrypt 1 KiB, 10 members, persisted", |b| {
+        b.iter(|| {
+            let out = owner
+                .0
+                .send(&conv.id, NewMessage::text(body.clone()))
+                .expect("send");
+            black_box(receiver.receive(&out.payload).expect("receive"));
+        })
+    });
+    group.finish();
+}
+
+fn attachment_sealing(c: &mut Criterion) {
+    let data = vec![0x42u8; 8 << 20];
+    let mut group = c.benchmark_group("attachment 8 MiB");
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.sample_size(20);
+    group.bench_function("bare chacha20poly1305 one-shot", |b| {
+        let cipher = ChaCha20Poly1305::new(&[7u8; 32].into());
+        b.iter(|| {
+            black_box(
+                cipher
+                    .encrypt(&[0u8; 12].into(), data.as_slice())
+                    .expect("seal"),
+            )
+        })
+    });
+    group.bench_function("pieper seal (STREAM + SHA-256 digest)", |b| {
+        b.iter(|| black_box(attachments::seal(&data).expect("seal")))
+    });
+    group.finish();
+}
+
+fn open_and_read_newest(c: &mut Criterion) {
+    let (dev, dir) = device("reader");
+    let conv = dev
+        .create_conversation("10k", ConversationKind::Group, None)
+        .expect("conversation");
+    for i in 0..10_000 {
+        dev.send(
+            &conv.id,
+            NewMessage::text(format!("bericht {i} over de patiënt")),
+        )
+        .expect("send");
+    }
+    drop(dev);
+    let mut group = c.benchmark_group("store");
+    group.bench_function("open (key unwrap included) + 50 newest of 10,000", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
+                let dev = Device::open(dir.path(), &keystore).expect("open");
+                let newest = dev.messages(&conv.id, 50).expect("read");
+                assert_eq!(newest.len(), 50);
+                black_box(newest)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    mls_round_trip,
+    attachment_sealing,
+    open_and_read_newest
+);
+criterion_main!(benches);

@@ -1,0 +1,79 @@
+//! The error a caller of the core acts on.
+
+use crate::{attachments::AttachmentError, keystore::KeyStoreError, store::StoreError};
+
+/// Result of a core call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened with the key the keystore gave: another
+    /// device's key, or a keystore that lost its key. Nothing was changed.
+    #[error("the database key does not open this store")]
+    WrongKey,
+    /// The ciphertext was altered or is corrupt; it was not applied.
+    #[error("the message was tampered with or is corrupt")]
+    Tampered,
+    /// The message was already processed (or is older than the ratchet keeps).
+    #[error("the message was already processed")]
+    Replay,
+    /// The message or commit belongs to another epoch than the conversation's.
+    /// Fetch what is missing, re-apply, then retry.
+    #[error("message of epoch {message}, conversation is at epoch {current}")]
+    StaleEpoch {
+        /// The epoch the message was made in.
+        message: u64,
+        /// The epoch this device's copy of the conversation is in.
+        current: u64,
+    },
+    /// This device is not (or no longer) a member of the conversation, or a
+    /// Welcome was not addressed to it.
+    #[error("this device is not a member of the conversation")]
+    NotMember,
+    /// A membership change of this device awaits the server's answer; call
+    /// `commit_accepted` or `commit_refused` first.
+    #[error("a commit is waiting for the server's answer")]
+    PendingCommit,
+    /// Something the caller named does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// Input that the core refuses, with the field and why.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The local store failed (full disk, corruption, I/O).
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The platform keystore failed.
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
+    /// An attachment could not be sealed or opened.
+    #[error(transparent)]
+    Attachment(#[from] AttachmentError),
+    /// An internal MLS failure that no caller action fixes (a library bug).
+    #[error("MLS library failure: {0}")]
+    Mls(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}

@@ -1,0 +1,28 @@
+//! Pieper's device core: one device of one user in a GP practice.
+//!
+//! The [`Device`] is the entry point. It owns the device's identity (an Ed25519
+//! signature key and an MLS credential naming practice, user and device), its
+//! encrypted store (SQLCipher, keyed by a random key that the platform
+//! [`KeyStore`] wraps), and the MLS groups that carry its conversations.
+//! Every MLS operation runs inside one store transaction, so a failure half-way
+//! leaves the conversation exactly as it was.
+
+pub mod attachments;
+mod device;
+mod error;
+pub mod identity;
+pub mod keystore;
+mod mls;
+pub mod model;
+mod store;
+
+pub use attachments::{AttachmentError, AttachmentKey};
+pub use device::{CommitOut, Device, Outgoing, OutgoingKind, Received};
+pub use error::{Error, Result};
+pub use identity::MemberId;
+pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};
+pub use model::{
+    AttachmentRef, Conversation, ConversationKind, Member, Message, MessageState, NewMessage,
+    PatientRef, Priority,
+};
+pub use store::StoreError;

@@ -1,0 +1,335 @@
+//! The clinical message model: conversations, members, messages, and the
+//! payload that travels encrypted inside MLS application messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    identity::MemberId,
+};
+
+/// What a conversation is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// Two people.
+    Direct,
+    /// A team or topic.
+    Group,
+    /// The staff on duty for urgent matters.
+    Spoed,
+}
+
+impl ConversationKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Group => "group",
+            Self::Spoed => "spoed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "direct" => Ok(Self::Direct),
+            "group" => Ok(Self::Group),
+            "spoed" => Ok(Self::Spoed),
+            other => Err(Error::invalid("kind", format!("unknown kind {other:?}"))),
+        }
+    }
+}
+
+/// The HIS reference of the patient a conversation is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PatientRef(String);
+
+impl PatientRef {
+    /// Takes a HIS patient reference (1 to 128 printable characters).
+    pub fn new(reference: &str) -> Result<Self> {
+        let trimmed = reference.trim();
+        if trimmed.is_empty() || trimmed.len() > 128 {
+            return Err(Error::invalid("patient", "must be 1 to 128 characters"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(Error::invalid("patient", "control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How urgent a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Ordinary.
+    Routine,
+    /// Wakes the recipients' phones.
+    Urgent,
+}
+
+impl Priority {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Routine => "routine",
+            Self::Urgent => "urgent",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "routine" => Ok(Self::Routine),
+            "urgent" => Ok(Self::Urgent),
+            other => Err(Error::invalid("priority", format!("unknown {other:?}"))),
+        }
+    }
+}
+
+/// Where a message is on its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageState {
+    /// Written on this device, not yet accepted by the server.
+    Pending,
+    /// Accepted by the server.
+    Sent,
+    /// Delivered to a recipient device.
+    Delivered,
+    /// Read by a recipient.
+    Read,
+    /// Received from another device.
+    Received,
+}
+
+impl MessageState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Received => "received",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "sent" => Ok(Self::Sent),
+            "delivered" => Ok(Self::Delivered),
+            "read" => Ok(Self::Read),
+            "received" => Ok(Self::Received),
+            other => Err(Error::invalid("state", format!("unknown {other:?}"))),
+        }
+    }
+}
+
+/// A conversation as this device knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    /// Its id; also the MLS group id.
+    pub id: String,
+    /// Its title (empty until the conversation's details arrive after a join).
+    pub title: String,
+    /// What it is for.
+    pub kind: ConversationKind,
+    /// The patient it is about, if any.
+    pub patient: Option<PatientRef>,
+    /// The MLS epoch this device is in.
+    pub epoch: u64,
+    /// False once this device was removed from it.
+    pub active: bool,
+}
+
+/// A member device of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Who the device is.
+    pub id: MemberId,
+    /// Its position in the MLS tree.
+    pub leaf_index: u32,
+}
+
+/// A reference to an encrypted attachment: where its blob is and how to open it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    /// The id under which the server keeps the sealed blob.
+    pub blob_id: String,
+    /// The file name shown to the user.
+    pub name: String,
+    /// Its media type.
+    pub mime_type: String,
+    /// The key, digest and size needed to open the blob.
+    pub key: crate::attachments::AttachmentKey,
+}
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The text.
+    pub body: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// The message this one answers.
+    pub reply_to: Option<String>,
+    /// Sealed attachments already uploaded.
+    pub attachments: Vec<AttachmentRef>,
+}
+
+impl NewMessage {
+    /// A routine text message.
+    pub fn text(body: impl Into<String>) -> Self {
+        Self {
+            body: body.into(),
+            priority: Priority::Routine,
+            reply_to: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// An urgent text message.
+    pub fn urgent(body: impl Into<String>) -> Self {
+        Self {
+            priority: Priority::Urgent,
+            ..Self::text(body)
+        }
+    }
+}
+
+/// A message as stored on this device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The client-generated unique id.
+    pub id: String,
+    /// The conversation it belongs to.
+    pub conversation: String,
+    /// The sending user and device, as authenticated by MLS.
+    pub sender: MemberId,
+    /// The text.
+    pub body: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// When the sender sent it (milliseconds since the Unix epoch).
+    pub sent_at: i64,
+    /// The message this one answers.
+    pub reply_to: Option<String>,
+    /// Its attachments.
+    pub attachments: Vec<AttachmentRef>,
+    /// Where it is on its way.
+    pub state: MessageState,
+}
+
+/// The most a message body may hold.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What an MLS application message carries, serialized as JSON inside the
+/// encryption. The sender is not in here: MLS authenticates it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum Content {
+    /// A text message.
+    Text {
+        id: String,
+        body: String,
+        priority: Priority,
+        sent_at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentRef>,
+    },
+    /// The conversation's details, sent to members after they join.
+    Details {
+        title: String,
+        kind: ConversationKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient: Option<PatientRef>,
+    },
+}
+
+impl Content {
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::Mls(format!("encoding content: {e}")))
+    }
+
+    /// Decodes decrypted content; content that fails to parse was made by a
+    /// broken or hostile member and is refused as tampered.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|_| Error::Tampered)
+    }
+}
+
+pub(crate) fn validate_new_message(message: &NewMessage) -> Result<()> {
+    if message.body.trim().is_empty() && message.attachments.is_empty() {
+        return Err(Error::invalid("body", "empty message"));
+    }
+    if message.body.len() > MAX_BODY_BYTES {
+        return Err(Error::invalid("body", "longer than 64 KiB"));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() || title.len() > 200 {
+        return Err(Error::invalid("title", "must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Locks the encrypted payload format: devices of different versions must
+    /// keep reading each other.
+    #[test]
+    fn content_format_is_stable() -> Result<()> {
+        let text = Content::Text {
+            id: "m-1".into(),
+            body: "Bel mw. De Vries terug".into(),
+            priority: Priority::Urgent,
+            sent_at: 1_790_000_000_000,
+            reply_to: None,
+            attachments: vec![],
+        };
+        let json = String::from_utf8(text.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
+        assert_eq!(
+            json,
+            r#"{"type":"text","id":"m-1","body":"Bel mw. De Vries terug","priority":"urgent","sent_at":1790000000000}"#
+        );
+        assert_eq!(Content::from_bytes(json.as_bytes())?, text);
+
+        let details = Content::Details {
+            title: "Overleg".into(),
+            kind: ConversationKind::Group,
+            patient: Some(PatientRef::new("his:12345")?),
+        };
+        let json = String::from_utf8(details.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
+        assert_eq!(
+            json,
+            r#"{"type":"details","title":"Overleg","kind":"group","patient":"his:12345"}"#
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_content_is_tampered() {
+        assert!(matches!(
+            Content::from_bytes(b"{\"type\":\"x\"}"),
+            Err(Error::Tampered)
+        ));
+    }
+
+    #[test]
+    fn validation() {
+        assert!(PatientRef::new("  ").is_err());
+        assert!(PatientRef::new("a\nb").is_err());
+        assert!(validate_new_message(&NewMessage::text("   ")).is_err());
+        assert!(validate_new_message(&NewMessage::text("x".repeat(MAX_BODY_BYTES + 1))).is_err());
+        assert!(validate_title("").is_err());
+    }
+}

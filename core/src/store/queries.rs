@@ -1,0 +1,415 @@
+//! SQL over the store's own tables (the `openmls_*` tables belong to OpenMLS).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{
+    error::{Error, Result},
+    identity::MemberId,
+    model::{
+        AttachmentRef, Conversation, ConversationKind, Member, Message, MessageState, PatientRef,
+        Priority,
+    },
+    store::StoreError,
+};
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn record_err(e: impl std::fmt::Display) -> Error {
+    StoreError::Record(e.to_string()).into()
+}
+
+// --- identity ---------------------------------------------------------------
+
+pub(crate) fn insert_identity(conn: &Connection, id: &MemberId, public_key: &[u8]) -> Result<()> {
+    conn.execute(
+        "INSERT INTO device_identity (id, practice_id, user_id, device_id, signature_public_key, created_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+        params![id.practice, id.user, id.device, public_key, now_ms()],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn load_identity(conn: &Connection) -> Result<(MemberId, Vec<u8>)> {
+    let row = conn
+        .query_row(
+            "SELECT practice_id, user_id, device_id, signature_public_key FROM device_identity WHERE id = 1",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?)),
+        )
+        .optional()?
+        .ok_or(Error::NotFound { what: "device identity" })?;
+    Ok((MemberId::new(&row.0, &row.1, &row.2)?, row.3))
+}
+
+// --- conversations ------------------------------------------------------------
+
+pub(crate) fn insert_conversation(conn: &Connection, c: &Conversation) -> Result<()> {
+    conn.execute(
+        "INSERT INTO conversations (id, title, kind, patient_ref, epoch, active, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            c.id,
+            c.title,
+            c.kind.as_str(),
+            c.patient.as_ref().map(PatientRef::as_str),
+            c.epoch as i64,
+            c.active,
+            now_ms()
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn update_details(
+    conn: &Connection,
+    id: &str,
+    title: &str,
+    kind: ConversationKind,
+    patient: Option<&PatientRef>,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE conversations SET title = ?2, kind = ?3, patient_ref = ?4 WHERE id = ?1",
+        params![id, title, kind.as_str(), patient.map(PatientRef::as_str)],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_epoch(conn: &Connection, id: &str, epoch: u64, active: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE conversations SET epoch = ?2, active = ?3 WHERE id = ?1",
+        params![id, epoch as i64, active],
+    )?;
+    Ok(())
+}
+
+const CONVERSATION_COLUMNS: &str = "id, title, kind, patient_ref, epoch, active";
+
+fn conversation_from_row(
+    r: &Row<'_>,
+) -> rusqlite::Result<(String, String, String, Option<String>, i64, bool)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn to_conversation(
+    row: (String, String, String, Option<String>, i64, bool),
+) -> Result<Conversation> {
+    let (id, title, kind, patient, epoch, active) = row;
+    Ok(Conversation {
+        id,
+        title,
+        kind: ConversationKind::parse(&kind)?,
+        patient: patient.as_deref().map(PatientRef::new).transpose()?,
+        epoch: epoch as u64,
+        active,
+    })
+}
+
+pub(crate) fn conversation(conn: &Connection, id: &str) -> Result<Option<Conversation>> {
+    conn.query_row(
+        &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"),
+        [id],
+        conversation_from_row,
+    )
+    .optional()?
+    .map(to_conversation)
+    .transpose()
+}
+
+pub(crate) fn conversations(conn: &Connection) -> Result<Vec<Conversation>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([], conversation_from_row)?;
+    rows.map(|r| to_conversation(r?)).collect()
+}
+
+// --- members ---------------------------------------------------------------------
+
+pub(crate) fn replace_members(
+    conn: &Connection,
+    conversation: &str,
+    members: &[Member],
+) -> Result<()> {
+    conn.execute(
+        "DELETE FROM members WHERE conversation_id = ?1",
+        [conversation],
+    )?;
+    let mut stmt = conn.prepare(
+        "INSERT INTO members (conversation_id, leaf_index, practice_id, user_id, device_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for m in members {
+        stmt.execute(params![
+            conversation,
+            m.leaf_index,
+            m.id.practice,
+            m.id.user,
+            m.id.device
+        ])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn members(conn: &Connection, conversation: &str) -> Result<Vec<Member>> {
+    let mut stmt = conn.prepare(
+        "SELECT leaf_index, practice_id, user_id, device_id FROM members
+         WHERE conversation_id = ?1 ORDER BY leaf_index",
+    )?;
+    let rows = stmt.query_map([conversation], |r| {
+        Ok((
+            r.get::<_, u32>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (leaf_index, p, u, d) = r?;
+        Ok(Member {
+            id: MemberId::new(&p, &u, &d)?,
+            leaf_index,
+        })
+    })
+    .collect()
+}
+
+// --- messages ---------------------------------------------------------------------
+
+/// Stores a message; `false` if a message with its id is already stored.
+pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Result<bool> {
+    let attachments = serde_json::to_string(&m.attachments).map_err(record_err)?;
+    let inserted = conn.execute(
+        "INSERT INTO messages (id, conversation_id, sender_practice, sender_user, sender_device,
+                               body, priority, sent_at, received_at, reply_to, attachments, state, epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (id) DO NOTHING",
+        params![
+            m.id,
+            m.conversation,
+            m.sender.practice,
+            m.sender.user,
+            m.sender.device,
+            m.body,
+            m.priority.as_str(),
+            m.sent_at,
+            now_ms(),
+            m.reply_to,
+            attachments,
+            m.state.as_str(),
+            epoch as i64
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+pub(crate) fn set_message_state(conn: &Connection, id: &str, state: MessageState) -> Result<()> {
+    let changed = conn.execute(
+        "UPDATE messages SET state = ?2 WHERE id = ?1",
+        params![id, state.as_str()],
+    )?;
+    if changed == 0 {
+        return Err(Error::NotFound { what: "message" });
+    }
+    Ok(())
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.conversation_id, m.sender_practice, m.sender_user, m.sender_device,
+     m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state";
+
+type MessageRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+    String,
+);
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn to_message(row: MessageRow) -> Result<Message> {
+    let (
+        id,
+        conversation,
+        practice,
+        user,
+        device,
+        body,
+        priority,
+        sent_at,
+        reply_to,
+        attachments,
+        state,
+    ) = row;
+    let attachments: Vec<AttachmentRef> = serde_json::from_str(&attachments).map_err(record_err)?;
+    Ok(Message {
+        id,
+        conversation,
+        sender: MemberId::new(&practice, &user, &device)?,
+        body,
+        priority: Priority::parse(&priority)?,
+        sent_at,
+        reply_to,
+        attachments,
+        state: MessageState::parse(&state)?,
+    })
+}
+
+pub(crate) fn message(conn: &Connection, id: &str) -> Result<Option<Message>> {
+    conn.query_row(
+        &format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?1"),
+        [id],
+        message_from_row,
+    )
+    .optional()?
+    .map(to_message)
+    .transpose()
+}
+
+/// The `limit` newest messages of a conversation, oldest first.
+pub(crate) fn recent_messages(
+    conn: &Connection,
+    conversation: &str,
+    limit: u32,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ?1
+         ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![conversation, limit], message_from_row)?;
+    let mut out = rows.map(|r| to_message(r?)).collect::<Result<Vec<_>>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Messages whose body matches every word of `query` (word prefixes count),
+/// best match first.
+pub(crate) fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<Message>> {
+    let Some(fts_query) = fts_query(query) else {
+        return Err(Error::invalid("query", "no words to search for"));
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages_fts f JOIN messages m ON m.seq = f.rowid
+         WHERE messages_fts MATCH ?1 ORDER BY f.rank LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![fts_query, limit], message_from_row)?;
+    rows.map(|r| to_message(r?)).collect()
+}
+
+/// Turns user input into an FTS5 query of quoted prefix terms, so no input
+/// can be FTS syntax.
+fn fts_query(input: &str) -> Option<String> {
+    let terms: Vec<String> = input
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+// --- outbox -------------------------------------------------------------------------
+
+/// One envelope waiting to be handed to the server.
+pub(crate) struct OutboxRow {
+    pub id: i64,
+    pub conversation: String,
+    pub kind: String,
+    pub message_id: Option<String>,
+    pub epoch: u64,
+    pub payload: Vec<u8>,
+    pub welcome: Option<Vec<u8>>,
+}
+
+pub(crate) fn push_outbox(
+    conn: &Connection,
+    conversation: &str,
+    kind: &str,
+    message_id: Option<&str>,
+    epoch: u64,
+    payload: &[u8],
+    welcome: Option<&[u8]>,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO outbox (conversation_id, kind, message_id, epoch, payload, welcome, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![conversation, kind, message_id, epoch as i64, payload, welcome, now_ms()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, conversation_id, kind, message_id, epoch, payload, welcome FROM outbox ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OutboxRow {
+            id: r.get(0)?,
+            conversation: r.get(1)?,
+            kind: r.get(2)?,
+            message_id: r.get(3)?,
+            epoch: r.get::<_, i64>(4)? as u64,
+            payload: r.get(5)?,
+            welcome: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn remove_message_from_outbox(conn: &Connection, message_id: &str) -> Result<()> {
+    conn.execute("DELETE FROM outbox WHERE message_id = ?1", [message_id])?;
+    Ok(())
+}
+
+pub(crate) fn remove_commit_from_outbox(conn: &Connection, conversation: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM outbox WHERE conversation_id = ?1 AND kind = 'commit'",
+        [conversation],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_input_cannot_be_fts_syntax() {
+        assert_eq!(
+            fts_query("bloed* NEAR(druk) \"x"),
+            Some("\"bloed\"* \"NEAR\"* \"druk\"* \"x\"*".into())
+        );
+        assert_eq!(fts_query(" -- "), None);
+    }
+}

@@ -1,0 +1,282 @@
+//! Conversations between several devices, end to end through MLS, with hand
+//! delivery standing in for the server.
+
+mod common;
+
+use common::{TestDevice, TestResult, accept, add, conversation_with, deliver};
+use pieper_core::{
+    ConversationKind, Error, MessageState, NewMessage, PatientRef, Priority, Received,
+};
+
+#[test]
+fn three_devices_converse_and_a_removed_member_reads_nothing_after() -> TestResult {
+    let huisarts = TestDevice::new("dr.jansen", "phone")?;
+    let assistent = TestDevice::new("assistent.bakker", "tablet")?;
+    let poh = TestDevice::new("poh.devries", "desktop")?;
+
+    let patient = PatientRef::new("his:patient/48213")?;
+    let c = huisarts.create_conversation(
+        "Mw. Smit, INR",
+        ConversationKind::Group,
+        Some(patient.clone()),
+    )?;
+    add(&huisarts, &c.id, &[&assistent, &poh], &[])?;
+
+    // Every device knows the conversation's details and its three members.
+    for d in [&assistent, &poh] {
+        let seen = d.conversation(&c.id)?;
+        assert_eq!(seen.title, "Mw. Smit, INR");
+        assert_eq!(seen.patient, Some(patient.clone()));
+        assert_eq!(seen.epoch, huisarts.conversation(&c.id)?.epoch);
+        assert_eq!(d.members(&c.id)?.len(), 3);
+    }
+
+    // Messages in every direction.
+    let first = huisarts.send(&c.id, NewMessage::text("INR 4,1: dosering aanpassen?"))?;
+    let got = deliver(&first, &[&assistent, &poh])?;
+    for r in &got {
+        let Received::Message(m) = r else {
+            panic!("expected a message, got {r:?}")
+        };
+        assert_eq!(m.body, "INR 4,1: dosering aanpassen?");
+        assert_eq!(m.sender, *huisarts.id());
+        assert_eq!(m.state, MessageState::Received);
+    }
+    let reply = poh.send(
+        &c.id,
+        NewMessage {
+            reply_to: Some(first.id.clone()),
+            ..NewMessage::urgent("Ik bel haar vandaag")
+        },
+    )?;
+    deliver(&reply, &[&huisarts, &assistent])?;
+    let back = assistent.send(&c.id, NewMessage::text("Afspraak staat donderdag"))?;
+    deliver(&back, &[&huisarts, &poh])?;
+
+    let at_huisarts = huisarts.messages(&c.id, 10)?;
+    assert_eq!(
+        at_huisarts
+            .iter()
+            .map(|m| m.body.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "INR 4,1: dosering aanpassen?",
+            "Ik bel haar vandaag",
+            "Afspraak staat donderdag"
+        ]
+    );
+    assert_eq!(at_huisarts[1].priority, Priority::Urgent);
+    assert_eq!(at_huisarts[1].reply_to.as_deref(), Some(first.id.as_str()));
+    assert_eq!(at_huisarts[0].state, MessageState::Pending);
+    huisarts.mark_sent(&first.id)?;
+    assert_eq!(huisarts.message(&first.id)?.state, MessageState::Sent);
+
+    // The huisarts removes the assistent.
+    let removal = huisarts.remove_members(&c.id, &[assistent.id().clone()])?;
+    accept(&huisarts, &removal, &[&poh])?;
+    assert_eq!(
+        assistent.receive(&removal.commit)?,
+        Received::Removed {
+            conversation: c.id.clone()
+        }
+    );
+    assert!(!assistent.conversation(&c.id)?.active);
+    assert_eq!(huisarts.members(&c.id)?.len(), 2);
+
+    // After the removal: the others still talk, the removed device reads nothing.
+    let after = huisarts.send(&c.id, NewMessage::text("Na verwijdering: alleen voor POH"))?;
+    assert!(matches!(poh.receive(&after.payload)?, Received::Message(_)));
+    assert!(matches!(
+        assistent.receive(&after.payload),
+        Err(Error::NotMember)
+    ));
+    assert!(assistent.search("verwijdering", 10)?.is_empty());
+    assert_eq!(assistent.messages(&c.id, 10)?.len(), 3);
+    Ok(())
+}
+
+#[test]
+fn removed_device_that_missed_its_removal_still_cannot_decrypt() -> TestResult {
+    let a = TestDevice::new("a", "phone")?;
+    let b = TestDevice::new("b", "phone")?;
+    let c = TestDevice::new("c", "phone")?;
+    let conv = conversation_with(&a, &[&b, &c], "Overleg")?;
+    let removal = a.remove_members(&conv.id, &[c.id().clone()])?;
+    accept(&a, &removal, &[&b])?;
+    // `c` never processes its removal, so it still holds the old epoch's keys.
+    let secret = a.send(&conv.id, NewMessage::text("nieuw geheim"))?;
+    assert!(matches!(
+        c.receive(&secret.payload),
+        Err(Error::StaleEpoch { .. })
+    ));
+    assert!(c.search("geheim", 5)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn tampered_and_replayed_messages_are_rejected_and_change_nothing() -> TestResult {
+    let a = TestDevice::new("a", "phone")?;
+    let b = TestDevice::new("b", "phone")?;
+    let conv = conversation_with(&a, &[&b], "Overleg")?;
+
+    let out = a.send(&conv.id, NewMessage::text("origineel"))?;
+    let before = b.messages(&conv.id, 100)?;
+
+    for index in [
+        out.payload.len() - 1,
+        out.payload.len() - 20,
+        out.payload.len() / 2,
+    ] {
+        let mut tampered = out.payload.clone();
+        tampered[index] ^= 0x5a;
+        let result = b.receive(&tampered);
+        assert!(
+            matches!(result, Err(Error::Tampered | Error::StaleEpoch { .. })),
+            "byte {index}: {result:?}"
+        );
+    }
+    assert!(matches!(
+        b.receive(&out.payload[..out.payload.len() - 3]),
+        Err(Error::Tampered)
+    ));
+    assert_eq!(b.messages(&conv.id, 100)?, before);
+
+    // The genuine message still decrypts: the failures consumed no key.
+    assert!(matches!(b.receive(&out.payload)?, Received::Message(_)));
+    let after_first = b.messages(&conv.id, 100)?;
+    assert_eq!(after_first.len(), before.len() + 1);
+
+    // The same ciphertext again is a replay, and stores nothing.
+    assert!(matches!(b.receive(&out.payload), Err(Error::Replay)));
+    assert_eq!(b.messages(&conv.id, 100)?, after_first);
+
+    // Later messages still flow.
+    let next = a.send(&conv.id, NewMessage::text("volgende"))?;
+    assert!(matches!(b.receive(&next.payload)?, Received::Message(_)));
+    Ok(())
+}
+
+#[test]
+fn groups_and_messages_survive_a_restart() -> TestResult {
+    let a = TestDevice::new("a", "phone")?;
+    let b = TestDevice::new("b", "tablet")?;
+    let conv = conversation_with(&a, &[&b], "Spoedoverleg")?;
+    let first = a.send(&conv.id, NewMessage::text("voor de herstart"))?;
+    deliver(&first, &[&b])?;
+    let pending = a.send(&conv.id, NewMessage::text("nog in de outbox"))?;
+
+    let a = a.restart()?;
+    let b = b.restart()?;
+
+    assert_eq!(a.conversation(&conv.id)?, conv);
+    assert_eq!(b.conversation(&conv.id)?.title, "Spoedoverleg");
+    assert_eq!(b.messages(&conv.id, 10)?.len(), 1);
+    assert_eq!(a.messages(&conv.id, 10)?.len(), 2);
+    // The unsent message is still queued, exactly once.
+    let outbox = a.outbox()?;
+    assert_eq!(outbox.iter().filter(|o| o.id == pending.id).count(), 1);
+    assert_eq!(
+        outbox
+            .iter()
+            .find(|o| o.id == pending.id)
+            .map(|o| &o.payload),
+        Some(&pending.payload)
+    );
+
+    // The conversation continues both ways after the restart.
+    deliver(&pending, &[&b])?;
+    let reply = b.send(&conv.id, NewMessage::text("na de herstart"))?;
+    assert!(matches!(a.receive(&reply.payload)?, Received::Message(_)));
+    assert_eq!(a.search("herstart", 10)?.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn refused_commit_is_cleared_and_the_next_change_succeeds() -> TestResult {
+    let a = TestDevice::new("a", "phone")?;
+    let b = TestDevice::new("b", "phone")?;
+    let c = TestDevice::new("c", "phone")?;
+    let d = TestDevice::new("d", "phone")?;
+    let conv = conversation_with(&a, &[&b, &c], "Team")?;
+    let epoch = a.conversation(&conv.id)?.epoch;
+
+    // `a` and `b` both commit in the same epoch; the server takes `a`'s.
+    let winner = a.remove_members(&conv.id, &[c.id().clone()])?;
+    let loser = b.add_members(&conv.id, &d.key_packages(1)?)?;
+    assert_eq!((winner.epoch, loser.epoch), (epoch, epoch));
+    assert!(matches!(
+        b.send(&conv.id, NewMessage::text("x")),
+        Err(Error::PendingCommit)
+    ));
+
+    b.commit_refused(&conv.id)?;
+    assert!(
+        b.outbox()?
+            .iter()
+            .all(|o| o.kind != pieper_core::OutgoingKind::Commit)
+    );
+    accept(&a, &winner, &[&b])?;
+    assert!(matches!(
+        c.receive(&winner.commit)?,
+        Received::Removed { .. }
+    ));
+
+    // The refused commit, delivered by mistake, is a stale epoch to members.
+    assert!(matches!(
+        a.receive(&loser.commit),
+        Err(Error::StaleEpoch { message, current }) if message == epoch && current == epoch + 1
+    ));
+
+    // `b` can change the group again: it adds `d` in the new epoch.
+    add(&b, &conv.id, &[&d], &[&a])?;
+    let hello = d.send(&conv.id, NewMessage::text("hallo van d"))?;
+    deliver(&hello, &[&a, &b])?;
+    assert_eq!(a.members(&conv.id)?.len(), 3);
+    Ok(())
+}
+
+#[test]
+fn invalid_input_gets_typed_errors() -> TestResult {
+    let a = TestDevice::new("a", "phone")?;
+    assert!(matches!(
+        a.create_conversation("  ", ConversationKind::Direct, None),
+        Err(Error::Invalid { field: "title", .. })
+    ));
+    let conv = a.create_conversation("Solo", ConversationKind::Spoed, None)?;
+    assert!(matches!(
+        a.add_members(&conv.id, &[b"not a key package".to_vec()]),
+        Err(Error::Invalid {
+            field: "key_package",
+            ..
+        })
+    ));
+    assert!(matches!(
+        a.send("no-such-conversation", NewMessage::text("x")),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        a.send(&conv.id, NewMessage::text("")),
+        Err(Error::Invalid { field: "body", .. })
+    ));
+    assert!(matches!(
+        a.receive(b"\x00\x01garbage"),
+        Err(Error::Tampered)
+    ));
+    assert!(matches!(
+        a.search("***", 5),
+        Err(Error::Invalid { field: "query", .. })
+    ));
+    assert!(matches!(
+        a.remove_members(&conv.id, &[a.id().clone()]),
+        Err(Error::Invalid { .. })
+    ));
+    // A Welcome for someone else is refused and leaves nothing behind.
+    let b = TestDevice::new("b", "phone")?;
+    let other = TestDevice::new("other", "phone")?;
+    let out = a.add_members(&conv.id, &b.key_packages(1)?)?;
+    a.commit_accepted(&conv.id)?;
+    let welcome = out.welcome.ok_or("welcome")?;
+    assert!(matches!(other.receive(&welcome), Err(Error::NotMember)));
+    assert!(other.conversations()?.is_empty());
+    Ok(())
+}
