@@ -41,6 +41,10 @@ impl Store {
         let pragma =
             zeroize::Zeroizing::new(format!("PRAGMA key = \"{}\";", *key.sqlcipher_pragma()));
         conn.execute_batch(&pragma).map_err(StoreError::from)?;
+        // SQLCipher would log a wrong key to stderr; the caller gets a typed
+        // error instead.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+            .map_err(StoreError::from)?;
         // The first read tells whether the key fits; it writes nothing.
         match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
