@@ -42,13 +42,32 @@ fn mls_round_trip(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("mls");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("encrypt+decrypt 1 KiB, 10 members, persisted", |b| {
+    group.bench_function("encrypt + decrypt 1 KiB, 10 members, persisted", |b| {
         b.iter(|| {
             let out = owner
                 .0
                 .send(&conv.id, NewMessage::text(body.clone()))
                 .expect("send");
             black_box(receiver.receive(&out.payload).expect("receive"));
+        })
+    });
+    // Catch-up: 100 messages received in one transaction, per message.
+    group.throughput(Throughput::Elements(100));
+    group.sample_size(20);
+    group.bench_function("encrypt + decrypt 1 KiB, 10 members, batch of 100", |b| {
+        b.iter(|| {
+            let envelopes: Vec<Vec<u8>> = (0..100)
+                .map(|_| {
+                    owner
+                        .0
+                        .send(&conv.id, NewMessage::text(body.clone()))
+                        .expect("send")
+                        .payload
+                })
+                .collect();
+            let results = receiver.receive_batch(&envelopes).expect("batch");
+            assert!(results.iter().all(Result::is_ok));
+            black_box(results)
         })
     });
     group.finish();

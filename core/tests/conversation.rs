@@ -280,3 +280,74 @@ fn invalid_input_gets_typed_errors() -> TestResult {
     assert!(other.conversations()?.is_empty());
     Ok(())
 }
+
+#[test]
+fn a_batch_applies_in_order_and_isolates_a_bad_envelope() -> TestResult {
+    let a = TestDevice::new("a", "phone")?;
+    let b = TestDevice::new("b", "tablet")?;
+    let c = TestDevice::new("c", "desktop")?;
+    let conv = a.create_conversation("Catch-up", ConversationKind::Group, None)?;
+    // `c` was offline: it gets its Welcome, the details, messages, a commit
+    // that adds `b`, and more messages, all in one batch.
+    let out = a.add_members(&conv.id, &c.key_packages(1)?)?;
+    let details = a.commit_accepted(&conv.id)?;
+    let mut envelopes = vec![
+        out.welcome.clone().ok_or("welcome")?,
+        details[0].payload.clone(),
+    ];
+    for i in 0..5 {
+        envelopes.push(
+            a.send(&conv.id, NewMessage::text(format!("bericht {i}")))?
+                .payload,
+        );
+    }
+    let add_b = a.add_members(&conv.id, &b.key_packages(1)?)?;
+    a.commit_accepted(&conv.id)?;
+    envelopes.push(add_b.commit.clone());
+    let mut garbled = a.send(&conv.id, NewMessage::text("beschadigd"))?.payload;
+    let last = garbled.len() - 1;
+    garbled[last] ^= 1;
+    envelopes.push(garbled);
+    envelopes.push(envelopes[3].clone()); // a replay
+    envelopes.push(a.send(&conv.id, NewMessage::text("na de storing"))?.payload);
+
+    let results = c.receive_batch(&envelopes)?;
+    assert_eq!(results.len(), envelopes.len());
+    assert!(matches!(results[0], Ok(Received::Joined(_))));
+    assert!(matches!(results[1], Ok(Received::ConversationUpdated(_))));
+    assert!(
+        results[2..7]
+            .iter()
+            .all(|r| matches!(r, Ok(Received::Message(_))))
+    );
+    assert!(matches!(results[7], Ok(Received::Commit { .. })));
+    assert!(matches!(results[8], Err(Error::Tampered)));
+    assert!(matches!(results[9], Err(Error::Replay)));
+    assert!(matches!(results[10], Ok(Received::Message(_))));
+
+    let bodies: Vec<String> = c
+        .messages(&conv.id, 20)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "bericht 0",
+            "bericht 1",
+            "bericht 2",
+            "bericht 3",
+            "bericht 4",
+            "na de storing"
+        ]
+    );
+    assert_eq!(c.conversation(&conv.id)?.title, "Catch-up");
+    assert_eq!(c.members(&conv.id)?.len(), 3);
+
+    // The state the batch left behind is the one on disk: after a restart
+    // `c` still follows the conversation.
+    let c = c.restart()?;
+    let next = a.send(&conv.id, NewMessage::text("morgen"))?;
+    assert!(matches!(c.receive(&next.payload)?, Received::Message(_)));
+    Ok(())
+}

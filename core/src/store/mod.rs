@@ -21,7 +21,7 @@ use rusqlite::{Connection, ErrorCode, Transaction};
 use crate::{
     error::{Error, Result},
     keystore::DbKey,
-    mls::JsonCodec,
+    mls::StateCodec,
 };
 
 /// Schema steps, in order; the index + 1 is the `user_version` after the step.
@@ -61,7 +61,7 @@ impl Store {
              PRAGMA foreign_keys = ON;",
         )
         .map_err(StoreError::from)?;
-        SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut conn)
+        SqliteStorageProvider::<StateCodec, &mut Connection>::new(&mut conn)
             .run_migrations()
             .map_err(|e| StoreError::Record(format!("OpenMLS storage migration: {e}")))?;
         run_migrations(&mut conn)?;

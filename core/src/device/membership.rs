@@ -1,0 +1,199 @@
+//! Conversations and their members: create, add, remove, the two-phase
+//! commit with the server, and joining from a Welcome.
+
+use openmls::prelude::*;
+
+use super::{CommitOut, Device, Outgoing, Received, Session, record_epoch};
+use crate::{
+    error::{Error, Result},
+    identity::MemberId,
+    mls,
+    model::{Content, Conversation, ConversationKind, PatientRef, validate_title},
+    store::{StoreError, queries},
+};
+
+impl Device {
+    /// Starts a conversation with this device as its only member.
+    pub fn create_conversation(
+        &self,
+        title: &str,
+        kind: ConversationKind,
+        patient: Option<PatientRef>,
+    ) -> Result<Conversation> {
+        validate_title(title)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        self.transact(|s| {
+            let group = MlsGroup::new_with_group_id(
+                &s.provider,
+                &self.signer,
+                &mls::create_config(),
+                GroupId::from_slice(id.as_bytes()),
+                self.credential.clone(),
+            )
+            .map_err(mls::mls_err)?;
+            let conversation = Conversation {
+                id: id.clone(),
+                title: title.trim().to_owned(),
+                kind,
+                patient,
+                epoch: group.epoch().as_u64(),
+                active: true,
+            };
+            queries::insert_conversation(s.conn(), &conversation)?;
+            queries::replace_members(s.conn(), &id, &mls::members(&group)?)?;
+            s.groups.insert(id.clone(), group);
+            Ok(conversation)
+        })
+    }
+
+    /// Commits adding the devices whose KeyPackages are given. The commit
+    /// waits for [`Device::commit_accepted`] or [`Device::commit_refused`].
+    pub fn add_members(&self, conversation: &str, key_packages: &[Vec<u8>]) -> Result<CommitOut> {
+        if key_packages.is_empty() {
+            return Err(Error::invalid("key_packages", "none given"));
+        }
+        let key_packages = key_packages
+            .iter()
+            .map(|kp| mls::parse_key_package(&self.crypto, kp))
+            .collect::<Result<Vec<_>>>()?;
+        self.transact(|s| {
+            let (provider, group) = s.operational_group(conversation)?;
+            let (commit, welcome, _) = group
+                .add_members(provider, &self.signer, &key_packages)
+                .map_err(mls::mls_err)?;
+            let epoch = group.epoch().as_u64();
+            queue_commit(s, conversation, epoch, &commit, Some(&welcome))
+        })
+    }
+
+    /// Commits removing the given member devices.
+    pub fn remove_members(&self, conversation: &str, devices: &[MemberId]) -> Result<CommitOut> {
+        if devices.is_empty() {
+            return Err(Error::invalid("devices", "none given"));
+        }
+        if devices.contains(&self.me) {
+            return Err(Error::invalid("devices", "a device cannot remove itself"));
+        }
+        self.transact(|s| {
+            let (provider, group) = s.operational_group(conversation)?;
+            let members = mls::members(group)?;
+            let leaves = devices
+                .iter()
+                .map(|d| {
+                    members
+                        .iter()
+                        .find(|m| &m.id == d)
+                        .map(|m| LeafNodeIndex::new(m.leaf_index))
+                        .ok_or(Error::NotFound { what: "member" })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (commit, welcome, _) = group
+                .remove_members(provider, &self.signer, &leaves)
+                .map_err(mls::mls_err)?;
+            let epoch = group.epoch().as_u64();
+            queue_commit(s, conversation, epoch, &commit, welcome.as_ref())
+        })
+    }
+
+    /// The server accepted this device's pending commit: apply it. After an
+    /// add, returns the conversation's details for the new members, to send.
+    pub fn commit_accepted(&self, conversation: &str) -> Result<Vec<Outgoing>> {
+        self.transact(|s| {
+            let conn = s.conn();
+            let (provider, group) = s.group(conversation)?;
+            let had_adds = group
+                .pending_commit()
+                .ok_or(Error::NotFound {
+                    what: "pending commit",
+                })?
+                .add_proposals()
+                .next()
+                .is_some();
+            group.merge_pending_commit(provider).map_err(mls::mls_err)?;
+            queries::remove_commit_from_outbox(conn, conversation)?;
+            record_epoch(conn, group, conversation)?;
+            if !had_adds {
+                return Ok(Vec::new());
+            }
+            let c = queries::conversation(s.conn(), conversation)?.ok_or(Error::NotFound {
+                what: "conversation",
+            })?;
+            let details = Content::Details {
+                title: c.title,
+                kind: c.kind,
+                patient: c.patient,
+            };
+            let id = uuid::Uuid::new_v4().to_string();
+            Ok(vec![self.encrypt(s, conversation, &id, &details)?])
+        })
+    }
+
+    /// The server refused this device's pending commit (another commit won
+    /// the epoch): drop it, so the conversation can change again.
+    pub fn commit_refused(&self, conversation: &str) -> Result<()> {
+        self.transact(|s| {
+            let (provider, group) = s.group(conversation)?;
+            group
+                .clear_pending_commit(provider.storage())
+                .map_err(Error::from)?;
+            queries::remove_commit_from_outbox(s.conn(), conversation)
+        })
+    }
+
+    /// Joins a conversation from a Welcome addressed to this device.
+    pub(super) fn join(&self, s: &mut Session<'_, '_>, welcome: Welcome) -> Result<Received> {
+        let staged =
+            StagedWelcome::new_from_welcome(&s.provider, &mls::join_config(), welcome, None)
+                .map_err(|e| match e {
+                    WelcomeError::NoMatchingKeyPackage | WelcomeError::NoMatchingEncryptionKey => {
+                        Error::NotMember
+                    }
+                    WelcomeError::StorageError(e) => StoreError::from(e).into(),
+                    other => mls::mls_err(other),
+                })?;
+        let group = staged.into_group(&s.provider).map_err(mls::mls_err)?;
+        let id = String::from_utf8(group.group_id().as_slice().to_vec())
+            .map_err(|_| Error::invalid("welcome", "group id is not a Pieper conversation"))?;
+        if queries::conversation(s.conn(), &id)?.is_some() {
+            return Err(Error::Replay);
+        }
+        let conversation = Conversation {
+            id: id.clone(),
+            title: String::new(),
+            kind: ConversationKind::Group,
+            patient: None,
+            epoch: group.epoch().as_u64(),
+            active: true,
+        };
+        queries::insert_conversation(s.conn(), &conversation)?;
+        queries::replace_members(s.conn(), &id, &mls::members(&group)?)?;
+        s.groups.insert(id, group);
+        Ok(Received::Joined(conversation))
+    }
+}
+
+/// Puts a new commit (and its Welcome) in the outbox.
+fn queue_commit(
+    s: &Session<'_, '_>,
+    conversation: &str,
+    epoch: u64,
+    commit: &MlsMessageOut,
+    welcome: Option<&MlsMessageOut>,
+) -> Result<CommitOut> {
+    let out = CommitOut {
+        conversation: conversation.to_owned(),
+        epoch,
+        commit: mls::to_bytes(commit)?,
+        welcome: welcome.map(mls::to_bytes).transpose()?,
+    };
+    queries::push_outbox(
+        s.conn(),
+        conversation,
+        "commit",
+        Some(&uuid::Uuid::new_v4().to_string()),
+        out.epoch,
+        &out.commit,
+        out.welcome.as_deref(),
+    )?;
+    Ok(out)
+}

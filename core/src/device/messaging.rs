@@ -1,0 +1,265 @@
+//! Messages: send through the outbox, and receive envelopes one by one or a
+//! batch per transaction.
+
+use openmls::prelude::*;
+use rusqlite::Connection;
+
+use super::{Device, Outgoing, OutgoingKind, Received, Session, record_epoch};
+use crate::{
+    error::{Error, Result},
+    identity::MemberId,
+    mls,
+    model::{Content, Message, MessageState, NewMessage, validate_new_message, validate_title},
+    store::queries,
+};
+
+impl Device {
+    /// Encrypts and stores a message (state pending) and queues it for the
+    /// server, in one transaction.
+    pub fn send(&self, conversation: &str, message: NewMessage) -> Result<Outgoing> {
+        validate_new_message(&message)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let sent_at = queries::now_ms();
+        self.transact(|s| {
+            s.operational_group(conversation)?;
+            let content = Content::Text {
+                id: id.clone(),
+                body: message.body.clone(),
+                priority: message.priority,
+                sent_at,
+                reply_to: message.reply_to.clone(),
+                attachments: message.attachments.clone(),
+            };
+            let outgoing = self.encrypt(s, conversation, &id, &content)?;
+            let stored = Message {
+                id: id.clone(),
+                conversation: conversation.to_owned(),
+                sender: self.me.clone(),
+                body: message.body,
+                priority: message.priority,
+                sent_at,
+                reply_to: message.reply_to,
+                attachments: message.attachments,
+                state: MessageState::Pending,
+            };
+            queries::insert_message(s.conn(), &stored, outgoing.epoch)?;
+            Ok(outgoing)
+        })
+    }
+
+    /// Encrypts `content` for the conversation and puts it in the outbox.
+    pub(super) fn encrypt(
+        &self,
+        s: &mut Session<'_, '_>,
+        conversation: &str,
+        id: &str,
+        content: &Content,
+    ) -> Result<Outgoing> {
+        let conn = s.conn();
+        let (provider, group) = s.group(conversation)?;
+        let out = group
+            .create_message(provider, &self.signer, &content.to_bytes()?)
+            .map_err(|e| match e {
+                CreateMessageError::GroupStateError(MlsGroupStateError::PendingCommit) => {
+                    Error::PendingCommit
+                }
+                CreateMessageError::GroupStateError(MlsGroupStateError::UseAfterEviction) => {
+                    Error::NotMember
+                }
+                other => mls::mls_err(other),
+            })?;
+        let outgoing = Outgoing {
+            id: id.to_owned(),
+            conversation: conversation.to_owned(),
+            kind: OutgoingKind::Application,
+            epoch: group.epoch().as_u64(),
+            payload: mls::to_bytes(&out)?,
+            welcome: None,
+        };
+        queries::push_outbox(
+            conn,
+            conversation,
+            "application",
+            Some(id),
+            outgoing.epoch,
+            &outgoing.payload,
+            None,
+        )?;
+        Ok(outgoing)
+    }
+
+    /// The server stored an application envelope: take it off the outbox and
+    /// mark its message sent.
+    pub fn mark_sent(&self, id: &str) -> Result<()> {
+        self.store.write(|tx| {
+            queries::remove_message_from_outbox(tx, id)?;
+            match queries::set_message_state(tx, id, MessageState::Sent) {
+                Err(Error::NotFound { .. }) => Ok(()), // a details envelope has no message
+                other => other,
+            }
+        })
+    }
+
+    /// What still has to go to the server, oldest first.
+    pub fn outbox(&self) -> Result<Vec<Outgoing>> {
+        let rows = self.store.read(queries::outbox)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Outgoing {
+                id: r.message_id.unwrap_or_else(|| r.id.to_string()),
+                conversation: r.conversation,
+                kind: if r.kind == "commit" {
+                    OutgoingKind::Commit
+                } else {
+                    OutgoingKind::Application
+                },
+                epoch: r.epoch,
+                payload: r.payload,
+                welcome: r.welcome,
+            })
+            .collect())
+    }
+
+    /// Applies an envelope from the server: a Welcome, a commit, a proposal
+    /// or an application message. On any error nothing is stored.
+    pub fn receive(&self, bytes: &[u8]) -> Result<Received> {
+        self.transact(|s| self.apply_envelope(s, bytes))
+    }
+
+    /// Applies envelopes in server order in one transaction, each under its
+    /// own savepoint: one that fails is rolled back alone and reported in its
+    /// place, the others are applied. Catching up this way writes the group
+    /// state once per batch instead of once per message.
+    pub fn receive_batch(&self, envelopes: &[Vec<u8>]) -> Result<Vec<Result<Received>>> {
+        self.transact(|s| {
+            let mut results = Vec::with_capacity(envelopes.len());
+            for bytes in envelopes {
+                s.conn().execute_batch("SAVEPOINT envelope")?;
+                let result = self.apply_envelope(s, bytes);
+                if result.is_err() {
+                    s.conn()
+                        .execute_batch("ROLLBACK TO envelope; RELEASE envelope")?;
+                    // The failed envelope may have changed a group in memory
+                    // before failing; reload from the rolled-back state.
+                    s.groups.clear();
+                } else {
+                    s.conn().execute_batch("RELEASE envelope")?;
+                }
+                results.push(result);
+            }
+            Ok(results)
+        })
+    }
+
+    fn apply_envelope(&self, s: &mut Session<'_, '_>, bytes: &[u8]) -> Result<Received> {
+        match mls::parse(bytes)?.extract() {
+            MlsMessageBodyIn::Welcome(welcome) => self.join(s, welcome),
+            MlsMessageBodyIn::PrivateMessage(m) => self.process(s, m.into()),
+            MlsMessageBodyIn::PublicMessage(m) => self.process(s, m.into()),
+            _ => Err(Error::invalid("message", "not for a conversation")),
+        }
+    }
+
+    fn process(&self, s: &mut Session<'_, '_>, message: ProtocolMessage) -> Result<Received> {
+        let conversation = String::from_utf8(message.group_id().as_slice().to_vec())
+            .map_err(|_| Error::NotMember)?;
+        let message_epoch = message.epoch().as_u64();
+        let conn = s.conn();
+        match queries::conversation(conn, &conversation)? {
+            Some(c) if c.active => {}
+            _ => return Err(Error::NotMember),
+        }
+        let (provider, group) = s.group(&conversation)?;
+        let current_epoch = group.epoch().as_u64();
+        let processed = group
+            .process_message(provider, message)
+            .map_err(|e| mls::map_process_error(e, message_epoch, current_epoch))?;
+        let sender = mls::member_id(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => apply_content(
+                conn,
+                &conversation,
+                sender?,
+                &app.into_bytes(),
+                message_epoch,
+            ),
+            ProcessedMessageContent::ProposalMessage(proposal) => {
+                group
+                    .store_pending_proposal(provider.storage(), *proposal)
+                    .map_err(Error::from)?;
+                Ok(Received::Proposal { conversation })
+            }
+            ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(Error::invalid(
+                "message",
+                "external join proposals are not accepted",
+            )),
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let removed = staged.self_removed();
+                group
+                    .merge_staged_commit(provider, *staged)
+                    .map_err(mls::mls_err)?;
+                if removed {
+                    queries::set_epoch(conn, &conversation, group.epoch().as_u64(), false)?;
+                    return Ok(Received::Removed { conversation });
+                }
+                let epoch = record_epoch(conn, group, &conversation)?;
+                Ok(Received::Commit {
+                    conversation,
+                    epoch,
+                })
+            }
+            ProcessedMessageContent::OwnPendingCommit
+            | ProcessedMessageContent::OwnPrivateMessage => Ok(Received::Own),
+        }
+    }
+}
+
+/// Stores what a decrypted application message carries.
+fn apply_content(
+    conn: &Connection,
+    conversation: &str,
+    sender: MemberId,
+    bytes: &[u8],
+    epoch: u64,
+) -> Result<Received> {
+    match Content::from_bytes(bytes)? {
+        Content::Text {
+            id,
+            body,
+            priority,
+            sent_at,
+            reply_to,
+            attachments,
+        } => {
+            let message = Message {
+                id,
+                conversation: conversation.to_owned(),
+                sender,
+                body,
+                priority,
+                sent_at,
+                reply_to,
+                attachments,
+                state: MessageState::Received,
+            };
+            if !queries::insert_message(conn, &message, epoch)? {
+                // Same id again: a replay. The error rolls back the ratchet
+                // step too.
+                return Err(Error::Replay);
+            }
+            Ok(Received::Message(message))
+        }
+        Content::Details {
+            title,
+            kind,
+            patient,
+        } => {
+            validate_title(&title)?;
+            queries::update_details(conn, conversation, &title, kind, patient.as_ref())?;
+            let updated = queries::conversation(conn, conversation)?.ok_or(Error::NotFound {
+                what: "conversation",
+            })?;
+            Ok(Received::ConversationUpdated(updated))
+        }
+    }
+}

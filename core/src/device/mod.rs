@@ -1,0 +1,368 @@
+//! [`Device`]: one user's device, its identity, store and conversations.
+//!
+//! Every call that changes MLS state does so inside one store transaction. The
+//! loaded groups are kept in memory between calls, but only what a committed
+//! transaction produced: an error anywhere rolls the transaction back and
+//! drops the in-memory groups, so neither disk nor memory keeps a
+//! half-applied change.
+
+mod membership;
+mod messaging;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use openmls::prelude::{tls_codec::Serialize as _, *};
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::RustCrypto;
+use rusqlite::Connection;
+
+use crate::{
+    error::{Error, Result},
+    identity::MemberId,
+    keystore::{DbKey, KeyStore, KeyStoreError, write_private},
+    mls::{self, Provider},
+    model::{Conversation, Member, Message},
+    store::{Store, StoreError, queries},
+};
+
+const DB_FILE: &str = "pieper.db";
+const WRAPPED_KEY_FILE: &str = "pieper.db.key";
+
+/// What kind of envelope goes to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutgoingKind {
+    /// An encrypted application message.
+    Application,
+    /// An encrypted commit (a membership change); its Welcome, if any, goes
+    /// out only after the server accepted the commit.
+    Commit,
+}
+
+/// An encrypted envelope for the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Unique id of this envelope (for a text message, the message id).
+    pub id: String,
+    /// The conversation it is for.
+    pub conversation: String,
+    /// Application message or commit.
+    pub kind: OutgoingKind,
+    /// The epoch it was made in.
+    pub epoch: u64,
+    /// The MLS message (TLS-encoded ciphertext).
+    pub payload: Vec<u8>,
+    /// For a commit that adds members: their Welcome.
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// A membership change awaiting the server's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOut {
+    /// The conversation it changes.
+    pub conversation: String,
+    /// The epoch the commit was made in (the server accepts one per epoch).
+    pub epoch: u64,
+    /// The commit, for every current member.
+    pub commit: Vec<u8>,
+    /// The Welcome for added members; send only once the commit is accepted.
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// What an incoming envelope did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A new message, now stored.
+    Message(Message),
+    /// This device joined a conversation from a Welcome.
+    Joined(Conversation),
+    /// A conversation's details (title, kind, patient) arrived or changed.
+    ConversationUpdated(Conversation),
+    /// The conversation moved to a new epoch (members changed).
+    Commit {
+        /// The conversation.
+        conversation: String,
+        /// Its new epoch.
+        epoch: u64,
+    },
+    /// This device was removed from the conversation.
+    Removed {
+        /// The conversation.
+        conversation: String,
+    },
+    /// A proposal was queued for the next commit.
+    Proposal {
+        /// The conversation.
+        conversation: String,
+    },
+    /// An envelope this device sent itself, echoed back; nothing to apply.
+    Own,
+}
+
+/// One device of one user: identity, encrypted store and conversations.
+pub struct Device {
+    store: Store,
+    /// Groups as of the last committed transaction, loaded on first use.
+    groups: Mutex<HashMap<String, MlsGroup>>,
+    crypto: RustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+    me: MemberId,
+    dir: PathBuf,
+}
+
+impl Device {
+    /// Creates a new device store in `dir` for `id`, with a fresh signature
+    /// key and a random database key wrapped by `keystore`.
+    pub fn create(dir: impl AsRef<Path>, keystore: &dyn KeyStore, id: MemberId) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        let key = DbKey::random();
+        let wrapped = keystore.wrap_key(key.as_bytes())?;
+        // The wrapped key is written first and never overwritten: a second
+        // `create` in the same place fails here and destroys nothing.
+        write_private(&dir.join(WRAPPED_KEY_FILE), &wrapped).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::invalid("dir", "a device store already exists there")
+            } else {
+                StoreError::Io(e.to_string()).into()
+            }
+        })?;
+        let store = Store::open(&dir.join(DB_FILE), &key)?;
+        let crypto = RustCrypto::default();
+        let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(mls::mls_err)?;
+        store.write(|tx| {
+            signer
+                .store(Provider::new(&crypto, &**tx).storage())
+                .map_err(Error::from)?;
+            queries::insert_identity(tx, &id, signer.public())
+        })?;
+        Ok(Self::assemble(store, crypto, signer, id, dir))
+    }
+
+    /// Opens the device store in `dir`, unwrapping its key with `keystore`.
+    /// A keystore that cannot unwrap it gives [`Error::WrongKey`]; nothing on
+    /// disk changes.
+    pub fn open(dir: impl AsRef<Path>, keystore: &dyn KeyStore) -> Result<Self> {
+        let dir = dir.as_ref();
+        let wrapped = match std::fs::read(dir.join(WRAPPED_KEY_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    what: "device store",
+                });
+            }
+            Err(e) => return Err(StoreError::Io(e.to_string()).into()),
+        };
+        let key = keystore
+            .unwrap_key(&wrapped)
+            .and_then(|bytes| DbKey::from_bytes(&bytes))
+            .map_err(|e| match e {
+                KeyStoreError::CannotUnwrap => Error::WrongKey,
+                other => other.into(),
+            })?;
+        Self::open_with_key(dir, &key)
+    }
+
+    /// Opens the device store in `dir` with the raw database key.
+    pub fn open_with_key(dir: impl AsRef<Path>, key: &DbKey) -> Result<Self> {
+        let dir = dir.as_ref();
+        let store = Store::open(&dir.join(DB_FILE), key)?;
+        let crypto = RustCrypto::default();
+        let (id, public_key) = store.read(queries::load_identity)?;
+        let signer = store.read(|conn| {
+            SignatureKeyPair::read(
+                Provider::new(&crypto, conn).storage(),
+                &public_key,
+                SignatureScheme::ED25519,
+            )
+            .ok_or(Error::NotFound {
+                what: "signature key",
+            })
+        })?;
+        Ok(Self::assemble(store, crypto, signer, id, dir))
+    }
+
+    fn assemble(
+        store: Store,
+        crypto: RustCrypto,
+        signer: SignatureKeyPair,
+        me: MemberId,
+        dir: &Path,
+    ) -> Self {
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(me.to_credential_bytes()).into(),
+            signature_key: signer.to_public_vec().into(),
+        };
+        Self {
+            store,
+            groups: Mutex::new(HashMap::new()),
+            crypto,
+            signer,
+            credential,
+            me,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Who this device is.
+    pub fn id(&self) -> &MemberId {
+        &self.me
+    }
+
+    /// The directory holding this device's store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This device's Ed25519 public signature key.
+    pub fn signature_public_key(&self) -> &[u8] {
+        self.signer.public()
+    }
+
+    /// Makes `count` one-time KeyPackages for others to add this device with.
+    pub fn key_packages(&self, count: usize) -> Result<Vec<Vec<u8>>> {
+        self.transact(|s| {
+            (0..count)
+                .map(|_| self.key_package(&s.provider, false))
+                .collect()
+        })
+    }
+
+    /// Makes a last-resort KeyPackage, used when the one-time ones run out.
+    pub fn last_resort_key_package(&self) -> Result<Vec<u8>> {
+        self.transact(|s| self.key_package(&s.provider, true))
+    }
+
+    /// Runs an MLS operation in one store transaction. The groups it changes
+    /// are kept for the next call only if the transaction commits.
+    fn transact<T>(&self, f: impl FnOnce(&mut Session<'_, '_>) -> Result<T>) -> Result<T> {
+        let mut cache = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut working = std::mem::take(&mut *cache);
+        let result = self.store.write(|tx| {
+            f(&mut Session {
+                provider: Provider::new(&self.crypto, &**tx),
+                groups: &mut working,
+            })
+        });
+        if result.is_ok() {
+            *cache = working;
+        }
+        result
+    }
+
+    fn key_package(
+        &self,
+        provider: &Provider<'_, &Connection>,
+        last_resort: bool,
+    ) -> Result<Vec<u8>> {
+        let mut builder = KeyPackage::builder();
+        if last_resort {
+            builder = builder.mark_as_last_resort();
+        }
+        let bundle = builder
+            .build(
+                mls::CIPHERSUITE,
+                provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .map_err(mls::mls_err)?;
+        bundle
+            .key_package()
+            .tls_serialize_detached()
+            .map_err(mls::mls_err)
+    }
+
+    /// A conversation by id.
+    pub fn conversation(&self, id: &str) -> Result<Conversation> {
+        self.store
+            .read(|c| queries::conversation(c, id))?
+            .ok_or(Error::NotFound {
+                what: "conversation",
+            })
+    }
+
+    /// All conversations on this device.
+    pub fn conversations(&self) -> Result<Vec<Conversation>> {
+        self.store.read(queries::conversations)
+    }
+
+    /// The member devices of a conversation.
+    pub fn members(&self, conversation: &str) -> Result<Vec<Member>> {
+        self.store.read(|c| queries::members(c, conversation))
+    }
+
+    /// The `limit` newest messages of a conversation, oldest first.
+    pub fn messages(&self, conversation: &str, limit: u32) -> Result<Vec<Message>> {
+        self.store
+            .read(|c| queries::recent_messages(c, conversation, limit))
+    }
+
+    /// One message by id.
+    pub fn message(&self, id: &str) -> Result<Message> {
+        self.store
+            .read(|c| queries::message(c, id))?
+            .ok_or(Error::NotFound { what: "message" })
+    }
+
+    /// Searches this device's messages; every word must match (as a prefix).
+    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<Message>> {
+        self.store.read(|c| queries::search(c, query, limit))
+    }
+}
+
+/// One transaction's view: the provider writing to it, and the groups it has
+/// loaded or changed so far.
+struct Session<'c, 'g> {
+    provider: Provider<'c, &'c Connection>,
+    groups: &'g mut HashMap<String, MlsGroup>,
+}
+
+impl<'c> Session<'c, '_> {
+    /// The transaction's connection.
+    fn conn(&self) -> &'c Connection {
+        self.provider.connection()
+    }
+
+    /// The provider and a conversation's group, loading it on first use.
+    fn group(
+        &mut self,
+        conversation: &str,
+    ) -> Result<(&Provider<'c, &'c Connection>, &mut MlsGroup)> {
+        if !self.groups.contains_key(conversation) {
+            let group = mls::load_group(&self.provider, conversation)?;
+            self.groups.insert(conversation.to_owned(), group);
+        }
+        let group = self.groups.get_mut(conversation).ok_or(Error::NotFound {
+            what: "conversation",
+        })?;
+        Ok((&self.provider, group))
+    }
+
+    /// A group that can take a new message or commit.
+    fn operational_group(
+        &mut self,
+        conversation: &str,
+    ) -> Result<(&Provider<'c, &'c Connection>, &mut MlsGroup)> {
+        let (provider, group) = self.group(conversation)?;
+        if !group.is_active() {
+            return Err(Error::NotMember);
+        }
+        if group.pending_commit().is_some() {
+            return Err(Error::PendingCommit);
+        }
+        Ok((provider, group))
+    }
+}
+
+/// Stores a group's new epoch and member list; returns the epoch.
+fn record_epoch(conn: &Connection, group: &MlsGroup, conversation: &str) -> Result<u64> {
+    let epoch = group.epoch().as_u64();
+    queries::set_epoch(conn, conversation, epoch, group.is_active())?;
+    queries::replace_members(conn, conversation, &mls::members(group)?)?;
+    Ok(epoch)
+}
