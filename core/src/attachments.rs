@@ -5,7 +5,10 @@
 //! The key, the SHA-256 digest of the sealed blob and the size travel inside
 //! the MLS message; only the sealed blob goes to the server.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::{
+    io::{self, BufRead, BufReader, Read, Write},
+    sync::mpsc,
+};
 
 use chacha20poly1305::{
     ChaCha20Poly1305, KeyInit,
@@ -95,51 +98,86 @@ pub fn open(blob: &[u8], key: &AttachmentKey) -> Result<Vec<u8>, AttachmentError
 }
 
 /// Seals everything `input` yields into `output` under a fresh key.
+///
+/// Encryption runs on the calling thread while a second thread hashes and
+/// writes the sealed chunks, so the digest costs (almost) no extra time.
 pub fn seal_stream(
     mut input: impl Read,
-    mut output: impl Write,
+    output: impl Write + Send,
 ) -> Result<AttachmentKey, AttachmentError> {
     let mut key = [0u8; 32];
     OsRng.fill_bytes(&mut key);
     let mut nonce = [0u8; NONCE_PREFIX_SIZE];
     OsRng.fill_bytes(&mut nonce);
-
-    let mut digest = Sha256::new();
-    let mut emit = |bytes: &[u8]| -> io::Result<()> {
-        digest.update(bytes);
-        output.write_all(bytes)
-    };
-    emit(MAGIC)?;
-    emit(&nonce)?;
-
     let mut encryptor =
         EncryptorBE32::from_aead(ChaCha20Poly1305::new((&key).into()), (&nonce).into());
-    let mut size = 0u64;
-    let mut current = Vec::with_capacity(CHUNK_SIZE + TAG_SIZE);
-    let mut next = Vec::with_capacity(CHUNK_SIZE + TAG_SIZE);
-    read_chunk(&mut input, &mut current)?;
-    // Read one chunk ahead: the last chunk is sealed with the "last" flag.
-    loop {
-        read_chunk(&mut input, &mut next)?;
-        size += current.len() as u64;
-        if next.is_empty() {
+
+    let (digest, size) = std::thread::scope(|scope| {
+        let (sealed_tx, sealed_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let writer = scope.spawn(move || hash_and_write(output, sealed_rx, spare_tx));
+
+        let mut header = Vec::with_capacity(HEADER_SIZE);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&nonce);
+        let mut size = 0u64;
+        let sealing = || -> Result<(), AttachmentError> {
+            if sealed_tx.send(header).is_err() {
+                return Ok(()); // the writer failed; its error is reported below
+            }
+            let mut current = Vec::with_capacity(CHUNK_SIZE + TAG_SIZE);
+            read_chunk(&mut input, &mut current)?;
+            // Read one chunk ahead: the last chunk is sealed with the "last" flag.
+            loop {
+                let mut next = spare_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE + TAG_SIZE));
+                read_chunk(&mut input, &mut next)?;
+                size += current.len() as u64;
+                if next.is_empty() {
+                    break;
+                }
+                encryptor
+                    .encrypt_next_in_place(b"", &mut current)
+                    .map_err(|_| AttachmentError::Tampered)?;
+                if sealed_tx.send(current).is_err() {
+                    return Ok(());
+                }
+                current = next;
+            }
             encryptor
                 .encrypt_last_in_place(b"", &mut current)
                 .map_err(|_| AttachmentError::Tampered)?;
-            emit(&current)?;
-            break;
-        }
-        encryptor
-            .encrypt_next_in_place(b"", &mut current)
-            .map_err(|_| AttachmentError::Tampered)?;
-        emit(&current)?;
-        std::mem::swap(&mut current, &mut next);
+            let _ = sealed_tx.send(current);
+            Ok(())
+        };
+        let sealed = sealing();
+        // Closing the channel ends the writer.
+        drop(sealed_tx);
+        let digest = writer
+            .join()
+            .map_err(|_| AttachmentError::Io(io::Error::other("attachment writer panicked")))??;
+        sealed.map(|()| (digest, size))
+    })?;
+    Ok(AttachmentKey { key, digest, size })
+}
+
+/// The writer side of [`seal_stream`]: hashes and writes each sealed piece,
+/// handing emptied buffers back for reuse.
+fn hash_and_write(
+    mut output: impl Write,
+    sealed: mpsc::Receiver<Vec<u8>>,
+    spare: mpsc::SyncSender<Vec<u8>>,
+) -> Result<[u8; 32], AttachmentError> {
+    let mut digest = Sha256::new();
+    for mut piece in sealed {
+        digest.update(&piece);
+        output.write_all(&piece)?;
+        piece.clear();
+        let _ = spare.try_send(piece);
     }
-    Ok(AttachmentKey {
-        key,
-        digest: digest.finalize().into(),
-        size,
-    })
+    output.flush()?;
+    Ok(digest.finalize().into())
 }
 
 /// Opens a sealed blob from `input` into `output`. On error, whatever was
@@ -339,6 +377,29 @@ mod tests {
             Err(AttachmentError::DigestMismatch)
         ));
         Ok(())
+    }
+
+    /// A destination that fails (a full disk) is reported, not swallowed.
+    #[test]
+    fn failing_output_is_an_io_error() {
+        struct FailsAfter(usize);
+        impl Write for FailsAfter {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+                }
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let data = sample(5 * CHUNK_SIZE);
+        let result = seal_stream(data.as_slice(), FailsAfter(2 * CHUNK_SIZE));
+        assert!(
+            matches!(result, Err(AttachmentError::Io(e)) if e.kind() == io::ErrorKind::StorageFull)
+        );
     }
 
     /// Locks the sealed format: header, chunk layout and tag size.
