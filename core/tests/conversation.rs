@@ -351,3 +351,38 @@ fn a_batch_applies_in_order_and_isolates_a_bad_envelope() -> TestResult {
     assert!(matches!(c.receive(&next.payload)?, Received::Message(_)));
     Ok(())
 }
+
+#[test]
+fn an_attachment_key_travels_inside_the_message_and_opens_the_blob() -> TestResult {
+    use pieper_core::{AttachmentRef, attachments};
+    let a = TestDevice::new("a", "phone")?;
+    let b = TestDevice::new("b", "tablet")?;
+    let conv = conversation_with(&a, &[&b], "Wondfoto")?;
+    let photo: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (blob, key) = attachments::seal(&photo)?;
+    let reference = AttachmentRef {
+        blob_id: "blob-1".into(),
+        name: "wond.jpg".into(),
+        mime_type: "image/jpeg".into(),
+        key,
+    };
+    let out = a.send(
+        &conv.id,
+        NewMessage {
+            attachments: vec![reference.clone()],
+            ..NewMessage::text("Foto van de wond")
+        },
+    )?;
+    // The key is not visible in the envelope the server gets.
+    assert!(!out.payload.windows(32).any(|w| w == reference.key.key));
+    let Received::Message(m) = b.receive(&out.payload)? else {
+        panic!("expected a message")
+    };
+    assert_eq!(m.attachments, vec![reference]);
+    assert_eq!(attachments::open(&blob, &m.attachments[0].key)?, photo);
+    // And it survives in the store.
+    let b = b.restart()?;
+    let stored = b.message(&m.id)?;
+    assert_eq!(attachments::open(&blob, &stored.attachments[0].key)?, photo);
+    Ok(())
+}
