@@ -1,1 +1,367 @@
+//! The types Pieper clients and the server exchange: requests, responses, the
+//! opaque encrypted envelope, and the error body. Serde only: no I/O here, so
+//! the core and the server share these without importing each other.
+//!
+//! The server never sees plaintext: every `payload` is MLS ciphertext and
+//! every blob is a sealed attachment.
+
+mod bytes;
+
+pub use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version; sent as the `pieper-protocol` header.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The header that carries [`PROTOCOL_VERSION`].
+pub const PROTOCOL_HEADER: &str = "pieper-protocol";
+/// Where the versioned API lives.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// A staff member's role in the practice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// GP.
+    Huisarts,
+    /// Practice nurse.
+    Poh,
+    /// Doctor's assistant.
+    Assistent,
+    /// Practice manager.
+    Manager,
+    /// Administrator of the practice's accounts.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Huisarts => "huisarts",
+            Role::Poh => "poh",
+            Role::Assistent => "assistent",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "huisarts" => Role::Huisarts,
+            "poh" => Role::Poh,
+            "assistent" => Role::Assistent,
+            "manager" => Role::Manager,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+
+    /// Whether the role manages the practice (devices of others, audit log).
+    pub fn manages_practice(self) -> bool {
+        matches!(self, Role::Manager | Role::Admin)
+    }
+}
+
+/// Log in with password and TOTP, enrolling this device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// The practice's id.
+    pub practice: String,
+    /// The user's name within the practice.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The current 6-digit TOTP code.
+    pub totp: String,
+    /// A name for the device being enrolled ("telefoon", "balie-tablet").
+    pub device_name: String,
+}
+
+/// A successful login: the enrolled device and its bearer token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The practice.
+    pub practice: String,
+    /// The user.
+    pub user_id: String,
+    /// The user's role.
+    pub role: Role,
+    /// The new device.
+    pub device_id: String,
+    /// The device's bearer token; shown once, stored hashed by the server.
+    pub device_token: String,
+}
+
+/// A device as the server knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Its id.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was enrolled (ms since the Unix epoch).
+    pub created_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// KeyPackages of the calling device for others to add it with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UploadKeyPackages {
+    /// One-time KeyPackages (TLS-encoded).
+    pub key_packages: Vec<Bytes>,
+    /// The device's last-resort KeyPackage, replacing an earlier one.
+    pub last_resort: Option<Bytes>,
+}
+
+/// Claim one KeyPackage of every active device of these users.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimKeyPackages {
+    /// The users whose devices are to be added.
+    pub user_ids: Vec<String>,
+}
+
+/// A claimed KeyPackage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimedKeyPackage {
+    /// The device it belongs to.
+    pub device_id: String,
+    /// That device's user.
+    pub user_id: String,
+    /// The KeyPackage (TLS-encoded).
+    pub key_package: Bytes,
+}
+
+/// The answer to [`ClaimKeyPackages`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimedKeyPackages {
+    /// One per device that had a KeyPackage.
+    pub key_packages: Vec<ClaimedKeyPackage>,
+    /// Devices that had none left (they must upload more).
+    pub exhausted_devices: Vec<String>,
+}
+
+/// Register a new conversation (its MLS group was created on the device).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateConversation {
+    /// The conversation id, which is also the MLS group id.
+    pub id: String,
+}
+
+/// A conversation's delivery state on the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationInfo {
+    /// Its id.
+    pub id: String,
+    /// The MLS epoch the server has accepted a commit for last.
+    pub epoch: u64,
+    /// The member devices.
+    pub member_devices: Vec<String>,
+}
+
+/// What an envelope carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvelopeKind {
+    /// An MLS application message.
+    Application,
+    /// An MLS commit (the server accepts one per epoch).
+    Commit,
+    /// An MLS Welcome, for one added device.
+    Welcome,
+}
+
+/// How urgent a message is; only this, never content, reaches push.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Ordinary.
+    #[default]
+    Routine,
+    /// Wakes the recipients' phones.
+    Urgent,
+}
+
+/// Send one envelope to a conversation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// The client's unique id for it: a resend with the same id is stored once.
+    pub id: String,
+    /// Application message or commit.
+    pub kind: EnvelopeKind,
+    /// The epoch it was made in.
+    pub epoch: u64,
+    /// The MLS message.
+    pub payload: Bytes,
+    /// With a commit that adds devices: their Welcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<Bytes>,
+    /// With a commit: the devices it adds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_devices: Vec<String>,
+    /// With a commit: the devices it removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_devices: Vec<String>,
+    /// The patient the conversation is about, as the client declares it for
+    /// the audit trail (an opaque reference or pseudonym).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    /// Routine or urgent.
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// The server stored the envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResponse {
+    /// Its sequence number in the conversation.
+    pub seq: u64,
+    /// Its position in the server's log (the sync cursor).
+    pub position: u64,
+}
+
+/// An envelope as delivered to a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Position in the server's log; the device's cursor moves past it.
+    pub position: u64,
+    /// The conversation.
+    pub conversation: String,
+    /// Sequence number within the conversation (Welcomes share their commit's).
+    pub seq: u64,
+    /// What it carries.
+    pub kind: EnvelopeKind,
+    /// The epoch it was made in.
+    pub epoch: u64,
+    /// The client id the sender gave it.
+    pub id: String,
+    /// The sending device.
+    pub sender_device: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// When the server stored it (ms since the Unix epoch).
+    pub stored_at: i64,
+    /// The MLS message.
+    pub payload: Bytes,
+}
+
+/// A page of envelopes after a cursor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// In server order.
+    pub envelopes: Vec<Envelope>,
+    /// The cursor to ask from next.
+    pub next: u64,
+    /// Whether more envelopes wait after this page.
+    pub more: bool,
+}
+
+/// What the server sends on a device's WebSocket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// A new envelope for this device.
+    Envelope(Envelope),
+}
+
+/// An uploaded sealed attachment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobCreated {
+    /// Its id.
+    pub id: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// One access event (NEN 7513 fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Its id, increasing.
+    pub id: u64,
+    /// When (ms since the Unix epoch).
+    pub at: i64,
+    /// The practice.
+    pub practice_id: String,
+    /// Who (absent for a failed login of an unknown user).
+    pub user_id: Option<String>,
+    /// In which role.
+    pub role: Option<String>,
+    /// From which device.
+    pub device_id: Option<String>,
+    /// What was done (`login`, `message.send`, `attachment.fetch`, ...).
+    pub action: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The patient, as the client declared it.
+    pub patient: Option<String>,
+    /// The source address.
+    pub source: Option<String>,
+    /// Extra facts without content (ids, counts).
+    pub detail: Option<String>,
+}
+
+/// An error body (RFC 9457 problem details) with a stable `code`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The stable, machine-readable code (see [`codes`]).
+    pub code: String,
+    /// What happened, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For `stale_epoch`: the conversation's current epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<u64>,
+    /// For `throttled`: seconds until a retry may succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// The stable error codes of [`Problem::code`].
+pub mod codes {
+    /// Missing or unknown credentials or token.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The TOTP code is wrong.
+    pub const TOTP_INVALID: &str = "totp_invalid";
+    /// The TOTP code was already used.
+    pub const TOTP_REUSED: &str = "totp_reused";
+    /// The device was revoked: sign out.
+    pub const DEVICE_REVOKED: &str = "device_revoked";
+    /// Allowed for others, not for this caller.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// No such thing (or not visible to the caller).
+    pub const NOT_FOUND: &str = "not_found";
+    /// A commit for an epoch the conversation has left: fetch, re-apply, retry.
+    pub const STALE_EPOCH: &str = "stale_epoch";
+    /// The request is malformed.
+    pub const INVALID: &str = "invalid";
+    /// The body is larger than allowed.
+    pub const TOO_LARGE: &str = "too_large";
+    /// Too many failures: wait `retry_after` seconds.
+    pub const THROTTLED: &str = "throttled";
+    /// It exists already.
+    pub const CONFLICT: &str = "conflict";
+    /// A fault on the server.
+    pub const INTERNAL: &str = "internal";
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.code, self.status)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}

@@ -1,0 +1,297 @@
+//! Practices, users, devices and KeyPackages.
+
+use pieper_wire::{DeviceInfo, Role};
+use sqlx::Row;
+
+use super::{Db, now_ms};
+use crate::error::{AppError, AppResult};
+
+/// A user as needed to check a login.
+pub struct UserRow {
+    pub id: String,
+    pub practice_id: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub totp_secret: String,
+}
+
+/// The device behind a bearer token.
+#[derive(Clone, Debug)]
+pub struct DeviceRow {
+    pub id: String,
+    pub user_id: String,
+    pub practice_id: String,
+    pub role: Role,
+    pub revoked_at: Option<i64>,
+}
+
+fn role(text: &str) -> AppResult<Role> {
+    Role::parse(text).ok_or_else(|| AppError::Internal(format!("stored role {text:?} unknown")))
+}
+
+impl Db {
+    /// Creates a practice.
+    pub async fn create_practice(&self, id: &str, name: &str) -> AppResult<()> {
+        let result =
+            sqlx::query("INSERT INTO practices (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(name)
+                .bind(now_ms())
+                .execute(self.pool())
+                .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(AppError::Conflict("practice"))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// Creates a user; returns its id.
+    pub async fn create_user(
+        &self,
+        practice: &str,
+        username: &str,
+        display_name: &str,
+        role: Role,
+        password_hash: &str,
+        totp_secret: &str,
+    ) -> AppResult<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let result = sqlx::query(
+            "INSERT INTO users (id, practice_id, username, display_name, role, password_hash, totp_secret, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(practice)
+        .bind(username)
+        .bind(display_name)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(totp_secret)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(AppError::Conflict("user"))
+            }
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(AppError::NotFound("practice"))
+            }
+            other => other.map(|_| id).map_err(Into::into),
+        }
+    }
+
+    /// A user by practice and user name.
+    pub async fn find_user(&self, practice: &str, username: &str) -> AppResult<Option<UserRow>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, role, password_hash, totp_secret FROM users
+             WHERE practice_id = $1 AND username = $2",
+        )
+        .bind(practice)
+        .bind(username)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(UserRow {
+                id: r.try_get("id")?,
+                practice_id: r.try_get("practice_id")?,
+                role: role(&r.try_get::<String, _>("role")?)?,
+                password_hash: r.try_get("password_hash")?,
+                totp_secret: r.try_get("totp_secret")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that TOTP time step `step` was used; `false` if it (or a later
+    /// one) was used before, so no code works twice.
+    pub async fn consume_totp_step(&self, user_id: &str, step: i64) -> AppResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET last_totp_step = $1 WHERE id = $2 AND last_totp_step < $1",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Enrols a device; returns its id.
+    pub async fn create_device(
+        &self,
+        user: &UserRow,
+        name: &str,
+        token_hash: &str,
+    ) -> AppResult<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&user.id)
+        .bind(&user.practice_id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// The device a token hash belongs to.
+    pub async fn device_by_token_hash(&self, token_hash: &str) -> AppResult<Option<DeviceRow>> {
+        let row = sqlx::query(
+            "SELECT d.id, d.user_id, d.practice_id, d.revoked_at, u.role FROM devices d
+             JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(DeviceRow {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                practice_id: r.try_get("practice_id")?,
+                revoked_at: r.try_get("revoked_at")?,
+                role: role(&r.try_get::<String, _>("role")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Devices of a practice, or of one user in it.
+    pub async fn list_devices(
+        &self,
+        practice: &str,
+        user: Option<&str>,
+    ) -> AppResult<Vec<DeviceInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, name, created_at, revoked_at FROM devices
+             WHERE practice_id = $1 AND ($2 IS NULL OR user_id = $2) ORDER BY created_at, id",
+        )
+        .bind(practice)
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(DeviceInfo {
+                    id: r.try_get("id")?,
+                    user_id: r.try_get("user_id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A device of the practice, by id.
+    pub async fn device_in_practice(
+        &self,
+        practice: &str,
+        id: &str,
+    ) -> AppResult<Option<DeviceInfo>> {
+        Ok(self
+            .list_devices(practice, None)
+            .await?
+            .into_iter()
+            .find(|d| d.id == id))
+    }
+
+    /// Revokes a device: its token stops working at once.
+    pub async fn revoke_device(&self, id: &str) -> AppResult<()> {
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a device's KeyPackages; a new last-resort one replaces the old.
+    pub async fn add_key_packages(
+        &self,
+        device: &str,
+        key_packages: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+    ) -> AppResult<()> {
+        let mut w = self.begin_write().await?;
+        for kp in key_packages {
+            sqlx::query(
+                "INSERT INTO key_packages (device_id, data, last_resort) VALUES ($1, $2, 0)",
+            )
+            .bind(device)
+            .bind(kp.as_slice())
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        if let Some(kp) = last_resort {
+            sqlx::query("DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 1")
+                .bind(device)
+                .execute(&mut *w.tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO key_packages (device_id, data, last_resort) VALUES ($1, $2, 1)",
+            )
+            .bind(device)
+            .bind(kp)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims one KeyPackage of every active device of `users` (all in
+    /// `practice`): a one-time package, which is then gone, or else the
+    /// last-resort one, which stays. Returns (device, user, package) and the
+    /// devices that had none.
+    pub async fn claim_key_packages(
+        &self,
+        practice: &str,
+        users: &[String],
+    ) -> AppResult<(Vec<(String, String, Vec<u8>)>, Vec<String>)> {
+        let mut w = self.begin_write().await?;
+        let mut claimed = Vec::new();
+        let mut exhausted = Vec::new();
+        for user in users {
+            let devices = sqlx::query(
+                "SELECT id FROM devices WHERE practice_id = $1 AND user_id = $2 AND revoked_at IS NULL ORDER BY id",
+            )
+            .bind(practice)
+            .bind(user)
+            .fetch_all(&mut *w.tx)
+            .await?;
+            if devices.is_empty() {
+                return Err(AppError::NotFound("user"));
+            }
+            for d in devices {
+                let device: String = d.try_get("id")?;
+                let kp = sqlx::query(
+                    "SELECT id, data, last_resort FROM key_packages WHERE device_id = $1
+                     ORDER BY last_resort, id LIMIT 1",
+                )
+                .bind(&device)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+                let Some(kp) = kp else {
+                    exhausted.push(device);
+                    continue;
+                };
+                if kp.try_get::<i64, _>("last_resort")? == 0 {
+                    sqlx::query("DELETE FROM key_packages WHERE id = $1")
+                        .bind(kp.try_get::<i64, _>("id")?)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                claimed.push((device, user.clone(), kp.try_get("data")?));
+            }
+        }
+        w.tx.commit().await?;
+        Ok((claimed, exhausted))
+    }
+}

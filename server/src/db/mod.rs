@@ -1,0 +1,143 @@
+//! The server's storage: one code path over SQLite (embedded, the default)
+//! and PostgreSQL (a care group on several instances), through sqlx's `Any`
+//! driver with runtime queries. Each backend has its own migrations.
+//!
+//! Writes to the log are serialized so that positions become visible in
+//! order (a cursor never skips an envelope that commits later): a process
+//! lock on SQLite, a transaction-scoped advisory lock on PostgreSQL.
+
+pub mod accounts;
+pub mod audit;
+pub mod delivery;
+
+use std::time::Duration;
+
+use sqlx::{
+    Any, AnyPool, Executor, Row, Transaction,
+    any::{AnyPoolOptions, install_default_drivers},
+};
+
+use crate::error::AppResult;
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+const SQLITE_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/001_initial.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/001_initial.sql")];
+
+/// The database, shared by all handlers.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// Serializes log writes on SQLite (one writer at a time anyway).
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Db {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> AppResult<Self> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // FULL: an acknowledged message survives a power cut.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let db = Self {
+            pool,
+            backend,
+            write_gate: Default::default(),
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for queries outside a transaction.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> AppResult<()> {
+        let steps = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Two instances starting together migrate one after the other.
+            tx.execute("SELECT pg_advisory_xact_lock(734001)").await?;
+        }
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .await?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("v")?;
+        for (index, sql) in steps.iter().enumerate().skip(current as usize) {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(index as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Begins a write transaction; writes are serialized so log positions commit in order.
+    pub async fn begin_write(&self) -> AppResult<Write<'_>> {
+        let gate = match self.backend {
+            Backend::Sqlite => Some(self.write_gate.lock().await),
+            Backend::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(734002)").await?;
+        }
+        Ok(Write { tx, _gate: gate })
+    }
+}
+
+/// A write transaction (see [`Db::begin_write`]).
+pub struct Write<'a> {
+    /// The transaction.
+    pub tx: Transaction<'static, Any>,
+    _gate: Option<tokio::sync::MutexGuard<'a, ()>>,
+}

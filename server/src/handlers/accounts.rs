@@ -1,0 +1,239 @@
+//! Login with 2FA, devices, KeyPackages.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Path, State},
+    http::StatusCode,
+};
+use pieper_wire::{
+    ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, DeviceInfo, LoginRequest,
+    LoginResponse, UploadKeyPackages,
+};
+
+use super::audit_by;
+use crate::{
+    auth::{self, DeviceAuth},
+    db::audit::NewAuditEvent,
+    error::{AppError, AppResult, JsonBody},
+    state::AppState,
+};
+
+/// Most KeyPackages one upload may hold.
+const MAX_KEY_PACKAGES: usize = 200;
+
+/// `POST /api/v1/login`: password + TOTP; enrols a device.
+#[tracing::instrument(skip_all, err(level = "info"))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> AppResult<Json<LoginResponse>> {
+    let device_name = req.device_name.trim();
+    if device_name.is_empty() || device_name.len() > 100 {
+        return Err(AppError::Invalid(
+            "device_name must be 1 to 100 characters".into(),
+        ));
+    }
+    let account_key = format!("account:{}/{}", req.practice, req.username);
+    let address_key = format!("address:{}", source.ip());
+    let throttled = state
+        .account_throttle
+        .check(&[&account_key])
+        .and(state.address_throttle.check(&[&address_key]));
+    if let Err(retry_after) = throttled {
+        state
+            .metrics
+            .logins_throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(AppError::Throttled { retry_after });
+    }
+    // (user id, role) once the user is known.
+    let count_failure = || {
+        state.account_throttle.fail(&[&account_key]);
+        state.address_throttle.fail(&[&address_key]);
+        state
+            .metrics
+            .logins_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let failure = |user: Option<&(String, String)>, detail: &str| NewAuditEvent {
+        practice_id: req.practice.clone(),
+        user_id: user.map(|u| u.0.clone()),
+        role: user.map(|u| u.1.clone()),
+        action: "login",
+        outcome: "failure",
+        source: Some(source.ip().to_string()),
+        detail: Some(detail.to_owned()),
+        ..NewAuditEvent::default()
+    };
+
+    let user = state.db.find_user(&req.practice, &req.username).await?;
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| auth::dummy_hash().to_owned());
+    let password = req.password.clone();
+    let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let (Some(user), true) = (user, password_ok) else {
+        count_failure();
+        state
+            .db
+            .audit(failure(None, "wrong user or password"))
+            .await?;
+        return Err(AppError::Unauthorized);
+    };
+    let who = (user.id.clone(), user.role.as_str().to_owned());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let Some(step) = auth::totp_step(&user.totp_secret, &req.totp, now)? else {
+        count_failure();
+        state
+            .db
+            .audit(failure(Some(&who), "wrong TOTP code"))
+            .await?;
+        return Err(AppError::TotpInvalid);
+    };
+    if !state.db.consume_totp_step(&user.id, step).await? {
+        count_failure();
+        state
+            .db
+            .audit(failure(Some(&who), "TOTP code reused"))
+            .await?;
+        return Err(AppError::TotpReused);
+    }
+
+    state.account_throttle.clear(&account_key);
+    let (token, token_hash) = auth::new_device_token();
+    let device_id = state
+        .db
+        .create_device(&user, device_name, &token_hash)
+        .await?;
+    state
+        .metrics
+        .logins_succeeded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for action in ["login", "device.enrol"] {
+        state
+            .db
+            .audit(NewAuditEvent {
+                practice_id: user.practice_id.clone(),
+                user_id: Some(user.id.clone()),
+                role: Some(user.role.as_str().to_owned()),
+                device_id: Some(device_id.clone()),
+                action,
+                outcome: "success",
+                source: Some(source.ip().to_string()),
+                ..NewAuditEvent::default()
+            })
+            .await?;
+    }
+    Ok(Json(LoginResponse {
+        practice: user.practice_id,
+        user_id: user.id,
+        role: user.role,
+        device_id,
+        device_token: token,
+    }))
+}
+
+/// `GET /api/v1/devices`: the caller's devices; a manager sees the practice's.
+pub async fn list_devices(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<Vec<DeviceInfo>>> {
+    let user = (!auth.0.role.manages_practice()).then_some(auth.0.user_id.as_str());
+    Ok(Json(
+        state.db.list_devices(&auth.0.practice_id, user).await?,
+    ))
+}
+
+/// `DELETE /api/v1/devices/{id}`: revoke one of the caller's devices (a
+/// manager: any of the practice's). Its token stops working at once.
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let device = state
+        .db
+        .device_in_practice(&auth.0.practice_id, &id)
+        .await?
+        .ok_or(AppError::NotFound("device"))?;
+    if device.user_id != auth.0.user_id && !auth.0.role.manages_practice() {
+        return Err(AppError::NotFound("device"));
+    }
+    state.db.revoke_device(&id).await?;
+    state.hub.disconnect(&id);
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!("revoked device {id}")),
+            ..audit_by(&auth, source, "device.revoke")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/key-packages`: the caller's KeyPackages.
+pub async fn upload_key_packages(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<UploadKeyPackages>,
+) -> AppResult<StatusCode> {
+    if req.key_packages.len() > MAX_KEY_PACKAGES {
+        return Err(AppError::Invalid(format!(
+            "at most {MAX_KEY_PACKAGES} KeyPackages"
+        )));
+    }
+    if req
+        .key_packages
+        .iter()
+        .chain(&req.last_resort)
+        .any(|kp| kp.0.is_empty())
+    {
+        return Err(AppError::Invalid("empty KeyPackage".into()));
+    }
+    let packages: Vec<Vec<u8>> = req.key_packages.into_iter().map(|b| b.0).collect();
+    state
+        .db
+        .add_key_packages(
+            &auth.0.id,
+            &packages,
+            req.last_resort.as_ref().map(|b| b.0.as_slice()),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/key-packages/claim`: one KeyPackage per device of the users.
+pub async fn claim_key_packages(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<ClaimKeyPackages>,
+) -> AppResult<Json<ClaimedKeyPackages>> {
+    if req.user_ids.is_empty() || req.user_ids.len() > 100 {
+        return Err(AppError::Invalid("claim for 1 to 100 users".into()));
+    }
+    let (claimed, exhausted) = state
+        .db
+        .claim_key_packages(&auth.0.practice_id, &req.user_ids)
+        .await?;
+    Ok(Json(ClaimedKeyPackages {
+        key_packages: claimed
+            .into_iter()
+            .map(|(device_id, user_id, kp)| ClaimedKeyPackage {
+                device_id,
+                user_id,
+                key_package: kp.into(),
+            })
+            .collect(),
+        exhausted_devices: exhausted,
+    }))
+}

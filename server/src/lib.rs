@@ -1,0 +1,78 @@
+//! Pieper's sync server: practices and accounts with 2FA, devices, the MLS
+//! delivery service (ciphertext only), live fan-out, attachments and the
+//! audit log. SQLite by default, PostgreSQL for a care group.
+
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod handlers;
+pub mod hub;
+pub mod metrics;
+pub mod openapi;
+pub mod router;
+pub mod settings;
+pub mod state;
+pub mod throttle;
+
+use std::{future::Future, net::SocketAddr};
+
+use tokio::net::TcpListener;
+
+use crate::{db::Db, error::AppResult, settings::Settings, state::AppState};
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn launch_with_listener(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> AppResult<()> {
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| error::AppError::Internal(format!("data dir: {e}")))?;
+    }
+    let db = Db::connect(&settings.database_url()).await?;
+    let state = AppState::new(db, settings);
+    if state.db.backend() == db::Backend::Postgres {
+        let url = state.settings.database_url();
+        tokio::spawn(relay_notifications(state.clone(), url));
+    }
+    let app = router::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| error::AppError::Internal(format!("serve: {e}")))
+}
+
+/// Delivers what other instances stored to the devices connected here
+/// (PostgreSQL LISTEN/NOTIFY). Reconnects when the connection drops.
+async fn relay_notifications(state: AppState, url: String) {
+    loop {
+        if let Err(e) = relay_once(&state, &url).await {
+            tracing::warn!(error = %e, "notification listener failed; reconnecting");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+async fn relay_once(state: &AppState, url: &str) -> AppResult<()> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen("pieper_envelopes").await?;
+    loop {
+        let note = listener.recv().await?;
+        let mut parts = note.payload().split(':');
+        let (Some(instance), Some(position), Some(count)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if instance == &*state.instance {
+            continue; // delivered already by this instance
+        }
+        let (Ok(position), Ok(count)) = (position.parse::<i64>(), count.parse::<i64>()) else {
+            continue;
+        };
+        for (envelope, devices) in state.db.deliveries_at(position, count).await? {
+            state.hub.deliver(&envelope, &devices, &state.metrics);
+        }
+    }
+}

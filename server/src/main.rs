@@ -1,0 +1,99 @@
+//! `pieper-server`: parses the configuration and runs the server or an admin
+//! command.
+
+use clap::Parser;
+use pieper_server::{
+    auth,
+    db::Db,
+    settings::{AdminCommand, Cli, Command, Settings},
+};
+use pieper_wire::Role;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr: stdout carries what commands print for scripts.
+    let filter = EnvFilter::try_from_env("PIEPER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.settings.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.settings).await,
+        Command::Admin(command) => admin(cli.settings, command).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pieper-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    // Tests and scripts read the bound address (the port may be 0).
+    println!("listening on {}", listener.local_addr()?);
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    pieper_server::launch_with_listener(settings, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn admin(
+    settings: Settings,
+    command: AdminCommand,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let db = Db::connect(&settings.database_url()).await?;
+    match command {
+        AdminCommand::CreatePractice { id, name } => {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err("the practice id takes letters, digits, '-', '_' and '.'".into());
+            }
+            db.create_practice(&id, &name).await?;
+            println!("created practice {id}");
+        }
+        AdminCommand::CreateUser {
+            practice,
+            username,
+            display_name,
+            role,
+            password,
+            json,
+        } => {
+            let role =
+                Role::parse(&role).ok_or("role: huisarts, poh, assistent, manager or admin")?;
+            let hash = auth::hash_password(&password)?;
+            let secret = auth::new_totp_secret();
+            let id = db
+                .create_user(&practice, &username, &display_name, role, &hash, &secret)
+                .await?;
+            let url = auth::otpauth_url(&practice, &username, &secret);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "user_id": id, "totp_secret": secret, "otpauth_url": url })
+                );
+            } else {
+                println!("created user {username} ({id})\nTOTP secret: {secret}\nenrol: {url}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Counters for Prometheus (text exposition format). No labels with content,
+//! ids or patients: only counts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The server's counters.
+#[derive(Default)]
+pub struct Metrics {
+    pub logins_succeeded: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub logins_throttled: AtomicU64,
+    pub envelopes_stored: AtomicU64,
+    pub stale_commits: AtomicU64,
+    pub live_delivered: AtomicU64,
+    pub slow_connections_dropped: AtomicU64,
+    pub blobs_stored: AtomicU64,
+}
+
+impl Metrics {
+    /// The exposition text; `connections` is the live gauge.
+    pub fn render(&self, connections: usize) -> String {
+        let counters = [
+            (
+                "pieper_logins_succeeded_total",
+                "Successful logins.",
+                &self.logins_succeeded,
+            ),
+            (
+                "pieper_logins_failed_total",
+                "Failed logins.",
+                &self.logins_failed,
+            ),
+            (
+                "pieper_logins_throttled_total",
+                "Logins refused by throttling.",
+                &self.logins_throttled,
+            ),
+            (
+                "pieper_envelopes_stored_total",
+                "Envelopes stored.",
+                &self.envelopes_stored,
+            ),
+            (
+                "pieper_stale_commits_total",
+                "Commits refused for a stale epoch.",
+                &self.stale_commits,
+            ),
+            (
+                "pieper_live_delivered_total",
+                "Envelopes queued to live connections.",
+                &self.live_delivered,
+            ),
+            (
+                "pieper_slow_connections_dropped_total",
+                "Live connections dropped for not reading.",
+                &self.slow_connections_dropped,
+            ),
+            (
+                "pieper_blobs_stored_total",
+                "Attachment blobs stored.",
+                &self.blobs_stored,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in counters {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP pieper_live_connections Live WebSocket connections.\n# TYPE pieper_live_connections gauge\npieper_live_connections {connections}\n"
+        ));
+        out
+    }
+}

@@ -1,0 +1,136 @@
+//! The OpenAPI 3.1 description of the API, served at `/openapi.json`.
+
+use serde_json::{Map, Value, json};
+
+/// Every route: method, path, summary, whether it needs a device token.
+pub const ROUTES: &[(&str, &str, &str, bool)] = &[
+    (
+        "get",
+        "/health",
+        "The server and its database answer.",
+        false,
+    ),
+    ("get", "/metrics", "Prometheus counters.", false),
+    ("get", "/openapi.json", "This document.", false),
+    (
+        "post",
+        "/api/v1/login",
+        "Log in with password and TOTP; enrols a device.",
+        false,
+    ),
+    (
+        "get",
+        "/api/v1/devices",
+        "The caller's devices (a manager: the practice's).",
+        true,
+    ),
+    ("delete", "/api/v1/devices/{id}", "Revoke a device.", true),
+    (
+        "post",
+        "/api/v1/key-packages",
+        "Upload the caller's KeyPackages.",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/key-packages/claim",
+        "Claim a KeyPackage per device of users.",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/conversations",
+        "Register a conversation.",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/conversations/{id}",
+        "A conversation's epoch and member devices.",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/envelopes",
+        "Send an MLS envelope.",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/blobs",
+        "Upload a sealed attachment.",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/blobs/{id}",
+        "Download a sealed attachment.",
+        true,
+    ),
+    ("get", "/api/v1/sync", "Envelopes after a cursor.", true),
+    (
+        "post",
+        "/api/v1/ack",
+        "The device has everything up to a position.",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/ws",
+        "Live envelopes over a WebSocket.",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/audit",
+        "Read or export the audit log (managers).",
+        true,
+    ),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, auth) in ROUTES {
+        let mut operation = json!({
+            "summary": summary,
+            "responses": {
+                "200": { "description": "Success" },
+                "default": {
+                    "description": "A problem (RFC 9457) with a stable `code`.",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }
+            }
+        });
+        if *auth {
+            operation["security"] = json!([{ "deviceToken": [] }]);
+        }
+        let entry = paths
+            .entry((*path).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[*method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Pieper sync server", "version": env!("CARGO_PKG_VERSION") },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "deviceToken": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "code"],
+                    "properties": {
+                        "type": { "type": "string" },
+                        "title": { "type": "string" },
+                        "status": { "type": "integer" },
+                        "code": { "type": "string" },
+                        "detail": { "type": "string" },
+                        "current_epoch": { "type": "integer" },
+                        "retry_after": { "type": "integer" }
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,65 @@
+//! The routes, apart from `main` so tests can build them.
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+use crate::{
+    error::AppError,
+    handlers::{accounts, audit, conversations, ops, sync},
+    state::AppState,
+};
+
+/// The API over `state`.
+pub fn router(state: AppState) -> Router {
+    let max_json = state.settings.max_json_bytes;
+    let max_blob = state.settings.max_blob_bytes;
+    let api = Router::new()
+        .route("/login", post(accounts::login))
+        .route("/devices", get(accounts::list_devices))
+        .route("/devices/{id}", delete(accounts::revoke_device))
+        .route("/key-packages", post(accounts::upload_key_packages))
+        .route("/key-packages/claim", post(accounts::claim_key_packages))
+        .route("/conversations", post(conversations::create))
+        .route("/conversations/{id}", get(conversations::info))
+        .route("/conversations/{id}/envelopes", post(conversations::send))
+        .route(
+            "/conversations/{id}/blobs",
+            post(conversations::upload_blob).layer(DefaultBodyLimit::max(max_blob)),
+        )
+        .route("/blobs/{id}", get(conversations::download_blob))
+        .route("/sync", get(sync::pull))
+        .route("/ack", post(sync::ack))
+        .route("/ws", get(sync::websocket))
+        .route("/audit", get(audit::query));
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .nest(pieper_wire::API_PREFIX, api)
+        .fallback(|| async { AppError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(max_json))
+        .layer(middleware::map_response(protocol_header))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal("a handler panicked".into()).into_response()
+        }))
+        .with_state(state)
+}
+
+async fn protocol_header(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        pieper_wire::PROTOCOL_HEADER,
+        HeaderValue::from(pieper_wire::PROTOCOL_VERSION),
+    );
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        return AppError::Invalid("method not allowed".into()).into_response();
+    }
+    response
+}

@@ -1,0 +1,143 @@
+//! Command line, environment and defaults.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Pieper's sync server.
+#[derive(Debug, Parser)]
+#[command(name = "pieper-server", version, about)]
+pub struct Cli {
+    /// What to do; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for serving (also used by `admin`, for the database).
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// The server's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Manage practices and accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// Account administration.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a practice.
+    CreatePractice {
+        /// Its id (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        id: String,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a user; prints the TOTP secret to enrol in an authenticator app.
+    CreateUser {
+        /// The practice.
+        #[arg(long)]
+        practice: String,
+        /// The user name.
+        #[arg(long)]
+        username: String,
+        /// The name shown to colleagues.
+        #[arg(long)]
+        display_name: String,
+        /// huisarts, poh, assistent, manager or admin.
+        #[arg(long)]
+        role: String,
+        /// The password (at least 12 characters); read from the environment
+        /// variable PIEPER_NEW_PASSWORD when left out.
+        #[arg(long, env = "PIEPER_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Print the TOTP secret as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Serving settings; each has a flag and an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "PIEPER_LISTEN",
+        default_value = "127.0.0.1:8443",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite database.
+    #[arg(
+        long,
+        env = "PIEPER_DATA_DIR",
+        default_value = "pieper-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// A `postgres://` URL; the embedded SQLite database when left out.
+    #[arg(
+        long,
+        env = "PIEPER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Largest attachment blob in bytes.
+    #[arg(long, env = "PIEPER_MAX_BLOB_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
+    pub max_blob_bytes: usize,
+    /// Largest JSON request body in bytes.
+    #[arg(long, env = "PIEPER_MAX_JSON_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub max_json_bytes: usize,
+    /// Failed logins per account before throttling.
+    #[arg(
+        long,
+        env = "PIEPER_LOGIN_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub login_failures: u32,
+    /// Failed logins per source address before throttling (higher: a whole
+    /// practice may share one address).
+    #[arg(
+        long,
+        env = "PIEPER_ADDRESS_FAILURES",
+        default_value_t = 50,
+        global = true
+    )]
+    pub address_failures: u32,
+    /// The throttling window in seconds.
+    #[arg(
+        long,
+        env = "PIEPER_LOGIN_WINDOW_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub login_window_secs: u64,
+    /// Envelopes queued for one live connection before it is dropped (the
+    /// device then catches up by cursor).
+    #[arg(long, env = "PIEPER_LIVE_QUEUE", default_value_t = 1024, global = true)]
+    pub live_queue: usize,
+    /// Log as JSON lines.
+    #[arg(long, env = "PIEPER_LOG_JSON", global = true)]
+    pub log_json: bool,
+}
+
+impl Settings {
+    /// The database URL in use.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("pieper.sqlite3").display()
+            ),
+        }
+    }
+}

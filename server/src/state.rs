@@ -1,0 +1,45 @@
+//! What every handler shares.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{db::Db, hub::Hub, metrics::Metrics, settings::Settings, throttle::Throttle};
+
+/// Shared state of one server instance.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The settings it was started with.
+    pub settings: Arc<Settings>,
+    /// Live connections of this instance.
+    pub hub: Arc<Hub>,
+    /// Login throttling per account.
+    pub account_throttle: Arc<Throttle>,
+    /// Login throttling per source address.
+    pub address_throttle: Arc<Throttle>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// This instance's id (tells its own notifications from others').
+    pub instance: Arc<str>,
+}
+
+impl AppState {
+    /// State for `settings` over `db`.
+    pub fn new(db: Db, settings: Settings) -> Self {
+        Self {
+            hub: Arc::new(Hub::new(settings.live_queue)),
+            account_throttle: Arc::new(Throttle::new(
+                settings.login_failures,
+                Duration::from_secs(settings.login_window_secs),
+            )),
+            address_throttle: Arc::new(Throttle::new(
+                settings.address_failures,
+                Duration::from_secs(settings.login_window_secs),
+            )),
+            metrics: Arc::new(Metrics::default()),
+            instance: uuid::Uuid::new_v4().to_string().into(),
+            settings: Arc::new(settings),
+            db,
+        }
+    }
+}

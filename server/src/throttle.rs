@@ -1,0 +1,87 @@
+//! Login throttling: too many failures for a key (an account, a source
+//! address) within a window, and further attempts are refused until the
+//! window moves.
+//! Kept in memory: a restart forgets it, which errs on the side of access.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// Failure counts per key (an account, an address).
+pub struct Throttle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    limit: usize,
+    window: Duration,
+}
+
+impl Throttle {
+    /// Allows `limit` failures per key within `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            failures: Mutex::new(HashMap::new()),
+            limit: limit.max(1) as usize,
+            window,
+        }
+    }
+
+    /// `Err(seconds)` if any key is over its limit.
+    pub fn check(&self, keys: &[&str]) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait = 0u64;
+        for key in keys {
+            if let Some(times) = map.get_mut(*key) {
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > self.window)
+                {
+                    times.pop_front();
+                }
+                if times.len() >= self.limit {
+                    let oldest = times.front().copied().unwrap_or(now);
+                    let left = self.window.saturating_sub(now.duration_since(oldest));
+                    wait = wait.max(left.as_secs().max(1));
+                }
+            }
+        }
+        if wait > 0 { Err(wait) } else { Ok(()) }
+    }
+
+    /// Counts a failure against each key.
+    pub fn fail(&self, keys: &[&str]) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            map.entry((*key).to_owned()).or_default().push_back(now);
+        }
+    }
+
+    /// Forgets the failures of a key (after a successful login).
+    pub fn clear(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttles_after_the_limit_per_key() {
+        let t = Throttle::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(t.check(&["acct", "ip"]).is_ok());
+            t.fail(&["acct", "ip"]);
+        }
+        assert!(t.check(&["acct"]).is_err());
+        assert!(t.check(&["other-acct", "ip"]).is_err());
+        assert!(t.check(&["other-acct", "other-ip"]).is_ok());
+        t.clear("acct");
+        assert!(t.check(&["acct"]).is_ok());
+    }
+}

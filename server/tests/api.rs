@@ -1,0 +1,924 @@
+//! The server against its real binary on loopback, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Backend, BoxError, Client, Device, Server, TestDatabase, TestResult, application, commit,
+    create_user, current_step, enrol, totp_at,
+};
+use futures_util::StreamExt;
+use pieper_wire::{
+    AuditEvent, ClaimKeyPackages, ClaimedKeyPackages, ConversationInfo, EnvelopeKind, Problem,
+    ServerEvent, UploadKeyPackages,
+};
+use reqwest::Method;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+on_both_backends!(
+    login_needs_password_and_a_fresh_totp_code,
+    repeated_failures_are_throttled,
+    devices_are_listed_and_revoked_at_once,
+    key_packages_are_claimed_once_with_a_last_resort,
+    delivery_follows_membership_epochs_and_ids,
+    another_practice_sees_nothing,
+    bad_input_gets_problem_details,
+    a_device_that_stops_reading_is_dropped_and_catches_up,
+    blobs_are_for_members_and_size_limited,
+    the_audit_log_is_for_managers_and_append_only,
+    acknowledged_envelopes_survive_kill_9,
+    the_openapi_document_covers_every_route,
+);
+
+async fn setup(backend: Backend, extra: &[&str]) -> Result<(TestDatabase, Server), BoxError> {
+    let db = TestDatabase::new(backend).await?;
+    create_user(&db, "linde", "bootstrap", "admin")?;
+    let server = Server::start(&db, extra)?;
+    Ok((db, server))
+}
+
+fn expect_problem<T: std::fmt::Debug>(
+    r: Result<T, Problem>,
+    code: &str,
+) -> Result<Problem, BoxError> {
+    match r {
+        Err(p) if p.code == code => Ok(p),
+        other => Err(format!("expected problem {code}, got {other:?}").into()),
+    }
+}
+
+async fn audit(manager: &Device, query: &str) -> Result<Vec<AuditEvent>, BoxError> {
+    let r: Result<Vec<AuditEvent>, Problem> = manager
+        .client
+        .call::<(), _>(Method::GET, &format!("/api/v1/audit?{query}"), None)
+        .await?;
+    Ok(r.map_err(|p| format!("audit: {p:?}"))?)
+}
+
+async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    let client = Client::new(&server);
+    let step = current_step();
+
+    let mut wrong_password = user.clone();
+    wrong_password.username = "jansen".into();
+    let r = client
+        .call::<_, pieper_wire::LoginResponse>(
+            Method::POST,
+            "/api/v1/login",
+            Some(&pieper_wire::LoginRequest {
+                practice: "linde".into(),
+                username: "jansen".into(),
+                password: "not the password at all".into(),
+                totp: totp_at(&user, step)?,
+                device_name: "phone".into(),
+            }),
+        )
+        .await?;
+    let wrong = expect_problem(r, "unauthorized")?;
+    // An unknown user gets the very same answer.
+    let mut ghost = user.clone();
+    ghost.username = "nobody".into();
+    let unknown = expect_problem(
+        client
+            .login(&ghost, &totp_at(&user, step)?, "phone")
+            .await?,
+        "unauthorized",
+    )?;
+    assert_eq!(wrong, unknown);
+
+    let bad_code = format!(
+        "{:06}",
+        (totp_at(&user, step)?.parse::<u32>()? + 1) % 1_000_000
+    );
+    expect_problem(
+        client.login(&user, &bad_code, "phone").await?,
+        "totp_invalid",
+    )?;
+    expect_problem(
+        client
+            .login(&user, &totp_at(&user, step - 3)?, "phone")
+            .await?,
+        "totp_invalid",
+    )?;
+
+    let code = totp_at(&user, step)?;
+    let ok = client
+        .login(&user, &code, "phone")
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert!(ok.device_token.starts_with("pdt_"));
+    assert_eq!(ok.role, pieper_wire::Role::Huisarts);
+    // The same code again (another device) is refused, and so is an older one.
+    expect_problem(client.login(&user, &code, "tablet").await?, "totp_reused")?;
+    expect_problem(
+        client
+            .login(&user, &totp_at(&user, step - 1)?, "tablet")
+            .await?,
+        "totp_reused",
+    )?;
+
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "manager", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let events = audit(&manager, "action=login").await?;
+    let failures = events.iter().filter(|e| e.outcome == "failure").count();
+    let successes = events.iter().filter(|e| e.outcome == "success").count();
+    assert_eq!((failures, successes), (6, 2), "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.source.as_deref() == Some("127.0.0.1"))
+    );
+    let enrolments = audit(&manager, "action=device.enrol").await?;
+    assert_eq!(enrolments.len(), 2);
+
+    // Nothing secret reaches the log.
+    let log = server.log_text();
+    assert!(!log.contains(common::PASSWORD));
+    assert!(!log.contains(&ok.device_token));
+    assert!(!log.contains(&code));
+    Ok(())
+}
+
+async fn repeated_failures_are_throttled(backend: Backend) -> TestResult {
+    let (db, server) = setup(
+        backend,
+        &["--login-failures", "3", "--address-failures", "4"],
+    )
+    .await?;
+    let user = create_user(&db, "linde", "bakker", "assistent")?;
+    let client = Client::new(&server);
+    for _ in 0..3 {
+        expect_problem(
+            client.login(&user, "000000", "tablet").await?,
+            "totp_invalid",
+        )?;
+    }
+    // Now even the right code is refused until the window passes.
+    let p = expect_problem(
+        client
+            .login(&user, &totp_at(&user, current_step())?, "tablet")
+            .await?,
+        "throttled",
+    )?;
+    assert!(p.retry_after.is_some_and(|s| s > 0 && s <= 900));
+    // Failures of several accounts from one address add up.
+    let other = create_user(&db, "linde", "devries", "poh")?;
+    expect_problem(
+        client.login(&other, "000000", "tablet").await?,
+        "totp_invalid",
+    )?;
+    expect_problem(
+        client
+            .login(&other, &totp_at(&other, current_step())?, "tablet")
+            .await?,
+        "throttled",
+    )?;
+    let (_, metrics) = client.raw(Method::GET, "/metrics", None, "").await?;
+    assert!(
+        metrics.contains("pieper_logins_throttled_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pieper_logins_failed_total 4"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    let phone = enrol(&server, &user, "phone").await?;
+    let tablet = enrol(&server, &user, "tablet").await?;
+    let colleague = enrol(
+        &server,
+        &create_user(&db, "linde", "bakker", "assistent")?,
+        "desk",
+    )
+    .await?;
+
+    let mine: Vec<pieper_wire::DeviceInfo> = phone
+        .client
+        .call::<(), _>(Method::GET, "/api/v1/devices", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert_eq!(
+        mine.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["phone", "tablet"]
+    );
+
+    // A colleague cannot revoke my device; it looks like it does not exist.
+    let r = colleague
+        .client
+        .call::<(), serde_json::Value>(
+            Method::DELETE,
+            &format!("/api/v1/devices/{}", tablet.id()),
+            None,
+        )
+        .await?;
+    expect_problem(r, "not_found")?;
+
+    // The tablet is live when the phone revokes it.
+    let mut ws = connect_ws(&server, &tablet).await?;
+    let r = phone
+        .client
+        .call::<(), serde_json::Value>(
+            Method::DELETE,
+            &format!("/api/v1/devices/{}", tablet.id()),
+            None,
+        )
+        .await?;
+    r.map_err(|p| format!("{p:?}"))?;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(tungstenite::Message::Close(_)) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        true
+    })
+    .await?;
+    assert!(closed);
+    let r = tablet
+        .client
+        .call::<(), serde_json::Value>(Method::GET, "/api/v1/sync", None)
+        .await?;
+    expect_problem(r, "device_revoked")?;
+    // The phone still works.
+    phone.sync(0).await?;
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "manager", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let revocations = audit(&manager, "action=device.revoke").await?;
+    assert_eq!(revocations.len(), 1);
+    assert_eq!(revocations[0].device_id.as_deref(), Some(phone.id()));
+    Ok(())
+}
+
+async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let upload = UploadKeyPackages {
+        key_packages: vec![b"kp-1".to_vec().into(), b"kp-2".to_vec().into()],
+        last_resort: Some(b"kp-last".to_vec().into()),
+    };
+    b.client
+        .call::<_, serde_json::Value>(Method::POST, "/api/v1/key-packages", Some(&upload))
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let claimed: ClaimedKeyPackages = a
+            .client
+            .call(
+                Method::POST,
+                "/api/v1/key-packages/claim",
+                Some(&ClaimKeyPackages {
+                    user_ids: vec![b.user.id.clone()],
+                }),
+            )
+            .await?
+            .map_err(|p| format!("{p:?}"))?;
+        assert_eq!(claimed.key_packages.len(), 1);
+        assert_eq!(claimed.key_packages[0].device_id, b.id());
+        got.push(String::from_utf8(
+            claimed.key_packages[0].key_package.0.clone(),
+        )?);
+    }
+    assert_eq!(got, ["kp-1", "kp-2", "kp-last", "kp-last"]);
+    // A device that never uploaded is reported as exhausted.
+    let claimed: ClaimedKeyPackages = b
+        .client
+        .call(
+            Method::POST,
+            "/api/v1/key-packages/claim",
+            Some(&ClaimKeyPackages {
+                user_ids: vec![a.user.id.clone()],
+            }),
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert!(claimed.key_packages.is_empty());
+    assert_eq!(claimed.exhausted_devices, [a.id().to_owned()]);
+    Ok(())
+}
+
+async fn delivery_follows_membership_epochs_and_ids(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let c = enrol(
+        &server,
+        &create_user(&db, "linde", "c", "assistent")?,
+        "tablet",
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &application("before-b", 0, b"only a was here"))
+        .await??;
+
+    // `a` adds `b` at epoch 0.
+    let add = a.send(&conv, &commit("add-b", 0, &[b.id()], &[])).await??;
+    // A second commit for epoch 0 (from `b`'s point of view, racing) is stale.
+    let stale = expect_problem(
+        a.send(&conv, &commit("late", 0, &[c.id()], &[])).await?,
+        "stale_epoch",
+    )?;
+    assert_eq!(stale.current_epoch, Some(1));
+
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let mut req = application(&format!("m{i}"), 1, format!("ciphertext {i}").as_bytes());
+        req.patient = Some("pseudo-7f3a".into());
+        sent.push(a.send(&conv, &req).await??);
+    }
+    // A resend of m2 gets the same answer and is stored once.
+    let again = a
+        .send(&conv, &application("m2", 1, b"ciphertext 2"))
+        .await??;
+    assert_eq!(again, sent[2]);
+    assert!(
+        sent.windows(2)
+            .all(|w| w[1].seq == w[0].seq + 1 && w[1].position > w[0].position)
+    );
+    assert_eq!(sent[0].seq, add.seq + 1);
+
+    // `b` sees its Welcome and what came after, nothing from before.
+    let feed = b.sync(0).await?;
+    let kinds: Vec<(EnvelopeKind, String)> = feed
+        .envelopes
+        .iter()
+        .map(|e| (e.kind, e.id.clone()))
+        .collect();
+    assert_eq!(kinds[0], (EnvelopeKind::Welcome, "add-b".into()));
+    assert_eq!(
+        &kinds[1..],
+        (0..5)
+            .map(|i| (EnvelopeKind::Application, format!("m{i}")))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(feed.envelopes[0].payload.0, b"welcome");
+    // Paging: from the middle on.
+    let rest = b.sync(feed.envelopes[2].position).await?;
+    assert_eq!(rest.envelopes.len(), 3);
+    assert_eq!(rest.next, feed.next);
+
+    // `c` is no member: it sees nothing and cannot send.
+    assert!(c.sync(0).await?.envelopes.is_empty());
+    expect_problem(
+        c.send(&conv, &application("x", 1, b"x")).await?,
+        "not_found",
+    )?;
+    // An application message from a future epoch is refused.
+    expect_problem(
+        a.send(&conv, &application("future", 9, b"x")).await?,
+        "invalid",
+    )?;
+
+    // `b` commits removing... itself is not the server's business; `a` removes `b`.
+    a.send(&conv, &commit("remove-b", 1, &[], &[b.id()]))
+        .await??;
+    a.send(&conv, &application("after-removal", 2, b"not for b"))
+        .await??;
+    let feed = b.sync(0).await?;
+    let last = feed.envelopes.last().ok_or("empty feed")?;
+    assert_eq!(
+        (last.kind, last.id.as_str()),
+        (EnvelopeKind::Commit, "remove-b")
+    );
+    let info: ConversationInfo = a
+        .client
+        .call::<(), _>(Method::GET, &format!("/api/v1/conversations/{conv}"), None)
+        .await??;
+    assert_eq!(info.epoch, 2);
+    assert_eq!(info.member_devices, [a.id().to_owned()]);
+    Ok(())
+}
+
+async fn another_practice_sees_nothing(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let outsider = enrol(&server, &create_user(&db, "eik", "x", "manager")?, "phone").await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &application("m", 0, b"secret")).await??;
+    let blob: pieper_wire::BlobCreated = serde_json::from_str(
+        &a.client
+            .raw(
+                Method::POST,
+                &format!("/api/v1/conversations/{conv}/blobs"),
+                Some(b"sealed".to_vec()),
+                "application/octet-stream",
+            )
+            .await?
+            .1,
+    )?;
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    for (path, method) in [
+        (format!("/api/v1/conversations/{conv}"), Method::GET),
+        (format!("/api/v1/conversations/{missing}"), Method::GET),
+    ] {
+        let r = outsider
+            .client
+            .call::<(), serde_json::Value>(method, &path, None)
+            .await?;
+        let p = expect_problem(r, "not_found")?;
+        assert_eq!(p.detail.as_deref(), Some("conversation not found"));
+    }
+    expect_problem(
+        outsider.send(&conv, &application("y", 0, b"y")).await?,
+        "not_found",
+    )?;
+    let r = outsider
+        .client
+        .call::<(), serde_json::Value>(Method::GET, &format!("/api/v1/blobs/{}", blob.id), None)
+        .await?;
+    expect_problem(r, "not_found")?;
+    assert!(outsider.sync(0).await?.envelopes.is_empty());
+    let r = outsider
+        .client
+        .call::<_, ClaimedKeyPackages>(
+            Method::POST,
+            "/api/v1/key-packages/claim",
+            Some(&ClaimKeyPackages {
+                user_ids: vec![a.user.id.clone()],
+            }),
+        )
+        .await?;
+    expect_problem(r, "not_found")?;
+    // Its manager's audit view holds nothing of the other practice.
+    let events = audit(&outsider, "").await?;
+    assert!(events.iter().all(|e| e.practice_id == "eik"));
+    // Registering a conversation id that another practice uses is a conflict,
+    // not a way in.
+    let r = outsider
+        .client
+        .call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/v1/conversations",
+            Some(&pieper_wire::CreateConversation { id: conv.clone() }),
+        )
+        .await?;
+    expect_problem(r, "conflict")?;
+    Ok(())
+}
+
+async fn bad_input_gets_problem_details(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &["--max-json-bytes", "65536"]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    let path = format!("/api/v1/conversations/{conv}/envelopes");
+    let cases: Vec<(Vec<u8>, reqwest::StatusCode, &str)> = vec![
+        (
+            b"{not json".to_vec(),
+            reqwest::StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            b"{\"id\":\"x\"}".to_vec(),
+            reqwest::StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            serde_json::to_vec(&application("x", 0, &vec![7u8; 100_000]))?,
+            reqwest::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            serde_json::to_vec(&application("bad id with spaces", 0, b"x"))?,
+            reqwest::StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            b"{\"id\":\"x\",\"kind\":\"application\",\"epoch\":0,\"payload\":\"@@notbase64\"}"
+                .to_vec(),
+            reqwest::StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, text) = a
+            .client
+            .raw(Method::POST, &path, Some(body), "application/json")
+            .await?;
+        assert_eq!(got, status, "{text}");
+        let p: Problem = serde_json::from_str(&text)?;
+        assert_eq!(p.code, code, "{text}");
+    }
+    let (status, text) = a
+        .client
+        .raw(Method::POST, &path, Some(b"{}".to_vec()), "text/plain")
+        .await?;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<Problem>(&text)?.code, "invalid");
+
+    let anonymous = Client::new(&server);
+    let r = anonymous
+        .call::<(), serde_json::Value>(Method::GET, "/api/v1/sync", None)
+        .await?;
+    expect_problem(r, "unauthorized")?;
+    let r = anonymous
+        .with_token("pdt_forged")
+        .call::<(), serde_json::Value>(Method::GET, "/api/v1/sync", None)
+        .await?;
+    expect_problem(r, "unauthorized")?;
+    let r = a
+        .client
+        .call::<(), serde_json::Value>(Method::GET, "/api/v1/nothing-here", None)
+        .await?;
+    expect_problem(r, "not_found")?;
+    let r = a
+        .client
+        .call::<(), serde_json::Value>(Method::GET, "/api/v1/sync?limit=0", None)
+        .await?;
+    expect_problem(r, "invalid")?;
+    let r = a
+        .client
+        .call::<(), serde_json::Value>(Method::GET, "/api/v1/sync?after=-1", None)
+        .await?;
+    expect_problem(r, "invalid")?;
+    // Nothing crashed: the server still answers.
+    assert!(a.sync(0).await?.envelopes.is_empty());
+    Ok(())
+}
+
+async fn connect_ws(
+    server: &Server,
+    device: &Device,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    BoxError,
+> {
+    let mut request = server.ws_url().into_client_request()?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", device.login.device_token).parse()?,
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(ws)
+}
+
+async fn a_device_that_stops_reading_is_dropped_and_catches_up(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &["--live-queue", "8"]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let c = enrol(
+        &server,
+        &create_user(&db, "linde", "c", "assistent")?,
+        "tablet",
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id(), c.id()], &[]))
+        .await??;
+
+    let mut reader = connect_ws(&server, &b).await?;
+    let _stalled = connect_ws(&server, &c).await?; // never read
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let count = 300;
+    let payload = vec![0x5au8; 48 * 1024];
+    let receiving = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        while ids.len() < count {
+            match tokio::time::timeout(Duration::from_secs(30), reader.next()).await {
+                Ok(Some(Ok(tungstenite::Message::Text(text)))) => {
+                    let ServerEvent::Envelope(e) = serde_json::from_str(&text)?;
+                    ids.push(e.id);
+                }
+                Ok(Some(Ok(_))) => {}
+                other => {
+                    return Err::<Vec<String>, BoxError>(
+                        format!("reader stopped: {other:?}").into(),
+                    );
+                }
+            }
+        }
+        Ok(ids)
+    });
+    for i in 0..count {
+        a.send(&conv, &application(&format!("m{i:03}"), 1, &payload))
+            .await??;
+    }
+    let ids = receiving.await??;
+    assert_eq!(
+        ids,
+        (0..count).map(|i| format!("m{i:03}")).collect::<Vec<_>>()
+    );
+
+    let (_, metrics) = a.client.raw(Method::GET, "/metrics", None, "").await?;
+    assert!(
+        !metrics.contains("pieper_slow_connections_dropped_total 0"),
+        "{metrics}"
+    );
+    // The stalled device misses nothing: it catches up by cursor.
+    let mut after = 0;
+    let mut caught_up = Vec::new();
+    loop {
+        let page = c.sync(after).await?;
+        caught_up.extend(
+            page.envelopes
+                .iter()
+                .filter(|e| e.kind == EnvelopeKind::Application)
+                .map(|e| e.id.clone()),
+        );
+        after = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(
+        caught_up,
+        (0..count).map(|i| format!("m{i:03}")).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+async fn blobs_are_for_members_and_size_limited(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &["--max-blob-bytes", "100000"]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let c = enrol(
+        &server,
+        &create_user(&db, "linde", "c", "assistent")?,
+        "phone",
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let sealed: Vec<u8> = (0..90_000u32).map(|i| (i % 251) as u8).collect();
+    let path = format!("/api/v1/conversations/{conv}/blobs");
+    let (status, text) = a
+        .client
+        .raw(
+            Method::POST,
+            &path,
+            Some(sealed.clone()),
+            "application/octet-stream",
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{text}");
+    let blob: pieper_wire::BlobCreated = serde_json::from_str(&text)?;
+    assert_eq!(blob.size, sealed.len() as u64);
+
+    let response = b
+        .client
+        .http
+        .get(format!("{}/api/v1/blobs/{}", server.base, blob.id))
+        .bearer_auth(&b.login.device_token)
+        .send()
+        .await?;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(response.bytes().await?.to_vec(), sealed);
+    let r = c
+        .client
+        .call::<(), serde_json::Value>(Method::GET, &format!("/api/v1/blobs/{}", blob.id), None)
+        .await?;
+    expect_problem(r, "not_found")?;
+    let (status, text) = c
+        .client
+        .raw(
+            Method::POST,
+            &path,
+            Some(b"x".to_vec()),
+            "application/octet-stream",
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{text}");
+    let (status, text) = a
+        .client
+        .raw(
+            Method::POST,
+            &path,
+            Some(vec![1u8; 100_001]),
+            "application/octet-stream",
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert_eq!(serde_json::from_str::<Problem>(&text)?.code, "too_large");
+    Ok(())
+}
+
+async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "m", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let mut req = application("m1", 1, b"ct");
+    req.patient = Some("pseudo-42".into());
+    a.send(&conv, &req).await??;
+    b.sync(0).await?;
+
+    let r = b
+        .client
+        .call::<(), Vec<AuditEvent>>(Method::GET, "/api/v1/audit", None)
+        .await?;
+    expect_problem(r, "forbidden")?;
+
+    let events = audit(&manager, "patient=pseudo-42").await?;
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.user_id.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("message.send", a.user.id.as_str()),
+            ("message.fetch", b.user.id.as_str())
+        ]
+    );
+    let send = &events[0];
+    assert_eq!(send.role.as_deref(), Some("huisarts"));
+    assert_eq!(send.device_id.as_deref(), Some(a.id()));
+    assert_eq!(send.source.as_deref(), Some("127.0.0.1"));
+    assert!(send.at > 0);
+
+    let (status, csv) = manager
+        .client
+        .raw(
+            Method::GET,
+            "/api/v1/audit?format=csv&action=message.send",
+            None,
+            "",
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,at,practice_id,user_id,role,device_id,action,outcome,patient,source,detail"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    // Reading the log is itself in the log.
+    let reads = audit(&manager, "action=audit.read").await?;
+    assert!(reads.len() >= 2);
+
+    // The database refuses to change or remove audit records.
+    let url = db.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            db.dir.path().join("pieper.sqlite3").display()
+        )
+    });
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?;
+    let update = sqlx::query("UPDATE audit_events SET outcome = 'success' WHERE action = 'login'")
+        .execute(&mut conn)
+        .await;
+    assert!(update.is_err());
+    let delete = sqlx::query("DELETE FROM audit_events")
+        .execute(&mut conn)
+        .await;
+    assert!(delete.is_err());
+    Ok(())
+}
+
+async fn acknowledged_envelopes_survive_kill_9(backend: Backend) -> TestResult {
+    let (db, mut server) = setup(backend, &[]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    for i in 0..50 {
+        a.send(&conv, &application(&format!("m{i}"), 1, b"ct"))
+            .await??;
+    }
+    server.kill();
+    let server = Server::start(&db, &[])?;
+    let b = Device {
+        client: Client::new(&server).with_token(&b.login.device_token),
+        ..b
+    };
+    let feed = b.sync(0).await?;
+    let ids: Vec<&str> = feed
+        .envelopes
+        .iter()
+        .skip(1)
+        .map(|e| e.id.as_str())
+        .collect();
+    assert_eq!(ids, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    Ok(())
+}
+
+async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult {
+    let (_db, server) = setup(backend, &[]).await?;
+    let client = Client::new(&server);
+    let doc: serde_json::Value = client
+        .call::<(), _>(Method::GET, "/openapi.json", None)
+        .await??;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().ok_or("paths")?;
+    assert_eq!(paths.len(), 17);
+    for (path, operations) in paths {
+        for method in operations.as_object().ok_or("operations")?.keys() {
+            let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes())?;
+            let (status, text) = client
+                .raw(method.clone(), &concrete, None, "application/json")
+                .await?;
+            let routed = !text.contains("route not found");
+            assert!(
+                routed,
+                "{method} {path} is documented but not routed ({status})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Two server processes on one PostgreSQL database deliver live to each
+/// other's connected devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_deliver_to_each_other() -> TestResult {
+    let db = TestDatabase::new(Backend::Postgres).await?;
+    let one = Server::start(&db, &[])?;
+    let two = Server::start(&db, &[])?;
+    let a = enrol(&one, &create_user(&db, "linde", "a", "huisarts")?, "phone").await?;
+    let b = enrol(&two, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+
+    let mut on_two = connect_ws(&two, &b).await?;
+    let mut on_one = connect_ws(&one, &a).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.send(&conv, &application("from-one", 1, b"ct1")).await??;
+    b.send(&conv, &application("from-two", 1, b"ct2")).await??;
+
+    for (ws, expected) in [(&mut on_two, "from-one"), (&mut on_one, "from-two")] {
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(frame)) = ws.next().await {
+                if let tungstenite::Message::Text(text) = frame {
+                    let ServerEvent::Envelope(e) = serde_json::from_str(&text)?;
+                    return Ok::<_, BoxError>(e);
+                }
+            }
+            Err("socket closed".into())
+        })
+        .await??;
+        assert_eq!(got.id, expected);
+    }
+    Ok(())
+}
