@@ -2,8 +2,9 @@
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
-    http::{HeaderValue, StatusCode},
+    body::Body,
+    extract::{DefaultBodyLimit, MatchedPath},
+    http::{HeaderValue, Request, StatusCode},
     middleware,
     response::{IntoResponse, Response},
     routing::{delete, get, post},
@@ -46,11 +47,21 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound("route") })
         .layer(DefaultBodyLimit::max(max_json))
         .layer(middleware::map_response(protocol_header))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal("a handler panicked".into()).into_response()
         }))
         .with_state(state)
+}
+
+/// A request's log span: method and route template only. The URI itself may
+/// carry a patient reference in its query, so it is never logged.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), route)
 }
 
 async fn protocol_header(mut response: Response) -> Response {

@@ -810,6 +810,10 @@ async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> Test
     // Reading the log is itself in the log.
     let reads = audit(&manager, "action=audit.read").await?;
     assert!(reads.len() >= 2);
+    // The server's own log never names the patient, not even from a query.
+    let log = server.log_text();
+    assert!(log.contains("/api/v1/audit"), "requests are logged");
+    assert!(!log.contains("pseudo-42"), "patient reference in the log");
 
     // The database refuses to change or remove audit records.
     let url = db.url.clone().unwrap_or_else(|| {
