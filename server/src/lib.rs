@@ -32,6 +32,7 @@ pub async fn launch_with_listener(
     }
     let db = Db::connect(&settings.database_url()).await?;
     let state = AppState::new(db, settings);
+    tokio::spawn(collect_periodically(state.clone()));
     if state.db.backend() == db::Backend::Postgres {
         let url = state.settings.database_url();
         tokio::spawn(relay_notifications(state.clone(), url));
@@ -41,6 +42,23 @@ pub async fn launch_with_listener(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| error::AppError::Internal(format!("serve: {e}")))
+}
+
+/// Removes delivered and expired data every `collect_interval_secs`.
+async fn collect_periodically(state: AppState) {
+    let every = std::time::Duration::from_secs(state.settings.collect_interval_secs.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match state.db.collect().await {
+            Ok(c) => tracing::info!(
+                delivered = c.delivered,
+                expired = c.expired,
+                expired_blobs = c.expired_blobs,
+                "collected"
+            ),
+            Err(e) => tracing::warn!(error = %e, "collection failed"),
+        }
+    }
 }
 
 /// Delivers what other instances stored to the devices connected here

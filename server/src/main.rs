@@ -94,6 +94,13 @@ async fn admin(
                 println!("created user {username} ({id})\nTOTP secret: {secret}\nenrol: {url}");
             }
         }
+        AdminCommand::SetRetention { practice, days } => {
+            db.set_retention_days(&practice, days).await?;
+            println!("practice {practice} keeps undelivered data {days} days");
+        }
+        AdminCommand::Collect => {
+            println!("{}", serde_json::to_string(&db.collect().await?)?);
+        }
     }
     Ok(())
 }

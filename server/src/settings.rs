@@ -60,6 +60,17 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set how many days a practice's undelivered messages and blobs are kept.
+    SetRetention {
+        /// The practice.
+        #[arg(long)]
+        practice: String,
+        /// Days (0 removes everything at the next collection).
+        #[arg(long)]
+        days: u32,
+    },
+    /// Remove delivered and expired data now; prints what went, as JSON.
+    Collect,
 }
 
 /// Serving settings; each has a flag and an environment variable.
@@ -124,6 +135,14 @@ pub struct Settings {
     /// device then catches up by cursor).
     #[arg(long, env = "PIEPER_LIVE_QUEUE", default_value_t = 1024, global = true)]
     pub live_queue: usize,
+    /// Seconds between removing delivered and expired data.
+    #[arg(
+        long,
+        env = "PIEPER_COLLECT_INTERVAL_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub collect_interval_secs: u64,
     /// Log as JSON lines.
     #[arg(long, env = "PIEPER_LOG_JSON", global = true)]
     pub log_json: bool,

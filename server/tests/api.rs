@@ -29,6 +29,7 @@ on_both_backends!(
     the_audit_log_is_for_managers_and_append_only,
     acknowledged_envelopes_survive_kill_9,
     the_openapi_document_covers_every_route,
+    envelopes_are_kept_until_every_device_has_them_or_retention_ends,
 );
 
 async fn setup(backend: Backend, extra: &[&str]) -> Result<(TestDatabase, Server), BoxError> {
@@ -924,5 +925,88 @@ async fn two_instances_on_one_postgres_deliver_to_each_other() -> TestResult {
         .await??;
         assert_eq!(got.id, expected);
     }
+    Ok(())
+}
+
+async fn ack(device: &Device, position: u64) -> TestResult {
+    device
+        .client
+        .call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/v1/ack",
+            Some(&serde_json::json!({ "position": position })),
+        )
+        .await?
+        .map_err(|p| format!("ack: {p:?}"))?;
+    Ok(())
+}
+
+fn collect(db: &TestDatabase) -> Result<serde_json::Value, BoxError> {
+    Ok(serde_json::from_str(db.admin(&["collect"])?.trim())?)
+}
+
+async fn envelopes_are_kept_until_every_device_has_them_or_retention_ends(
+    backend: Backend,
+) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
+    let c = enrol(
+        &server,
+        &create_user(&db, "linde", "c", "assistent")?,
+        "tablet",
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id(), c.id()], &[]))
+        .await??;
+    for i in 0..10 {
+        a.send(&conv, &application(&format!("m{i}"), 1, b"ct"))
+            .await??;
+    }
+    let head = b.sync(0).await?.next;
+    ack(&b, head).await?;
+
+    // `c` has not acknowledged: everything stays for it. What goes: `b`'s
+    // Welcome, and the commit that added them (it had no recipients: added
+    // devices start from their Welcome).
+    let first = collect(&db)?;
+    assert_eq!(first["delivered"], 2, "{first}");
+    assert_eq!(c.sync(0).await?.envelopes.len(), 11);
+
+    let c_head = c.sync(0).await?.next;
+    ack(&c, c_head).await?;
+    let second = collect(&db)?;
+    // The ten messages and `c`'s Welcome.
+    assert_eq!(second["delivered"], 11, "{second}");
+    assert!(b.sync(0).await?.envelopes.is_empty());
+
+    // Retention: what nobody acknowledged goes when the period ends.
+    a.send(&conv, &application("late", 1, b"ct")).await??;
+    let (status, _) = a
+        .client
+        .raw(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/blobs"),
+            Some(b"sealed".to_vec()),
+            "application/octet-stream",
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    assert_eq!(collect(&db)?["expired"], 0);
+    db.admin(&["set-retention", "--practice", "linde", "--days", "0"])?;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let third = collect(&db)?;
+    assert_eq!(
+        (third["expired"].as_u64(), third["expired_blobs"].as_u64()),
+        (Some(1), Some(1)),
+        "{third}"
+    );
+    assert!(c.sync(c_head).await?.envelopes.is_empty());
     Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod delivery;
+pub mod retention;
 
 use std::time::Duration;
 
@@ -28,8 +29,14 @@ pub enum Backend {
     Postgres,
 }
 
-const SQLITE_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/001_initial.sql")];
-const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/001_initial.sql")];
+const SQLITE_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/001_initial.sql"),
+    include_str!("../../migrations/sqlite/002_retention.sql"),
+];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/001_initial.sql"),
+    include_str!("../../migrations/postgres/002_retention.sql"),
+];
 
 /// The database, shared by all handlers.
 #[derive(Clone)]

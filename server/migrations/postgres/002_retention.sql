@@ -1,0 +1,3 @@
+-- How long undelivered envelopes and blobs are kept (the record in the HIS is
+-- the long-term copy).
+ALTER TABLE practices ADD COLUMN retention_days BIGINT NOT NULL DEFAULT 90;
