@@ -13,6 +13,7 @@ pub mod router;
 pub mod settings;
 pub mod state;
 pub mod throttle;
+pub mod tls;
 
 use std::{future::Future, net::SocketAddr};
 
@@ -37,11 +38,29 @@ pub async fn launch_with_listener(
         let url = state.settings.database_url();
         tokio::spawn(relay_notifications(state.clone(), url));
     }
+    let tls = match (&state.settings.tls_cert, &state.settings.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let app = router::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| error::AppError::Internal(format!("serve: {e}")))
+    let served = match tls {
+        Some(config) => {
+            use axum::serve::ListenerExt;
+            // `tap_io` gives any listener axum's `ConnectInfo<SocketAddr>`.
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|e| error::AppError::Internal(format!("TLS listener: {e}")))?
+                .tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| error::AppError::Internal(format!("serve: {e}")))
 }
 
 /// Removes delivered and expired data every `collect_interval_secs`.

@@ -84,6 +84,12 @@ pub struct Settings {
         global = true
     )]
     pub listen: SocketAddr,
+    /// TLS certificate chain (PEM); serve HTTPS when given with --tls-key.
+    #[arg(long, env = "PIEPER_TLS_CERT", global = true, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, env = "PIEPER_TLS_KEY", global = true, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Directory for the embedded SQLite database.
     #[arg(
         long,
