@@ -1,7 +1,6 @@
 //! `pieper-server`: parses the configuration and runs the server or an admin
 //! command.
 
-use clap::Parser;
 use pieper_server::{
     auth,
     db::Db,
@@ -12,7 +11,13 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::load() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("pieper-server: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     // Logs go to stderr: stdout carries what commands print for scripts.
     let filter = EnvFilter::try_from_env("PIEPER_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));

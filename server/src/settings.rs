@@ -5,9 +5,16 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 /// Pieper's sync server.
+///
+/// Every setting is a flag or an environment variable (`PIEPER_*`); a file of
+/// `PIEPER_*=value` lines named by --config (or PIEPER_CONFIG) supplies the
+/// ones neither sets.
 #[derive(Debug, Parser)]
 #[command(name = "pieper-server", version, about)]
 pub struct Cli {
+    /// A file of `PIEPER_*=value` lines; flags and the environment win over it.
+    #[arg(long, env = "PIEPER_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// What to do; `serve` when left out.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -164,5 +171,26 @@ impl Settings {
                 self.data_dir.join("pieper.sqlite3").display()
             ),
         }
+    }
+}
+
+impl Cli {
+    /// Parses the command line, after loading the configuration file (if one
+    /// is named) into the environment without overriding what is set there.
+    pub fn load() -> Result<Self, String> {
+        let args: Vec<String> = std::env::args().collect();
+        let named = args
+            .iter()
+            .position(|a| a == "--config")
+            .and_then(|i| args.get(i + 1).cloned())
+            .or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
+            })
+            .or_else(|| std::env::var("PIEPER_CONFIG").ok());
+        if let Some(path) = named {
+            dotenvy::from_path(&path).map_err(|e| format!("configuration file {path}: {e}"))?;
+        }
+        Ok(Self::parse_from(args))
     }
 }

@@ -67,3 +67,39 @@ async fn serves_https_with_the_configured_certificate() -> TestResult {
     assert!(refused.is_err());
     Ok(())
 }
+
+/// Settings come from a file too; a flag wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_settings_from_a_configuration_file() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let config = db.dir.path().join("pieper.env");
+    std::fs::write(
+        &config,
+        format!(
+            "# Praktijk De Linde\nPIEPER_DATA_DIR={}\nPIEPER_MAX_JSON_BYTES=1000\nPIEPER_LISTEN=127.0.0.1:1\n",
+            db.dir.path().join("from-file").display()
+        ),
+    )?;
+    // --listen and --data-dir on the command line override the file's; the
+    // body limit comes from the file.
+    let server = common::Server::start(&db, &["--config", &config.display().to_string()])?;
+    let body = vec![b'x'; 2000];
+    let (status, text) = common::Client::new(&server)
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/login",
+            Some(body),
+            "application/json",
+        )
+        .await?;
+    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    // The harness passes --data-dir as a flag: it wins over the file's.
+    assert!(db.dir.path().join("pieper.sqlite3").exists());
+    assert!(!db.dir.path().join("from-file").exists());
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_pieper-server"))
+        .args(["--config", "/nonexistent/pieper.env", "admin", "collect"])
+        .output()?;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("configuration file"));
+    Ok(())
+}
