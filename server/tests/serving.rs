@@ -1,4 +1,4 @@
-//! The server speaks HTTPS (rustls) when given a certificate and key.
+//! How the server is started: HTTPS with rustls, settings from a file.
 
 mod common;
 
