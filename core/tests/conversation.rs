@@ -73,6 +73,15 @@ fn three_devices_converse_and_a_removed_member_reads_nothing_after() -> TestResu
 
     // The huisarts removes the assistent.
     let removal = huisarts.remove_members(&c.id, &[assistent.id().clone()])?;
+    assert_eq!(removal.remove_devices, [assistent.id().device.clone()]);
+    let queued = huisarts.outbox()?;
+    let queued_commit = queued
+        .iter()
+        .find(|o| o.kind == pieper_core::OutgoingKind::Commit);
+    assert_eq!(
+        queued_commit.map(|o| o.remove_devices.clone()),
+        Some(removal.remove_devices.clone())
+    );
     accept(&huisarts, &removal, &[&poh])?;
     assert_eq!(
         assistent.receive(&removal.commit)?,

@@ -56,13 +56,25 @@ impl Device {
             .iter()
             .map(|kp| mls::parse_key_package(&self.crypto, kp))
             .collect::<Result<Vec<_>>>()?;
+        let added = key_packages
+            .iter()
+            .map(|kp| mls::member_id(kp.leaf_node().credential()).map(|m| m.device))
+            .collect::<Result<Vec<_>>>()?;
         self.transact(|s| {
             let (provider, group) = s.operational_group(conversation)?;
             let (commit, welcome, _) = group
                 .add_members(provider, &self.signer, &key_packages)
                 .map_err(mls::mls_err)?;
             let epoch = group.epoch().as_u64();
-            queue_commit(s, conversation, epoch, &commit, Some(&welcome))
+            queue_commit(
+                s,
+                conversation,
+                epoch,
+                &commit,
+                Some(&welcome),
+                added,
+                Vec::new(),
+            )
         })
     }
 
@@ -91,7 +103,16 @@ impl Device {
                 .remove_members(provider, &self.signer, &leaves)
                 .map_err(mls::mls_err)?;
             let epoch = group.epoch().as_u64();
-            queue_commit(s, conversation, epoch, &commit, welcome.as_ref())
+            let removed = devices.iter().map(|d| d.device.clone()).collect();
+            queue_commit(
+                s,
+                conversation,
+                epoch,
+                &commit,
+                welcome.as_ref(),
+                Vec::new(),
+                removed,
+            )
         })
     }
 
@@ -179,21 +200,29 @@ fn queue_commit(
     epoch: u64,
     commit: &MlsMessageOut,
     welcome: Option<&MlsMessageOut>,
+    add_devices: Vec<String>,
+    remove_devices: Vec<String>,
 ) -> Result<CommitOut> {
     let out = CommitOut {
         conversation: conversation.to_owned(),
         epoch,
         commit: mls::to_bytes(commit)?,
         welcome: welcome.map(mls::to_bytes).transpose()?,
+        add_devices,
+        remove_devices,
     };
     queries::push_outbox(
         s.conn(),
-        conversation,
-        "commit",
-        Some(&uuid::Uuid::new_v4().to_string()),
-        out.epoch,
-        &out.commit,
-        out.welcome.as_deref(),
+        &queries::NewOutboxRow {
+            conversation,
+            kind: "commit",
+            id: &uuid::Uuid::new_v4().to_string(),
+            epoch: out.epoch,
+            payload: &out.commit,
+            welcome: out.welcome.as_deref(),
+            add_devices: &out.add_devices,
+            remove_devices: &out.remove_devices,
+        },
     )?;
     Ok(out)
 }

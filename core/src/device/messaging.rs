@@ -75,15 +75,21 @@ impl Device {
             epoch: group.epoch().as_u64(),
             payload: mls::to_bytes(&out)?,
             welcome: None,
+            add_devices: Vec::new(),
+            remove_devices: Vec::new(),
         };
         queries::push_outbox(
             conn,
-            conversation,
-            "application",
-            Some(id),
-            outgoing.epoch,
-            &outgoing.payload,
-            None,
+            &queries::NewOutboxRow {
+                conversation,
+                kind: "application",
+                id,
+                epoch: outgoing.epoch,
+                payload: &outgoing.payload,
+                welcome: None,
+                add_devices: &[],
+                remove_devices: &[],
+            },
         )?;
         Ok(outgoing)
     }
@@ -116,6 +122,8 @@ impl Device {
                 epoch: r.epoch,
                 payload: r.payload,
                 welcome: r.welcome,
+                add_devices: r.add_devices,
+                remove_devices: r.remove_devices,
             })
             .collect())
     }

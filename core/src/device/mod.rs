@@ -57,6 +57,10 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
     /// For a commit that adds members: their Welcome.
     pub welcome: Option<Vec<u8>>,
+    /// For a commit: the server ids of the devices it adds.
+    pub add_devices: Vec<String>,
+    /// For a commit: the server ids of the devices it removes.
+    pub remove_devices: Vec<String>,
 }
 
 /// A membership change awaiting the server's answer.
@@ -70,6 +74,10 @@ pub struct CommitOut {
     pub commit: Vec<u8>,
     /// The Welcome for added members; send only once the commit is accepted.
     pub welcome: Option<Vec<u8>>,
+    /// The server ids of the devices it adds.
+    pub add_devices: Vec<String>,
+    /// The server ids of the devices it removes.
+    pub remove_devices: Vec<String>,
 }
 
 /// What an incoming envelope did.

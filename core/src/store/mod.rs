@@ -25,7 +25,10 @@ use crate::{
 };
 
 /// Schema steps, in order; the index + 1 is the `user_version` after the step.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/001_initial.sql"),
+    include_str!("../../migrations/002_session.sql"),
+];
 
 /// An open, keyed store.
 pub(crate) struct Store {

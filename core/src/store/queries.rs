@@ -350,41 +350,72 @@ pub(crate) struct OutboxRow {
     pub epoch: u64,
     pub payload: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
+    pub add_devices: Vec<String>,
+    pub remove_devices: Vec<String>,
 }
 
-pub(crate) fn push_outbox(
-    conn: &Connection,
-    conversation: &str,
-    kind: &str,
-    message_id: Option<&str>,
-    epoch: u64,
-    payload: &[u8],
-    welcome: Option<&[u8]>,
-) -> Result<i64> {
+/// An envelope to queue.
+pub(crate) struct NewOutboxRow<'a> {
+    pub conversation: &'a str,
+    pub kind: &'a str,
+    pub id: &'a str,
+    pub epoch: u64,
+    pub payload: &'a [u8],
+    pub welcome: Option<&'a [u8]>,
+    pub add_devices: &'a [String],
+    pub remove_devices: &'a [String],
+}
+
+pub(crate) fn push_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> Result<i64> {
+    let add = serde_json::to_string(row.add_devices).map_err(record_err)?;
+    let remove = serde_json::to_string(row.remove_devices).map_err(record_err)?;
     conn.execute(
-        "INSERT INTO outbox (conversation_id, kind, message_id, epoch, payload, welcome, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![conversation, kind, message_id, epoch as i64, payload, welcome, now_ms()],
+        "INSERT INTO outbox (conversation_id, kind, message_id, epoch, payload, welcome, add_devices, remove_devices, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            row.conversation,
+            row.kind,
+            row.id,
+            row.epoch as i64,
+            row.payload,
+            row.welcome,
+            add,
+            remove,
+            now_ms()
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
 pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
     let mut stmt = conn.prepare(
-        "SELECT id, conversation_id, kind, message_id, epoch, payload, welcome FROM outbox ORDER BY id",
+        "SELECT id, conversation_id, kind, message_id, epoch, payload, welcome, add_devices, remove_devices
+         FROM outbox ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(OutboxRow {
-            id: r.get(0)?,
-            conversation: r.get(1)?,
-            kind: r.get(2)?,
-            message_id: r.get(3)?,
-            epoch: r.get::<_, i64>(4)? as u64,
-            payload: r.get(5)?,
-            welcome: r.get(6)?,
-        })
+        Ok((
+            OutboxRow {
+                id: r.get(0)?,
+                conversation: r.get(1)?,
+                kind: r.get(2)?,
+                message_id: r.get(3)?,
+                epoch: r.get::<_, i64>(4)? as u64,
+                payload: r.get(5)?,
+                welcome: r.get(6)?,
+                add_devices: Vec::new(),
+                remove_devices: Vec::new(),
+            },
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+        ))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.map(|row| {
+        let (mut row, add, remove) = row?;
+        row.add_devices = serde_json::from_str(&add).map_err(record_err)?;
+        row.remove_devices = serde_json::from_str(&remove).map_err(record_err)?;
+        Ok(row)
+    })
+    .collect()
 }
 
 pub(crate) fn remove_message_from_outbox(conn: &Connection, message_id: &str) -> Result<()> {

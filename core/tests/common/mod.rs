@@ -72,6 +72,9 @@ pub fn add(
         key_packages.extend(d.key_packages(1)?);
     }
     let out = owner.add_members(conversation, &key_packages)?;
+    let added: Vec<String> = new.iter().map(|d| d.id().device.clone()).collect();
+    assert_eq!(out.add_devices, added);
+    assert!(out.remove_devices.is_empty());
     let details = accept(owner, &out, existing)?;
     let welcome = out.welcome.ok_or("an add has a Welcome")?;
     for d in new {
