@@ -20,6 +20,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ),
     (
         "get",
+        "/api/v1/users",
+        "The practice's staff directory.",
+        true,
+    ),
+    (
+        "get",
         "/api/v1/devices",
         "The caller's devices (a manager: the practice's).",
         true,

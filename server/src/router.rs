@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let max_blob = state.settings.max_blob_bytes;
     let api = Router::new()
         .route("/login", post(accounts::login))
+        .route("/users", get(accounts::list_users))
         .route("/devices", get(accounts::list_devices))
         .route("/devices/{id}", delete(accounts::revoke_device))
         .route("/key-packages", post(accounts::upload_key_packages))

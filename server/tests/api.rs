@@ -205,6 +205,22 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
     )
     .await?;
 
+    let staff: Vec<pieper_wire::UserInfo> = phone
+        .client
+        .call::<(), _>(Method::GET, "/api/v1/users", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert_eq!(
+        staff
+            .iter()
+            .map(|u| (u.username.as_str(), u.role))
+            .collect::<Vec<_>>(),
+        [
+            ("bakker", pieper_wire::Role::Assistent),
+            ("bootstrap", pieper_wire::Role::Admin),
+            ("jansen", pieper_wire::Role::Huisarts)
+        ]
+    );
     let mine: Vec<pieper_wire::DeviceInfo> = phone
         .client
         .call::<(), _>(Method::GET, "/api/v1/devices", None)
@@ -876,7 +892,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 17);
+    assert_eq!(paths.len(), 18);
     for (path, operations) in paths {
         for method in operations.as_object().ok_or("operations")?.keys() {
             let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");

@@ -93,6 +93,19 @@ pub struct LoginResponse {
     pub device_token: String,
 }
 
+/// A colleague in the practice's staff directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The user's id.
+    pub id: String,
+    /// Their user name.
+    pub username: String,
+    /// The name shown to colleagues.
+    pub display_name: String,
+    /// Their role.
+    pub role: Role,
+}
+
 /// A device as the server knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {

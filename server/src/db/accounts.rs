@@ -1,6 +1,6 @@
 //! Practices, users, devices and KeyPackages.
 
-use pieper_wire::{DeviceInfo, Role};
+use pieper_wire::{DeviceInfo, Role, UserInfo};
 use sqlx::Row;
 
 use super::{Db, now_ms};
@@ -103,6 +103,26 @@ impl Db {
             })
         })
         .transpose()
+    }
+
+    /// The practice's staff.
+    pub async fn list_users(&self, practice: &str) -> AppResult<Vec<UserInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, username, display_name, role FROM users WHERE practice_id = $1 ORDER BY username",
+        )
+        .bind(practice)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserInfo {
+                    id: r.try_get("id")?,
+                    username: r.try_get("username")?,
+                    display_name: r.try_get("display_name")?,
+                    role: role(&r.try_get::<String, _>("role")?)?,
+                })
+            })
+            .collect()
     }
 
     /// Records that TOTP time step `step` was used; `false` if it (or a later

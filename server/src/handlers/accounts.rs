@@ -9,7 +9,7 @@ use axum::{
 };
 use pieper_wire::{
     ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, DeviceInfo, LoginRequest,
-    LoginResponse, UploadKeyPackages,
+    LoginResponse, UploadKeyPackages, UserInfo,
 };
 
 use super::audit_by;
@@ -140,6 +140,14 @@ pub async fn login(
         device_id,
         device_token: token,
     }))
+}
+
+/// `GET /api/v1/users`: the practice's staff directory.
+pub async fn list_users(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<Vec<UserInfo>>> {
+    Ok(Json(state.db.list_users(&auth.0.practice_id).await?))
 }
 
 /// `GET /api/v1/devices`: the caller's devices; a manager sees the practice's.
