@@ -58,6 +58,23 @@ pub enum Error {
     /// An attachment could not be sealed or opened.
     #[error(transparent)]
     Attachment(#[from] AttachmentError),
+    /// The server could not be reached, timed out or failed (5xx): what was
+    /// written stays queued and goes out when it answers again.
+    #[error("the server is unreachable: {0}")]
+    Network(String),
+    /// This device's session ended (its token was revoked or is unknown):
+    /// sign in again.
+    #[error("this device is signed out")]
+    SignedOut,
+    /// The server refused the request, with its stable code
+    /// (`totp_invalid`, `totp_reused`, `throttled`, `not_found`, ...).
+    #[error("the server refused: {code}")]
+    Rejected {
+        /// The problem code.
+        code: String,
+        /// The server's explanation, for people.
+        detail: Option<String>,
+    },
     /// An internal MLS failure that no caller action fixes (a library bug).
     #[error("MLS library failure: {0}")]
     Mls(String),

@@ -8,6 +8,7 @@
 //! leaves the conversation exactly as it was.
 
 pub mod attachments;
+mod client;
 mod device;
 mod error;
 pub mod identity;
@@ -17,6 +18,7 @@ pub mod model;
 mod store;
 
 pub use attachments::{AttachmentError, AttachmentKey};
+pub use client::{Client, ConnectionState, Credentials, Event, LiveHandle, SyncReport};
 pub use device::{CommitOut, Device, Outgoing, OutgoingKind, Received};
 pub use error::{Error, Result};
 pub use identity::MemberId;

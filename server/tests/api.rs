@@ -30,6 +30,7 @@ on_both_backends!(
     acknowledged_envelopes_survive_kill_9,
     the_openapi_document_covers_every_route,
     envelopes_are_kept_until_every_device_has_them_or_retention_ends,
+    concurrent_writers_all_succeed_in_one_sequence,
 );
 
 async fn setup(backend: Backend, extra: &[&str]) -> Result<(TestDatabase, Server), BoxError> {
@@ -1028,5 +1029,53 @@ async fn envelopes_are_kept_until_every_device_has_them_or_retention_ends(
         "{third}"
     );
     assert!(c.sync(c_head).await?.envelopes.is_empty());
+    Ok(())
+}
+
+async fn concurrent_writers_all_succeed_in_one_sequence(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let mut devices = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        devices.push(
+            enrol(
+                &server,
+                &create_user(&db, "linde", name, "huisarts")?,
+                "phone",
+            )
+            .await?,
+        );
+    }
+    let conv = devices[0].create_conversation().await?;
+    let others: Vec<&str> = devices[1..].iter().map(|d| d.id()).collect();
+    devices[0]
+        .send(&conv, &commit("add", 0, &others, &[]))
+        .await??;
+    let mut tasks = Vec::new();
+    for device in devices.clone() {
+        let conv = conv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..40 {
+                let sent = device
+                    .send(
+                        &conv,
+                        &application(&format!("{}-{i}", device.user.username), 1, b"ct"),
+                    )
+                    .await??;
+                seqs.push(sent.seq);
+                if i % 10 == 0 {
+                    ack(&device, device.sync(0).await?.next).await?;
+                }
+            }
+            Ok::<_, BoxError>(seqs)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    all.sort_unstable();
+    // One strictly increasing sequence: 2..=161 after the commit's 1.
+    assert_eq!(all, (2..=161).collect::<Vec<u64>>());
     Ok(())
 }

@@ -139,7 +139,20 @@ impl Device {
     /// place, the others are applied. Catching up this way writes the group
     /// state once per batch instead of once per message.
     pub fn receive_batch(&self, envelopes: &[Vec<u8>]) -> Result<Vec<Result<Received>>> {
+        self.receive_page(envelopes, None)
+    }
+
+    /// [`Device::receive_batch`], moving the sync cursor to `cursor` in the
+    /// same transaction: a crash never applies a page twice or skips one.
+    pub(crate) fn receive_page(
+        &self,
+        envelopes: &[Vec<u8>],
+        cursor: Option<u64>,
+    ) -> Result<Vec<Result<Received>>> {
         self.transact(|s| {
+            if let Some(cursor) = cursor {
+                queries::set_cursor(s.conn(), cursor)?;
+            }
             let mut results = Vec::with_capacity(envelopes.len());
             for bytes in envelopes {
                 s.conn().execute_batch("SAVEPOINT envelope")?;

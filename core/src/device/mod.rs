@@ -285,6 +285,25 @@ impl Device {
             .map_err(mls::mls_err)
     }
 
+    /// The session with the server, if this device signed in.
+    pub(crate) fn session(&self) -> Result<Option<queries::Session>> {
+        self.store.read(queries::session)
+    }
+
+    pub(crate) fn save_session(&self, session: &queries::Session) -> Result<()> {
+        self.store.write(|tx| queries::save_session(tx, session))
+    }
+
+    pub(crate) fn set_signed_out(&self) -> Result<()> {
+        self.store.write(|tx| queries::set_signed_out(tx))
+    }
+
+    /// Drops a queued envelope the server refused for good.
+    pub(crate) fn discard_outgoing(&self, id: &str) -> Result<()> {
+        self.store
+            .write(|tx| queries::remove_message_from_outbox(tx, id))
+    }
+
     /// A conversation by id.
     pub fn conversation(&self, id: &str) -> Result<Conversation> {
         self.store

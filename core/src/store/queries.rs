@@ -46,6 +46,58 @@ pub(crate) fn load_identity(conn: &Connection) -> Result<(MemberId, Vec<u8>)> {
     Ok((MemberId::new(&row.0, &row.1, &row.2)?, row.3))
 }
 
+// --- session -----------------------------------------------------------------
+
+/// The signed-in session with the server.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub server_url: String,
+    pub token: String,
+    pub role: String,
+    pub cursor: u64,
+    pub signed_out: bool,
+}
+
+pub(crate) fn save_session(conn: &Connection, s: &Session) -> Result<()> {
+    conn.execute(
+        "INSERT INTO session (id, server_url, token, role, cursor, signed_out) VALUES (1, ?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET server_url = ?1, token = ?2, role = ?3, cursor = ?4, signed_out = ?5",
+        params![s.server_url, s.token, s.role, s.cursor as i64, s.signed_out],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn session(conn: &Connection) -> Result<Option<Session>> {
+    Ok(conn
+        .query_row(
+            "SELECT server_url, token, role, cursor, signed_out FROM session WHERE id = 1",
+            [],
+            |r| {
+                Ok(Session {
+                    server_url: r.get(0)?,
+                    token: r.get(1)?,
+                    role: r.get(2)?,
+                    cursor: r.get::<_, i64>(3)? as u64,
+                    signed_out: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub(crate) fn set_cursor(conn: &Connection, cursor: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE session SET cursor = ?1 WHERE id = 1 AND cursor < ?1",
+        [cursor as i64],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_signed_out(conn: &Connection) -> Result<()> {
+    conn.execute("UPDATE session SET signed_out = 1 WHERE id = 1", [])?;
+    Ok(())
+}
+
 // --- conversations ------------------------------------------------------------
 
 pub(crate) fn insert_conversation(conn: &Connection, c: &Conversation) -> Result<()> {

@@ -134,10 +134,17 @@ impl Db {
             Backend::Sqlite => Some(self.write_gate.lock().await),
             Backend::Postgres => None,
         };
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            tx.execute("SELECT pg_advisory_xact_lock(734002)").await?;
-        }
+        let tx = match self.backend {
+            // IMMEDIATE takes the write lock now (waiting out busy_timeout),
+            // instead of failing to upgrade a read snapshot that another
+            // connection's write made stale (SQLITE_BUSY_SNAPSHOT).
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                tx.execute("SELECT pg_advisory_xact_lock(734002)").await?;
+                tx
+            }
+        };
         Ok(Write { tx, _gate: gate })
     }
 }

@@ -1,30 +1,14 @@
-//! The real `pieper-server` binary on loopback, and a small client for it.
-//! Every scenario runs on the embedded SQLite and on PostgreSQL (a fresh
-//! database per test on the server named by `PIEPER_TEST_POSTGRES_URL`).
+//! The server's tests: the shared test kit, a client for the API, and a
+//! macro that runs each scenario on both backends.
 
 #![allow(dead_code)]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
+pub use pieper_testkit::*;
 use pieper_wire::{LoginRequest, LoginResponse, Problem, SendRequest, SendResponse};
 use reqwest::StatusCode;
 use serde::{Serialize, de::DeserializeOwned};
-use sqlx::{Connection, Executor};
-use tempfile::TempDir;
-
-pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Which database a server runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// Runs a scenario once per backend, as two tests.
 #[macro_export]
@@ -47,173 +31,6 @@ macro_rules! on_both_backends {
             )*
         }
     };
-}
-
-/// A database for one test: a data directory, or a fresh PostgreSQL database.
-pub struct TestDatabase {
-    pub dir: TempDir,
-    pub url: Option<String>,
-}
-
-impl TestDatabase {
-    pub async fn new(backend: Backend) -> Result<Self, BoxError> {
-        let dir = tempfile::tempdir()?;
-        let url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let admin_url = std::env::var("PIEPER_TEST_POSTGRES_URL").map_err(|_| {
-                    "PIEPER_TEST_POSTGRES_URL is not set: run ./scripts/test-all, which starts a PostgreSQL"
-                })?;
-                let name = format!("pieper_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
-                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .await?;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(b, _)| b);
-                Some(format!("{base}/{name}"))
-            }
-        };
-        Ok(Self { dir, url })
-    }
-
-    fn args(&self) -> Vec<String> {
-        let mut args = vec!["--data-dir".into(), self.dir.path().display().to_string()];
-        if let Some(url) = &self.url {
-            args.extend(["--database-url".into(), url.clone()]);
-        }
-        args
-    }
-
-    /// Runs `pieper-server admin ...` on this database; returns stdout.
-    pub fn admin(&self, args: &[&str]) -> Result<String, BoxError> {
-        let out = Command::new(env!("CARGO_BIN_EXE_pieper-server"))
-            .args(self.args())
-            .arg("admin")
-            .args(args)
-            .env("PIEPER_NEW_PASSWORD", PASSWORD)
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("admin {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
-        }
-        Ok(String::from_utf8(out.stdout)?)
-    }
-}
-
-/// Every test user's password.
-pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A running server process.
-pub struct Server {
-    child: Child,
-    pub base: String,
-    pub log: std::path::PathBuf,
-}
-
-impl Server {
-    /// Starts the binary on a free loopback port over `db`.
-    pub fn start(db: &TestDatabase, extra: &[&str]) -> Result<Self, BoxError> {
-        let log = db
-            .dir
-            .path()
-            .join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pieper-server"))
-            .args(db.args())
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("PIEPER_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or_else(|| format!("unexpected first line {line:?}"))?
-            .to_owned();
-        Ok(Self {
-            child,
-            base: format!("http://{address}"),
-            log,
-        })
-    }
-
-    pub fn ws_url(&self) -> String {
-        format!("{}/api/v1/ws", self.base.replacen("http://", "ws://", 1))
-    }
-
-    /// The server's log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Kills the process at once (like `kill -9`).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A user made with the admin command.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub practice: String,
-    pub username: String,
-    pub id: String,
-    pub totp_secret: String,
-}
-
-/// Creates a practice (if new) and a user in it.
-pub fn create_user(
-    db: &TestDatabase,
-    practice: &str,
-    username: &str,
-    role: &str,
-) -> Result<User, BoxError> {
-    let _ = db.admin(&["create-practice", "--id", practice, "--name", practice]);
-    let out = db.admin(&[
-        "create-user",
-        "--practice",
-        practice,
-        "--username",
-        username,
-        "--display-name",
-        username,
-        "--role",
-        role,
-        "--json",
-    ])?;
-    let v: serde_json::Value = serde_json::from_str(out.trim())?;
-    Ok(User {
-        practice: practice.into(),
-        username: username.into(),
-        id: v["user_id"].as_str().ok_or("user_id")?.into(),
-        totp_secret: v["totp_secret"].as_str().ok_or("totp_secret")?.into(),
-    })
-}
-
-/// The TOTP code of `user` for the time step `step`.
-pub fn totp_at(user: &User, step: u64) -> Result<String, BoxError> {
-    let bytes = totp_rs::Secret::Encoded(user.totp_secret.clone())
-        .to_bytes()
-        .map_err(|e| format!("{e:?}"))?;
-    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes)?;
-    Ok(totp.generate(step * 30))
-}
-
-pub fn current_step() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 30)
-        .unwrap_or(0)
 }
 
 /// An HTTP client for one server.

@@ -1,0 +1,228 @@
+//! The server's HTTP API as the client uses it, with its problems mapped to
+//! [`Error`].
+
+use std::time::Duration;
+
+use pieper_wire::{
+    ClaimKeyPackages, ClaimedKeyPackages, CreateConversation, DeviceInfo, LoginRequest,
+    LoginResponse, Problem, SendRequest, SendResponse, SyncResponse, UploadKeyPackages, UserInfo,
+    codes,
+};
+use reqwest::{Method, StatusCode};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+
+/// An HTTP client for one server.
+#[derive(Clone)]
+pub(crate) struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    pub(crate) fn new(base: &str) -> Result<Self> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::invalid(
+                "server",
+                "must start with http:// or https://",
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Network(e.to_string()))?;
+        Ok(Self {
+            http,
+            base,
+            token: None,
+        })
+    }
+
+    pub(crate) fn with_token(mut self, token: String) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The WebSocket URL of the live channel.
+    pub(crate) fn ws_url(&self) -> String {
+        let url = format!("{}{}/ws", self.base, pieper_wire::API_PREFIX);
+        url.replacen("http", "ws", 1)
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R> {
+        let url = format!("{}{}{path}", self.base, pieper_wire::API_PREFIX);
+        let mut request = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::Network(e.without_url().to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Network(e.without_url().to_string()))?;
+        if status.is_success() {
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes)
+                .map_err(|e| Error::Network(format!("unreadable answer: {e}")));
+        }
+        match problem_error(status, &bytes) {
+            // With a token, "unauthorized" means the session is gone.
+            Error::Rejected { code, .. } if code == codes::UNAUTHORIZED && self.token.is_some() => {
+                Err(Error::SignedOut)
+            }
+            other => Err(other),
+        }
+    }
+
+    pub(crate) async fn login(&self, req: &LoginRequest) -> Result<LoginResponse> {
+        self.call(Method::POST, "/login", Some(req)).await
+    }
+
+    pub(crate) async fn upload_key_packages(&self, req: &UploadKeyPackages) -> Result<()> {
+        self.call(Method::POST, "/key-packages", Some(req)).await
+    }
+
+    pub(crate) async fn claim(&self, users: Vec<String>) -> Result<ClaimedKeyPackages> {
+        self.call(
+            Method::POST,
+            "/key-packages/claim",
+            Some(&ClaimKeyPackages { user_ids: users }),
+        )
+        .await
+    }
+
+    pub(crate) async fn users(&self) -> Result<Vec<UserInfo>> {
+        self.call::<(), _>(Method::GET, "/users", None).await
+    }
+
+    pub(crate) async fn devices(&self) -> Result<Vec<DeviceInfo>> {
+        self.call::<(), _>(Method::GET, "/devices", None).await
+    }
+
+    pub(crate) async fn revoke(&self, device: &str) -> Result<()> {
+        self.call::<(), _>(Method::DELETE, &format!("/devices/{device}"), None)
+            .await
+    }
+
+    pub(crate) async fn create_conversation(&self, id: &str) -> Result<()> {
+        self.call(
+            Method::POST,
+            "/conversations",
+            Some(&CreateConversation { id: id.to_owned() }),
+        )
+        .await
+    }
+
+    pub(crate) async fn send(&self, conversation: &str, req: &SendRequest) -> Result<SendResponse> {
+        self.call(
+            Method::POST,
+            &format!("/conversations/{conversation}/envelopes"),
+            Some(req),
+        )
+        .await
+    }
+
+    pub(crate) async fn sync(&self, after: u64, limit: u32) -> Result<SyncResponse> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/sync?after={after}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
+    pub(crate) async fn ack(&self, position: u64) -> Result<()> {
+        self.call(
+            Method::POST,
+            "/ack",
+            Some(&serde_json::json!({ "position": position })),
+        )
+        .await
+    }
+}
+
+/// Maps a failed response to an error a caller can act on.
+fn problem_error(status: StatusCode, body: &[u8]) -> Error {
+    if status.is_server_error() {
+        return Error::Network(format!("server error {}", status.as_u16()));
+    }
+    let Ok(problem) = serde_json::from_slice::<Problem>(body) else {
+        return Error::Network(format!("unexpected answer {}", status.as_u16()));
+    };
+    match problem.code.as_str() {
+        codes::DEVICE_REVOKED => Error::SignedOut,
+        codes::STALE_EPOCH => Error::StaleEpoch {
+            message: 0,
+            current: problem.current_epoch.unwrap_or(0),
+        },
+        _ => Error::Rejected {
+            code: problem.code,
+            detail: problem.detail,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_map_to_actionable_errors() {
+        let body = |code: &str| {
+            serde_json::to_vec(&Problem {
+                type_uri: String::new(),
+                title: String::new(),
+                status: 401,
+                code: code.into(),
+                detail: Some("x".into()),
+                current_epoch: Some(4),
+                retry_after: None,
+            })
+            .unwrap_or_default()
+        };
+        assert!(matches!(
+            problem_error(StatusCode::UNAUTHORIZED, &body("device_revoked")),
+            Error::SignedOut
+        ));
+        assert!(matches!(
+            problem_error(StatusCode::CONFLICT, &body("stale_epoch")),
+            Error::StaleEpoch { current: 4, .. }
+        ));
+        assert!(matches!(
+            problem_error(StatusCode::UNAUTHORIZED, &body("totp_reused")),
+            Error::Rejected { code, .. } if code == "totp_reused"
+        ));
+        assert!(matches!(
+            problem_error(StatusCode::BAD_GATEWAY, b"<html>"),
+            Error::Network(_)
+        ));
+        assert!(matches!(
+            problem_error(StatusCode::BAD_REQUEST, b"<html>"),
+            Error::Network(_)
+        ));
+    }
+}

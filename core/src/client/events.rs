@@ -1,0 +1,53 @@
+//! What the client tells the app, as a stream.
+
+use crate::model::{Conversation, Message, MessageState};
+
+/// Something the app shows or acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A message from another device arrived.
+    MessageReceived(Message),
+    /// An urgent message arrived (also reported as `MessageReceived`).
+    UrgentMessage(Message),
+    /// A message of this device moved on (pending → sent → ...).
+    MessageStateChanged {
+        /// The message.
+        id: String,
+        /// Its new state.
+        state: MessageState,
+    },
+    /// A conversation was joined, changed, or this device was removed.
+    ConversationChanged(Conversation),
+    /// The connection to the server changed.
+    Connection(ConnectionState),
+    /// An envelope could not be applied; it was skipped (never blocks).
+    Undecryptable {
+        /// Its position in the server's log.
+        position: u64,
+        /// Its conversation.
+        conversation: String,
+        /// Why, for logs (no content).
+        reason: String,
+    },
+    /// The server refused a queued envelope for good; it left the outbox.
+    SendFailed {
+        /// The envelope (for a message, the message id).
+        id: String,
+        /// The server's code.
+        code: String,
+    },
+}
+
+/// The live connection's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connected and caught up.
+    Online,
+    /// Not connected; retrying after the given back-off.
+    Offline {
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The session ended (device revoked): sign in again.
+    SignedOut,
+}

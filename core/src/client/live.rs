@@ -1,0 +1,128 @@
+//! The live channel: a WebSocket whose frames trigger a sync by cursor,
+//! reconnecting with exponential back-off and jitter.
+
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use rand::Rng;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use super::{Client, ConnectionState, Event};
+use crate::error::{Error, Result};
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Keeps the live channel running; dropping it stops the channel.
+pub struct LiveHandle {
+    task: JoinHandle<()>,
+}
+
+impl LiveHandle {
+    /// Whether the channel has stopped for good (signed out).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl Drop for LiveHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(super) fn start(client: Client) -> LiveHandle {
+    LiveHandle {
+        task: tokio::spawn(run(client)),
+    }
+}
+
+/// The wait before reconnect attempt `attempt` (1, 2, ...): exponential,
+/// capped, with "equal jitter" so a practice's devices do not return at once.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_START.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let ceiling = exp.min(BACKOFF_MAX);
+    let half = ceiling / 2;
+    half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+}
+
+async fn run(client: Client) {
+    let mut attempt = 0u32;
+    loop {
+        match session(&client).await {
+            Err(Error::SignedOut) => return,
+            Ok(()) => attempt = 0,
+            Err(e) => tracing::debug!(error = %e, "live channel down"),
+        }
+        attempt += 1;
+        let wait = backoff(attempt);
+        client.emit(Event::Connection(ConnectionState::Offline {
+            retry_in_ms: wait.as_millis() as u64,
+        }));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One connection: catch up, then sync whenever the server says there is more.
+async fn session(client: &Client) -> Result<()> {
+    let mut request = client
+        .api()
+        .ws_url()
+        .into_client_request()
+        .map_err(|e| Error::Network(e.to_string()))?;
+    if let Some(token) = client.api().token() {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Error::invalid("token", "not a header value"))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let mut socket = match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => socket,
+        Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
+            // Let the API say why (revoked or unknown), and record it.
+            client.sync().await?;
+            return Err(Error::Network("live channel refused".into()));
+        }
+        Err(e) => return Err(Error::Network(e.to_string())),
+    };
+    client.sync().await?;
+    let _ = client.add_my_new_devices().await;
+    client.emit(Event::Connection(ConnectionState::Online));
+    while let Some(frame) = socket.next().await {
+        match frame {
+            Ok(tungstenite::Message::Text(_)) => {
+                // Several pokes in a row need one sync.
+                while let Some(Some(Ok(_))) = socket.next().now_or_never() {}
+                client.sync().await?;
+            }
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    // The server may have dropped a slow reader: what was missed comes by cursor.
+    client.sync().await?;
+    Err(Error::Network("live channel closed".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        for attempt in 1..40 {
+            let wait = backoff(attempt);
+            let ceiling = BACKOFF_START
+                .saturating_mul(1u32 << (attempt - 1).min(16))
+                .min(BACKOFF_MAX);
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "attempt {attempt}: {wait:?}"
+            );
+        }
+        let samples: std::collections::HashSet<u128> =
+            (0..20).map(|_| backoff(5).as_micros()).collect();
+        assert!(samples.len() > 1, "no jitter");
+    }
+}

@@ -1,0 +1,531 @@
+//! [`Client`]: a signed-in device talking to the server. Offline first:
+//! everything is written to the encrypted store before it is sent, the outbox
+//! drains in order and exactly once (the server dedupes client ids), and
+//! catch-up follows the server's log by cursor. The WebSocket only says
+//! "there is more": what arrives is always fetched by cursor, so order and
+//! gaps never depend on the live channel.
+
+mod api;
+mod events;
+mod live;
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+pub use events::{ConnectionState, Event};
+pub use live::LiveHandle;
+use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
+use tokio::sync::{Mutex, broadcast};
+
+use self::api::Api;
+use crate::{
+    device::{Device, OutgoingKind, Received},
+    error::{Error, Result},
+    identity::MemberId,
+    keystore::KeyStore,
+    model::{Conversation, ConversationKind, MessageState, NewMessage, PatientRef, Priority},
+    store::queries::Session,
+};
+
+/// One-time KeyPackages uploaded at sign-in.
+const KEY_PACKAGES_AT_LOGIN: usize = 20;
+/// Envelopes fetched per sync page.
+const SYNC_PAGE: u32 = 500;
+
+/// Credentials for signing in.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The practice's id.
+    pub practice: String,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The current TOTP code.
+    pub totp: String,
+    /// A name for this device.
+    pub device_name: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("practice", &self.practice)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one sync applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Envelopes applied.
+    pub applied: usize,
+    /// Envelopes that could not be applied (reported and skipped).
+    pub skipped: usize,
+}
+
+/// A signed-in device.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: Arc<Device>,
+    api: Api,
+    events: broadcast::Sender<Event>,
+    sync_lock: Mutex<()>,
+    flush_lock: Mutex<()>,
+    known_devices: std::sync::Mutex<HashSet<String>>,
+}
+
+/// Runs blocking store work off the async executor.
+async fn blocking<T: Send + 'static>(
+    device: &Arc<Device>,
+    f: impl FnOnce(&Device) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let device = Arc::clone(device);
+    tokio::task::spawn_blocking(move || f(&device))
+        .await
+        .map_err(|e| Error::Mls(format!("store task failed: {e}")))?
+}
+
+impl Client {
+    /// Signs in with password and TOTP, enrols this device and creates its
+    /// encrypted store in `dir`.
+    pub async fn login(
+        server: &str,
+        dir: impl AsRef<Path>,
+        keystore: Arc<dyn KeyStore>,
+        credentials: Credentials,
+    ) -> Result<Client> {
+        let api = Api::new(server)?;
+        let login = api
+            .login(&LoginRequest {
+                practice: credentials.practice.clone(),
+                username: credentials.username.clone(),
+                password: credentials.password.clone(),
+                totp: credentials.totp.clone(),
+                device_name: credentials.device_name.clone(),
+            })
+            .await?;
+        let id = MemberId::new(&login.practice, &login.user_id, &login.device_id)?;
+        let dir: PathBuf = dir.as_ref().to_owned();
+        let session = Session {
+            server_url: api.base().to_owned(),
+            token: login.device_token.clone(),
+            role: login.role.as_str().to_owned(),
+            cursor: 0,
+            signed_out: false,
+        };
+        let device = tokio::task::spawn_blocking(move || {
+            let device = Device::create(&dir, keystore.as_ref(), id)?;
+            device.save_session(&session)?;
+            Ok::<_, Error>(device)
+        })
+        .await
+        .map_err(|e| Error::Mls(e.to_string()))??;
+        let client = Client::assemble(Arc::new(device), api.with_token(login.device_token));
+        client.publish_key_packages(KEY_PACKAGES_AT_LOGIN).await?;
+        Ok(client)
+    }
+
+    /// Opens the device in `dir` that signed in before.
+    pub async fn open(dir: impl AsRef<Path>, keystore: Arc<dyn KeyStore>) -> Result<Client> {
+        let dir: PathBuf = dir.as_ref().to_owned();
+        let device = tokio::task::spawn_blocking(move || Device::open(&dir, keystore.as_ref()))
+            .await
+            .map_err(|e| Error::Mls(e.to_string()))??;
+        let session = device.session()?.ok_or(Error::SignedOut)?;
+        if session.signed_out {
+            return Err(Error::SignedOut);
+        }
+        let api = Api::new(&session.server_url)?.with_token(session.token);
+        Ok(Client::assemble(Arc::new(device), api))
+    }
+
+    fn assemble(device: Arc<Device>, api: Api) -> Client {
+        let (events, _) = broadcast::channel(1024);
+        Client {
+            inner: Arc::new(Inner {
+                device,
+                api,
+                events,
+                sync_lock: Mutex::new(()),
+                flush_lock: Mutex::new(()),
+                known_devices: std::sync::Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// The device (identity, store, conversations) behind this client.
+    pub fn device(&self) -> &Device {
+        &self.inner.device
+    }
+
+    /// Who this device is.
+    pub fn id(&self) -> &MemberId {
+        self.inner.device.id()
+    }
+
+    /// Subscribes to what happens from now on.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, event: Event) {
+        // Nobody listening is fine.
+        let _ = self.inner.events.send(event);
+    }
+
+    async fn store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Device) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        blocking(&self.inner.device, f).await
+    }
+
+    /// Remembers that the session ended, tells the app, and returns the error.
+    async fn signed_out<T>(&self) -> Result<T> {
+        let _ = self.store(|d| d.set_signed_out()).await;
+        self.emit(Event::Connection(ConnectionState::SignedOut));
+        Err(Error::SignedOut)
+    }
+
+    /// Runs a server call; a revoked session is recorded on the way.
+    async fn server<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(Error::SignedOut) => self.signed_out().await,
+            other => other,
+        }
+    }
+
+    /// Uploads `count` one-time KeyPackages and a fresh last-resort one.
+    pub async fn publish_key_packages(&self, count: usize) -> Result<()> {
+        let (packages, last_resort) = self
+            .store(move |d| Ok((d.key_packages(count)?, d.last_resort_key_package()?)))
+            .await?;
+        let upload = UploadKeyPackages {
+            key_packages: packages.into_iter().map(Into::into).collect(),
+            last_resort: Some(last_resort.into()),
+        };
+        let result = self.inner.api.upload_key_packages(&upload).await;
+        self.server(result).await
+    }
+
+    /// The practice's staff.
+    pub async fn colleagues(&self) -> Result<Vec<pieper_wire::UserInfo>> {
+        let result = self.inner.api.users().await;
+        self.server(result).await
+    }
+
+    /// This user's devices (a manager: the practice's).
+    pub async fn devices(&self) -> Result<Vec<pieper_wire::DeviceInfo>> {
+        let result = self.inner.api.devices().await;
+        self.server(result).await
+    }
+
+    /// Revokes a device (lost or replaced).
+    pub async fn revoke_device(&self, device: &str) -> Result<()> {
+        let result = self.inner.api.revoke(device).await;
+        self.server(result).await
+    }
+
+    /// Starts a conversation with the given colleagues (user ids); all
+    /// their devices and this user's other devices join it.
+    pub async fn create_conversation(
+        &self,
+        title: &str,
+        kind: ConversationKind,
+        patient: Option<PatientRef>,
+        with_users: &[String],
+    ) -> Result<Conversation> {
+        let title = title.to_owned();
+        let conversation = self
+            .store(move |d| d.create_conversation(&title, kind, patient))
+            .await?;
+        let result = self.inner.api.create_conversation(&conversation.id).await;
+        self.server(result).await?;
+        let mut users: Vec<String> = with_users.to_vec();
+        users.push(self.id().user.clone());
+        self.add_users(&conversation.id, &users).await?;
+        let id = conversation.id.clone();
+        self.store(move |d| d.conversation(&id)).await
+    }
+
+    /// Adds every active device of `users` that is not yet a member. A
+    /// commit that loses its epoch to another is dropped, the conversation
+    /// caught up, and the change made again.
+    pub async fn add_users(&self, conversation: &str, users: &[String]) -> Result<()> {
+        for _ in 0..5 {
+            let claimed = self
+                .server(self.inner.api.claim(users.to_vec()).await)
+                .await?;
+            let conv = conversation.to_owned();
+            let members: HashSet<String> = self
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id.device)
+                .collect();
+            let packages: Vec<Vec<u8>> = claimed
+                .key_packages
+                .into_iter()
+                .filter(|kp| kp.device_id != self.id().device && !members.contains(&kp.device_id))
+                .map(|kp| kp.key_package.0)
+                .collect();
+            if packages.is_empty() {
+                return Ok(());
+            }
+            let conv = conversation.to_owned();
+            self.store(move |d| d.add_members(&conv, &packages)).await?;
+            match self.flush_outbox().await {
+                Err(Error::StaleEpoch { .. }) => {
+                    self.sync().await?;
+                }
+                other => return other,
+            }
+        }
+        Err(Error::StaleEpoch {
+            message: 0,
+            current: 0,
+        })
+    }
+
+    /// Removes member devices from a conversation.
+    pub async fn remove_devices(&self, conversation: &str, devices: &[MemberId]) -> Result<()> {
+        for _ in 0..5 {
+            let (conv, devices_owned) = (conversation.to_owned(), devices.to_vec());
+            self.store(move |d| d.remove_members(&conv, &devices_owned))
+                .await?;
+            match self.flush_outbox().await {
+                Err(Error::StaleEpoch { .. }) => {
+                    self.sync().await?;
+                }
+                other => return other,
+            }
+        }
+        Err(Error::StaleEpoch {
+            message: 0,
+            current: 0,
+        })
+    }
+
+    /// Writes a message (pending) and sends it when the server answers;
+    /// returns its id. Offline, it waits in the outbox.
+    pub async fn send(&self, conversation: &str, message: NewMessage) -> Result<String> {
+        let conv = conversation.to_owned();
+        let out = self.store(move |d| d.send(&conv, message)).await?;
+        match self.flush_outbox().await {
+            Ok(()) | Err(Error::Network(_)) => Ok(out.id),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hands the outbox to the server, oldest first, stopping at the first
+    /// envelope the server cannot take now.
+    pub async fn flush_outbox(&self) -> Result<()> {
+        let _flushing = self.inner.flush_lock.lock().await;
+        loop {
+            let Some(next) = self.store(|d| d.outbox()).await?.into_iter().next() else {
+                return Ok(());
+            };
+            let priority = if next.kind == OutgoingKind::Application {
+                let id = next.id.clone();
+                self.store(move |d| Ok(d.message(&id).map(|m| m.priority).ok()))
+                    .await?
+                    .unwrap_or(Priority::Routine)
+            } else {
+                Priority::Routine
+            };
+            let request = SendRequest {
+                id: next.id.clone(),
+                kind: match next.kind {
+                    OutgoingKind::Application => EnvelopeKind::Application,
+                    OutgoingKind::Commit => EnvelopeKind::Commit,
+                },
+                epoch: next.epoch,
+                payload: next.payload.clone().into(),
+                welcome: next.welcome.clone().map(Into::into),
+                add_devices: next.add_devices.clone(),
+                remove_devices: next.remove_devices.clone(),
+                // The patient stays on the devices; the server gets none.
+                patient: None,
+                priority: match priority {
+                    Priority::Routine => pieper_wire::Priority::Routine,
+                    Priority::Urgent => pieper_wire::Priority::Urgent,
+                },
+            };
+            let conversation = next.conversation.clone();
+            let result = self.inner.api.send(&conversation, &request).await;
+            match (next.kind, result) {
+                (OutgoingKind::Commit, Ok(_)) => {
+                    let conv = conversation.clone();
+                    self.store(move |d| d.commit_accepted(&conv)).await?;
+                    let conv = conversation.clone();
+                    let updated = self.store(move |d| d.conversation(&conv)).await?;
+                    self.emit(Event::ConversationChanged(updated));
+                }
+                (OutgoingKind::Application, Ok(_)) => {
+                    let id = next.id.clone();
+                    self.store(move |d| d.mark_sent(&id)).await?;
+                    self.emit(Event::MessageStateChanged {
+                        id: next.id,
+                        state: MessageState::Sent,
+                    });
+                }
+                (OutgoingKind::Commit, Err(e @ Error::StaleEpoch { .. })) => {
+                    let conv = conversation.clone();
+                    self.store(move |d| d.commit_refused(&conv)).await?;
+                    return Err(e);
+                }
+                (_, Err(Error::SignedOut)) => return self.signed_out().await,
+                (kind, Err(Error::Rejected { code, .. })) => {
+                    // Refused for good (not a member any more, invalid): it
+                    // must not block what follows.
+                    let (id, conv) = (next.id.clone(), conversation.clone());
+                    if kind == OutgoingKind::Commit {
+                        self.store(move |d| d.commit_refused(&conv)).await?;
+                    } else {
+                        self.store(move |d| d.discard_outgoing(&id)).await?;
+                    }
+                    self.emit(Event::SendFailed { id: next.id, code });
+                }
+                (_, Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Fetches and applies everything after this device's cursor, in server
+    /// order; then sends what waits in the outbox.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        let _syncing = self.inner.sync_lock.lock().await;
+        let mut report = SyncReport::default();
+        loop {
+            let cursor = self
+                .store(|d| Ok(d.session()?.map_or(0, |s| s.cursor)))
+                .await?;
+            let page = self
+                .server(self.inner.api.sync(cursor, SYNC_PAGE).await)
+                .await?;
+            if page.envelopes.is_empty() {
+                break;
+            }
+            let payloads: Vec<Vec<u8>> =
+                page.envelopes.iter().map(|e| e.payload.0.clone()).collect();
+            let next = page.next;
+            let results = self
+                .store(move |d| d.receive_page(&payloads, Some(next)))
+                .await?;
+            for (envelope, result) in page.envelopes.iter().zip(results) {
+                match result {
+                    Ok(received) => {
+                        report.applied += 1;
+                        self.announce(received);
+                    }
+                    Err(e) => {
+                        report.skipped += 1;
+                        tracing::warn!(position = envelope.position, error = %e, "envelope skipped");
+                        self.emit(Event::Undecryptable {
+                            position: envelope.position,
+                            conversation: envelope.conversation.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+            // Best effort: the server keeps what is not acknowledged.
+            let _ = self.inner.api.ack(next).await;
+            if !page.more {
+                break;
+            }
+        }
+        drop(_syncing);
+        match self.flush_outbox().await {
+            Ok(()) | Err(Error::Network(_)) | Err(Error::StaleEpoch { .. }) => Ok(report),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn announce(&self, received: Received) {
+        match received {
+            Received::Message(m) => {
+                if m.priority == Priority::Urgent {
+                    self.emit(Event::UrgentMessage(m.clone()));
+                }
+                self.emit(Event::MessageReceived(m));
+            }
+            Received::Joined(c) | Received::ConversationUpdated(c) => {
+                self.emit(Event::ConversationChanged(c));
+            }
+            Received::Commit { conversation, .. } | Received::Removed { conversation } => {
+                if let Ok(c) = self.inner.device.conversation(&conversation) {
+                    self.emit(Event::ConversationChanged(c));
+                }
+            }
+            Received::Proposal { .. } | Received::Own => {}
+        }
+    }
+
+    /// Adds this user's devices that enrolled since to every conversation
+    /// this device is in (they read from their enrolment on).
+    pub async fn add_my_new_devices(&self) -> Result<usize> {
+        let mine: Vec<String> = self
+            .devices()
+            .await?
+            .into_iter()
+            .filter(|d| d.user_id == self.id().user && d.revoked_at.is_none())
+            .map(|d| d.id)
+            .collect();
+        let fresh: Vec<String> = {
+            let known = self
+                .inner
+                .known_devices
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            mine.iter()
+                .filter(|d| !known.contains(*d))
+                .cloned()
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let conversations = self.store(|d| d.conversations()).await?;
+        let mut added = 0;
+        for conversation in conversations.iter().filter(|c| c.active) {
+            let conv = conversation.id.clone();
+            let members: HashSet<String> = self
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id.device)
+                .collect();
+            if fresh.iter().any(|d| !members.contains(d)) {
+                self.add_users(&conversation.id, std::slice::from_ref(&self.id().user))
+                    .await?;
+                added += 1;
+            }
+        }
+        self.inner
+            .known_devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(mine);
+        Ok(added)
+    }
+
+    /// Keeps this device live: a WebSocket that triggers syncs, with
+    /// reconnection and back-off. Dropping the handle stops it.
+    pub fn start_live(&self) -> LiveHandle {
+        live::start(self.clone())
+    }
+
+    pub(crate) fn api(&self) -> &Api {
+        &self.inner.api
+    }
+}

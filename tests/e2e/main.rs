@@ -1,0 +1,3 @@
+//! End to end: the real server process and several real clients of the core.
+
+mod messaging;
