@@ -1,0 +1,284 @@
+//! `pieper`: the command line client of the core. Sign in, list and open
+//! conversations, send, search, follow live, and `pieper demo`.
+
+mod demo;
+
+use std::{path::PathBuf, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use pieper_core::{
+    Client, ConversationKind, Credentials, Event, FileKeyStore, KeyStore, Message, NewMessage,
+    PatientRef,
+};
+
+/// Pieper from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "pieper", version, about)]
+struct Cli {
+    /// The device's directory (its encrypted store and keystore).
+    #[arg(
+        long,
+        env = "PIEPER_DIR",
+        default_value = "pieper-device",
+        global = true
+    )]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign in with password and TOTP, enrolling this device.
+    Login {
+        /// The server, e.g. https://pieper.praktijk.nl
+        #[arg(long, env = "PIEPER_SERVER")]
+        server: String,
+        /// The practice's id.
+        #[arg(long)]
+        practice: String,
+        /// Your user name.
+        #[arg(long)]
+        username: String,
+        /// Your password (or set PIEPER_PASSWORD).
+        #[arg(long, env = "PIEPER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// The code from your authenticator app.
+        #[arg(long)]
+        totp: String,
+        /// A name for this device.
+        #[arg(long, default_value = "desktop")]
+        device_name: String,
+    },
+    /// The practice's staff.
+    Colleagues,
+    /// Your conversations.
+    Conversations,
+    /// Start a conversation.
+    Create {
+        /// Its title.
+        #[arg(long)]
+        title: String,
+        /// direct, group or spoed.
+        #[arg(long, default_value = "group")]
+        kind: String,
+        /// The HIS reference of the patient it is about.
+        #[arg(long)]
+        patient: Option<String>,
+        /// Colleagues to add, by user name (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        with: Vec<String>,
+    },
+    /// Open a conversation: its newest messages.
+    Open {
+        /// The conversation id.
+        conversation: String,
+        /// How many messages.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Send a message.
+    Send {
+        /// The conversation id.
+        conversation: String,
+        /// The text.
+        text: String,
+        /// Mark it urgent (wakes phones).
+        #[arg(long)]
+        urgent: bool,
+    },
+    /// Search your messages (on this device only).
+    Search {
+        /// Words to find.
+        query: String,
+    },
+    /// Fetch what arrived and send what waits.
+    Sync,
+    /// Stay connected and print what arrives, until interrupted.
+    Follow,
+    /// Show the whole system: a server, three staff on three devices, a
+    /// conversation about a patient, one device offline and back.
+    Demo,
+}
+
+fn kind(text: &str) -> Result<ConversationKind, String> {
+    match text {
+        "direct" => Ok(ConversationKind::Direct),
+        "group" => Ok(ConversationKind::Group),
+        "spoed" => Ok(ConversationKind::Spoed),
+        other => Err(format!("unknown kind {other:?}: direct, group or spoed")),
+    }
+}
+
+fn keystore(dir: &std::path::Path) -> Result<Arc<dyn KeyStore>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    Ok(Arc::new(FileKeyStore::in_dir(dir)?))
+}
+
+/// User ids to user names, from the staff directory.
+pub type Names = std::collections::HashMap<String, String>;
+
+/// The staff directory as a lookup.
+pub async fn names(client: &Client) -> Result<Names, pieper_core::Error> {
+    Ok(client
+        .colleagues()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
+}
+
+/// One line for a message.
+pub fn show(message: &Message, names: &Names) -> String {
+    let urgent = if message.priority == pieper_core::Priority::Urgent {
+        " [SPOED]"
+    } else {
+        ""
+    };
+    let sender = names
+        .get(&message.sender.user)
+        .unwrap_or(&message.sender.user);
+    format!("{sender}{urgent}: {}", message.body)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pieper: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    if let Command::Demo = cli.command {
+        return demo::run().await;
+    }
+    if let Command::Login {
+        server,
+        practice,
+        username,
+        password,
+        totp,
+        device_name,
+    } = &cli.command
+    {
+        let credentials = Credentials {
+            practice: practice.clone(),
+            username: username.clone(),
+            password: password.clone(),
+            totp: totp.clone(),
+            device_name: device_name.clone(),
+        };
+        let client = Client::login(server, &cli.dir, keystore(&cli.dir)?, credentials).await?;
+        println!(
+            "signed in as {} on device {}",
+            client.id().user,
+            client.id().device
+        );
+        return Ok(());
+    }
+    let client = Client::open(&cli.dir, keystore(&cli.dir)?).await?;
+    match cli.command {
+        Command::Login { .. } | Command::Demo => {}
+        Command::Colleagues => {
+            for user in client.colleagues().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    user.username,
+                    user.role.as_str(),
+                    user.display_name
+                );
+            }
+        }
+        Command::Conversations => {
+            client.sync().await?;
+            for c in client.device().conversations()? {
+                let patient = c
+                    .patient
+                    .as_ref()
+                    .map(|p| format!(" (patient {})", p.as_str()))
+                    .unwrap_or_default();
+                let left = if c.active { "" } else { " [left]" };
+                println!("{}\t{}{patient}{left}", c.id, c.title);
+            }
+        }
+        Command::Create {
+            title,
+            kind: k,
+            patient,
+            with,
+        } => {
+            let staff = client.colleagues().await?;
+            let users = with
+                .iter()
+                .map(|name| {
+                    staff
+                        .iter()
+                        .find(|u| &u.username == name)
+                        .map(|u| u.id.clone())
+                        .ok_or_else(|| format!("no colleague named {name:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let patient = patient.as_deref().map(PatientRef::new).transpose()?;
+            let c = client
+                .create_conversation(&title, kind(&k)?, patient, &users)
+                .await?;
+            println!("{}", c.id);
+        }
+        Command::Open {
+            conversation,
+            limit,
+        } => {
+            client.sync().await?;
+            let names = names(&client).await?;
+            for m in client.device().messages(&conversation, limit)? {
+                println!("{}", show(&m, &names));
+            }
+        }
+        Command::Send {
+            conversation,
+            text,
+            urgent,
+        } => {
+            let message = if urgent {
+                NewMessage::urgent(text)
+            } else {
+                NewMessage::text(text)
+            };
+            let id = client.send(&conversation, message).await?;
+            let state = client.device().message(&id)?.state;
+            println!("{id}\t{state:?}");
+        }
+        Command::Search { query } => {
+            let names = names(&client).await.unwrap_or_default();
+            for m in client.device().search(&query, 50)? {
+                println!("{}\t{}", m.conversation, show(&m, &names));
+            }
+        }
+        Command::Sync => {
+            let report = client.sync().await?;
+            println!("applied {}, skipped {}", report.applied, report.skipped);
+        }
+        Command::Follow => {
+            let names = names(&client).await?;
+            let mut events = client.events();
+            let _live = client.start_live();
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    event = events.recv() => match event {
+                        Ok(Event::MessageReceived(m)) => println!("{}", show(&m, &names)),
+                        Ok(Event::ConversationChanged(c)) => println!("* {} ({})", c.title, c.id),
+                        Ok(Event::Connection(state)) => eprintln!("~ {state:?}"),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    },
+                }
+            }
+        }
+    }
+    Ok(())
+}
