@@ -1,3 +1,5 @@
 //! End to end: the real server process and several real clients of the core.
 
+mod devices;
 mod messaging;
+mod offline;

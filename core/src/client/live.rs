@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often a live device looks for its user's newly enrolled devices.
+const OWN_DEVICES_EVERY: Duration = Duration::from_secs(30);
 
 /// Keeps the live channel running; dropping it stops the channel.
 pub struct LiveHandle {
@@ -89,15 +91,24 @@ async fn session(client: &Client) -> Result<()> {
     client.sync().await?;
     let _ = client.add_my_new_devices().await;
     client.emit(Event::Connection(ConnectionState::Online));
-    while let Some(frame) = socket.next().await {
-        match frame {
-            Ok(tungstenite::Message::Text(_)) => {
-                // Several pokes in a row need one sync.
-                while let Some(Some(Ok(_))) = socket.next().now_or_never() {}
-                client.sync().await?;
+    let mut own_devices = tokio::time::interval(OWN_DEVICES_EVERY);
+    own_devices.tick().await; // the first tick is now: just done above
+    loop {
+        tokio::select! {
+            frame = socket.next() => match frame {
+                Some(Ok(tungstenite::Message::Text(_))) => {
+                    // Several pokes in a row need one sync.
+                    while let Some(Some(Ok(_))) = socket.next().now_or_never() {}
+                    client.sync().await?;
+                }
+                Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            _ = own_devices.tick() => {
+                if let Err(e) = client.add_my_new_devices().await {
+                    tracing::debug!(error = %e, "adding own devices failed");
+                }
             }
-            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
-            Ok(_) => {}
         }
     }
     // The server may have dropped a slow reader: what was missed comes by cursor.

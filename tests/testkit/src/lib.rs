@@ -87,13 +87,19 @@ pub struct Server {
 impl Server {
     /// Starts the binary on a free loopback port over `db`.
     pub fn start(db: &TestDatabase, extra: &[&str]) -> Result<Self, BoxError> {
+        Self::start_at(db, "127.0.0.1:0", extra)
+    }
+
+    /// Starts the binary on `address` (to restart a server where its
+    /// clients expect it).
+    pub fn start_at(db: &TestDatabase, address: &str, extra: &[&str]) -> Result<Self, BoxError> {
         let log = db
             .dir
             .path()
             .join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let mut child = Command::new(server_binary()?)
             .args(db.args())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", address])
             .args(extra)
             .env("PIEPER_LOG", "debug")
             .stdout(Stdio::piped())

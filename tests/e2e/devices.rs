@@ -1,0 +1,159 @@
+//! Several devices per user, a revoked device, concurrent membership changes.
+
+use std::time::Duration;
+
+use pieper_core::{ConnectionState, ConversationKind, Error, Event, NewMessage};
+use pieper_e2e::{Backend, Server, TestDatabase, TestResult, create_user, sign_in, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_joins_its_users_conversations_from_enrolment_on() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let (a, b) = (
+        create_user(&db, "linde", "a", "huisarts")?,
+        create_user(&db, "linde", "b", "poh")?,
+    );
+    let server = Server::start(&db, &[])?;
+    let phone = sign_in(&server, &a, "phone").await?;
+    let colleague = sign_in(&server, &b, "desktop").await?;
+    let conv = phone
+        .create_conversation(
+            "Voor de nieuwe tablet",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&b.id),
+        )
+        .await?;
+    colleague.sync().await?;
+    colleague
+        .send(&conv.id, NewMessage::text("van voor de tablet"))
+        .await?;
+
+    let tablet = sign_in(&server, &a, "tablet").await?;
+    assert_eq!(phone.add_my_new_devices().await?, 1);
+    tablet.sync().await?;
+    assert!(tablet.device().conversation(&conv.id)?.active);
+    assert_eq!(
+        tablet.device().conversation(&conv.id)?.title,
+        "Voor de nieuwe tablet"
+    );
+    // It reads from its enrolment on, and takes part at once.
+    assert!(tablet.device().messages(&conv.id, 10)?.is_empty());
+    colleague.sync().await?;
+    colleague
+        .send(&conv.id, NewMessage::text("welkom tablet"))
+        .await?;
+    tablet
+        .send(&conv.id, NewMessage::text("de tablet doet mee"))
+        .await?;
+    tablet.sync().await?;
+    phone.sync().await?;
+    colleague.sync().await?;
+    assert_eq!(tablet.device().messages(&conv.id, 10)?.len(), 2);
+    assert_eq!(phone.device().messages(&conv.id, 10)?.len(), 3);
+    assert_eq!(colleague.device().messages(&conv.id, 10)?.len(), 3);
+    // Nothing left to add.
+    assert_eq!(phone.add_my_new_devices().await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let (a, b) = (
+        create_user(&db, "linde", "a", "huisarts")?,
+        create_user(&db, "linde", "b", "poh")?,
+    );
+    let server = Server::start(&db, &[])?;
+    let phone = sign_in(&server, &a, "phone").await?;
+    let lost = sign_in(&server, &b, "lost-phone").await?;
+    let desktop = sign_in(&server, &b, "desktop").await?;
+    let conv = phone
+        .create_conversation(
+            "Overleg",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&b.id),
+        )
+        .await?;
+    lost.sync().await?;
+    desktop.sync().await?;
+    assert_eq!(phone.device().members(&conv.id)?.len(), 3);
+
+    let mut lost_events = lost.events();
+    let _lost_live = lost.start_live();
+    // b revokes the lost phone from the desktop and removes it from the conversation.
+    desktop.revoke_device(&lost.id().device).await?;
+    desktop
+        .remove_devices(&conv.id, &[lost.id().clone()])
+        .await?;
+    wait_for(&mut lost_events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Connection(ConnectionState::SignedOut)).then_some(())
+    })
+    .await?;
+
+    phone.sync().await?;
+    assert_eq!(phone.device().members(&conv.id)?.len(), 2);
+    let secret = phone
+        .device()
+        .send(&conv.id, NewMessage::text("na de intrekking"))?;
+    phone.flush_outbox().await?;
+    desktop.sync().await?;
+    assert_eq!(desktop.device().search("intrekking", 5)?.len(), 1);
+
+    assert!(matches!(lost.sync().await, Err(Error::SignedOut)));
+    // Even holding the ciphertext, the lost phone cannot read it.
+    let attempt = lost.device().receive(&secret.payload);
+    assert!(
+        matches!(attempt, Err(Error::StaleEpoch { .. } | Error::NotMember)),
+        "{attempt:?}"
+    );
+    assert!(lost.device().search("intrekking", 5)?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_changing_the_group_at_once_both_succeed() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let users: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|u| create_user(&db, "linde", u, "huisarts"))
+        .collect::<Result<_, _>>()?;
+    let server = Server::start(&db, &[])?;
+    let a = sign_in(&server, &users[0], "phone").await?;
+    let b = sign_in(&server, &users[1], "phone").await?;
+    let c = sign_in(&server, &users[2], "phone").await?;
+    let d = sign_in(&server, &users[3], "phone").await?;
+    let conv = a
+        .create_conversation(
+            "Team",
+            ConversationKind::Group,
+            None,
+            &[users[1].id.clone()],
+        )
+        .await?;
+    b.sync().await?;
+    // Both commit in the same epoch; one loses, catches up and commits again.
+    let (ra, rb) = tokio::join!(
+        a.add_users(&conv.id, std::slice::from_ref(&users[2].id)),
+        b.add_users(&conv.id, std::slice::from_ref(&users[3].id)),
+    );
+    ra?;
+    rb?;
+    for client in [&a, &b, &c, &d] {
+        client.sync().await?;
+    }
+    let epoch = a.device().conversation(&conv.id)?.epoch;
+    for client in [&b, &c, &d] {
+        assert_eq!(client.device().conversation(&conv.id)?.epoch, epoch);
+        assert_eq!(client.device().members(&conv.id)?.len(), 4);
+    }
+    let hello = d
+        .device()
+        .send(&conv.id, NewMessage::text("hallo allemaal"))?;
+    d.flush_outbox().await?;
+    for client in [&a, &b, &c] {
+        client.sync().await?;
+        assert_eq!(client.device().message(&hello.id)?.body, "hallo allemaal");
+    }
+    Ok(())
+}
