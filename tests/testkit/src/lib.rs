@@ -206,13 +206,18 @@ pub fn server_binary() -> Result<std::path::PathBuf, BoxError> {
     if let Ok(path) = std::env::var("PIEPER_SERVER_BIN") {
         return Ok(path.into());
     }
-    // Test executables live in <target>/<profile>/deps.
+    // Beside a binary in <target>/<profile>, or one level up from a test
+    // executable in <target>/<profile>/deps.
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .ok_or("test binary has no target directory")?;
-    let bin = profile_dir.join("pieper-server");
+    let beside = exe.with_file_name("pieper-server");
+    let bin = if beside.exists() {
+        beside
+    } else {
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .ok_or("test binary has no target directory")?
+            .join("pieper-server")
+    };
     if !bin.exists() {
         return Err(format!(
             "{} is missing: build it first (cargo build -p pieper-server)",
