@@ -1,0 +1,34 @@
+//! Pieper's core for Kotlin and Swift, through uniffi. This crate only
+//! translates: each exported function forwards to `pieper-core`, types are
+//! converted at the boundary, and errors are mapped in one place
+//! ([`error`]). Decisions belong in the core.
+
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod events;
+mod keystore;
+mod types;
+
+pub use client::{PieperClient, login, open};
+pub use error::{CryptoErrorKind, PieperError};
+pub use events::{EventListener, TaskHandle};
+pub use keystore::{KeyStore, KeyStoreError};
+pub use types::*;
+
+uniffi::setup_scaffolding!();
+
+/// The runtime the bindings own: background tasks (the live channel, event
+/// forwarding) run here; exported async functions run on uniffi's tokio.
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pieper")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the Pieper runtime: {e}"))
+    })
+}

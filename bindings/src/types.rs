@@ -1,0 +1,291 @@
+//! Records and enums as the apps see them, converted from the core's.
+
+use pieper_core::{
+    ConnectionState as CoreConnectionState, Conversation as CoreConversation,
+    ConversationKind as CoreKind, Event as CoreEvent, Message as CoreMessage,
+    MessageState as CoreState, Priority as CorePriority,
+};
+
+/// What a conversation is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConversationKind {
+    /// Two people.
+    Direct,
+    /// A team or topic.
+    Group,
+    /// The staff on duty for urgent matters.
+    Spoed,
+}
+
+impl From<ConversationKind> for CoreKind {
+    fn from(k: ConversationKind) -> Self {
+        match k {
+            ConversationKind::Direct => CoreKind::Direct,
+            ConversationKind::Group => CoreKind::Group,
+            ConversationKind::Spoed => CoreKind::Spoed,
+        }
+    }
+}
+
+impl From<CoreKind> for ConversationKind {
+    fn from(k: CoreKind) -> Self {
+        match k {
+            CoreKind::Direct => ConversationKind::Direct,
+            CoreKind::Group => ConversationKind::Group,
+            CoreKind::Spoed => ConversationKind::Spoed,
+        }
+    }
+}
+
+/// A conversation on this device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Conversation {
+    /// Its id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// What it is for.
+    pub kind: ConversationKind,
+    /// The HIS reference of the patient it is about.
+    pub patient: Option<String>,
+    /// False once this device was removed.
+    pub active: bool,
+}
+
+impl From<CoreConversation> for Conversation {
+    fn from(c: CoreConversation) -> Self {
+        Conversation {
+            id: c.id,
+            title: c.title,
+            kind: c.kind.into(),
+            patient: c.patient.map(|p| p.as_str().to_owned()),
+            active: c.active,
+        }
+    }
+}
+
+/// Routine or urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Priority {
+    /// Ordinary.
+    Routine,
+    /// Wakes the recipients' phones.
+    Urgent,
+}
+
+impl From<CorePriority> for Priority {
+    fn from(p: CorePriority) -> Self {
+        match p {
+            CorePriority::Routine => Priority::Routine,
+            CorePriority::Urgent => Priority::Urgent,
+        }
+    }
+}
+
+/// Where a message is on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum MessageState {
+    /// Written here, not yet on the server.
+    Pending,
+    /// On the server.
+    Sent,
+    /// On a recipient's device.
+    Delivered,
+    /// Read by a recipient.
+    Read,
+    /// From another device.
+    Received,
+}
+
+impl From<CoreState> for MessageState {
+    fn from(s: CoreState) -> Self {
+        match s {
+            CoreState::Pending => MessageState::Pending,
+            CoreState::Sent => MessageState::Sent,
+            CoreState::Delivered => MessageState::Delivered,
+            CoreState::Read => MessageState::Read,
+            CoreState::Received => MessageState::Received,
+        }
+    }
+}
+
+/// A message on this device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Message {
+    /// Its id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation: String,
+    /// The sending user.
+    pub sender_user: String,
+    /// The sending device.
+    pub sender_device: String,
+    /// The text.
+    pub body: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// When it was sent (ms since the Unix epoch).
+    pub sent_at: i64,
+    /// The message it answers.
+    pub reply_to: Option<String>,
+    /// Where it is on its way.
+    pub state: MessageState,
+}
+
+impl From<CoreMessage> for Message {
+    fn from(m: CoreMessage) -> Self {
+        Message {
+            id: m.id,
+            conversation: m.conversation,
+            sender_user: m.sender.user,
+            sender_device: m.sender.device,
+            body: m.body,
+            priority: m.priority.into(),
+            sent_at: m.sent_at,
+            reply_to: m.reply_to,
+            state: m.state.into(),
+        }
+    }
+}
+
+/// A colleague in the practice.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Colleague {
+    /// The user id.
+    pub id: String,
+    /// The user name.
+    pub username: String,
+    /// The name shown.
+    pub display_name: String,
+    /// huisarts, poh, assistent, manager or admin.
+    pub role: String,
+}
+
+impl From<pieper_wire::UserInfo> for Colleague {
+    fn from(u: pieper_wire::UserInfo) -> Self {
+        Colleague {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            role: u.role.as_str().to_owned(),
+        }
+    }
+}
+
+/// How to sign in.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct LoginCredentials {
+    /// The practice's id.
+    pub practice: String,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The current TOTP code.
+    pub totp: String,
+    /// A name for this device.
+    pub device_name: String,
+}
+
+/// What one sync applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    /// Envelopes applied.
+    pub applied: u32,
+    /// Envelopes skipped (could not be applied).
+    pub skipped: u32,
+}
+
+/// The live connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConnectionState {
+    /// Connected.
+    Online,
+    /// Retrying after `retry_in_ms`.
+    Offline {
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+    /// Signed out: sign in again.
+    SignedOut,
+}
+
+/// Something the app shows or acts on.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum PieperEvent {
+    /// A message from another device.
+    MessageReceived {
+        /// It.
+        message: Message,
+    },
+    /// An urgent message (also reported as `MessageReceived`).
+    UrgentMessage {
+        /// It.
+        message: Message,
+    },
+    /// A message of this device moved on.
+    MessageStateChanged {
+        /// The message.
+        id: String,
+        /// Its new state.
+        state: MessageState,
+    },
+    /// A conversation was joined or changed.
+    ConversationChanged {
+        /// It.
+        conversation: Conversation,
+    },
+    /// The connection changed.
+    Connection {
+        /// The new state.
+        state: ConnectionState,
+    },
+    /// An envelope could not be applied and was skipped.
+    Undecryptable {
+        /// Its position.
+        position: u64,
+        /// Its conversation.
+        conversation: String,
+    },
+    /// The server refused a queued envelope for good.
+    SendFailed {
+        /// The envelope.
+        id: String,
+        /// The server's code.
+        code: String,
+    },
+}
+
+impl From<CoreEvent> for PieperEvent {
+    fn from(e: CoreEvent) -> Self {
+        match e {
+            CoreEvent::MessageReceived(m) => PieperEvent::MessageReceived { message: m.into() },
+            CoreEvent::UrgentMessage(m) => PieperEvent::UrgentMessage { message: m.into() },
+            CoreEvent::MessageStateChanged { id, state } => PieperEvent::MessageStateChanged {
+                id,
+                state: state.into(),
+            },
+            CoreEvent::ConversationChanged(c) => PieperEvent::ConversationChanged {
+                conversation: c.into(),
+            },
+            CoreEvent::Connection(s) => PieperEvent::Connection {
+                state: match s {
+                    CoreConnectionState::Online => ConnectionState::Online,
+                    CoreConnectionState::Offline { retry_in_ms } => {
+                        ConnectionState::Offline { retry_in_ms }
+                    }
+                    CoreConnectionState::SignedOut => ConnectionState::SignedOut,
+                },
+            },
+            CoreEvent::Undecryptable {
+                position,
+                conversation,
+                ..
+            } => PieperEvent::Undecryptable {
+                position,
+                conversation,
+            },
+            CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
+        }
+    }
+}
