@@ -40,7 +40,7 @@ pub async fn login(
 
 /// Opens the device that signed in before in `dir`.
 #[uniffi::export(async_runtime = "tokio")]
-pub async fn open(
+pub async fn open_device(
     dir: String,
     keystore: Arc<dyn KeyStore>,
 ) -> Result<Arc<PieperClient>, PieperError> {

@@ -11,13 +11,21 @@ mod events;
 mod keystore;
 mod types;
 
-pub use client::{PieperClient, login, open};
+pub use client::{PieperClient, login, open_device};
 pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use types::*;
 
 uniffi::setup_scaffolding!();
+
+/// Panics on purpose, to prove a Rust panic reaches the app as an exception
+/// (only in builds with the `testing` feature).
+#[cfg(feature = "testing")]
+#[uniffi::export]
+pub fn panic_for_tests() -> Result<(), PieperError> {
+    panic!("a deliberate panic for the binding tests")
+}
 
 /// The runtime the bindings own: background tasks (the live channel, event
 /// forwarding) run here; exported async functions run on uniffi's tokio.

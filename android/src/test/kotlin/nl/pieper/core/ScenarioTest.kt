@@ -1,0 +1,122 @@
+package nl.pieper.core
+
+import java.nio.file.Files
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.filterIsInstance
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+
+/**
+ * The full scenario from the app's side, against the real server process and
+ * the real core: two users sign in with 2FA, one opens a patient-linked
+ * conversation, both exchange messages, the other receives them as a Flow,
+ * searches, and a wrong TOTP code is a typed exception.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ScenarioTest {
+    private lateinit var server: TestServer
+    private lateinit var huisartsSecret: String
+    private lateinit var assistentSecret: String
+
+    @BeforeAll
+    fun start() {
+        server = TestServer()
+        huisartsSecret = server.createUser("jansen", "huisarts")
+        assistentSecret = server.createUser("bakker", "assistent")
+    }
+
+    @AfterAll
+    fun stop() = server.close()
+
+    private fun dir() = Files.createTempDirectory("pieper-device").toString()
+
+    private suspend fun signIn(username: String, secret: String, device: String): PieperClient =
+        login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("linde", username, TestServer.PASSWORD, Totp.now(secret), device),
+        )
+
+    @Test
+    fun `two colleagues talk about a patient`() = runBlocking {
+        val huisarts = signIn("jansen", huisartsSecret, "telefoon")
+        val assistent = signIn("bakker", assistentSecret, "balie-tablet")
+
+        val bakker = huisarts.colleagues().single { it.username == "bakker" }
+        assertEquals("assistent", bakker.role)
+        val conversation = huisarts.createConversation(
+            "Mw. Smit — INR", ConversationKind.GROUP, "his:patient/48213", listOf(bakker.id),
+        )
+        assertEquals("his:patient/48213", conversation.patient)
+
+        val live = assistent.startLive()
+        try {
+            val urgent = async {
+                withTimeout(15_000) {
+                    assistent.events().filterIsInstance<PieperEvent.UrgentMessage>().first()
+                }
+            }
+            // Let the collector subscribe before the message goes out.
+            delay(300)
+            val sentId = huisarts.send(conversation.id, "Bel mw. Smit vandaag terug", true)
+            val received = urgent.await().message
+            assertEquals(sentId, received.id)
+            assertEquals("Bel mw. Smit vandaag terug", received.body)
+            assertEquals(Priority.URGENT, received.priority)
+            assertEquals(huisarts.userId(), received.senderUser)
+        } finally {
+            live.cancel()
+            live.close()
+        }
+
+        assistent.send(conversation.id, "Teruggebeld, komt morgen", false)
+        huisarts.sync()
+        val seen = huisarts.messages(conversation.id, 10u)
+        assertEquals(listOf("Bel mw. Smit vandaag terug", "Teruggebeld, komt morgen"), seen.map { it.body })
+        assertEquals(MessageState.SENT, seen[0].state)
+        assertEquals(MessageState.RECEIVED, seen[1].state)
+
+        val found = assistent.search("smit", 10u)
+        assertEquals(1, found.size)
+        assertTrue(assistent.conversations().any { it.title == "Mw. Smit — INR" })
+    }
+
+    @Test
+    fun `a wrong TOTP code is a typed exception`() = runBlocking {
+        val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
+        val e = assertThrows<PieperException.Rejected> {
+            runBlocking {
+                login(
+                    server.url, dir(), InMemoryKeyStore(),
+                    LoginCredentials("linde", "bakker", TestServer.PASSWORD, wrong, "tablet"),
+                )
+            }
+        }
+        assertEquals("totp_invalid", e.code)
+    }
+
+    @Test
+    fun `a panic in Rust is an exception, and the library keeps working`() {
+        assertThrows<InternalException> { panicForTests() }
+        val e = assertThrows<PieperException.NotFound> {
+            runBlocking { openDevice(dir(), InMemoryKeyStore()) }
+        }
+        assertEquals("device store", e.what)
+    }
+
+    @Test
+    fun `opening a directory without a device is a typed exception`() {
+        val e = assertThrows<PieperException.NotFound> {
+            runBlocking { openDevice(dir(), InMemoryKeyStore()) }
+        }
+        assertEquals("device store", e.what)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+@testable import PieperCore
+
+/// The same scenario as the Kotlin tests, from Swift: two users sign in with
+/// 2FA, one opens a patient-linked conversation, both exchange messages, the
+/// other receives them as an AsyncStream, searches, and a wrong TOTP code is
+/// a typed error.
+final class ScenarioTests: XCTestCase {
+    static var server: TestServer!
+    static var huisarts = ""
+    static var assistent = ""
+
+    override class func setUp() {
+        super.setUp()
+        do {
+            server = try TestServer()
+            huisarts = try server.createUser("jansen", role: "huisarts")
+            assistent = try server.createUser("bakker", role: "assistent")
+        } catch {
+            fatalError("cannot start the test server: \(error)")
+        }
+    }
+
+    override class func tearDown() {
+        server?.stop()
+        super.tearDown()
+    }
+
+    private func dir() throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url.path
+    }
+
+    private func signIn(_ username: String, _ secret: String, _ device: String) async throws -> PieperClient {
+        try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: LoginCredentials(
+                practice: "linde", username: username, password: TestServer.password,
+                totp: Totp.now(secret), deviceName: device))
+    }
+
+    func testTwoColleaguesTalkAboutAPatient() async throws {
+        let huisarts = try await signIn("jansen", Self.huisarts, "telefoon")
+        let assistent = try await signIn("bakker", Self.assistent, "balie-tablet")
+        let colleagues = try await huisarts.colleagues()
+        let bakker = try XCTUnwrap(colleagues.first { $0.username == "bakker" })
+        let conversation = try await huisarts.createConversation(
+            title: "Mw. Smit — INR", kind: .group, patient: "his:patient/48213", withUsers: [bakker.id])
+        XCTAssertEqual(conversation.patient, "his:patient/48213")
+
+        let live = assistent.startLive()
+        defer { live.cancel() }
+        let urgent = Task { () -> Message? in
+            for await event in assistent.events() {
+                if case let .urgentMessage(message) = event { return message }
+            }
+            return nil
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let sentId = try await huisarts.send(conversation: conversation.id, body: "Bel mw. Smit vandaag terug", urgent: true)
+        let arrived = await urgent.value
+        let received = try XCTUnwrap(arrived)
+        XCTAssertEqual(received.id, sentId)
+        XCTAssertEqual(received.priority, .urgent)
+        XCTAssertEqual(received.senderUser, huisarts.userId())
+
+        _ = try await assistent.send(conversation: conversation.id, body: "Teruggebeld, komt morgen", urgent: false)
+        _ = try await huisarts.sync()
+        let seen = try huisarts.messages(conversation: conversation.id, limit: 10)
+        XCTAssertEqual(seen.map(\.body), ["Bel mw. Smit vandaag terug", "Teruggebeld, komt morgen"])
+        XCTAssertEqual(try assistent.search(query: "smit", limit: 10).count, 1)
+    }
+
+    func testAWrongTotpCodeIsATypedError() async throws {
+        let step = UInt64(Date().timeIntervalSince1970) / 30 - 10
+        do {
+            _ = try await login(
+                server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+                credentials: LoginCredentials(
+                    practice: "linde", username: "bakker", password: TestServer.password,
+                    totp: Totp.at(Self.assistent, step: step), deviceName: "tablet"))
+            XCTFail("a wrong code signed in")
+        } catch let PieperError.Rejected(code, _) {
+            XCTAssertEqual(code, "totp_invalid")
+        }
+    }
+
+    func testAPanicInRustIsAnErrorAndTheLibraryKeepsWorking() async throws {
+        XCTAssertThrowsError(try panicForTests())
+        do {
+            _ = try await openDevice(dir: try dir(), keystore: MemoryKeyStore())
+            XCTFail("opened nothing")
+        } catch let PieperError.NotFound(what) {
+            XCTAssertEqual(what, "device store")
+        }
+    }
+
+    func testOpeningADirectoryWithoutADeviceIsATypedError() async throws {
+        do {
+            _ = try await openDevice(dir: try dir(), keystore: MemoryKeyStore())
+            XCTFail("opened nothing")
+        } catch let PieperError.NotFound(what) {
+            XCTAssertEqual(what, "device store")
+        }
+    }
+}
