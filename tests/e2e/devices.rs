@@ -3,32 +3,25 @@
 use std::time::Duration;
 
 use pieper_core::{ConnectionState, ConversationKind, Error, Event, NewMessage};
-use pieper_e2e::{Backend, Server, TestDatabase, TestResult, create_user, sign_in, wait_for};
+use pieper_e2e::{
+    Backend, Pair, Server, TestDatabase, TestResult, create_user, pair, sign_in, wait_for,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_joins_its_users_conversations_from_enrolment_on() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let (a, b) = (
-        create_user(&db, "linde", "a", "huisarts")?,
-        create_user(&db, "linde", "b", "poh")?,
-    );
-    let server = Server::start(&db, &[])?;
-    let phone = sign_in(&server, &a, "phone").await?;
-    let colleague = sign_in(&server, &b, "desktop").await?;
-    let conv = phone
-        .create_conversation(
-            "Voor de nieuwe tablet",
-            ConversationKind::Group,
-            None,
-            std::slice::from_ref(&b.id),
-        )
-        .await?;
+    let Pair {
+        db: _db,
+        server,
+        a: phone,
+        b: colleague,
+        conversation: conv,
+    } = pair("Voor de nieuwe tablet", "phone", "desktop").await?;
     colleague.sync().await?;
     colleague
         .send(&conv.id, NewMessage::text("van voor de tablet"))
         .await?;
 
-    let tablet = sign_in(&server, &a, "tablet").await?;
+    let tablet = sign_in(&server, &phone.user, "tablet").await?;
     assert_eq!(phone.add_my_new_devices().await?, 1);
     tablet.sync().await?;
     assert!(tablet.device().conversation(&conv.id)?.active);

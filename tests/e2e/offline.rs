@@ -3,10 +3,10 @@
 
 use std::{process::Command, time::Duration};
 
-use pieper_core::{ConversationKind, Event, MessageState, NewMessage};
+use pieper_core::{Event, MessageState, NewMessage};
 use pieper_e2e::{
-    Backend, Server, TestClient, TestDatabase, TestResult, create_user, current_step, sign_in,
-    totp_at, wait_for,
+    Backend, Pair, Server, TestClient, TestDatabase, TestResult, create_user, current_step, pair,
+    sign_in, totp_at, wait_for,
 };
 
 /// Ids and bodies of a conversation's messages on a device, oldest first.
@@ -21,22 +21,13 @@ fn bodies(client: &TestClient, conversation: &str) -> Result<Vec<String>, pieper
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_offline_for_500_messages_gets_all_in_order() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let (a, b) = (
-        create_user(&db, "linde", "a", "huisarts")?,
-        create_user(&db, "linde", "b", "poh")?,
-    );
-    let server = Server::start(&db, &[])?;
-    let sender = sign_in(&server, &a, "phone").await?;
-    let offline = sign_in(&server, &b, "tablet").await?;
-    let conv = sender
-        .create_conversation(
-            "Weekend",
-            ConversationKind::Group,
-            None,
-            std::slice::from_ref(&b.id),
-        )
-        .await?;
+    let Pair {
+        db: _db,
+        server: _server,
+        a: sender,
+        b: offline,
+        conversation: conv,
+    } = pair("Weekend", "phone", "tablet").await?;
     offline.sync().await?;
     for i in 0..500 {
         sender
@@ -55,23 +46,14 @@ async fn a_device_offline_for_500_messages_gets_all_in_order() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_clients_send_loses_and_doubles_nothing() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let (a, b) = (
-        create_user(&db, "linde", "a", "huisarts")?,
-        create_user(&db, "linde", "b", "poh")?,
-    );
-    let mut server = Server::start(&db, &[])?;
+    let Pair {
+        db,
+        mut server,
+        a: sender,
+        b: receiver,
+        conversation: conv,
+    } = pair("Storing", "phone", "tablet").await?;
     let address = server.base.trim_start_matches("http://").to_owned();
-    let sender = sign_in(&server, &a, "phone").await?;
-    let receiver = sign_in(&server, &b, "tablet").await?;
-    let conv = sender
-        .create_conversation(
-            "Storing",
-            ConversationKind::Group,
-            None,
-            std::slice::from_ref(&b.id),
-        )
-        .await?;
 
     let sending = {
         let client = sender.client.clone();
@@ -220,22 +202,13 @@ async fn a_client_killed_with_a_full_outbox_drains_it_once_on_restart() -> TestR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_envelope_is_reported_and_skipped() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let (a, b) = (
-        create_user(&db, "linde", "a", "huisarts")?,
-        create_user(&db, "linde", "b", "poh")?,
-    );
-    let server = Server::start(&db, &[])?;
-    let sender = sign_in(&server, &a, "phone").await?;
-    let receiver = sign_in(&server, &b, "tablet").await?;
-    let conv = sender
-        .create_conversation(
-            "Corrupt",
-            ConversationKind::Group,
-            None,
-            std::slice::from_ref(&b.id),
-        )
-        .await?;
+    let Pair {
+        db,
+        server: _server,
+        a: sender,
+        b: receiver,
+        conversation: conv,
+    } = pair("Corrupt", "phone", "tablet").await?;
     sender.send(&conv.id, NewMessage::text("voor")).await?;
     let damaged = sender
         .send(&conv.id, NewMessage::text("beschadigd"))

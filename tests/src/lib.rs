@@ -29,38 +29,31 @@ fn keystore(dir: &TempDir) -> Result<Arc<dyn KeyStore>, BoxError> {
 /// Signs `user` in on a new device, with a TOTP code not used before.
 pub async fn sign_in(server: &Server, user: &User, device: &str) -> Result<TestClient, BoxError> {
     let dir = tempfile::tempdir()?;
-    for _ in 0..3 {
-        let step = current_step();
-        for s in [step, step + 1] {
-            let credentials = Credentials {
-                practice: user.practice.clone(),
-                username: user.username.clone(),
-                password: PASSWORD.into(),
-                totp: totp_at(user, s)?,
-                device_name: device.into(),
-            };
-            match Client::login(&server.base, dir.path(), keystore(&dir)?, credentials).await {
-                Ok(client) => {
-                    return Ok(TestClient {
-                        client,
-                        dir,
-                        user: user.clone(),
-                    });
-                }
-                Err(pieper_core::Error::Rejected { code, .. }) if code == "totp_reused" => {}
-                Err(e) => return Err(e.into()),
+    let keystore = keystore(&dir)?;
+    let client = with_fresh_totp(user, |totp| {
+        let keystore = Arc::clone(&keystore);
+        let credentials = Credentials {
+            practice: user.practice.clone(),
+            username: user.username.clone(),
+            password: PASSWORD.into(),
+            totp,
+            device_name: device.into(),
+        };
+        let dir = dir.path().to_owned();
+        async move {
+            match Client::login(&server.base, dir, keystore, credentials).await {
+                Ok(client) => Ok(Some(client)),
+                Err(pieper_core::Error::Rejected { code, .. }) if code == "totp_reused" => Ok(None),
+                Err(e) => Err(e.into()),
             }
         }
-        tokio::time::sleep(Duration::from_secs(31 - now_secs() % 30)).await;
-    }
-    Err("no fresh TOTP step".into())
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    })
+    .await?;
+    Ok(TestClient {
+        client,
+        dir,
+        user: user.clone(),
+    })
 }
 
 impl TestClient {
@@ -71,6 +64,48 @@ impl TestClient {
         let client = Client::open(dir.path(), keystore(&dir)?).await?;
         Ok(TestClient { client, dir, user })
     }
+}
+
+/// Two colleagues (users `a`, a huisarts, and `b`, a POH) on their own
+/// devices in one conversation, on a fresh server over SQLite.
+pub struct Pair {
+    /// The server's database.
+    pub db: TestDatabase,
+    /// The server process.
+    pub server: Server,
+    /// `a`'s device, which started the conversation.
+    pub a: TestClient,
+    /// `b`'s device.
+    pub b: TestClient,
+    /// The conversation.
+    pub conversation: pieper_core::Conversation,
+}
+
+/// Sets up a [`Pair`] with devices named `a_device` and `b_device`.
+pub async fn pair(title: &str, a_device: &str, b_device: &str) -> Result<Pair, BoxError> {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let (a, b) = (
+        create_user(&db, "linde", "a", "huisarts")?,
+        create_user(&db, "linde", "b", "poh")?,
+    );
+    let server = Server::start(&db, &[])?;
+    let a = sign_in(&server, &a, a_device).await?;
+    let b = sign_in(&server, &b, b_device).await?;
+    let conversation = a
+        .create_conversation(
+            title,
+            pieper_core::ConversationKind::Group,
+            None,
+            std::slice::from_ref(&b.user.id),
+        )
+        .await?;
+    Ok(Pair {
+        db,
+        server,
+        a,
+        b,
+        conversation,
+    })
 }
 
 /// Waits until `events` yields one that `pick` accepts.

@@ -34,6 +34,8 @@ use crate::{
 const KEY_PACKAGES_AT_LOGIN: usize = 20;
 /// Envelopes fetched per sync page.
 const SYNC_PAGE: u32 = 500;
+/// How often a membership change is made again after losing its epoch.
+const COMMIT_ATTEMPTS: usize = 5;
 
 /// Credentials for signing in.
 #[derive(Clone)]
@@ -257,51 +259,68 @@ impl Client {
         self.store(move |d| d.conversation(&id)).await
     }
 
-    /// Adds every active device of `users` that is not yet a member. A
-    /// commit that loses its epoch to another is dropped, the conversation
-    /// caught up, and the change made again.
+    /// Adds every active device of `users` that is not yet a member.
     pub async fn add_users(&self, conversation: &str, users: &[String]) -> Result<()> {
-        for _ in 0..5 {
-            let claimed = self
-                .server(self.inner.api.claim(users.to_vec()).await)
-                .await?;
-            let conv = conversation.to_owned();
-            let members: HashSet<String> = self
-                .store(move |d| d.members(&conv))
-                .await?
-                .into_iter()
-                .map(|m| m.id.device)
-                .collect();
-            let packages: Vec<Vec<u8>> = claimed
-                .key_packages
-                .into_iter()
-                .filter(|kp| kp.device_id != self.id().device && !members.contains(&kp.device_id))
-                .map(|kp| kp.key_package.0)
-                .collect();
-            if packages.is_empty() {
-                return Ok(());
-            }
-            let conv = conversation.to_owned();
-            self.store(move |d| d.add_members(&conv, &packages)).await?;
-            match self.flush_outbox().await {
-                Err(Error::StaleEpoch { .. }) => {
-                    self.sync().await?;
+        let (conversation, users) = (conversation.to_owned(), users.to_vec());
+        self.change_members(move |client| {
+            let (conversation, users) = (conversation.clone(), users.clone());
+            async move {
+                let claimed = client.server(client.inner.api.claim(users).await).await?;
+                let conv = conversation.clone();
+                let members: HashSet<String> = client
+                    .store(move |d| d.members(&conv))
+                    .await?
+                    .into_iter()
+                    .map(|m| m.id.device)
+                    .collect();
+                let packages: Vec<Vec<u8>> = claimed
+                    .key_packages
+                    .into_iter()
+                    .filter(|kp| {
+                        kp.device_id != client.id().device && !members.contains(&kp.device_id)
+                    })
+                    .map(|kp| kp.key_package.0)
+                    .collect();
+                if packages.is_empty() {
+                    return Ok(false);
                 }
-                other => return other,
+                client
+                    .store(move |d| d.add_members(&conversation, &packages))
+                    .await?;
+                Ok(true)
             }
-        }
-        Err(Error::StaleEpoch {
-            message: 0,
-            current: 0,
         })
+        .await
     }
 
     /// Removes member devices from a conversation.
     pub async fn remove_devices(&self, conversation: &str, devices: &[MemberId]) -> Result<()> {
-        for _ in 0..5 {
-            let (conv, devices_owned) = (conversation.to_owned(), devices.to_vec());
-            self.store(move |d| d.remove_members(&conv, &devices_owned))
-                .await?;
+        let (conversation, devices) = (conversation.to_owned(), devices.to_vec());
+        self.change_members(move |client| {
+            let (conversation, devices) = (conversation.clone(), devices.clone());
+            async move {
+                client
+                    .store(move |d| d.remove_members(&conversation, &devices))
+                    .await?;
+                Ok(true)
+            }
+        })
+        .await
+    }
+
+    /// Makes a membership change (`change` queues a commit, or says there
+    /// is nothing to do) and hands it to the server. When another member's
+    /// commit won the epoch, the refused one is dropped, the conversation
+    /// caught up, and the change made again.
+    async fn change_members<F, Fut>(&self, mut change: F) -> Result<()>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        for _ in 0..COMMIT_ATTEMPTS {
+            if !change(self.clone()).await? {
+                return Ok(());
+            }
             match self.flush_outbox().await {
                 Err(Error::StaleEpoch { .. }) => {
                     self.sync().await?;

@@ -141,31 +141,21 @@ impl Client {
 /// now and next are accepted; waits for a new step when both are used).
 pub async fn enrol(server: &Server, user: &User, device: &str) -> Result<Device, BoxError> {
     let client = Client::new(server);
-    for _ in 0..3 {
-        let step = current_step();
-        for s in [step, step + 1] {
-            match client.login(user, &totp_at(user, s)?, device).await? {
-                Ok(login) => {
-                    return Ok(Device {
-                        client: client.with_token(&login.device_token),
-                        login,
-                        user: user.clone(),
-                    });
-                }
-                Err(p) if p.code == "totp_reused" => continue,
-                Err(p) => return Err(format!("login failed: {p:?}").into()),
+    with_fresh_totp(user, |code| {
+        let client = client.clone();
+        async move {
+            match client.login(user, &code, device).await? {
+                Ok(login) => Ok(Some(Device {
+                    client: client.with_token(&login.device_token),
+                    login,
+                    user: user.clone(),
+                })),
+                Err(p) if p.code == "totp_reused" => Ok(None),
+                Err(p) => Err(format!("login failed: {p:?}").into()),
             }
         }
-        tokio::time::sleep(Duration::from_secs(31 - (now_secs() % 30))).await;
-    }
-    Err("no fresh TOTP step".into())
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    })
+    .await
 }
 
 impl Device {

@@ -227,3 +227,31 @@ pub fn server_binary() -> Result<std::path::PathBuf, BoxError> {
     }
     Ok(bin)
 }
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Signs in with a TOTP code no earlier login used (the server takes each
+/// code once): tries this step's code and the next's, and when both were
+/// used waits for a fresh step. `attempt` answers `Ok(None)` when the server
+/// said the code was used already.
+pub async fn with_fresh_totp<T, F, Fut>(user: &User, mut attempt: F) -> Result<T, BoxError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, BoxError>>,
+{
+    for _ in 0..3 {
+        let step = current_step();
+        for s in [step, step + 1] {
+            if let Some(done) = attempt(totp_at(user, s)?).await? {
+                return Ok(done);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(31 - now_secs() % 30)).await;
+    }
+    Err("no fresh TOTP step".into())
+}
