@@ -14,6 +14,7 @@ pub mod settings;
 pub mod state;
 pub mod throttle;
 pub mod tls;
+pub mod writer;
 
 use std::{future::Future, net::SocketAddr};
 

@@ -2,7 +2,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::{db::Db, hub::Hub, metrics::Metrics, settings::Settings, throttle::Throttle};
+use crate::{
+    db::Db, hub::Hub, metrics::Metrics, settings::Settings, throttle::Throttle, writer::Writer,
+};
 
 /// Shared state of one server instance.
 #[derive(Clone)]
@@ -21,12 +23,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This instance's id (tells its own notifications from others').
     pub instance: Arc<str>,
+    /// The envelope log's writer (group commit).
+    pub writer: Writer,
 }
 
 impl AppState {
     /// State for `settings` over `db`.
     pub fn new(db: Db, settings: Settings) -> Self {
+        let instance = uuid::Uuid::new_v4().to_string();
         Self {
+            writer: Writer::start(db.clone(), instance.clone()),
             hub: Arc::new(Hub::new(settings.live_queue)),
             account_throttle: Arc::new(Throttle::new(
                 settings.login_failures,
@@ -37,7 +43,7 @@ impl AppState {
                 Duration::from_secs(settings.login_window_secs),
             )),
             metrics: Arc::new(Metrics::default()),
-            instance: uuid::Uuid::new_v4().to_string().into(),
+            instance: instance.into(),
             settings: Arc::new(settings),
             db,
         }

@@ -62,6 +62,8 @@ async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestRes
     let (db, server) = setup(backend, &[]).await?;
     let user = create_user(&db, "linde", "jansen", "huisarts")?;
     let client = Client::new(&server);
+    // The checks below speak of this step and the one before.
+    common::early_in_a_step(20).await;
     let step = current_step();
 
     let mut wrong_password = user.clone();

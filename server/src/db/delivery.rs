@@ -69,6 +69,26 @@ pub struct Stored {
     pub patient: Option<String>,
 }
 
+/// Checks a send request on its own, before any database work.
+fn check_send(req: &SendRequest) -> AppResult<()> {
+    if req.kind == EnvelopeKind::Welcome {
+        return Err(AppError::Invalid(
+            "a Welcome travels with its commit".into(),
+        ));
+    }
+    if req.kind == EnvelopeKind::Application
+        && (req.welcome.is_some() || !req.add_devices.is_empty() || !req.remove_devices.is_empty())
+    {
+        return Err(AppError::Invalid("only a commit changes members".into()));
+    }
+    if req.welcome.is_some() == req.add_devices.is_empty() {
+        return Err(AppError::Invalid(
+            "a Welcome goes with added devices, and only then".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A conversation's row.
 struct ConversationRow {
     epoch: i64,
@@ -187,12 +207,14 @@ impl Db {
         })
     }
 
-    /// Stores an envelope from a member device, in one transaction with its
-    /// audit event. A commit must be for the conversation's current epoch
-    /// (one commit per epoch); a resend with the same id gets the first
-    /// answer and is stored once.
-    pub async fn store_envelope(
+    /// Stores an envelope from a member device inside `tx` (with its audit
+    /// event). A commit must be for the conversation's current epoch (one
+    /// commit per epoch); a resend with the same id gets the first answer and
+    /// is stored once. The caller commits (see [`crate::writer`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store_envelope_in(
         &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
         practice: &str,
         sender: &str,
         conversation: &str,
@@ -200,26 +222,9 @@ impl Db {
         audit: NewAuditEvent,
         instance: &str,
     ) -> AppResult<Stored> {
-        if req.kind == EnvelopeKind::Welcome {
-            return Err(AppError::Invalid(
-                "a Welcome travels with its commit".into(),
-            ));
-        }
-        if req.kind == EnvelopeKind::Application
-            && (req.welcome.is_some()
-                || !req.add_devices.is_empty()
-                || !req.remove_devices.is_empty())
-        {
-            return Err(AppError::Invalid("only a commit changes members".into()));
-        }
-        if req.welcome.is_some() == req.add_devices.is_empty() {
-            return Err(AppError::Invalid(
-                "a Welcome goes with added devices, and only then".into(),
-            ));
-        }
-        let mut w = self.begin_write().await?;
-        let conv = conversation_row(&mut w.tx, practice, conversation).await?;
-        if !is_member(&mut *w.tx, conversation, sender).await? {
+        check_send(req)?;
+        let conv = conversation_row(tx, practice, conversation).await?;
+        if !is_member(&mut **tx, conversation, sender).await? {
             return Err(AppError::NotFound("conversation"));
         }
 
@@ -231,7 +236,7 @@ impl Db {
         .bind(conversation)
         .bind(&req.id)
         .bind(kind_str(req.kind))
-        .fetch_optional(&mut *w.tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if let Some(p) = previous {
             return Ok(Stored {
@@ -263,7 +268,7 @@ impl Db {
             let ok = sqlx::query("SELECT 1 AS one FROM devices WHERE id = $1 AND practice_id = $2")
                 .bind(device)
                 .bind(practice)
-                .fetch_optional(&mut *w.tx)
+                .fetch_optional(&mut **tx)
                 .await?;
             if ok.is_none() {
                 return Err(AppError::NotFound("device"));
@@ -273,7 +278,7 @@ impl Db {
         let seq = conv.next_seq;
         let stored_at = now_ms();
         let position = insert_envelope(
-            &mut w.tx,
+            tx,
             conversation,
             seq,
             req,
@@ -294,7 +299,7 @@ impl Db {
                 .bind(position)
                 .bind(conversation)
                 .bind(device)
-                .execute(&mut *w.tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -303,10 +308,10 @@ impl Db {
             .bind(seq + 1)
             .bind(req.patient.as_deref())
             .bind(conversation)
-            .execute(&mut *w.tx)
+            .execute(&mut **tx)
             .await?;
 
-        let recipients = recipients(&mut w.tx, conversation, position, sender).await?;
+        let recipients = recipients(tx, conversation, position, sender).await?;
         let mut deliveries = vec![(
             Envelope {
                 position: position as u64,
@@ -326,7 +331,7 @@ impl Db {
         if let Some(welcome) = &req.welcome {
             for device in &req.add_devices {
                 let welcome_position = insert_envelope(
-                    &mut w.tx,
+                    tx,
                     conversation,
                     seq,
                     req,
@@ -343,7 +348,7 @@ impl Db {
                 .bind(conversation)
                 .bind(device)
                 .bind(position)
-                .execute(&mut *w.tx)
+                .execute(&mut **tx)
                 .await?;
                 deliveries.push((
                     Envelope {
@@ -371,15 +376,14 @@ impl Db {
             )),
             ..audit
         };
-        audit.insert(&mut w.tx).await?;
+        audit.insert(tx).await?;
         if self.backend() == super::Backend::Postgres {
             // Other instances deliver to the devices connected to them.
             sqlx::query("SELECT pg_notify('pieper_envelopes', $1)")
                 .bind(format!("{instance}:{position}:{}", deliveries.len()))
-                .execute(&mut *w.tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        w.tx.commit().await?;
         Ok(Stored {
             response: SendResponse {
                 seq: seq as u64,

@@ -84,14 +84,13 @@ pub async fn send(
         ));
     }
     let stored = state
-        .db
-        .store_envelope(
+        .writer
+        .store(
             &auth.0.practice_id,
             &auth.0.id,
             &conversation,
-            &req,
+            req,
             audit_by(&auth, source, "message.send"),
-            &state.instance,
         )
         .await
         .inspect_err(|e| {

@@ -255,3 +255,13 @@ where
     }
     Err("no fresh TOTP step".into())
 }
+
+/// Waits, if needed, until at least `needed` seconds remain in the current
+/// TOTP step, so a test that reasons about "this step" and "the one before"
+/// does not cross a step boundary half-way.
+pub async fn early_in_a_step(needed: u64) {
+    let left = 30 - now_secs() % 30;
+    if left < needed.min(29) {
+        tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
+    }
+}
