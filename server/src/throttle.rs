@@ -9,6 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Keys kept before stale ones are dropped: failures for made-up user names
+/// must not grow the map without bound.
+const MAX_KEYS: usize = 10_000;
+
 /// Failure counts per key (an account, an address).
 pub struct Throttle {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -53,6 +57,14 @@ impl Throttle {
     pub fn fail(&self, keys: &[&str]) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_KEYS {
+            let window = self.window;
+            map.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) <= window)
+            });
+        }
         for key in keys {
             map.entry((*key).to_owned()).or_default().push_back(now);
         }
@@ -70,6 +82,19 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_keys_are_dropped_when_the_map_is_full() {
+        let t = Throttle::new(3, Duration::from_millis(1));
+        for i in 0..MAX_KEYS {
+            t.fail(&[&format!("account:{i}")]);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        t.fail(&["account:fresh"]);
+        let map = t.failures.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(map.len(), 1);
+        assert!(map.contains_key("account:fresh"));
+    }
 
     #[test]
     fn throttles_after_the_limit_per_key() {

@@ -274,6 +274,15 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
     expect_problem(r, "device_revoked")?;
     // The phone still works.
     phone.sync(0).await?;
+    // A revoked device cannot be added to a conversation; an active one can.
+    let conv = phone.create_conversation().await?;
+    let r = phone
+        .send(&conv, &commit("add-revoked", 0, &[tablet.id()], &[]))
+        .await?;
+    expect_problem(r, "not_found")?;
+    phone
+        .send(&conv, &commit("add-desk", 0, &[colleague.id()], &[]))
+        .await??;
     let manager = enrol(
         &server,
         &create_user(&db, "linde", "manager", "manager")?,

@@ -222,6 +222,18 @@ impl Db {
             .find(|d| d.id == id))
     }
 
+    /// Whether a device is revoked (or unknown).
+    pub async fn is_revoked(&self, id: &str) -> AppResult<bool> {
+        let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            None => true,
+        })
+    }
+
     /// Revokes a device: its token stops working at once.
     pub async fn revoke_device(&self, id: &str) -> AppResult<()> {
         sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

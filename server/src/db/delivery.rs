@@ -264,12 +264,23 @@ impl Db {
             }
             _ => {}
         }
-        for device in req.add_devices.iter().chain(&req.remove_devices) {
-            let ok = sqlx::query("SELECT 1 AS one FROM devices WHERE id = $1 AND practice_id = $2")
-                .bind(device)
-                .bind(practice)
-                .fetch_optional(&mut **tx)
-                .await?;
+        // Devices come from this practice; only active ones can be added (a
+        // revoked device may still be removed).
+        for (device, adding) in req
+            .add_devices
+            .iter()
+            .map(|d| (d, true))
+            .chain(req.remove_devices.iter().map(|d| (d, false)))
+        {
+            let ok = sqlx::query(
+                "SELECT 1 AS one FROM devices WHERE id = $1 AND practice_id = $2
+                 AND ($3 = 0 OR revoked_at IS NULL)",
+            )
+            .bind(device)
+            .bind(practice)
+            .bind(i64::from(adding))
+            .fetch_optional(&mut **tx)
+            .await?;
             if ok.is_none() {
                 return Err(AppError::NotFound("device"));
             }

@@ -102,6 +102,18 @@ async fn live(state: AppState, auth: DeviceAuth, socket: WebSocket) {
     let device = auth.0.id.clone();
     let (id, mut queue) = state.hub.register(&device);
     let (mut sink, mut stream) = socket.split();
+    // A revocation between the upgrade and the registration found nothing to
+    // close: look again now that this connection can be found.
+    if state.db.is_revoked(&device).await.unwrap_or(true) {
+        state.hub.unregister(&device, id);
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1008,
+                reason: "revoked".into(),
+            })))
+            .await;
+        return;
+    }
     loop {
         tokio::select! {
             next = queue.recv() => {
