@@ -124,10 +124,68 @@ fn open_and_read_newest(c: &mut Criterion) {
     group.finish();
 }
 
+fn consent_roster(c: &mut Criterion) {
+    use pieper_core::consent::{
+        ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, figures, merge_roster,
+        roster_from_csv, worklist,
+    };
+    let mut csv = String::from("reference,name,birth_date,enrolled\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!("his:{i:06},Patiënt {i},1950-01-01,yes\n"));
+    }
+    let roster = roster_from_csv(&csv).expect("roster");
+    let history: Vec<ConsentChange> = roster
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 4 != 0)
+        .map(|(i, p)| ConsentChange {
+            id: format!("c{i}"),
+            patient: p.reference.clone(),
+            kind: ConsentKind::LspSharing,
+            status: if i % 5 == 0 {
+                ConsentStatus::Refused
+            } else {
+                ConsentStatus::Given
+            },
+            method: ConsentMethod::InPerson,
+            note: None,
+            recorded_by: "u".into(),
+            role: "assistent".into(),
+            recorded_at: 1_780_000_000_000 + i as i64,
+            withdrawal: false,
+        })
+        .collect();
+    let mut group = c.benchmark_group("consent 10,000 patients");
+    group.sample_size(20);
+    group.bench_function("import CSV and merge into an empty roster", |b| {
+        b.iter(|| {
+            let mut roster = Vec::new();
+            let import = roster_from_csv(&csv).expect("roster");
+            black_box(merge_roster(&mut roster, import, true).expect("merge"))
+        })
+    });
+    group.bench_function("figures", |b| {
+        b.iter(|| {
+            black_box(figures(
+                &roster,
+                &history,
+                ConsentKind::LspSharing,
+                i64::MAX,
+            ))
+        })
+    });
+    group.bench_function("worklist", |b| {
+        let open = Default::default();
+        b.iter(|| black_box(worklist(&roster, &history, ConsentKind::LspSharing, &open).len()))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     mls_round_trip,
     attachment_sealing,
-    open_and_read_newest
+    open_and_read_newest,
+    consent_roster
 );
 criterion_main!(benches);

@@ -9,6 +9,7 @@
 
 pub mod attachments;
 mod client;
+pub mod consent;
 mod device;
 mod error;
 pub mod identity;

@@ -40,7 +40,7 @@ impl ConversationKind {
 }
 
 /// The HIS reference of the patient a conversation is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PatientRef(String);
 
