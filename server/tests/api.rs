@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{
     Backend, BoxError, Client, Device, Server, TestDatabase, TestResult, application, commit,
-    create_user, current_step, enrol, totp_at,
+    create_user, current_step, enrol, staff, totp_at,
 };
 use futures_util::StreamExt;
 use pieper_wire::{
@@ -297,13 +297,12 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
 
 async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
-    let a = enrol(
+    let [a, b] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
+        [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
     let upload = UploadKeyPackages {
         key_packages: vec![b"kp-1".to_vec().into(), b"kp-2".to_vec().into()],
         last_resort: Some(b"kp-last".to_vec().into()),
@@ -351,17 +350,14 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
 
 async fn delivery_follows_membership_epochs_and_ids(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
-    let a = enrol(
+    let [a, b, c] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
-    )
-    .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
-    let c = enrol(
-        &server,
-        &create_user(&db, "linde", "c", "assistent")?,
-        "tablet",
+        [
+            ("a", "huisarts", "phone"),
+            ("b", "poh", "phone"),
+            ("c", "assistent", "tablet"),
+        ],
     )
     .await?;
     let conv = a.create_conversation().await?;
@@ -625,17 +621,14 @@ async fn connect_ws(
 
 async fn a_device_that_stops_reading_is_dropped_and_catches_up(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &["--live-queue", "8"]).await?;
-    let a = enrol(
+    let [a, b, c] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
-    )
-    .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
-    let c = enrol(
-        &server,
-        &create_user(&db, "linde", "c", "assistent")?,
-        "tablet",
+        [
+            ("a", "huisarts", "phone"),
+            ("b", "poh", "phone"),
+            ("c", "assistent", "tablet"),
+        ],
     )
     .await?;
     let conv = a.create_conversation().await?;
@@ -706,17 +699,14 @@ async fn a_device_that_stops_reading_is_dropped_and_catches_up(backend: Backend)
 
 async fn blobs_are_for_members_and_size_limited(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &["--max-blob-bytes", "100000"]).await?;
-    let a = enrol(
+    let [a, b, c] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
-    )
-    .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
-    let c = enrol(
-        &server,
-        &create_user(&db, "linde", "c", "assistent")?,
-        "phone",
+        [
+            ("a", "huisarts", "phone"),
+            ("b", "poh", "phone"),
+            ("c", "assistent", "phone"),
+        ],
     )
     .await?;
     let conv = a.create_conversation().await?;
@@ -776,17 +766,14 @@ async fn blobs_are_for_members_and_size_limited(backend: Backend) -> TestResult 
 
 async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
-    let a = enrol(
+    let [a, b, manager] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
-    )
-    .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
-    let manager = enrol(
-        &server,
-        &create_user(&db, "linde", "m", "manager")?,
-        "desktop",
+        [
+            ("a", "huisarts", "phone"),
+            ("b", "poh", "phone"),
+            ("m", "manager", "desktop"),
+        ],
     )
     .await?;
     let conv = a.create_conversation().await?;
@@ -866,13 +853,12 @@ async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> Test
 
 async fn acknowledged_envelopes_survive_kill_9(backend: Backend) -> TestResult {
     let (db, mut server) = setup(backend, &[]).await?;
-    let a = enrol(
+    let [a, b] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
+        [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
     let conv = a.create_conversation().await?;
     a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
     for i in 0..50 {
@@ -981,17 +967,14 @@ async fn envelopes_are_kept_until_every_device_has_them_or_retention_ends(
     backend: Backend,
 ) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
-    let a = enrol(
+    let [a, b, c] = staff(
+        &db,
         &server,
-        &create_user(&db, "linde", "a", "huisarts")?,
-        "phone",
-    )
-    .await?;
-    let b = enrol(&server, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
-    let c = enrol(
-        &server,
-        &create_user(&db, "linde", "c", "assistent")?,
-        "tablet",
+        [
+            ("a", "huisarts", "phone"),
+            ("b", "poh", "phone"),
+            ("c", "assistent", "tablet"),
+        ],
     )
     .await?;
     let conv = a.create_conversation().await?;

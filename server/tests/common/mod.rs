@@ -205,6 +205,22 @@ impl Device {
     }
 }
 
+/// Creates users in the practice "linde" and enrols one device for each:
+/// (user name, role, device name).
+pub async fn staff<const N: usize>(
+    db: &TestDatabase,
+    server: &Server,
+    people: [(&str, &str, &str); N],
+) -> Result<[Device; N], BoxError> {
+    let mut devices = Vec::with_capacity(N);
+    for (name, role, device) in people {
+        devices.push(enrol(server, &create_user(db, "linde", name, role)?, device).await?);
+    }
+    devices
+        .try_into()
+        .map_err(|_| BoxError::from("wrong number of devices"))
+}
+
 /// An application envelope with an opaque payload.
 pub fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
     SendRequest {
