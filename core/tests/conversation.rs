@@ -183,6 +183,12 @@ fn groups_and_messages_survive_a_restart() -> TestResult {
     assert_eq!(a.messages(&conv.id, 10)?.len(), 2);
     // The unsent message is still queued, exactly once.
     let outbox = a.outbox()?;
+    assert_eq!(a.next_outgoing()?, outbox.first().cloned());
+    assert!(
+        outbox.len() >= 2,
+        "the first message (never marked sent) and the pending one wait: {}",
+        outbox.len()
+    );
     assert_eq!(outbox.iter().filter(|o| o.id == pending.id).count(), 1);
     assert_eq!(
         outbox

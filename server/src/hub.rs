@@ -86,12 +86,16 @@ impl Hub {
         devices: &[String],
         metrics: &Metrics,
     ) -> Vec<String> {
+        let mut map = self.lock();
+        // Serialize once, and only when a recipient is connected here.
+        if !devices.iter().any(|d| map.contains_key(d)) {
+            return Vec::new();
+        }
         let text = match serde_json::to_string(&ServerEvent::Envelope(envelope.clone())) {
             Ok(t) => Utf8Bytes::from(t),
             Err(_) => return Vec::new(),
         };
         let mut delivered = Vec::new();
-        let mut map = self.lock();
         for device in devices {
             let Some(list) = map.get_mut(device) else {
                 continue;

@@ -350,7 +350,7 @@ impl Client {
     pub async fn flush_outbox(&self) -> Result<()> {
         let _flushing = self.inner.flush_lock.lock().await;
         loop {
-            let Some(next) = self.store(|d| d.outbox()).await?.into_iter().next() else {
+            let Some(next) = self.store(|d| d.next_outgoing()).await? else {
                 return Ok(());
             };
             let priority = if next.kind == OutgoingKind::Application {

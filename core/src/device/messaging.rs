@@ -108,7 +108,16 @@ impl Device {
 
     /// What still has to go to the server, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>> {
-        let rows = self.store.read(queries::outbox)?;
+        self.queued(None)
+    }
+
+    /// The oldest envelope waiting for the server, if any.
+    pub fn next_outgoing(&self) -> Result<Option<Outgoing>> {
+        Ok(self.queued(Some(1))?.into_iter().next())
+    }
+
+    fn queued(&self, limit: Option<u32>) -> Result<Vec<Outgoing>> {
+        let rows = self.store.read(|c| queries::outbox(c, limit))?;
         Ok(rows
             .into_iter()
             .map(|r| Outgoing {

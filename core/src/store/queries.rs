@@ -439,12 +439,15 @@ pub(crate) fn push_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> Result<i
     Ok(conn.last_insert_rowid())
 }
 
-pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
-    let mut stmt = conn.prepare(
+/// The oldest `limit` queued envelopes (all with `None`), oldest first.
+pub(crate) fn outbox(conn: &Connection, limit: Option<u32>) -> Result<Vec<OutboxRow>> {
+    let mut stmt = conn.prepare_cached(
         "SELECT id, conversation_id, kind, message_id, epoch, payload, welcome, add_devices, remove_devices
-         FROM outbox ORDER BY id",
+         FROM outbox ORDER BY id LIMIT ?1",
     )?;
-    let rows = stmt.query_map([], |r| {
+    // SQLite reads a negative limit as "no limit".
+    let limit = limit.map_or(-1, i64::from);
+    let rows = stmt.query_map([limit], |r| {
         Ok((
             OutboxRow {
                 id: r.get(0)?,
