@@ -15,7 +15,7 @@ use crate::{
 /// A signed-in device.
 #[derive(uniffi::Object)]
 pub struct PieperClient {
-    inner: Client,
+    pub(crate) inner: Client,
 }
 
 /// Signs in with password and TOTP, enrolling this device; its encrypted

@@ -48,6 +48,13 @@ pub enum PieperError {
         /// Why.
         reason: String,
     },
+    /// Sharing outside the practice needs the patient's consent (of `kind`),
+    /// and it is not given.
+    #[error("consent required: {kind:?}")]
+    ConsentRequired {
+        /// The consent that is missing.
+        kind: crate::consent::ConsentKind,
+    },
     /// The device's store failed (full disk, corruption).
     #[error("storage: {msg}")]
     Storage {
@@ -99,6 +106,9 @@ impl From<CoreError> for PieperError {
                 reason,
             },
             CoreError::Storage(e) => PieperError::Storage { msg: e.to_string() },
+            CoreError::ConsentRequired { kind } => {
+                PieperError::ConsentRequired { kind: kind.into() }
+            }
             other => PieperError::Other {
                 msg: other.to_string(),
             },

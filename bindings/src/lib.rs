@@ -6,15 +6,19 @@
 #![warn(missing_docs)]
 
 mod client;
+mod consent;
 mod error;
 mod events;
 mod keystore;
+mod push;
 mod types;
 
 pub use client::{PieperClient, login, open_device};
+pub use consent::*;
 pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
+pub use push::{ApnsEnvironment, PushProvider};
 pub use types::*;
 
 uniffi::setup_scaffolding!();

@@ -15,6 +15,8 @@ pub enum ConversationKind {
     Group,
     /// The staff on duty for urgent matters.
     Spoed,
+    /// The practice group (practice-wide data, not a chat).
+    Practice,
 }
 
 impl From<ConversationKind> for CoreKind {
@@ -23,6 +25,7 @@ impl From<ConversationKind> for CoreKind {
             ConversationKind::Direct => CoreKind::Direct,
             ConversationKind::Group => CoreKind::Group,
             ConversationKind::Spoed => CoreKind::Spoed,
+            ConversationKind::Practice => CoreKind::Practice,
         }
     }
 }
@@ -33,6 +36,7 @@ impl From<CoreKind> for ConversationKind {
             CoreKind::Direct => ConversationKind::Direct,
             CoreKind::Group => ConversationKind::Group,
             CoreKind::Spoed => ConversationKind::Spoed,
+            CoreKind::Practice => ConversationKind::Practice,
         }
     }
 }
@@ -247,6 +251,8 @@ pub enum PieperEvent {
         /// Its conversation.
         conversation: String,
     },
+    /// Roster or consent changes arrived from the practice.
+    PracticeDataChanged,
     /// The server refused a queued envelope for good.
     SendFailed {
         /// The envelope.
@@ -286,6 +292,7 @@ impl From<CoreEvent> for PieperEvent {
                 conversation,
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
+            CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
         }
     }
 }

@@ -12,7 +12,8 @@ use std::{
 };
 
 use pieper_core::{
-    Client, ConversationKind, Credentials, Event, FileKeyStore, NewMessage, PatientRef,
+    Client, ConsentKind, ConsentMethod, ConsentStatus, ConversationKind, Credentials, Event,
+    FileKeyStore, NewConsent, NewMessage, PatientRef, RosterFormat,
 };
 
 use crate::{names, show};
@@ -251,6 +252,62 @@ pub async fn run() -> DemoResult<()> {
     assistent.sync().await?;
     huisarts.sync().await?;
 
+    // Consent for the LSP: the front desk imports the roster and asks; the
+    // huisarts's phone sees the same figures, through the practice group.
+    let roster = "reference,name,birth_date,enrolled\n\
+                  his:patient/48213,Mw. J. Smit,1951-04-12,yes\n\
+                  his:patient/48214,Dhr. K. de Boer,1966-09-30,yes\n\
+                  his:patient/48215,Mw. L. Visser,1983-02-17,yes\n\
+                  his:patient/48216,Dhr. M. Mulder,1999-12-01,yes\n";
+    let imported = assistent
+        .import_roster(roster.into(), RosterFormat::Csv, true)
+        .await?;
+    println!(
+        "\nbakker imported the roster ({} patients) at the front desk",
+        imported.added.len()
+    );
+    for (patient, status) in [
+        ("his:patient/48213", ConsentStatus::Given),
+        ("his:patient/48214", ConsentStatus::Given),
+        ("his:patient/48215", ConsentStatus::Refused),
+    ] {
+        assistent
+            .record_consent(NewConsent {
+                patient: PatientRef::new(patient)?,
+                kind: ConsentKind::LspSharing,
+                status,
+                method: ConsentMethod::InPerson,
+                note: None,
+                obtained_at: None,
+            })
+            .await?;
+    }
+    huisarts.sync().await?;
+    let f = huisarts.device().consent_figures(ConsentKind::LspSharing)?;
+    println!(
+        "jansen's telefoon sees LSP consent {} of {} enrolled ({:.0} %, target 75 %: {})",
+        f.given,
+        f.enrolled,
+        f.rate * 100.0,
+        if f.meets_target { "met" } else { "not met" }
+    );
+    let shown = huisarts.device().conversation_consent(&conversation.id)?;
+    println!(
+        "the conversation about his:patient/48213 shows LSP consent: {}",
+        shown.map_or("-", |c| c.lsp_sharing.as_str())
+    );
+    let worklist = huisarts
+        .device()
+        .consent_worklist(ConsentKind::LspSharing)?;
+    println!(
+        "still to ask: {}",
+        worklist
+            .iter()
+            .map(|p| p.reference.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
     for (s, client) in staff.iter().zip(&clients) {
         println!("\n-- what {}'s {} shows --", s.username, s.device);
         let c = client.device().conversation(&conversation.id)?;
@@ -269,12 +326,20 @@ pub async fn run() -> DemoResult<()> {
     let mut leaked = false;
     for entry in std::fs::read_dir(&data)? {
         let bytes = std::fs::read(entry?.path())?;
-        leaked |= ["INR", "dosering", "his:patient/48213", "Mw. Smit"]
-            .iter()
-            .any(|needle| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        leaked |= [
+            "INR",
+            "dosering",
+            "his:patient/48213",
+            "Mw. Smit",
+            "de Boer",
+            "lsp_sharing",
+            "in_person",
+        ]
+        .iter()
+        .any(|needle| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
     }
     println!(
-        "\nserver database files searched for message text, title and patient: {}",
+        "\nserver database files searched for message text, title, patients and consent: {}",
         if leaked {
             "FOUND (this is a bug)"
         } else {

@@ -1,6 +1,7 @@
 //! `pieper`: the command line client of the core. Sign in, list and open
 //! conversations, send, search, follow live, and `pieper demo`.
 
+mod consent;
 mod demo;
 
 use std::{path::PathBuf, sync::Arc};
@@ -96,6 +97,9 @@ enum Command {
     Sync,
     /// Stay connected and print what arrives, until interrupted.
     Follow,
+    /// The practice's roster and patient consent (LSP opt-in).
+    #[command(subcommand)]
+    Consent(consent::ConsentCommand),
     /// Show the whole system: a server, three staff on three devices, a
     /// conversation about a patient, one device offline and back.
     Demo,
@@ -234,6 +238,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             client.sync().await?;
             let names = names(&client).await?;
+            if let Some(c) = client.device().conversation_consent(&conversation)? {
+                println!(
+                    "consent: LSP {}, e-communication {}",
+                    c.lsp_sharing.as_str(),
+                    c.e_communication.as_str()
+                );
+            }
             for m in client.device().messages(&conversation, limit)? {
                 println!("{}", show(&m, &names));
             }
@@ -258,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("{}\t{}", m.conversation, show(&m, &names));
             }
         }
+        Command::Consent(command) => consent::run(&client, command).await?,
         Command::Sync => {
             let report = client.sync().await?;
             println!("applied {}, skipped {}", report.applied, report.skipped);

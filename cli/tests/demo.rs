@@ -18,6 +18,9 @@ fn the_demo_shows_the_whole_system() -> Result<(), Box<dyn std::error::Error>> {
         "the front-desk tablet raised an urgent alert: jansen [SPOED]",
         "devries's desktop is back online and catches up on 2 envelopes",
         "none found, only ciphertext",
+        "jansen's telefoon sees LSP consent 2 of 4 enrolled (50 %, target 75 %: not met)",
+        "the conversation about his:patient/48213 shows LSP consent: given",
+        "still to ask: his:patient/48216",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

@@ -178,6 +178,35 @@ fn consent_roster(c: &mut Criterion) {
         let open = Default::default();
         b.iter(|| black_box(worklist(&roster, &history, ConsentKind::LspSharing, &open).len()))
     });
+    // The same through a device's encrypted store, as the apps run it.
+    group.bench_function("import into a fresh device store", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("dir");
+                let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
+                let id = MemberId::new("linde", "bakker", "tablet").expect("id");
+                let device = Device::create(dir.path(), &keystore, id).expect("device");
+                (dir, device)
+            },
+            |(_dir, device)| black_box(device.import_roster(roster.clone(), true).expect("import")),
+            BatchSize::PerIteration,
+        )
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
+    let id = MemberId::new("linde", "bakker", "tablet").expect("id");
+    let device = Device::create(dir.path(), &keystore, id).expect("device");
+    device.import_roster(roster.clone(), true).expect("import");
+    device.import_consent(history.clone()).expect("history");
+    group.bench_function("figures from the device store", |b| {
+        b.iter(|| {
+            black_box(
+                device
+                    .consent_figures(ConsentKind::LspSharing)
+                    .expect("figures"),
+            )
+        })
+    });
     group.finish();
 }
 

@@ -49,6 +49,13 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// Sharing the patient's data outside the practice needs the patient's
+    /// consent of this kind, and it is not given.
+    #[error("the patient has not given consent ({})", kind.as_str())]
+    ConsentRequired {
+        /// The consent that is missing.
+        kind: crate::consent::ConsentKind,
+    },
     /// The local store failed (full disk, corruption, I/O).
     #[error(transparent)]
     Storage(#[from] StoreError),

@@ -19,8 +19,13 @@ pub mod model;
 mod store;
 
 pub use attachments::{AttachmentError, AttachmentKey};
-pub use client::{Client, ConnectionState, Credentials, Event, LiveHandle, SyncReport};
-pub use device::{CommitOut, Device, Outgoing, OutgoingKind, Received};
+pub use client::{
+    Client, ConnectionState, Credentials, Event, LiveHandle, RosterFormat, SyncReport,
+};
+pub use consent::{
+    ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
+};
+pub use device::{CommitOut, Device, NewConsent, Outgoing, OutgoingKind, PatientConsent, Received};
 pub use error::{Error, Result};
 pub use identity::MemberId;
 pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};
@@ -28,4 +33,5 @@ pub use model::{
     AttachmentRef, Conversation, ConversationKind, Member, Message, MessageState, NewMessage,
     PatientRef, Priority,
 };
+pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
 pub use store::StoreError;

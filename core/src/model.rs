@@ -18,6 +18,9 @@ pub enum ConversationKind {
     Group,
     /// The staff on duty for urgent matters.
     Spoed,
+    /// The practice group: all staff devices, carrying practice-wide data
+    /// (roster, consent); not a chat.
+    Practice,
 }
 
 impl ConversationKind {
@@ -26,6 +29,7 @@ impl ConversationKind {
             Self::Direct => "direct",
             Self::Group => "group",
             Self::Spoed => "spoed",
+            Self::Practice => "practice",
         }
     }
 
@@ -34,6 +38,7 @@ impl ConversationKind {
             "direct" => Ok(Self::Direct),
             "group" => Ok(Self::Group),
             "spoed" => Ok(Self::Spoed),
+            "practice" => Ok(Self::Practice),
             other => Err(Error::invalid("kind", format!("unknown kind {other:?}"))),
         }
     }
@@ -249,6 +254,8 @@ pub(crate) enum Content {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         patient: Option<PatientRef>,
     },
+    /// Roster and consent changes, in the practice group.
+    Practice(crate::consent::log::PracticeBatch),
 }
 
 impl Content {

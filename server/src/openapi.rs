@@ -30,6 +30,18 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         "The caller's devices (a manager: the practice's).",
         true,
     ),
+    (
+        "put",
+        "/api/v1/devices/me/push-token",
+        "Register or rotate the caller's push token (FCM or APNs).",
+        true,
+    ),
+    (
+        "delete",
+        "/api/v1/devices/me/push-token",
+        "Remove the caller's push token.",
+        true,
+    ),
     ("delete", "/api/v1/devices/{id}", "Revoke a device.", true),
     (
         "post",

@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, Request, StatusCode},
     middleware,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
@@ -25,6 +25,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(accounts::login))
         .route("/users", get(accounts::list_users))
         .route("/devices", get(accounts::list_devices))
+        .route(
+            "/devices/me/push-token",
+            put(accounts::set_push_token).delete(accounts::remove_push_token),
+        )
         .route("/devices/{id}", delete(accounts::revoke_device))
         .route("/key-packages", post(accounts::upload_key_packages))
         .route("/key-packages/claim", post(accounts::claim_key_packages))

@@ -31,6 +31,7 @@ on_both_backends!(
     the_openapi_document_covers_every_route,
     envelopes_are_kept_until_every_device_has_them_or_retention_ends,
     concurrent_writers_all_succeed_in_one_sequence,
+    push_tokens_are_checked_replaced_and_removed,
 );
 
 async fn setup(backend: Backend, extra: &[&str]) -> Result<(TestDatabase, Server), BoxError> {
@@ -320,6 +321,7 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
                 "/api/v1/key-packages/claim",
                 Some(&ClaimKeyPackages {
                     user_ids: vec![b.user.id.clone()],
+                    missing_from: None,
                 }),
             )
             .await?
@@ -339,6 +341,7 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
             "/api/v1/key-packages/claim",
             Some(&ClaimKeyPackages {
                 user_ids: vec![a.user.id.clone()],
+                missing_from: None,
             }),
         )
         .await?
@@ -494,6 +497,7 @@ async fn another_practice_sees_nothing(backend: Backend) -> TestResult {
             "/api/v1/key-packages/claim",
             Some(&ClaimKeyPackages {
                 user_ids: vec![a.user.id.clone()],
+                missing_from: None,
             }),
         )
         .await?;
@@ -890,7 +894,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 18);
+    assert_eq!(paths.len(), 19);
     for (path, operations) in paths {
         for method in operations.as_object().ok_or("operations")?.keys() {
             let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
@@ -1071,5 +1075,57 @@ async fn concurrent_writers_all_succeed_in_one_sequence(backend: Backend) -> Tes
     all.sort_unstable();
     // One strictly increasing sequence: 2..=161 after the commit's 1.
     assert_eq!(all, (2..=161).collect::<Vec<u64>>());
+    Ok(())
+}
+
+async fn push_tokens_are_checked_replaced_and_removed(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let phone = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let put = |body: serde_json::Value| {
+        let client = &phone.client;
+        async move {
+            client
+                .call::<_, serde_json::Value>(
+                    Method::PUT,
+                    "/api/v1/devices/me/push-token",
+                    Some(&body),
+                )
+                .await
+        }
+    };
+    put(serde_json::json!({"provider": "fcm", "token": "fcm-token-1"}))
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    // Rotation replaces it.
+    put(serde_json::json!({"provider": "fcm", "token": "fcm-token-2"}))
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    expect_problem(
+        put(serde_json::json!({"provider": "apns", "token": "abc"})).await?,
+        "invalid",
+    )?;
+    expect_problem(
+        put(serde_json::json!({"provider": "fcm", "token": "x", "apns_environment": "sandbox"}))
+            .await?,
+        "invalid",
+    )?;
+    expect_problem(
+        put(serde_json::json!({"provider": "fcm", "token": ""})).await?,
+        "invalid",
+    )?;
+    expect_problem(
+        put(serde_json::json!({"provider": "pager", "token": "x"})).await?,
+        "invalid",
+    )?;
+    phone
+        .client
+        .call::<(), serde_json::Value>(Method::DELETE, "/api/v1/devices/me/push-token", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! End to end: the real server process and several real clients of the core.
 
+mod consent;
 mod devices;
 mod load;
 mod messaging;
 mod offline;
+mod push;

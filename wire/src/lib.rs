@@ -135,6 +135,11 @@ pub struct UploadKeyPackages {
 pub struct ClaimKeyPackages {
     /// The users whose devices are to be added.
     pub user_ids: Vec<String>,
+    /// Topping up this conversation: skip devices already in it, and skip
+    /// users without devices instead of refusing (no KeyPackage is spent on
+    /// a device that needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_from: Option<String>,
 }
 
 /// A claimed KeyPackage.
@@ -155,6 +160,39 @@ pub struct ClaimedKeyPackages {
     pub key_packages: Vec<ClaimedKeyPackage>,
     /// Devices that had none left (they must upload more).
     pub exhausted_devices: Vec<String>,
+}
+
+/// Which push service reaches a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushProvider {
+    /// Firebase Cloud Messaging (Android).
+    Fcm,
+    /// Apple Push Notification service (iOS).
+    Apns,
+}
+
+/// The APNs environment a token belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApnsEnvironment {
+    /// Development builds (api.sandbox.push.apple.com).
+    Sandbox,
+    /// App Store and TestFlight builds (api.push.apple.com).
+    Production,
+}
+
+/// `PUT /devices/me/push-token`: this device's push token (registering a new
+/// one replaces the old: the OS rotated it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTokenRegistration {
+    /// The service.
+    pub provider: PushProvider,
+    /// The token the OS gave the app.
+    pub token: String,
+    /// For APNs: which environment issued the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apns_environment: Option<ApnsEnvironment>,
 }
 
 /// Register a new conversation (its MLS group was created on the device).

@@ -106,13 +106,33 @@ impl Api {
         self.call(Method::POST, "/key-packages", Some(req)).await
     }
 
-    pub(crate) async fn claim(&self, users: Vec<String>) -> Result<ClaimedKeyPackages> {
+    pub(crate) async fn claim(
+        &self,
+        users: Vec<String>,
+        missing_from: Option<String>,
+    ) -> Result<ClaimedKeyPackages> {
         self.call(
             Method::POST,
             "/key-packages/claim",
-            Some(&ClaimKeyPackages { user_ids: users }),
+            Some(&ClaimKeyPackages {
+                user_ids: users,
+                missing_from,
+            }),
         )
         .await
+    }
+
+    pub(crate) async fn set_push_token(
+        &self,
+        token: &pieper_wire::PushTokenRegistration,
+    ) -> Result<()> {
+        self.call(Method::PUT, "/devices/me/push-token", Some(token))
+            .await
+    }
+
+    pub(crate) async fn remove_push_token(&self) -> Result<()> {
+        self.call::<(), _>(Method::DELETE, "/devices/me/push-token", None)
+            .await
     }
 
     pub(crate) async fn users(&self) -> Result<Vec<UserInfo>> {

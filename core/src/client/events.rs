@@ -18,6 +18,8 @@ pub enum Event {
     },
     /// A conversation was joined, changed, or this device was removed.
     ConversationChanged(Conversation),
+    /// Roster or consent changes arrived from the practice.
+    PracticeDataChanged,
     /// The connection to the server changed.
     Connection(ConnectionState),
     /// An envelope could not be applied; it was skipped (never blocks).

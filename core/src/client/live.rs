@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a live device looks for its user's newly enrolled devices.
-const OWN_DEVICES_EVERY: Duration = Duration::from_secs(30);
+const MEMBERSHIP_EVERY: Duration = Duration::from_secs(30);
 
 /// Keeps the live channel running; dropping it stops the channel.
 pub struct LiveHandle {
@@ -89,9 +89,9 @@ async fn session(client: &Client) -> Result<()> {
         Err(e) => return Err(Error::Network(e.to_string())),
     };
     client.sync().await?;
-    let _ = client.add_my_new_devices().await;
+    check_membership(client).await;
     client.emit(Event::Connection(ConnectionState::Online));
-    let mut own_devices = tokio::time::interval(OWN_DEVICES_EVERY);
+    let mut own_devices = tokio::time::interval(MEMBERSHIP_EVERY);
     own_devices.tick().await; // the first tick is now: just done above
     loop {
         tokio::select! {
@@ -104,16 +104,23 @@ async fn session(client: &Client) -> Result<()> {
                 Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
-            _ = own_devices.tick() => {
-                if let Err(e) = client.add_my_new_devices().await {
-                    tracing::debug!(error = %e, "adding own devices failed");
-                }
-            }
+            _ = own_devices.tick() => check_membership(client).await,
         }
     }
     // The server may have dropped a slow reader: what was missed comes by cursor.
     client.sync().await?;
     Err(Error::Network("live channel closed".into()))
+}
+
+/// Adds this user's new devices to their conversations, and new staff
+/// devices to the practice group.
+async fn check_membership(client: &Client) {
+    if let Err(e) = client.add_my_new_devices().await {
+        tracing::debug!(error = %e, "adding own devices failed");
+    }
+    if let Err(e) = client.sync_practice().await {
+        tracing::debug!(error = %e, "practice group check failed");
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 mod api;
 mod events;
 mod live;
+mod practice;
+mod push;
 
 use std::{
     collections::HashSet,
@@ -18,6 +20,7 @@ use std::{
 pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
+pub use practice::RosterFormat;
 use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;
@@ -261,11 +264,31 @@ impl Client {
 
     /// Adds every active device of `users` that is not yet a member.
     pub async fn add_users(&self, conversation: &str, users: &[String]) -> Result<()> {
+        self.add_devices(conversation, users, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds the devices of `users` missing from the conversation; with
+    /// `top_up`, the server claims KeyPackages only for those and skips
+    /// users without devices. Returns whether any device was added.
+    async fn add_devices(
+        &self,
+        conversation: &str,
+        users: &[String],
+        top_up: bool,
+    ) -> Result<bool> {
+        let added = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (conversation, users) = (conversation.to_owned(), users.to_vec());
+        let flag = Arc::clone(&added);
         self.change_members(move |client| {
             let (conversation, users) = (conversation.clone(), users.clone());
+            let flag = Arc::clone(&flag);
             async move {
-                let claimed = client.server(client.inner.api.claim(users).await).await?;
+                let missing_from = top_up.then(|| conversation.clone());
+                let claimed = client
+                    .server(client.inner.api.claim(users, missing_from).await)
+                    .await?;
                 let conv = conversation.clone();
                 let members: HashSet<String> = client
                     .store(move |d| d.members(&conv))
@@ -287,10 +310,12 @@ impl Client {
                 client
                     .store(move |d| d.add_members(&conversation, &packages))
                     .await?;
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(true)
             }
         })
-        .await
+        .await?;
+        Ok(added.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Removes member devices from a conversation.
@@ -389,9 +414,9 @@ impl Client {
                     let updated = self.store(move |d| d.conversation(&conv)).await?;
                     self.emit(Event::ConversationChanged(updated));
                 }
-                (OutgoingKind::Application, Ok(_)) => {
+                (OutgoingKind::Application, Ok(stored)) => {
                     let id = next.id.clone();
-                    self.store(move |d| d.mark_sent(&id)).await?;
+                    self.store(move |d| d.sent(&id, Some(stored.seq))).await?;
                     self.emit(Event::MessageStateChanged {
                         id: next.id,
                         state: MessageState::Sent,
@@ -434,11 +459,20 @@ impl Client {
             if page.envelopes.is_empty() {
                 break;
             }
-            let payloads: Vec<Vec<u8>> =
-                page.envelopes.iter().map(|e| e.payload.0.clone()).collect();
+            let payloads: Vec<(Option<u64>, Vec<u8>)> = page
+                .envelopes
+                .iter()
+                .map(|e| (Some(e.seq), e.payload.0.clone()))
+                .collect();
             let next = page.next;
             let results = self
-                .store(move |d| d.receive_page(&payloads, Some(next)))
+                .store(move |d| {
+                    let envelopes: Vec<(Option<u64>, &[u8])> = payloads
+                        .iter()
+                        .map(|(seq, bytes)| (*seq, bytes.as_slice()))
+                        .collect();
+                    d.receive_page(&envelopes, Some(next))
+                })
                 .await?;
             for (envelope, result) in page.envelopes.iter().zip(results) {
                 match result {
@@ -464,6 +498,14 @@ impl Client {
             }
         }
         drop(_syncing);
+        // Practice data recorded while this device could not share it (not
+        // yet in the practice group, or offline) goes out now, and so does a
+        // push token the server did not get.
+        self.store(|d| d.share_practice_data()).await?;
+        match self.register_pending_push_token().await {
+            Ok(()) | Err(Error::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
         match self.flush_outbox().await {
             Ok(()) | Err(Error::Network(_)) | Err(Error::StaleEpoch { .. }) => Ok(report),
             Err(e) => Err(e),
@@ -479,11 +521,18 @@ impl Client {
                 self.emit(Event::MessageReceived(m));
             }
             Received::Joined(c) | Received::ConversationUpdated(c) => {
-                self.emit(Event::ConversationChanged(c));
+                if c.kind != ConversationKind::Practice {
+                    self.emit(Event::ConversationChanged(c));
+                }
             }
             Received::Commit { conversation, .. } | Received::Removed { conversation } => {
                 if let Ok(c) = self.inner.device.conversation(&conversation) {
                     self.emit(Event::ConversationChanged(c));
+                }
+            }
+            Received::PracticeData { new } => {
+                if new > 0 {
+                    self.emit(Event::PracticeDataChanged);
                 }
             }
             Received::Proposal { .. } | Received::Own => {}
@@ -514,7 +563,7 @@ impl Client {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let conversations = self.store(|d| d.conversations()).await?;
+        let conversations = self.store(|d| d.all_conversations()).await?;
         let mut added = 0;
         for conversation in conversations.iter().filter(|c| c.active) {
             let conv = conversation.id.clone();

@@ -7,14 +7,19 @@
 //! one kind is the last change in log order; every device folds the same log
 //! the same way, so devices that recorded changes at the same time converge
 //! once they have the same log, and both changes stay in the history.
-//! (Carrying the log between devices end-to-end encrypted is the next step;
-//! this module is the pure logic it will run.)
+//!
+//! The log travels end-to-end encrypted in the practice group, an MLS group
+//! of all the practice's staff devices, and its order is the server's order
+//! of that group's envelopes ([`log`]); the server sees ciphertext only.
 
+mod fhir;
+pub(crate) mod log;
 mod roster;
 mod time;
 
 use std::collections::{HashMap, HashSet};
 
+pub use fhir::{consent_from_fhir, consent_to_fhir_bundle};
 pub use roster::{
     RosterChanges, RosterPatient, merge_roster, roster_from_csv, roster_from_fhir_bundle,
 };
@@ -38,6 +43,28 @@ pub enum ConsentKind {
     ECommunication,
 }
 
+impl ConsentKind {
+    /// Its stable name (`lsp_sharing`, `e_communication`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LspSharing => "lsp_sharing",
+            Self::ECommunication => "e_communication",
+        }
+    }
+
+    /// Parses a kind name.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim() {
+            "lsp_sharing" => Ok(Self::LspSharing),
+            "e_communication" => Ok(Self::ECommunication),
+            other => Err(Error::invalid(
+                "kind",
+                format!("unknown consent kind {other:?}"),
+            )),
+        }
+    }
+}
+
 /// The patient's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +78,15 @@ pub enum ConsentStatus {
 }
 
 impl ConsentStatus {
+    /// Its stable name (`given`, `refused`, `not_asked`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Given => "given",
+            Self::Refused => "refused",
+            Self::NotAsked => "not_asked",
+        }
+    }
+
     /// Parses a status name, as typed or imported.
     pub fn parse(text: &str) -> Result<Self> {
         match text.trim() {
@@ -75,6 +111,30 @@ pub enum ConsentMethod {
     PaperForm,
     /// Through a digital channel.
     Digital,
+}
+
+impl ConsentMethod {
+    /// Its stable name (`in_person`, `paper_form`, `digital`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InPerson => "in_person",
+            Self::PaperForm => "paper_form",
+            Self::Digital => "digital",
+        }
+    }
+
+    /// Parses a method name.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim() {
+            "in_person" => Ok(Self::InPerson),
+            "paper_form" => Ok(Self::PaperForm),
+            "digital" => Ok(Self::Digital),
+            other => Err(Error::invalid(
+                "method",
+                format!("unknown method {other:?}"),
+            )),
+        }
+    }
 }
 
 /// One recorded change; the history is a list of these in log order.
@@ -121,9 +181,7 @@ pub fn validate(
     if change.recorded_at > now_ms + FUTURE_SKEW_MS {
         return Err(Error::invalid("recorded_at", "lies in the future"));
     }
-    if change.note.as_ref().is_some_and(|n| n.len() > 1000) {
-        return Err(Error::invalid("note", "longer than 1000 characters"));
-    }
+    check_change(change)?;
     if change.withdrawal {
         let current = current_status(history, &change.patient, change.kind);
         if current != ConsentStatus::Given || change.status != ConsentStatus::Refused {
@@ -132,6 +190,24 @@ pub fn validate(
                 "only given consent can be withdrawn",
             ));
         }
+    }
+    Ok(())
+}
+
+/// Checks the shape of a change, also of one that arrived from another
+/// device: an id, a recorder, a time, a short note.
+pub(crate) fn check_change(change: &ConsentChange) -> Result<()> {
+    if change.id.is_empty() || change.id.len() > 128 {
+        return Err(Error::invalid("id", "must be 1 to 128 characters"));
+    }
+    if change.recorded_by.is_empty() || change.role.is_empty() {
+        return Err(Error::invalid("recorded_by", "who recorded it is missing"));
+    }
+    if change.recorded_at <= 0 {
+        return Err(Error::invalid("recorded_at", "before 1970"));
+    }
+    if change.note.as_ref().is_some_and(|n| n.len() > 1000) {
+        return Err(Error::invalid("note", "longer than 1000 characters"));
     }
     Ok(())
 }

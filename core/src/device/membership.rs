@@ -178,10 +178,19 @@ impl Device {
         if queries::conversation(s.conn(), &id)?.is_some() {
             return Err(Error::Replay);
         }
+        let practice = id == self.practice_group_id();
         let conversation = Conversation {
             id: id.clone(),
-            title: String::new(),
-            kind: ConversationKind::Group,
+            title: if practice {
+                "Praktijk".into()
+            } else {
+                String::new()
+            },
+            kind: if practice {
+                ConversationKind::Practice
+            } else {
+                ConversationKind::Group
+            },
             patient: None,
             epoch: group.epoch().as_u64(),
             active: true,

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 
 use super::{Device, Outgoing, OutgoingKind, Received, Session, record_epoch};
 use crate::{
+    consent,
     error::{Error, Result},
     identity::MemberId,
     mls,
@@ -97,12 +98,31 @@ impl Device {
     /// The server stored an application envelope: take it off the outbox and
     /// mark its message sent.
     pub fn mark_sent(&self, id: &str) -> Result<()> {
+        self.sent(id, None)
+    }
+
+    /// [`Device::mark_sent`] with the sequence number the server gave it,
+    /// which places practice data it carried in the practice log.
+    pub(crate) fn sent(&self, id: &str, seq: Option<u64>) -> Result<()> {
         self.store.write(|tx| {
             queries::remove_message_from_outbox(tx, id)?;
+            if let Some(seq) = seq {
+                consent::log::batch_sent(tx, id, seq)?;
+            }
             match queries::set_message_state(tx, id, MessageState::Sent) {
-                Err(Error::NotFound { .. }) => Ok(()), // a details envelope has no message
+                // Details and practice data have no message.
+                Err(Error::NotFound { .. }) => Ok(()),
                 other => other,
             }
+        })
+    }
+
+    /// Drops a queued envelope the server refused for good; practice data
+    /// it carried goes out again with the next batch.
+    pub(crate) fn discard_outgoing(&self, id: &str) -> Result<()> {
+        self.store.write(|tx| {
+            queries::remove_message_from_outbox(tx, id)?;
+            consent::log::batch_refused(tx, id)
         })
     }
 
@@ -140,7 +160,7 @@ impl Device {
     /// Applies an envelope from the server: a Welcome, a commit, a proposal
     /// or an application message. On any error nothing is stored.
     pub fn receive(&self, bytes: &[u8]) -> Result<Received> {
-        self.transact(|s| self.apply_envelope(s, bytes))
+        self.transact(|s| self.apply_envelope(s, bytes, None))
     }
 
     /// Applies envelopes in server order in one transaction, each under its
@@ -148,14 +168,17 @@ impl Device {
     /// place, the others are applied. Catching up this way writes the group
     /// state once per batch instead of once per message.
     pub fn receive_batch(&self, envelopes: &[Vec<u8>]) -> Result<Vec<Result<Received>>> {
-        self.receive_page(envelopes, None)
+        let unnumbered: Vec<(Option<u64>, &[u8])> =
+            envelopes.iter().map(|e| (None, e.as_slice())).collect();
+        self.receive_page(&unnumbered, None)
     }
 
-    /// [`Device::receive_batch`], moving the sync cursor to `cursor` in the
-    /// same transaction: a crash never applies a page twice or skips one.
+    /// [`Device::receive_batch`] for envelopes with the server's sequence
+    /// number in their conversation, moving the sync cursor to `cursor` in
+    /// the same transaction: a crash never applies a page twice or skips one.
     pub(crate) fn receive_page(
         &self,
-        envelopes: &[Vec<u8>],
+        envelopes: &[(Option<u64>, &[u8])],
         cursor: Option<u64>,
     ) -> Result<Vec<Result<Received>>> {
         self.transact(|s| {
@@ -163,9 +186,9 @@ impl Device {
                 queries::set_cursor(s.conn(), cursor)?;
             }
             let mut results = Vec::with_capacity(envelopes.len());
-            for bytes in envelopes {
+            for (seq, bytes) in envelopes {
                 s.conn().execute_batch("SAVEPOINT envelope")?;
-                let result = self.apply_envelope(s, bytes);
+                let result = self.apply_envelope(s, bytes, *seq);
                 if result.is_err() {
                     s.conn()
                         .execute_batch("ROLLBACK TO envelope; RELEASE envelope")?;
@@ -181,16 +204,26 @@ impl Device {
         })
     }
 
-    fn apply_envelope(&self, s: &mut Session<'_, '_>, bytes: &[u8]) -> Result<Received> {
+    fn apply_envelope(
+        &self,
+        s: &mut Session<'_, '_>,
+        bytes: &[u8],
+        seq: Option<u64>,
+    ) -> Result<Received> {
         match mls::parse(bytes)?.extract() {
             MlsMessageBodyIn::Welcome(welcome) => self.join(s, welcome),
-            MlsMessageBodyIn::PrivateMessage(m) => self.process(s, m.into()),
-            MlsMessageBodyIn::PublicMessage(m) => self.process(s, m.into()),
+            MlsMessageBodyIn::PrivateMessage(m) => self.process(s, m.into(), seq),
+            MlsMessageBodyIn::PublicMessage(m) => self.process(s, m.into(), seq),
             _ => Err(Error::invalid("message", "not for a conversation")),
         }
     }
 
-    fn process(&self, s: &mut Session<'_, '_>, message: ProtocolMessage) -> Result<Received> {
+    fn process(
+        &self,
+        s: &mut Session<'_, '_>,
+        message: ProtocolMessage,
+        seq: Option<u64>,
+    ) -> Result<Received> {
         let conversation = String::from_utf8(message.group_id().as_slice().to_vec())
             .map_err(|_| Error::NotMember)?;
         let message_epoch = message.epoch().as_u64();
@@ -206,13 +239,21 @@ impl Device {
             .map_err(|e| mls::map_process_error(e, message_epoch, current_epoch))?;
         let sender = mls::member_id(processed.credential());
         match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(app) => apply_content(
-                conn,
-                &conversation,
-                sender?,
-                &app.into_bytes(),
-                message_epoch,
-            ),
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                let content = Content::from_bytes(&app.into_bytes())?;
+                if let Content::Practice(batch) = content {
+                    // Practice data is taken from the practice group only.
+                    if conversation != self.practice_group_id() {
+                        return Err(Error::invalid(
+                            "message",
+                            "practice data outside the practice group",
+                        ));
+                    }
+                    let new = consent::log::apply_batch(conn, &batch, seq)?;
+                    return Ok(Received::PracticeData { new });
+                }
+                apply_content(conn, &conversation, sender?, content, message_epoch)
+            }
             ProcessedMessageContent::ProposalMessage(proposal) => {
                 group
                     .store_pending_proposal(provider.storage(), *proposal)
@@ -249,10 +290,10 @@ fn apply_content(
     conn: &Connection,
     conversation: &str,
     sender: MemberId,
-    bytes: &[u8],
+    content: Content,
     epoch: u64,
 ) -> Result<Received> {
-    match Content::from_bytes(bytes)? {
+    match content {
         Content::Text {
             id,
             body,
@@ -291,5 +332,6 @@ fn apply_content(
             })?;
             Ok(Received::ConversationUpdated(updated))
         }
+        Content::Practice(_) => Err(Error::invalid("message", "practice data")),
     }
 }

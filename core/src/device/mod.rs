@@ -8,6 +8,10 @@
 
 mod membership;
 mod messaging;
+mod practice;
+mod push_token;
+
+pub use practice::{NewConsent, PatientConsent};
 
 use std::{
     collections::HashMap,
@@ -25,7 +29,7 @@ use crate::{
     identity::MemberId,
     keystore::{DbKey, KeyStore, KeyStoreError, write_private},
     mls::{self, Provider},
-    model::{Conversation, Member, Message},
+    model::{Conversation, ConversationKind, Member, Message},
     store::{Store, StoreError, queries},
 };
 
@@ -105,6 +109,11 @@ pub enum Received {
     Proposal {
         /// The conversation.
         conversation: String,
+    },
+    /// Practice data (roster, consent) arrived in the practice group.
+    PracticeData {
+        /// How many of its changes were new here.
+        new: usize,
     },
     /// An envelope this device sent itself, echoed back; nothing to apply.
     Own,
@@ -298,12 +307,6 @@ impl Device {
         self.store.write(|tx| queries::set_signed_out(tx))
     }
 
-    /// Drops a queued envelope the server refused for good.
-    pub(crate) fn discard_outgoing(&self, id: &str) -> Result<()> {
-        self.store
-            .write(|tx| queries::remove_message_from_outbox(tx, id))
-    }
-
     /// A conversation by id.
     pub fn conversation(&self, id: &str) -> Result<Conversation> {
         self.store
@@ -313,8 +316,18 @@ impl Device {
             })
     }
 
-    /// All conversations on this device.
+    /// The conversations on this device (the practice group, which carries
+    /// data rather than talk, is not among them).
     pub fn conversations(&self) -> Result<Vec<Conversation>> {
+        Ok(self
+            .all_conversations()?
+            .into_iter()
+            .filter(|c| c.kind != ConversationKind::Practice)
+            .collect())
+    }
+
+    /// Every group this device is or was in, the practice group included.
+    pub(crate) fn all_conversations(&self) -> Result<Vec<Conversation>> {
         self.store.read(queries::conversations)
     }
 

@@ -16,7 +16,7 @@ use std::{
 
 pub use error::StoreError;
 use openmls_sqlite_storage::SqliteStorageProvider;
-use rusqlite::{Connection, ErrorCode, Transaction};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction};
 
 use crate::{
     error::{Error, Result},
@@ -28,6 +28,8 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_initial.sql"),
     include_str!("../../migrations/002_session.sql"),
+    include_str!("../../migrations/003_practice_data.sql"),
+    include_str!("../../migrations/004_push.sql"),
 ];
 
 /// An open, keyed store.
@@ -60,14 +62,17 @@ impl Store {
         }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA foreign_keys = ON;",
+             PRAGMA synchronous = NORMAL;",
         )
         .map_err(StoreError::from)?;
         SqliteStorageProvider::<StateCodec, &mut Connection>::new(&mut conn)
             .run_migrations()
             .map_err(|e| StoreError::Record(format!("OpenMLS storage migration: {e}")))?;
+        // Foreign keys are enforced once the schema is current: a step that
+        // rebuilds a table must not cascade into its children.
         run_migrations(&mut conn)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(StoreError::from)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -115,6 +120,15 @@ fn run_migrations(conn: &mut Connection) -> Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(StoreError::from)?;
         tx.execute_batch(sql).map_err(StoreError::from)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(StoreError::from)?;
+        if let Some(table) = broken {
+            return Err(
+                StoreError::Record(format!("migration broke references in {table}")).into(),
+            );
+        }
         tx.pragma_update(None, "user_version", index as u32 + 1)
             .map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;

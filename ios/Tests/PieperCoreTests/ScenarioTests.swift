@@ -73,6 +73,47 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(try assistent.search(query: "smit", limit: 10).count, 1)
     }
 
+    func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {
+        // Its own practice, so its practice group starts empty.
+        try Self.server.createPractice("eik", name: "Praktijk De Eik")
+        let balieSecret = try Self.server.createUser("visser", role: "assistent", practice: "eik")
+        let artsSecret = try Self.server.createUser("mulder", role: "huisarts", practice: "eik")
+        func eik(_ username: String, _ secret: String, _ device: String) -> LoginCredentials {
+            LoginCredentials(
+                practice: "eik", username: username, password: TestServer.password,
+                totp: Totp.now(secret), deviceName: device)
+        }
+        let balie = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: eik("visser", balieSecret, "balie"))
+        let arts = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: eik("mulder", artsSecret, "telefoon"))
+
+        let roster = "reference,name,birth_date,enrolled\nhis:1,Mw. A. Smit,1950-01-01,yes\nhis:2,Dhr. B. Bos,1960-01-01,yes\n"
+        let changes = try await balie.importRoster(text: roster, format: .csv, full: true)
+        XCTAssertEqual(changes.added, ["his:1", "his:2"])
+        _ = try await balie.recordConsent(
+            patient: "his:1", kind: .lspSharing, status: .given, method: .paperForm,
+            note: "formulier getekend", obtainedAt: nil)
+        do {
+            _ = try await balie.recordConsent(
+                patient: "his:99", kind: .lspSharing, status: .given, method: .inPerson,
+                note: nil, obtainedAt: nil)
+            XCTFail("recorded consent for a patient not on the roster")
+        } catch let PieperError.NotFound(what) {
+            XCTAssertEqual(what, "patient on the roster")
+        }
+
+        _ = try await arts.sync()
+        XCTAssertEqual(try arts.patientConsent(patient: "his:1").lspSharing, .given)
+        let figures = try arts.consentFigures(kind: .lspSharing)
+        XCTAssertEqual(figures.enrolled, 2)
+        XCTAssertEqual(figures.given, 1)
+        XCTAssertFalse(figures.meetsTarget)
+        XCTAssertEqual(try arts.consentWorklist(kind: .lspSharing).map(\.reference), ["his:2"])
+    }
+
     func testAWrongTotpCodeIsATypedError() async throws {
         let step = UInt64(Date().timeIntervalSince1970) / 30 - 10
         do {

@@ -42,9 +42,13 @@ final class TestServer {
     }
 
     /// Creates a user; returns its base32 TOTP secret.
-    func createUser(_ username: String, role: String) throws -> String {
+    func createPractice(_ id: String, name: String) throws {
+        _ = try admin(["create-practice", "--id", id, "--name", name])
+    }
+
+    func createUser(_ username: String, role: String, practice: String = "linde") throws -> String {
         let json = try admin([
-            "create-user", "--practice", "linde", "--username", username,
+            "create-user", "--practice", practice, "--username", username,
             "--display-name", username, "--role", role, "--json",
         ])
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]

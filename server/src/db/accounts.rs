@@ -282,23 +282,45 @@ impl Db {
     /// `practice`): a one-time package, which is then gone, or else the
     /// last-resort one, which stays. Returns (device, user, package) and the
     /// devices that had none.
+    /// With `missing_from`, only devices not yet in that conversation (of
+    /// which `claimant` must be a member) are claimed for, and users without
+    /// such devices are skipped.
     pub async fn claim_key_packages(
         &self,
         practice: &str,
+        claimant: &str,
         users: &[String],
+        missing_from: Option<&str>,
     ) -> AppResult<(Vec<(String, String, Vec<u8>)>, Vec<String>)> {
         let mut w = self.begin_write().await?;
+        if let Some(conversation) = missing_from {
+            let known = sqlx::query(
+                "SELECT 1 AS one FROM conversations WHERE id = $1 AND practice_id = $2",
+            )
+            .bind(conversation)
+            .bind(practice)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some();
+            if !known || !super::delivery::is_member(&mut *w.tx, conversation, claimant).await? {
+                return Err(AppError::NotFound("conversation"));
+            }
+        }
         let mut claimed = Vec::new();
         let mut exhausted = Vec::new();
         for user in users {
             let devices = sqlx::query(
-                "SELECT id FROM devices WHERE practice_id = $1 AND user_id = $2 AND revoked_at IS NULL ORDER BY id",
+                "SELECT id FROM devices d WHERE practice_id = $1 AND user_id = $2 AND revoked_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.conversation_id = $3
+                                   AND m.device_id = d.id AND m.until_position IS NULL)
+                 ORDER BY id",
             )
             .bind(practice)
             .bind(user)
+            .bind(missing_from.unwrap_or(""))
             .fetch_all(&mut *w.tx)
             .await?;
-            if devices.is_empty() {
+            if devices.is_empty() && missing_from.is_none() {
                 return Err(AppError::NotFound("user"));
             }
             for d in devices {

@@ -117,7 +117,7 @@ async fn conversation_row(
     })
 }
 
-async fn is_member(
+pub(super) async fn is_member(
     executor: impl sqlx::Executor<'_, Database = Any>,
     conversation: &str,
     device: &str,

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod delivery;
+pub mod push;
 pub mod retention;
 
 use std::time::Duration;
@@ -32,10 +33,12 @@ pub enum Backend {
 const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/001_initial.sql"),
     include_str!("../../migrations/sqlite/002_retention.sql"),
+    include_str!("../../migrations/sqlite/003_push.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/001_initial.sql"),
     include_str!("../../migrations/postgres/002_retention.sql"),
+    include_str!("../../migrations/postgres/003_push.sql"),
 ];
 
 /// The database, shared by all handlers.

@@ -9,7 +9,7 @@ use axum::{
 };
 use pieper_wire::{
     ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, DeviceInfo, LoginRequest,
-    LoginResponse, UploadKeyPackages, UserInfo,
+    LoginResponse, PushProvider, PushTokenRegistration, UploadKeyPackages, UserInfo,
 };
 
 use super::audit_by;
@@ -178,6 +178,8 @@ pub async fn revoke_device(
         return Err(AppError::NotFound("device"));
     }
     state.db.revoke_device(&id).await?;
+    // A revoked device is woken no more.
+    state.db.remove_push_token(&id).await?;
     state.hub.disconnect(&id);
     state
         .db
@@ -231,7 +233,12 @@ pub async fn claim_key_packages(
     }
     let (claimed, exhausted) = state
         .db
-        .claim_key_packages(&auth.0.practice_id, &req.user_ids)
+        .claim_key_packages(
+            &auth.0.practice_id,
+            &auth.0.id,
+            &req.user_ids,
+            req.missing_from.as_deref(),
+        )
         .await?;
     Ok(Json(ClaimedKeyPackages {
         key_packages: claimed
@@ -244,4 +251,50 @@ pub async fn claim_key_packages(
             .collect(),
         exhausted_devices: exhausted,
     }))
+}
+
+/// `PUT /api/v1/devices/me/push-token`: register or rotate this device's
+/// push token.
+pub async fn set_push_token(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<PushTokenRegistration>,
+) -> AppResult<StatusCode> {
+    if req.token.is_empty()
+        || req.token.len() > 4096
+        || !req.token.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(AppError::Invalid(
+            "token must be 1 to 4096 printable ASCII characters".into(),
+        ));
+    }
+    match (req.provider, req.apns_environment) {
+        (PushProvider::Apns, None) => {
+            return Err(AppError::Invalid(
+                "an APNs token needs its apns_environment".into(),
+            ));
+        }
+        (PushProvider::Fcm, Some(_)) => {
+            return Err(AppError::Invalid(
+                "apns_environment is for APNs tokens only".into(),
+            ));
+        }
+        _ => {}
+    }
+    state.db.set_push_token(&auth.0.id, &req).await?;
+    state
+        .db
+        .audit(audit_by(&auth, source, "device.push_token"))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/devices/me/push-token`: this device wants no pushes.
+pub async fn remove_push_token(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<StatusCode> {
+    state.db.remove_push_token(&auth.0.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

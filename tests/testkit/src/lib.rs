@@ -50,6 +50,31 @@ impl TestDatabase {
         Ok(Self { dir, url })
     }
 
+    /// Everything the server wrote to its data directory (SQLite database,
+    /// WAL, blobs), as text: to prove what never reaches the server.
+    pub fn dump_server_text(&self) -> Result<String, BoxError> {
+        if self.url.is_some() {
+            return Err("dump_server_text reads the SQLite data directory only".into());
+        }
+        fn walk(dir: &std::path::Path, out: &mut String) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    walk(&path, out)?;
+                } else {
+                    out.push_str(&String::from_utf8_lossy(&std::fs::read(&path)?));
+                }
+            }
+            Ok(())
+        }
+        let mut out = String::new();
+        walk(self.dir.path(), &mut out)?;
+        if out.is_empty() {
+            return Err("the server wrote nothing".into());
+        }
+        Ok(out)
+    }
+
     /// The flags that point a server at this database.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec!["--data-dir".into(), self.dir.path().display().to_string()];

@@ -90,6 +90,60 @@ class ScenarioTest {
     }
 
     @Test
+    fun `consent recorded at the front desk reaches the huisarts`() = runBlocking {
+        // Its own practice, so its practice group starts empty.
+        server.createPractice("eik", "Praktijk De Eik")
+        val balieSecret = server.createUser("visser", "assistent", "eik")
+        val artsSecret = server.createUser("mulder", "huisarts", "eik")
+        fun eik(username: String, secret: String, device: String) = LoginCredentials(
+            "eik", username, TestServer.PASSWORD, Totp.now(secret), device,
+        )
+        val balie = login(server.url, dir(), InMemoryKeyStore(), eik("visser", balieSecret, "balie"))
+        val arts = login(server.url, dir(), InMemoryKeyStore(), eik("mulder", artsSecret, "telefoon"))
+
+        val roster = "reference,name,birth_date,enrolled\n" +
+            "his:1,Mw. A. Smit,1950-01-01,yes\n" +
+            "his:2,Dhr. B. Bos,1960-01-01,yes\n"
+        val changes = balie.importRoster(roster, RosterFormat.CSV, true)
+        assertEquals(listOf("his:1", "his:2"), changes.added)
+        balie.recordConsent(
+            "his:1", ConsentKind.LSP_SHARING, ConsentStatus.GIVEN, ConsentMethod.PAPER_FORM,
+            "formulier getekend", null,
+        )
+        val stranger = assertThrows<PieperException.NotFound> {
+            runBlocking {
+                balie.recordConsent(
+                    "his:99", ConsentKind.LSP_SHARING, ConsentStatus.GIVEN,
+                    ConsentMethod.IN_PERSON, null, null,
+                )
+            }
+        }
+        assertEquals("patient on the roster", stranger.what)
+
+        arts.sync()
+        assertEquals(ConsentStatus.GIVEN, arts.patientConsent("his:1").lspSharing)
+        val history = arts.consentHistory("his:1")
+        assertEquals("visser", balie.colleagues().single { it.id == history.single().recordedBy }.username)
+        assertEquals("formulier getekend", history.single().note)
+        val figures = arts.consentFigures(ConsentKind.LSP_SHARING)
+        assertEquals(2u, figures.enrolled)
+        assertEquals(1u, figures.given)
+        assertEquals(0.5, figures.rate, 1e-9)
+        assertTrue(!figures.meetsTarget)
+        assertEquals(listOf("his:2"), arts.consentWorklist(ConsentKind.LSP_SHARING).map { it.reference })
+        assertTrue(arts.consentWorklistCsv(ConsentKind.LSP_SHARING).contains("his:2,Dhr. B. Bos,1960-01-01"))
+        assertTrue(arts.exportConsentFhir().contains("\"resourceType\": \"Consent\""))
+
+        // The phone registers its FCM token; a token without its provider's
+        // details is a typed exception.
+        arts.registerPushToken(PushProvider.FCM, "fcm-registration-token", null)
+        val bad = assertThrows<PieperException.Invalid> {
+            runBlocking { arts.registerPushToken(PushProvider.APNS, "abc", null) }
+        }
+        assertEquals("apns_environment", bad.field)
+    }
+
+    @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
         val e = assertThrows<PieperException.Rejected> {

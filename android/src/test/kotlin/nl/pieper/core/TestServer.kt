@@ -37,13 +37,17 @@ class TestServer : AutoCloseable {
     }
 
     /** Creates a user; returns its base32 TOTP secret. */
-    fun createUser(username: String, role: String): String {
+    fun createUser(username: String, role: String, practice: String = "linde"): String {
         val json = admin(
-            "create-user", "--practice", "linde", "--username", username,
+            "create-user", "--practice", practice, "--username", username,
             "--display-name", username, "--role", role, "--json",
         )
         return Regex("\"totp_secret\":\"([A-Z2-7]+)\"").find(json)?.groupValues?.get(1)
             ?: error("no TOTP secret in $json")
+    }
+
+    fun createPractice(id: String, name: String) {
+        admin("create-practice", "--id", id, "--name", name)
     }
 
     override fun close() {

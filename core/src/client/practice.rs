@@ -1,0 +1,143 @@
+//! The practice group on the client: made once per practice, kept complete
+//! (every staff device in it), and the channel for the roster and consent.
+
+use super::Client;
+use crate::{
+    consent::{self, ConsentChange, ConsentKind, ConsentMethod, RosterChanges},
+    device::NewConsent,
+    error::{Error, Result},
+    model::PatientRef,
+};
+
+/// How the claim endpoint takes users: at most this many per call.
+const USERS_PER_CLAIM: usize = 100;
+
+/// The roster file formats the import reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RosterFormat {
+    /// `reference,name,birth_date,enrolled`.
+    Csv,
+    /// A FHIR R4 Bundle of Patient resources.
+    FhirBundle,
+}
+
+impl Client {
+    /// Brings the practice group up to date: makes it if the practice has
+    /// none, adds staff devices that are not in it yet (and gives them what
+    /// the practice recorded so far), and sends this device's unshared
+    /// roster and consent changes. Returns whether this device is in it; a
+    /// device that is not waits for a member to add it.
+    pub async fn sync_practice(&self) -> Result<bool> {
+        if !self.store(|d| d.in_practice_group()).await? && !self.create_practice_group().await? {
+            return Ok(false);
+        }
+        let group = self.device().practice_group_id();
+        let users: Vec<String> = self.colleagues().await?.into_iter().map(|u| u.id).collect();
+        let mut added = false;
+        for chunk in users.chunks(USERS_PER_CLAIM) {
+            added |= self.add_devices(&group, chunk, true).await?;
+        }
+        if added {
+            // Everything before the commit is applied here first, so the
+            // snapshot holds what the new devices cannot read.
+            self.sync().await?;
+            self.store(|d| d.share_practice_snapshot()).await?;
+        }
+        self.store(|d| d.share_practice_data()).await?;
+        match self.flush_outbox().await {
+            Ok(()) | Err(Error::Network(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Registers the practice group at the server; false if another device
+    /// was first (it will add this one).
+    async fn create_practice_group(&self) -> Result<bool> {
+        let group = self.device().practice_group_id();
+        let known = self.store(|d| d.all_conversations()).await?;
+        if known.iter().any(|c| c.id == group) {
+            // Removed from it earlier: not ours to make again.
+            return Ok(false);
+        }
+        self.store(|d| d.create_practice_group()).await?;
+        match self
+            .server(self.api().create_conversation(&group).await)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(Error::Rejected { code, .. }) if code == pieper_wire::codes::CONFLICT => {
+                let id = group.clone();
+                self.store(move |d| d.forget_new_conversation(&id)).await?;
+                Ok(false)
+            }
+            Err(e) => {
+                let id = group.clone();
+                self.store(move |d| d.forget_new_conversation(&id)).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Shares what was just recorded, if the server is there to take it.
+    async fn share_now(&self) -> Result<()> {
+        match self.sync_practice().await {
+            Ok(_) | Err(Error::Network(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Imports the roster from a CSV or FHIR file's text (see
+    /// [`Device::import_roster`](crate::Device::import_roster)) and shares it.
+    pub async fn import_roster(
+        &self,
+        text: String,
+        format: RosterFormat,
+        full: bool,
+    ) -> Result<RosterChanges> {
+        let changes = self
+            .store(move |d| {
+                let patients = match format {
+                    RosterFormat::Csv => consent::roster_from_csv(&text)?,
+                    RosterFormat::FhirBundle => consent::roster_from_fhir_bundle(&text)?,
+                };
+                d.import_roster(patients, full)
+            })
+            .await?;
+        self.share_now().await?;
+        Ok(changes)
+    }
+
+    /// Records a consent answer and shares it with the practice.
+    pub async fn record_consent(&self, consent: NewConsent) -> Result<ConsentChange> {
+        let change = self.store(move |d| d.record_consent(consent)).await?;
+        self.share_now().await?;
+        Ok(change)
+    }
+
+    /// Withdraws given consent and shares the withdrawal.
+    pub async fn withdraw_consent(
+        &self,
+        patient: PatientRef,
+        kind: ConsentKind,
+        method: ConsentMethod,
+        note: Option<String>,
+    ) -> Result<ConsentChange> {
+        let change = self
+            .store(move |d| d.withdraw_consent(patient, kind, method, note))
+            .await?;
+        self.share_now().await?;
+        Ok(change)
+    }
+
+    /// Imports consent from FHIR R4 Consent resources and shares it.
+    pub async fn import_consent_fhir(&self, json: String) -> Result<usize> {
+        let role = self.store(|d| Ok(d.session()?.map(|s| s.role))).await?;
+        let role = role.ok_or(Error::SignedOut)?;
+        let user = self.id().user.clone();
+        let new = self
+            .store(move |d| d.import_consent(consent::consent_from_fhir(&json, &user, &role)?))
+            .await?;
+        self.share_now().await?;
+        Ok(new)
+    }
+}
