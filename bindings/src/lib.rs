@@ -18,7 +18,7 @@ pub use consent::*;
 pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
-pub use push::{ApnsEnvironment, PushProvider};
+pub use push::{ApnsEnvironment, Notification, PushProvider};
 pub use types::*;
 
 uniffi::setup_scaffolding!();

@@ -22,8 +22,61 @@ pub enum ApnsEnvironment {
     Production,
 }
 
+/// What a notification shows (from [`PieperClient::notification`]).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Notification {
+    /// The conversation to open when tapped.
+    pub conversation: String,
+    /// Its title (empty if not known yet).
+    pub conversation_title: String,
+    /// The message id.
+    pub message: String,
+    /// The sender's name (empty if not decrypted in time).
+    pub sender: String,
+    /// The start of the text (empty if not decrypted in time).
+    pub preview: String,
+    /// Alert as urgent.
+    pub urgent: bool,
+    /// False: show a generic "new message".
+    pub decrypted: bool,
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl PieperClient {
+    /// The notification service's entry point: the push's data in, what to
+    /// show out, within `budget_ms`.
+    pub async fn notification(
+        &self,
+        data: std::collections::HashMap<String, String>,
+        budget_ms: u32,
+    ) -> Result<Notification, PieperError> {
+        let n = self
+            .inner
+            .notification(
+                &data,
+                std::time::Duration::from_millis(u64::from(budget_ms)),
+            )
+            .await?;
+        Ok(Notification {
+            conversation: n.conversation,
+            conversation_title: n.conversation_title,
+            message: n.message,
+            sender: n.sender,
+            preview: n.preview,
+            urgent: n.urgent,
+            decrypted: n.decrypted,
+        })
+    }
+
+    /// A person read this message (stops the escalation of an urgent one).
+    pub async fn mark_read(
+        &self,
+        conversation: String,
+        message: String,
+    ) -> Result<(), PieperError> {
+        Ok(self.inner.mark_read(&conversation, &message).await?)
+    }
+
     /// Registers this device's push token (call at sign-in and whenever the
     /// OS rotates it); `apns_environment` is for APNs tokens. Offline, it is
     /// registered at the next sync.

@@ -253,6 +253,15 @@ pub enum PieperEvent {
     },
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
+    /// An urgent message nobody read in time was pushed again to everyone.
+    Escalated {
+        /// The conversation.
+        conversation: String,
+        /// The message.
+        id: String,
+        /// How many times so far.
+        escalations: u32,
+    },
     /// The server refused a queued envelope for good.
     SendFailed {
         /// The envelope.
@@ -293,6 +302,15 @@ impl From<CoreEvent> for PieperEvent {
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
+            CoreEvent::Escalated {
+                conversation,
+                id,
+                escalations,
+            } => PieperEvent::Escalated {
+                conversation,
+                id,
+                escalations,
+            },
         }
     }
 }

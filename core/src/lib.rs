@@ -20,7 +20,7 @@ mod store;
 
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
-    Client, ConnectionState, Credentials, Event, LiveHandle, RosterFormat, SyncReport,
+    Client, ConnectionState, Credentials, Event, LiveHandle, Notification, RosterFormat, SyncReport,
 };
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,

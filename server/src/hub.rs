@@ -78,6 +78,22 @@ impl Hub {
         self.lock().values().map(Vec::len).sum()
     }
 
+    /// Sends an event (not an envelope) to each of `devices` connected here.
+    pub fn notify(&self, event: &ServerEvent, devices: &[String]) {
+        let Ok(text) = serde_json::to_string(event) else {
+            return;
+        };
+        let text = Utf8Bytes::from(text);
+        let map = self.lock();
+        for device in devices {
+            for (_, tx) in map.get(device).into_iter().flatten() {
+                // A full queue drops only this event: the device's next sync
+                // has the messages anyway.
+                let _ = tx.try_send(text.clone());
+            }
+        }
+    }
+
     /// Queues `envelope` for each of `devices` that is connected here;
     /// returns the devices it was queued for.
     pub fn deliver(

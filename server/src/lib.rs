@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod hub;
 pub mod metrics;
 pub mod openapi;
+pub mod push;
 pub mod router;
 pub mod settings;
 pub mod state;
@@ -33,8 +34,9 @@ pub async fn launch_with_listener(
             .map_err(|e| error::AppError::Internal(format!("data dir: {e}")))?;
     }
     let db = Db::connect(&settings.database_url()).await?;
-    let state = AppState::new(db, settings);
+    let state = AppState::new(db, settings)?;
     tokio::spawn(collect_periodically(state.clone()));
+    tokio::spawn(escalate_periodically(state.clone()));
     if state.db.backend() == db::Backend::Postgres {
         let url = state.settings.database_url();
         tokio::spawn(relay_notifications(state.clone(), url));
@@ -62,6 +64,64 @@ pub async fn launch_with_listener(
         }
     };
     served.map_err(|e| error::AppError::Internal(format!("serve: {e}")))
+}
+
+/// Pushes unread urgent messages again, as urgent, to every member device
+/// (the sender's own device aside), and tells the live ones.
+async fn escalate_periodically(state: AppState) {
+    let every = state
+        .settings
+        .push
+        .urgent_escalation_secs
+        .saturating_mul(1000);
+    let tick = std::time::Duration::from_millis((every / 4).clamp(250, 5000));
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        if let Err(e) = escalate_due(&state, every).await {
+            tracing::warn!(error = %e, "escalating urgent messages failed");
+        }
+    }
+}
+
+async fn escalate_due(state: &AppState, every_ms: u64) -> AppResult<()> {
+    let now = db::now_ms();
+    let max = state.settings.push.urgent_escalations;
+    for due in state.db.due_urgent(now, max).await? {
+        let next = now + i64::try_from(every_ms).unwrap_or(i64::MAX / 2);
+        if !state.db.claim_escalation(&due, next).await? {
+            continue; // another instance took it
+        }
+        state
+            .metrics
+            .urgent_escalations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let devices: Vec<String> = state
+            .db
+            .member_devices(&due.conversation)
+            .await?
+            .into_iter()
+            .filter(|d| *d != due.sender_device)
+            .collect();
+        let escalations = due.escalations + 1;
+        state.hub.notify(
+            &pieper_wire::ServerEvent::Escalated {
+                conversation: due.conversation.clone(),
+                message: due.message.clone(),
+                escalations,
+            },
+            &devices,
+        );
+        let payload = push::PushPayload {
+            conversation: due.conversation,
+            message: due.message,
+            seq: due.seq,
+            urgent: true,
+            escalation: escalations,
+        };
+        handlers::conversations::push_to(state.clone(), devices, payload).await;
+    }
+    Ok(())
 }
 
 /// Removes delivered and expired data every `collect_interval_secs`.

@@ -14,6 +14,11 @@ pub struct Metrics {
     pub live_delivered: AtomicU64,
     pub slow_connections_dropped: AtomicU64,
     pub blobs_stored: AtomicU64,
+    pub pushes_sent: AtomicU64,
+    pub pushes_failed: AtomicU64,
+    pub pushes_dropped: AtomicU64,
+    pub push_tokens_removed: AtomicU64,
+    pub urgent_escalations: AtomicU64,
 }
 
 impl Metrics {
@@ -54,6 +59,31 @@ impl Metrics {
                 "pieper_slow_connections_dropped_total",
                 "Live connections dropped for not reading.",
                 &self.slow_connections_dropped,
+            ),
+            (
+                "pieper_pushes_sent_total",
+                "Pushes the provider accepted.",
+                &self.pushes_sent,
+            ),
+            (
+                "pieper_pushes_failed_total",
+                "Pushes given up on.",
+                &self.pushes_failed,
+            ),
+            (
+                "pieper_pushes_dropped_total",
+                "Pushes dropped because the queue was full.",
+                &self.pushes_dropped,
+            ),
+            (
+                "pieper_push_tokens_removed_total",
+                "Tokens removed because the provider said they are gone.",
+                &self.push_tokens_removed,
+            ),
+            (
+                "pieper_urgent_escalations_total",
+                "Unread urgent messages pushed again.",
+                &self.urgent_escalations,
             ),
             (
                 "pieper_blobs_stored_total",

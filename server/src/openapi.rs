@@ -75,6 +75,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ),
     (
         "post",
+        "/api/v1/conversations/{id}/read",
+        "A member read a message (stops the escalation of an urgent one).",
+        true,
+    ),
+    (
+        "post",
         "/api/v1/conversations/{id}/blobs",
         "Upload a sealed attachment.",
         true,

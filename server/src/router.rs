@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations", post(conversations::create))
         .route("/conversations/{id}", get(conversations::info))
         .route("/conversations/{id}/envelopes", post(conversations::send))
+        .route("/conversations/{id}/read", post(conversations::read))
         .route(
             "/conversations/{id}/blobs",
             post(conversations::upload_blob).layer(DefaultBodyLimit::max(max_blob)),

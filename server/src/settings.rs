@@ -159,6 +159,89 @@ pub struct Settings {
     /// Log as JSON lines.
     #[arg(long, env = "PIEPER_LOG_JSON", global = true)]
     pub log_json: bool,
+    /// Push providers and urgent escalation.
+    #[command(flatten)]
+    pub push: PushSettings,
+}
+
+/// Push: FCM HTTP v1 and APNs (token authentication), and escalation of
+/// unread urgent messages. A provider without its settings is not used.
+#[derive(Debug, Clone, Args)]
+pub struct PushSettings {
+    /// The Firebase service-account JSON file (its `client_email`,
+    /// `private_key`, `token_uri` and `project_id` are used).
+    #[arg(long, env = "PIEPER_FCM_SERVICE_ACCOUNT", global = true)]
+    pub fcm_service_account: Option<PathBuf>,
+    /// The FCM API's base URL.
+    #[arg(
+        long,
+        env = "PIEPER_FCM_ENDPOINT",
+        default_value = "https://fcm.googleapis.com",
+        global = true
+    )]
+    pub fcm_endpoint: String,
+    /// The APNs signing key (`AuthKey_<key id>.p8`).
+    #[arg(
+        long,
+        env = "PIEPER_APNS_KEY",
+        global = true,
+        requires_all = ["apns_key_id", "apns_team_id", "apns_topic"]
+    )]
+    pub apns_key: Option<PathBuf>,
+    /// The APNs key's id.
+    #[arg(long, env = "PIEPER_APNS_KEY_ID", global = true)]
+    pub apns_key_id: Option<String>,
+    /// The Apple developer team id.
+    #[arg(long, env = "PIEPER_APNS_TEAM_ID", global = true)]
+    pub apns_team_id: Option<String>,
+    /// The app's bundle id (`apns-topic`).
+    #[arg(long, env = "PIEPER_APNS_TOPIC", global = true)]
+    pub apns_topic: Option<String>,
+    /// The APNs production endpoint.
+    #[arg(
+        long,
+        env = "PIEPER_APNS_ENDPOINT",
+        default_value = "https://api.push.apple.com",
+        global = true
+    )]
+    pub apns_endpoint: String,
+    /// The APNs development endpoint.
+    #[arg(
+        long,
+        env = "PIEPER_APNS_SANDBOX_ENDPOINT",
+        default_value = "https://api.sandbox.push.apple.com",
+        global = true
+    )]
+    pub apns_sandbox_endpoint: String,
+    /// Seconds an urgent message may stay unread before it is pushed again,
+    /// as urgent, to every member device (and again after as long).
+    #[arg(
+        long,
+        env = "PIEPER_URGENT_ESCALATION_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub urgent_escalation_secs: u64,
+    /// How often an unread urgent message is pushed again at most.
+    #[arg(
+        long,
+        env = "PIEPER_URGENT_ESCALATIONS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub urgent_escalations: u32,
+    /// First wait before retrying a push the provider could not take
+    /// (429, 5xx); doubled each time, or the provider's Retry-After.
+    #[arg(
+        long,
+        env = "PIEPER_PUSH_RETRY_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub push_retry_ms: u64,
+    /// Attempts per push before giving up.
+    #[arg(long, env = "PIEPER_PUSH_ATTEMPTS", default_value_t = 5, global = true)]
+    pub push_attempts: u32,
 }
 
 impl Settings {

@@ -3,7 +3,14 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    db::Db, hub::Hub, metrics::Metrics, settings::Settings, throttle::Throttle, writer::Writer,
+    db::Db,
+    error::{AppError, AppResult},
+    hub::Hub,
+    metrics::Metrics,
+    push::Push,
+    settings::Settings,
+    throttle::Throttle,
+    writer::Writer,
 };
 
 /// Shared state of one server instance.
@@ -25,13 +32,18 @@ pub struct AppState {
     pub instance: Arc<str>,
     /// The envelope log's writer (group commit).
     pub writer: Writer,
+    /// The push gateway.
+    pub push: Push,
 }
 
 impl AppState {
-    /// State for `settings` over `db`.
-    pub fn new(db: Db, settings: Settings) -> Self {
+    /// State for `settings` over `db`; fails on unreadable push credentials.
+    pub fn new(db: Db, settings: Settings) -> AppResult<Self> {
         let instance = uuid::Uuid::new_v4().to_string();
-        Self {
+        let metrics = Arc::new(Metrics::default());
+        let push = Push::start(&settings.push, db.clone(), Arc::clone(&metrics))
+            .map_err(|e| AppError::Internal(format!("push settings: {e}")))?;
+        Ok(Self {
             writer: Writer::start(db.clone(), instance.clone()),
             hub: Arc::new(Hub::new(settings.live_queue)),
             account_throttle: Arc::new(Throttle::new(
@@ -42,10 +54,11 @@ impl AppState {
                 settings.address_failures,
                 Duration::from_secs(settings.login_window_secs),
             )),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            push,
             instance: instance.into(),
             settings: Arc::new(settings),
             db,
-        }
+        })
     }
 }

@@ -6,3 +6,4 @@ mod load;
 mod messaging;
 mod offline;
 mod push;
+mod push_endpoints;

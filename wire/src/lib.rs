@@ -263,6 +263,18 @@ pub struct SendRequest {
     /// Routine or urgent.
     #[serde(default)]
     pub priority: Priority,
+    /// Nothing a person reads (conversation details, practice data): no
+    /// push wakes the recipients.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub silent: bool,
+}
+
+/// `POST /conversations/{id}/read`: a person read this message (the server
+/// stops escalating it when it was urgent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkRead {
+    /// The message's client id.
+    pub message: String,
 }
 
 /// The server stored the envelope.
@@ -316,6 +328,16 @@ pub struct SyncResponse {
 pub enum ServerEvent {
     /// A new envelope for this device.
     Envelope(Envelope),
+    /// An urgent message that nobody read in time was pushed again to every
+    /// member device.
+    Escalated {
+        /// The conversation.
+        conversation: String,
+        /// The message's client id.
+        message: String,
+        /// How many times it was pushed again so far.
+        escalations: u32,
+    },
 }
 
 /// An uploaded sealed attachment.

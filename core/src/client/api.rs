@@ -157,6 +157,17 @@ impl Api {
         .await
     }
 
+    pub(crate) async fn mark_read(&self, conversation: &str, message: &str) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/conversations/{conversation}/read"),
+            Some(&pieper_wire::MarkRead {
+                message: message.to_owned(),
+            }),
+        )
+        .await
+    }
+
     pub(crate) async fn send(&self, conversation: &str, req: &SendRequest) -> Result<SendResponse> {
         self.call(
             Method::POST,

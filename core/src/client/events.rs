@@ -20,6 +20,16 @@ pub enum Event {
     ConversationChanged(Conversation),
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
+    /// An urgent message nobody read in time was pushed again to every
+    /// member device.
+    Escalated {
+        /// The conversation.
+        conversation: String,
+        /// The message.
+        id: String,
+        /// How many times so far.
+        escalations: u32,
+    },
     /// The connection to the server changed.
     Connection(ConnectionState),
     /// An envelope could not be applied; it was skipped (never blocks).

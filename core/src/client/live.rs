@@ -8,6 +8,8 @@ use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use pieper_wire::ServerEvent;
+
 use super::{Client, ConnectionState, Event};
 use crate::error::{Error, Result};
 
@@ -96,10 +98,18 @@ async fn session(client: &Client) -> Result<()> {
     loop {
         tokio::select! {
             frame = socket.next() => match frame {
-                Some(Ok(tungstenite::Message::Text(_))) => {
-                    // Several pokes in a row need one sync.
-                    while let Some(Some(Ok(_))) = socket.next().now_or_never() {}
-                    client.sync().await?;
+                Some(Ok(tungstenite::Message::Text(text))) => {
+                    // Several pokes in a row need one sync; escalations are
+                    // told to the app as they come.
+                    let mut envelopes = announce(client, &text);
+                    while let Some(Some(Ok(frame))) = socket.next().now_or_never() {
+                        if let tungstenite::Message::Text(text) = frame {
+                            envelopes |= announce(client, &text);
+                        }
+                    }
+                    if envelopes {
+                        client.sync().await?;
+                    }
                 }
                 Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => break,
                 Some(Ok(_)) => {}
@@ -110,6 +120,26 @@ async fn session(client: &Client) -> Result<()> {
     // The server may have dropped a slow reader: what was missed comes by cursor.
     client.sync().await?;
     Err(Error::Network("live channel closed".into()))
+}
+
+/// Handles a frame's event; returns whether it says an envelope waits.
+fn announce(client: &Client, text: &str) -> bool {
+    match serde_json::from_str::<ServerEvent>(text) {
+        Ok(ServerEvent::Escalated {
+            conversation,
+            message,
+            escalations,
+        }) => {
+            client.emit(Event::Escalated {
+                conversation,
+                id: message,
+                escalations,
+            });
+            false
+        }
+        // An envelope, or an event this version does not know: sync.
+        _ => true,
+    }
 }
 
 /// Adds this user's new devices to their conversations, and new staff

@@ -21,6 +21,7 @@ pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
 pub use practice::RosterFormat;
+pub use push::Notification;
 use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;
@@ -378,13 +379,14 @@ impl Client {
             let Some(next) = self.store(|d| d.next_outgoing()).await? else {
                 return Ok(());
             };
+            // Only a message someone reads may wake phones: details and
+            // practice data have no message row and go out silent.
             let priority = if next.kind == OutgoingKind::Application {
                 let id = next.id.clone();
                 self.store(move |d| Ok(d.message(&id).map(|m| m.priority).ok()))
                     .await?
-                    .unwrap_or(Priority::Routine)
             } else {
-                Priority::Routine
+                None
             };
             let request = SendRequest {
                 id: next.id.clone(),
@@ -400,9 +402,10 @@ impl Client {
                 // The patient stays on the devices; the server gets none.
                 patient: None,
                 priority: match priority {
-                    Priority::Routine => pieper_wire::Priority::Routine,
-                    Priority::Urgent => pieper_wire::Priority::Urgent,
+                    Some(Priority::Urgent) => pieper_wire::Priority::Urgent,
+                    _ => pieper_wire::Priority::Routine,
                 },
+                silent: priority.is_none(),
             };
             let conversation = next.conversation.clone();
             let result = self.inner.api.send(&conversation, &request).await;

@@ -60,3 +60,102 @@ impl Client {
         self.store(move |d| d.store_push_token(&token, true)).await
     }
 }
+
+/// What the app's notification service shows for a push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// The conversation (to open when tapped).
+    pub conversation: String,
+    /// Its title, or empty when this device does not know it yet.
+    pub conversation_title: String,
+    /// The message's id.
+    pub message: String,
+    /// Who sent it: a display name when the directory answered in time,
+    /// else the user id; empty when the message could not be read in time.
+    pub sender: String,
+    /// The start of the text; empty when the message could not be read in
+    /// time (show a generic "new message" then).
+    pub preview: String,
+    /// Whether to alert as urgent.
+    pub urgent: bool,
+    /// Whether the message was decrypted (false: show the generic text).
+    pub decrypted: bool,
+}
+
+/// How much of the text a notification shows.
+const PREVIEW_CHARS: usize = 120;
+
+impl Client {
+    /// The notification entry point (iOS Notification Service Extension,
+    /// Android FirebaseMessagingService): given a push's data, fetches and
+    /// decrypts what arrived within `budget`, and says what to show. Past
+    /// the budget (or with the store busy in the app) it answers with what
+    /// the payload alone tells: the conversation and the urgency.
+    pub async fn notification(
+        &self,
+        data: &std::collections::HashMap<String, String>,
+        budget: std::time::Duration,
+    ) -> Result<Notification> {
+        let started = std::time::Instant::now();
+        let field = |name: &'static str| {
+            data.get(name)
+                .filter(|v| !v.is_empty() && v.len() <= 128)
+                .cloned()
+                .ok_or(Error::invalid(name, "missing from the push"))
+        };
+        let (conversation, message) = (field("conversation")?, field("message")?);
+        let urgent = data.get("priority").is_some_and(|p| p == "urgent");
+        let id = message.clone();
+        let mut found = self.store(move |d| Ok(d.message(&id).ok())).await?;
+        if found.is_none() {
+            // Fetch just what waits for this device, within the budget.
+            let _ = tokio::time::timeout(budget, self.sync()).await;
+            let id = message.clone();
+            found = self.store(move |d| Ok(d.message(&id).ok())).await?;
+        }
+        let conv = conversation.clone();
+        let conversation_title = self
+            .store(move |d| Ok(d.conversation(&conv).map(|c| c.title).unwrap_or_default()))
+            .await?;
+        let Some(found) = found else {
+            return Ok(Notification {
+                conversation,
+                conversation_title,
+                message,
+                sender: String::new(),
+                preview: String::new(),
+                urgent,
+                decrypted: false,
+            });
+        };
+        let left = budget.saturating_sub(started.elapsed());
+        let sender = match tokio::time::timeout(left, self.colleagues()).await {
+            Ok(Ok(users)) => users
+                .into_iter()
+                .find(|u| u.id == found.sender.user)
+                .map(|u| u.display_name),
+            _ => None,
+        }
+        .unwrap_or_else(|| found.sender.user.clone());
+        let mut preview: String = found.body.chars().take(PREVIEW_CHARS).collect();
+        if found.body.chars().count() > PREVIEW_CHARS {
+            preview.push('…');
+        }
+        Ok(Notification {
+            conversation,
+            conversation_title,
+            message,
+            sender,
+            preview,
+            urgent: urgent || found.priority == crate::model::Priority::Urgent,
+            decrypted: true,
+        })
+    }
+
+    /// Tells the server a person read this message: an urgent one stops
+    /// being pushed again. Call it when the message is shown.
+    pub async fn mark_read(&self, conversation: &str, message: &str) -> Result<()> {
+        let result = self.api().mark_read(conversation, message).await;
+        self.server(result).await
+    }
+}

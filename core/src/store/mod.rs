@@ -62,7 +62,8 @@ impl Store {
         }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;",
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 2000;",
         )
         .map_err(StoreError::from)?;
         SqliteStorageProvider::<StateCodec, &mut Connection>::new(&mut conn)

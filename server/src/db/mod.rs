@@ -34,11 +34,13 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/001_initial.sql"),
     include_str!("../../migrations/sqlite/002_retention.sql"),
     include_str!("../../migrations/sqlite/003_push.sql"),
+    include_str!("../../migrations/sqlite/004_urgent.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/001_initial.sql"),
     include_str!("../../migrations/postgres/002_retention.sql"),
     include_str!("../../migrations/postgres/003_push.sql"),
+    include_str!("../../migrations/postgres/004_urgent.sql"),
 ];
 
 /// The database, shared by all handlers.

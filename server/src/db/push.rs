@@ -105,3 +105,129 @@ impl Db {
         Ok(targets)
     }
 }
+
+/// An urgent message due to be pushed again.
+#[derive(Clone, Debug)]
+pub struct DueUrgent {
+    pub conversation: String,
+    pub message: String,
+    pub seq: u64,
+    pub sender_device: String,
+    pub next_at: i64,
+    pub escalations: u32,
+}
+
+impl Db {
+    /// Starts watching an urgent message: unread at `due_at`, it escalates.
+    pub async fn track_urgent(
+        &self,
+        conversation: &str,
+        message: &str,
+        seq: u64,
+        sender: (&str, &str),
+        due_at: i64,
+    ) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO urgent_messages (conversation_id, client_id, seq, sender_device, sender_user, stored_at, next_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (conversation_id, client_id) DO NOTHING",
+        )
+        .bind(conversation)
+        .bind(message)
+        .bind(seq as i64)
+        .bind(sender.0)
+        .bind(sender.1)
+        .bind(now_ms())
+        .bind(due_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A member read a message; an urgent one stops escalating when the
+    /// reader is not its sender. Returns whether it was an unread urgent one.
+    pub async fn mark_read(
+        &self,
+        practice: &str,
+        reader: (&str, &str),
+        conversation: &str,
+        message: &str,
+    ) -> AppResult<bool> {
+        let member = sqlx::query(
+            "SELECT 1 AS one FROM memberships m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.conversation_id = $1 AND m.device_id = $2 AND m.until_position IS NULL AND c.practice_id = $3",
+        )
+        .bind(conversation)
+        .bind(reader.0)
+        .bind(practice)
+        .fetch_optional(self.pool())
+        .await?;
+        if member.is_none() {
+            return Err(AppError::NotFound("conversation"));
+        }
+        let updated = sqlx::query(
+            "UPDATE urgent_messages SET read_at = $1
+             WHERE conversation_id = $2 AND client_id = $3 AND sender_user <> $4 AND read_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(conversation)
+        .bind(message)
+        .bind(reader.1)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Unread urgent messages due now that have escalations left.
+    pub async fn due_urgent(&self, now: i64, max_escalations: u32) -> AppResult<Vec<DueUrgent>> {
+        let rows = sqlx::query(
+            "SELECT conversation_id, client_id, seq, sender_device, next_at, escalations FROM urgent_messages
+             WHERE read_at IS NULL AND next_at <= $1 AND escalations < $2 ORDER BY next_at LIMIT 100",
+        )
+        .bind(now)
+        .bind(i64::from(max_escalations))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueUrgent {
+                    conversation: r.try_get("conversation_id")?,
+                    message: r.try_get("client_id")?,
+                    seq: r.try_get::<i64, _>("seq")? as u64,
+                    sender_device: r.try_get("sender_device")?,
+                    next_at: r.try_get("next_at")?,
+                    escalations: r.try_get::<i64, _>("escalations")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes a due escalation for this instance (another instance that took
+    /// it first moved `next_at`); returns whether it is ours.
+    pub async fn claim_escalation(&self, due: &DueUrgent, next_at: i64) -> AppResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE urgent_messages SET next_at = $1, escalations = escalations + 1
+             WHERE conversation_id = $2 AND client_id = $3 AND next_at = $4 AND read_at IS NULL",
+        )
+        .bind(next_at)
+        .bind(&due.conversation)
+        .bind(&due.message)
+        .bind(due.next_at)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// The devices currently in a conversation.
+    pub async fn member_devices(&self, conversation: &str) -> AppResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT device_id FROM memberships WHERE conversation_id = $1 AND until_position IS NULL",
+        )
+        .bind(conversation)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("device_id")?)).collect()
+    }
+}

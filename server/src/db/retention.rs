@@ -52,6 +52,11 @@ impl Db {
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
+        // Urgent messages are watched for a day at most.
+        sqlx::query("DELETE FROM urgent_messages WHERE read_at IS NOT NULL OR stored_at < $1")
+            .bind(now - 86_400_000)
+            .execute(&mut *w.tx)
+            .await?;
         let welcomes = sqlx::query(
             "DELETE FROM envelopes WHERE recipient_device IS NOT NULL AND EXISTS (
                 SELECT 1 FROM devices d WHERE d.id = envelopes.recipient_device

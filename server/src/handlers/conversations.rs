@@ -9,13 +9,17 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use pieper_wire::{BlobCreated, ConversationInfo, CreateConversation, SendRequest, SendResponse};
+use pieper_wire::{
+    BlobCreated, ConversationInfo, CreateConversation, EnvelopeKind, MarkRead, Priority,
+    SendRequest, SendResponse,
+};
 
 use super::audit_by;
 use crate::{
     auth::DeviceAuth,
     db::audit::NewAuditEvent,
     error::{AppError, AppResult, JsonBody},
+    push::PushPayload,
     state::AppState,
 };
 
@@ -83,6 +87,8 @@ pub async fn send(
             "patient must be 1 to 128 characters".into(),
         ));
     }
+    let wakes = req.kind == EnvelopeKind::Application && !req.silent;
+    let (message, urgent) = (req.id.clone(), req.priority == Priority::Urgent);
     let stored = state
         .writer
         .store(
@@ -107,11 +113,90 @@ pub async fn send(
             .envelopes_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    // Durable first, then fanned out from memory.
+    if wakes && urgent && !stored.deliveries.is_empty() {
+        let due = crate::db::now_ms()
+            + i64::try_from(
+                state
+                    .settings
+                    .push
+                    .urgent_escalation_secs
+                    .saturating_mul(1000),
+            )
+            .unwrap_or(i64::MAX / 2);
+        state
+            .db
+            .track_urgent(
+                &conversation,
+                &message,
+                stored.response.seq,
+                (&auth.0.id, &auth.0.user_id),
+                due,
+            )
+            .await?;
+    }
+    // Durable first, then fanned out from memory; devices not connected
+    // here are woken by a push.
     for (envelope, devices) in &stored.deliveries {
-        state.hub.deliver(envelope, devices, &state.metrics);
+        let live = state.hub.deliver(envelope, devices, &state.metrics);
+        if wakes {
+            let asleep: Vec<String> = devices
+                .iter()
+                .filter(|d| !live.contains(d))
+                .cloned()
+                .collect();
+            let payload = PushPayload {
+                conversation: conversation.clone(),
+                message: message.clone(),
+                seq: stored.response.seq,
+                urgent,
+                escalation: 0,
+            };
+            tokio::spawn(push_to(state.clone(), asleep, payload));
+        }
     }
     Ok(Json(stored.response))
+}
+
+/// `POST /api/v1/conversations/{id}/read`: a member read a message; an
+/// urgent one stops escalating once someone other than its sender read it.
+pub async fn read(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(conversation): Path<String>,
+    JsonBody(req): JsonBody<MarkRead>,
+) -> AppResult<StatusCode> {
+    check_id("message", &req.message)?;
+    let stopped = state
+        .db
+        .mark_read(
+            &auth.0.practice_id,
+            (&auth.0.id, &auth.0.user_id),
+            &conversation,
+            &req.message,
+        )
+        .await?;
+    if stopped {
+        state
+            .db
+            .audit(NewAuditEvent {
+                detail: Some(format!("urgent message={} read", req.message)),
+                ..audit_by(&auth, source, "message.read")
+            })
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Looks up the devices' tokens and queues their pushes.
+pub(crate) async fn push_to(state: AppState, devices: Vec<String>, payload: PushPayload) {
+    if devices.is_empty() {
+        return;
+    }
+    match state.db.push_targets(&devices).await {
+        Ok(targets) => state.push.enqueue(targets, payload, &state.metrics),
+        Err(e) => tracing::warn!(error = %e, "push targets could not be read"),
+    }
 }
 
 /// `POST /api/v1/conversations/{id}/blobs`: a sealed attachment.

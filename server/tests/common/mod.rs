@@ -233,6 +233,7 @@ pub fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
         remove_devices: vec![],
         patient: None,
         priority: pieper_wire::Priority::Routine,
+        silent: false,
     }
 }
 

@@ -101,6 +101,7 @@ async fn main() -> Result<(), BoxError> {
         remove_devices: vec![],
         patient: None,
         priority: Priority::Routine,
+        silent: false,
     };
     post(
         &http,
@@ -192,6 +193,8 @@ async fn main() -> Result<(), BoxError> {
                     remove_devices: vec![],
                     patient: None,
                     priority: Priority::Routine,
+                    // Load runs measure delivery, not push providers.
+                    silent: true,
                 };
                 post(
                     &http,
