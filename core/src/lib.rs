@@ -12,10 +12,12 @@ mod client;
 pub mod consent;
 mod device;
 mod error;
+mod fhir;
 pub mod identity;
 pub mod keystore;
 mod mls;
 pub mod model;
+pub mod record;
 mod store;
 
 pub use attachments::{AttachmentError, AttachmentKey};

@@ -1,14 +1,15 @@
 //! The FHIR R4 Consent export, checked by an independent validator (HAPI
 //! FHIR's, from `../shared/fhir/validator`), and read back without loss.
 
-use std::process::Command;
+#[path = "support/validator.rs"]
+mod validator;
 
 use pieper_core::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, PatientRef,
     consent::{consent_from_fhir, consent_to_fhir_bundle},
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use validator::TestResult;
 
 fn change(
     id: &str,
@@ -96,13 +97,6 @@ fn export_reads_back_without_loss() -> TestResult {
 /// validator really looked).
 #[test]
 fn export_passes_the_hapi_fhir_validator() -> TestResult {
-    let shared = std::env::var("PIEPER_SHARED")
-        .unwrap_or_else(|_| format!("{}/../../shared", env!("CARGO_MANIFEST_DIR")));
-    let pom = format!("{shared}/fhir/validator/pom.xml");
-    assert!(
-        std::path::Path::new(&pom).exists(),
-        "{pom} is missing: the shared folder must sit beside the project"
-    );
     let dir = tempfile::tempdir()?;
     let json = consent_to_fhir_bundle(&history()?)?;
     let good = dir.path().join("consent.json");
@@ -113,37 +107,14 @@ fn export_passes_the_hapi_fhir_validator() -> TestResult {
     }
     let bad = dir.path().join("consent-without-status.json");
     std::fs::write(&bad, serde_json::to_string(&value)?)?;
-    let report = dir.path().join("report.txt");
-    let output = Command::new("mvn")
-        .args(["-B", "-q", "-f", &pom, "compile", "exec:java"])
-        .arg(format!(
-            "-Dexec.args=none {} {}",
-            good.display(),
-            bad.display()
-        ))
-        .arg(format!("-Dfhir.report={}", report.display()))
-        .output()?;
-    let report = std::fs::read_to_string(&report).map_err(|e| {
-        format!(
-            "the validator wrote no report ({e}): {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
-    let errors = |file: &std::path::Path| {
-        report
-            .lines()
-            .filter(|l| {
-                (l.starts_with("ERROR ") || l.starts_with("FATAL "))
-                    && l.contains(&format!("{} ", file.display()))
-            })
-            .collect::<Vec<_>>()
-    };
+    let (code, report) = validator::validate("none", &[&good, &bad])?;
+    let errors = |file: &std::path::Path| validator::errors(&report, file);
     assert!(errors(&good).is_empty(), "{report}");
     assert!(
         !errors(&bad).is_empty(),
         "a Consent without status passed: {report}"
     );
     // Exit 1: some file had errors (the broken one).
-    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(code, Some(1), "{report}");
     Ok(())
 }

@@ -11,19 +11,18 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{ConsentChange, ConsentKind, ConsentMethod, ConsentStatus};
 use crate::{
     error::{Error, Result},
+    fhir::{from_rfc3339, rfc3339, stable_uuid},
     model::PatientRef,
+    record::identifiers::{self, BSN_OID, BSN_SYSTEM, HIS_SYSTEM},
 };
 
 const KIND_SYSTEM: &str = "https://pieper.nl/fhir/CodeSystem/consent-kind";
 const EXT: &str = "https://pieper.nl/fhir/StructureDefinition/consent-";
 const CHANGE_ID_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/consent-change";
-const BSN_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/bsn";
-const HIS_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/his-patient";
 const REFERENCE_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/patient-reference";
 /// The policies consented to: the LSP opt-in, and the practice's rules for
 /// electronic communication.
@@ -51,31 +50,17 @@ fn patient_identifier(patient: &PatientRef) -> Value {
     json!({ "system": system, "value": value })
 }
 
-fn patient_from_identifier(identifier: &Value) -> Result<PatientRef> {
+fn patient_from_fhir(identifier: &Value) -> Result<PatientRef> {
     let value = identifier["value"]
         .as_str()
         .ok_or_else(|| Error::invalid("patient", "a Consent without a patient identifier"))?;
     match identifier["system"].as_str() {
-        Some(BSN_SYSTEM) | Some("urn:oid:2.16.840.1.113883.2.4.6.3") => {
-            PatientRef::new(&format!("bsn:{value}"))
+        Some(system @ (BSN_SYSTEM | BSN_OID)) => {
+            identifiers::patient_from_identifier(system, value)
         }
         Some(REFERENCE_SYSTEM) => PatientRef::new(value),
         _ => PatientRef::new(&format!("his:{value}")),
     }
-}
-
-fn rfc3339(ms: i64) -> Result<String> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .ok_or_else(|| Error::invalid("recorded_at", "out of range"))
-}
-
-fn from_rfc3339(text: &str) -> Result<i64> {
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| Error::invalid("dateTime", format!("{text:?}: {e}")))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| Error::invalid("dateTime", "out of range"))
 }
 
 fn one_consent(change: &ConsentChange, current: bool) -> Result<Value> {
@@ -145,7 +130,7 @@ pub fn consent_to_fhir_bundle(history: &[ConsentChange]) -> Result<String> {
         .map(|c| {
             let current = last.get(&(&c.patient, c.kind)) == Some(&c.id.as_str());
             Ok(json!({
-                "fullUrl": format!("urn:uuid:{}", fhir_uuid(&c.id)),
+                "fullUrl": format!("urn:uuid:{}", stable_uuid(&c.id)),
                 "resource": one_consent(c, current)?,
             }))
         })
@@ -156,23 +141,6 @@ pub fn consent_to_fhir_bundle(history: &[ConsentChange]) -> Result<String> {
         "entry": entries,
     });
     serde_json::to_string_pretty(&bundle).map_err(|e| Error::invalid("bundle", e.to_string()))
-}
-
-/// A change id as a UUID for the entry's fullUrl: itself if it is one (ids
-/// made here are), else one derived from it.
-fn fhir_uuid(id: &str) -> String {
-    match uuid::Uuid::parse_str(id) {
-        Ok(u) => u.to_string(),
-        Err(_) => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(id.as_bytes());
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(&digest[..16]);
-            uuid::Builder::from_sha1_bytes(bytes)
-                .into_uuid()
-                .to_string()
-        }
-    }
 }
 
 fn extension<'a>(resource: &'a Value, name: &str) -> Option<&'a Value> {
@@ -238,7 +206,7 @@ fn change_from_resource(
         .map(str::to_owned)
         .or_else(|| resource["id"].as_str().map(|id| format!("fhir:{id}")))
         .ok_or_else(|| Error::invalid("id", "a Consent without an id"))?;
-    let patient = patient_from_identifier(&resource["patient"]["identifier"])?;
+    let patient = patient_from_fhir(&resource["patient"]["identifier"])?;
     let consent_status = match resource["provision"]["type"].as_str() {
         Some("permit") => ConsentStatus::Given,
         Some("deny") => ConsentStatus::Refused,

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::{
     error::{Error, Result},
     model::PatientRef,
+    record::identifiers::{BSN_OID, BSN_SYSTEM, is_valid_bsn},
 };
 
 /// A patient on the practice's roster.
@@ -141,9 +142,6 @@ pub fn roster_from_csv(text: &str) -> Result<Vec<RosterPatient>> {
         .collect()
 }
 
-/// The HIS's own patient-number system, used when a Patient has no BSN.
-const BSN_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/bsn";
-
 /// Reads a roster from a FHIR R4 Bundle of Patient resources. The reference
 /// is `bsn:<BSN>` where a BSN identifier is present, else `his:<value>` of
 /// the first identifier; `active: false` means the patient left.
@@ -162,11 +160,16 @@ pub fn roster_from_fhir_bundle(json: &str) -> Result<Vec<RosterPatient>> {
             let identifiers = p["identifier"].as_array().map(Vec::as_slice).unwrap_or(&[]);
             let reference = identifiers
                 .iter()
-                .find(|i| {
-                    i["system"] == BSN_SYSTEM || i["system"] == "urn:oid:2.16.840.1.113883.2.4.6.3"
-                })
+                .find(|i| i["system"] == BSN_SYSTEM || i["system"] == BSN_OID)
                 .and_then(|i| i["value"].as_str())
-                .map(|v| format!("bsn:{v}"))
+                .map(|v| {
+                    if is_valid_bsn(v) {
+                        Ok(format!("bsn:{v}"))
+                    } else {
+                        Err(Error::invalid("bsn", format!("{v:?} fails the 11-proof")))
+                    }
+                })
+                .transpose()?
                 .or_else(|| {
                     identifiers
                         .first()

@@ -1,0 +1,10 @@
+//! The patient record: Dutch identifiers and the FHIR resources that go
+//! into the HIS (the SOEP entry as the Nictiz zib2020 profiles write it).
+
+pub mod identifiers;
+pub mod soep;
+
+pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link};
+pub use soep::{Clinician, Icpc, SoepEntry, SoepKind, SoepLine};
+
+pub use crate::fhir::stable_uuid;

@@ -1,0 +1,46 @@
+//! Runs the independent FHIR validator (HAPI FHIR's FhirInstanceValidator
+//! with the Nictiz profiles, in `../shared/fhir/validator`) on files and
+//! returns its report lines per file.
+
+use std::{path::Path, process::Command};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Validates `files` (against `profile`, or `none`: each resource's own
+/// `meta.profile` and base R4); returns (exit code, report text).
+pub fn validate(
+    profile: &str,
+    files: &[&Path],
+) -> Result<(Option<i32>, String), Box<dyn std::error::Error>> {
+    let shared = std::env::var("PIEPER_SHARED")
+        .unwrap_or_else(|_| format!("{}/../../shared", env!("CARGO_MANIFEST_DIR")));
+    let pom = format!("{shared}/fhir/validator/pom.xml");
+    assert!(
+        Path::new(&pom).exists(),
+        "{pom} is missing: the shared folder must sit beside the project"
+    );
+    let dir = tempfile::tempdir()?;
+    let report = dir.path().join("report.txt");
+    let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let output = Command::new("mvn")
+        .args(["-B", "-q", "-f", &pom, "compile", "exec:java"])
+        .arg(format!("-Dexec.args={profile} {}", list.join(" ")))
+        .arg(format!("-Dfhir.report={}", report.display()))
+        .output()?;
+    let text = std::fs::read_to_string(&report).map_err(|e| {
+        format!(
+            "the validator wrote no report ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    Ok((output.status.code(), text))
+}
+
+/// The ERROR and FATAL lines about `file`.
+pub fn errors<'a>(report: &'a str, file: &Path) -> Vec<&'a str> {
+    let name = format!("{} ", file.display());
+    report
+        .lines()
+        .filter(|l| (l.starts_with("ERROR ") || l.starts_with("FATAL ")) && l.contains(&name))
+        .collect()
+}
