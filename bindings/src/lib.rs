@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod keystore;
 mod push;
+mod tasks;
 mod types;
 
 pub use client::{PieperClient, login, open_device};
@@ -19,6 +20,7 @@ pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use push::{ApnsEnvironment, Notification, PushProvider};
+pub use tasks::{Assignee, Task, TaskState};
 pub use types::*;
 
 uniffi::setup_scaffolding!();

@@ -251,6 +251,11 @@ pub enum PieperEvent {
         /// Its conversation.
         conversation: String,
     },
+    /// A task was made or moved by another device.
+    TaskChanged {
+        /// The task as it now stands.
+        task: crate::tasks::Task,
+    },
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
     /// An urgent message nobody read in time was pushed again to everyone.
@@ -302,6 +307,7 @@ impl From<CoreEvent> for PieperEvent {
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
+            CoreEvent::TaskChanged(task) => PieperEvent::TaskChanged { task: task.into() },
             CoreEvent::Escalated {
                 conversation,
                 id,

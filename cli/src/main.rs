@@ -3,6 +3,7 @@
 
 mod consent;
 mod demo;
+mod tasks;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -97,6 +98,15 @@ enum Command {
     Sync,
     /// Stay connected and print what arrives, until interrupted.
     Follow,
+    /// Tasks: make, take on, complete, cancel, list.
+    #[command(subcommand)]
+    Task(tasks::TaskCommand),
+    /// Open a launch link from the HIS (pieper://patient/<reference>): the
+    /// patient's conversations here.
+    Link {
+        /// The link.
+        link: String,
+    },
     /// The practice's roster and patient consent (LSP opt-in).
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
@@ -270,6 +280,27 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Consent(command) => consent::run(&client, command).await?,
+        Command::Task(command) => tasks::run(&client, command).await?,
+        Command::Link { link } => {
+            let patient = pieper_core::record::parse_launch_link(&link)?;
+            client.sync().await?;
+            let found: Vec<_> = client
+                .device()
+                .conversations()?
+                .into_iter()
+                .filter(|c| c.patient.as_ref() == Some(&patient))
+                .collect();
+            if found.is_empty() {
+                println!(
+                    "no conversation about {} yet: pieper create --patient {} --title ...",
+                    patient.as_str(),
+                    patient.as_str()
+                );
+            }
+            for c in found {
+                println!("{}	{}", c.id, c.title);
+            }
+        }
         Command::Sync => {
             let report = client.sync().await?;
             println!("applied {}, skipped {}", report.applied, report.skipped);

@@ -19,6 +19,7 @@ mod mls;
 pub mod model;
 pub mod record;
 mod store;
+pub mod tasks;
 
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
@@ -37,3 +38,4 @@ pub use model::{
 };
 pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
 pub use store::StoreError;
+pub use tasks::{Assignee, NewTask, Task, TaskState, TaskStep};

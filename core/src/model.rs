@@ -256,6 +256,8 @@ pub(crate) enum Content {
     },
     /// Roster and consent changes, in the practice group.
     Practice(crate::consent::log::PracticeBatch),
+    /// A task change, in the task's conversation.
+    Task(crate::tasks::TaskChange),
 }
 
 impl Content {

@@ -154,3 +154,44 @@ fn the_soep_entry_meets_the_nictiz_profiles() -> TestResult {
     assert_eq!(code, Some(0), "{report}");
     Ok(())
 }
+
+/// A task exports as a base R4 `Task` that validates without errors.
+#[test]
+fn a_task_exports_as_a_valid_fhir_task() -> TestResult {
+    use pieper_core::{Assignee, Task, TaskState, TaskStep};
+    let task = Task {
+        id: "9d0c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d".into(),
+        conversation: "c".into(),
+        what: "Controle-afspraak over 2 weken plannen".into(),
+        patient: Some(PatientRef::new("bsn:999911120")?),
+        assignee: Assignee::Role("assistent".into()),
+        due: Some("2026-12-11".into()),
+        from_message: None,
+        state: TaskState::Accepted,
+        requested_by: "u-jansen".into(),
+        history: vec![
+            TaskStep {
+                state: TaskState::Requested,
+                by: "u-jansen".into(),
+                at: 1_795_000_000_000,
+                applied: true,
+            },
+            TaskStep {
+                state: TaskState::Accepted,
+                by: "u-bakker".into(),
+                at: 1_795_000_600_000,
+                applied: true,
+            },
+        ],
+    };
+    let fhir = task.to_fhir()?;
+    assert_eq!(fhir["status"], "accepted");
+    assert_eq!(fhir["for"]["identifier"]["value"], "999911120");
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("task.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&fhir)?)?;
+    let (code, report) = validator::validate("none", &[&file])?;
+    assert!(validator::errors(&report, &file).is_empty(), "{report}");
+    assert_eq!(code, Some(0), "{report}");
+    Ok(())
+}

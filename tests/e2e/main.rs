@@ -7,3 +7,4 @@ mod messaging;
 mod offline;
 mod push;
 mod push_endpoints;
+mod tasks;

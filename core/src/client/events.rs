@@ -18,6 +18,8 @@ pub enum Event {
     },
     /// A conversation was joined, changed, or this device was removed.
     ConversationChanged(Conversation),
+    /// A task was made or moved by another device.
+    TaskChanged(crate::tasks::Task),
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
     /// An urgent message nobody read in time was pushed again to every

@@ -10,6 +10,7 @@ mod events;
 mod live;
 mod practice;
 mod push;
+mod tasks;
 
 use std::{
     collections::HashSet,
@@ -533,6 +534,7 @@ impl Client {
                     self.emit(Event::ConversationChanged(c));
                 }
             }
+            Received::TaskChanged(task) => self.emit(Event::TaskChanged(task)),
             Received::PracticeData { new } => {
                 if new > 0 {
                     self.emit(Event::PracticeDataChanged);

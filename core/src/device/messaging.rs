@@ -12,6 +12,7 @@ use crate::{
     mls,
     model::{Content, Message, MessageState, NewMessage, validate_new_message, validate_title},
     store::queries,
+    tasks,
 };
 
 impl Device {
@@ -108,6 +109,7 @@ impl Device {
             queries::remove_message_from_outbox(tx, id)?;
             if let Some(seq) = seq {
                 consent::log::batch_sent(tx, id, seq)?;
+                tasks::change_sent(tx, id, seq)?;
             }
             match queries::set_message_state(tx, id, MessageState::Sent) {
                 // Details and practice data have no message.
@@ -252,6 +254,9 @@ impl Device {
                     let new = consent::log::apply_batch(conn, &batch, seq)?;
                     return Ok(Received::PracticeData { new });
                 }
+                if let Content::Task(change) = content {
+                    return apply_task(conn, &conversation, &sender?, &change, seq);
+                }
                 apply_content(conn, &conversation, sender?, content, message_epoch)
             }
             ProcessedMessageContent::ProposalMessage(proposal) => {
@@ -282,6 +287,34 @@ impl Device {
             ProcessedMessageContent::OwnPendingCommit
             | ProcessedMessageContent::OwnPrivateMessage => Ok(Received::Own),
         }
+    }
+}
+
+/// Stores a task change from a member; a replayed one is refused.
+fn apply_task(
+    conn: &Connection,
+    conversation: &str,
+    sender: &MemberId,
+    change: &tasks::TaskChange,
+    seq: Option<u64>,
+) -> Result<Received> {
+    if let tasks::TaskOp::Create { task, .. } = &change.op {
+        tasks::check_new(task)?;
+    }
+    if !tasks::insert_change(
+        conn,
+        conversation,
+        change,
+        &sender.user,
+        seq.map(|s| (s, 0)),
+    )? {
+        return Err(Error::Replay);
+    }
+    match tasks::task(conn, &change.task) {
+        Ok(task) => Ok(Received::TaskChanged(task)),
+        // A step whose task this device never saw made (joined later).
+        Err(Error::NotFound { .. }) => Ok(Received::Own),
+        Err(e) => Err(e),
     }
 }
 
@@ -332,6 +365,6 @@ fn apply_content(
             })?;
             Ok(Received::ConversationUpdated(updated))
         }
-        Content::Practice(_) => Err(Error::invalid("message", "practice data")),
+        Content::Practice(_) | Content::Task(_) => Err(Error::invalid("message", "not a message")),
     }
 }

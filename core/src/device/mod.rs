@@ -10,6 +10,7 @@ mod membership;
 mod messaging;
 mod practice;
 mod push_token;
+mod tasks;
 
 pub use practice::{NewConsent, PatientConsent};
 
@@ -110,6 +111,8 @@ pub enum Received {
         /// The conversation.
         conversation: String,
     },
+    /// A task was made or moved.
+    TaskChanged(crate::tasks::Task),
     /// Practice data (roster, consent) arrived in the practice group.
     PracticeData {
         /// How many of its changes were new here.

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_session.sql"),
     include_str!("../../migrations/003_practice_data.sql"),
     include_str!("../../migrations/004_push.sql"),
+    include_str!("../../migrations/005_tasks.sql"),
 ];
 
 /// An open, keyed store.

@@ -1,0 +1,147 @@
+//! Tasks as the apps see them.
+
+use pieper_core::{Assignee as CoreAssignee, NewTask, Task as CoreTask, TaskState as CoreState};
+
+use crate::{client::PieperClient, error::PieperError};
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TaskState {
+    /// Asked for.
+    Requested,
+    /// Taken on.
+    Accepted,
+    /// Done.
+    Completed,
+    /// Called off.
+    Cancelled,
+}
+
+impl From<CoreState> for TaskState {
+    fn from(s: CoreState) -> Self {
+        match s {
+            CoreState::Requested => TaskState::Requested,
+            CoreState::Accepted => TaskState::Accepted,
+            CoreState::Completed => TaskState::Completed,
+            CoreState::Cancelled => TaskState::Cancelled,
+        }
+    }
+}
+
+/// Who a task is for.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Assignee {
+    /// A person (user id).
+    User {
+        /// The user id.
+        id: String,
+    },
+    /// Whoever has the role (`poh`, `assistent`, ...).
+    Role {
+        /// The role.
+        role: String,
+    },
+}
+
+/// A task as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Task {
+    /// Its id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation: String,
+    /// What is to be done.
+    pub what: String,
+    /// The patient's reference, if any.
+    pub patient: Option<String>,
+    /// For whom.
+    pub assignee: Assignee,
+    /// By when (`YYYY-MM-DD`).
+    pub due: Option<String>,
+    /// The message it came from.
+    pub from_message: Option<String>,
+    /// Where it stands.
+    pub state: TaskState,
+    /// Who asked for it.
+    pub requested_by: String,
+}
+
+impl From<CoreTask> for Task {
+    fn from(t: CoreTask) -> Self {
+        Task {
+            id: t.id,
+            conversation: t.conversation,
+            what: t.what,
+            patient: t.patient.map(|p| p.as_str().to_owned()),
+            assignee: match t.assignee {
+                CoreAssignee::User(id) => Assignee::User { id },
+                CoreAssignee::Role(role) => Assignee::Role { role },
+            },
+            due: t.due,
+            from_message: t.from_message,
+            state: t.state.into(),
+            requested_by: t.requested_by,
+        }
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl PieperClient {
+    /// Makes a task in a conversation.
+    pub async fn create_task(
+        &self,
+        conversation: String,
+        what: String,
+        assignee: Assignee,
+        due: Option<String>,
+        from_message: Option<String>,
+    ) -> Result<Task, PieperError> {
+        let task = NewTask {
+            what,
+            assignee: match assignee {
+                Assignee::User { id } => CoreAssignee::User(id),
+                Assignee::Role { role } => CoreAssignee::Role(role),
+            },
+            due,
+            from_message,
+        };
+        Ok(self.inner.create_task(&conversation, task).await?.into())
+    }
+
+    /// Takes a task on.
+    pub async fn accept_task(&self, id: String) -> Result<Task, PieperError> {
+        Ok(self.inner.accept_task(&id).await?.into())
+    }
+
+    /// Marks a task done.
+    pub async fn complete_task(&self, id: String) -> Result<Task, PieperError> {
+        Ok(self.inner.complete_task(&id).await?.into())
+    }
+
+    /// Calls a task off.
+    pub async fn cancel_task(&self, id: String) -> Result<Task, PieperError> {
+        Ok(self.inner.cancel_task(&id).await?.into())
+    }
+
+    /// A conversation's tasks.
+    pub fn tasks(&self, conversation: String) -> Result<Vec<Task>, PieperError> {
+        Ok(self
+            .inner
+            .device()
+            .tasks(&conversation)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// My open tasks (mine or my role's), by due date.
+    pub fn my_open_tasks(&self) -> Result<Vec<Task>, PieperError> {
+        Ok(self
+            .inner
+            .device()
+            .my_open_tasks()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}

@@ -1,0 +1,47 @@
+//! Tasks from the client: made or moved on this device, then sent.
+
+use super::Client;
+use crate::{
+    error::{Error, Result},
+    tasks::{NewTask, Task},
+};
+
+impl Client {
+    async fn sent_task(&self, task: Task) -> Result<Task> {
+        match self.flush_outbox().await {
+            // Offline, the change waits in the outbox.
+            Ok(()) | Err(Error::Network(_)) => Ok(task),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes a task in a conversation and shares it with its members.
+    pub async fn create_task(&self, conversation: &str, task: NewTask) -> Result<Task> {
+        let conversation = conversation.to_owned();
+        let made = self
+            .store(move |d| d.create_task(&conversation, task))
+            .await?;
+        self.sent_task(made).await
+    }
+
+    /// Takes a task on.
+    pub async fn accept_task(&self, id: &str) -> Result<Task> {
+        let id = id.to_owned();
+        let task = self.store(move |d| d.accept_task(&id)).await?;
+        self.sent_task(task).await
+    }
+
+    /// Marks a task done.
+    pub async fn complete_task(&self, id: &str) -> Result<Task> {
+        let id = id.to_owned();
+        let task = self.store(move |d| d.complete_task(&id)).await?;
+        self.sent_task(task).await
+    }
+
+    /// Calls a task off.
+    pub async fn cancel_task(&self, id: &str) -> Result<Task> {
+        let id = id.to_owned();
+        let task = self.store(move |d| d.cancel_task(&id)).await?;
+        self.sent_task(task).await
+    }
+}

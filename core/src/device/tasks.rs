@@ -1,0 +1,90 @@
+//! Tasks on this device: made and moved here, shared in the conversation.
+
+use super::Device;
+use crate::{
+    error::{Error, Result},
+    model::Content,
+    store::queries,
+    tasks::{self, NewTask, Task, TaskChange, TaskOp, TaskState},
+};
+
+impl Device {
+    /// Makes a task in a conversation (about its patient, if it has one);
+    /// it goes to every member with the next flush.
+    pub fn create_task(&self, conversation: &str, task: NewTask) -> Result<Task> {
+        tasks::check_new(&task)?;
+        let patient = self.conversation(conversation)?.patient;
+        let id = uuid::Uuid::new_v4().to_string();
+        self.task_change(conversation, &id, TaskOp::Create { task, patient })
+    }
+
+    /// Takes a task on.
+    pub fn accept_task(&self, id: &str) -> Result<Task> {
+        self.step(id, TaskState::Accepted, TaskOp::Accept)
+    }
+
+    /// Marks a task done.
+    pub fn complete_task(&self, id: &str) -> Result<Task> {
+        self.step(id, TaskState::Completed, TaskOp::Complete)
+    }
+
+    /// Calls a task off.
+    pub fn cancel_task(&self, id: &str) -> Result<Task> {
+        self.step(id, TaskState::Cancelled, TaskOp::Cancel)
+    }
+
+    fn step(&self, id: &str, to: TaskState, op: TaskOp) -> Result<Task> {
+        let task = self.task(id)?;
+        tasks::check_step(&task, to)?;
+        self.task_change(&task.conversation, id, op)
+    }
+
+    fn task_change(&self, conversation: &str, task: &str, op: TaskOp) -> Result<Task> {
+        let change = TaskChange {
+            id: uuid::Uuid::new_v4().to_string(),
+            task: task.to_owned(),
+            at: queries::now_ms(),
+            op,
+        };
+        self.transact(|s| {
+            s.operational_group(conversation)?;
+            self.encrypt(s, conversation, &change.id, &Content::Task(change.clone()))?;
+            tasks::insert_change(s.conn(), conversation, &change, &self.me.user, None)?;
+            tasks::task(s.conn(), task)
+        })
+    }
+
+    /// One task.
+    pub fn task(&self, id: &str) -> Result<Task> {
+        self.store.read(|c| tasks::task(c, id))
+    }
+
+    /// A conversation's tasks, oldest first.
+    pub fn tasks(&self, conversation: &str) -> Result<Vec<Task>> {
+        self.store.read(|c| tasks::tasks_of(c, conversation))
+    }
+
+    /// The open tasks for this user or their role, by due date (undated
+    /// last), then oldest first.
+    pub fn my_open_tasks(&self) -> Result<Vec<Task>> {
+        let role = self.session()?.map(|s| s.role).ok_or(Error::SignedOut)?;
+        let mut mine: Vec<Task> = self
+            .store
+            .read(tasks::all_tasks)?
+            .into_iter()
+            .filter(|t| t.is_open())
+            .filter(|t| match &t.assignee {
+                tasks::Assignee::User(u) => *u == self.me.user,
+                tasks::Assignee::Role(r) => *r == role,
+            })
+            .collect();
+        mine.sort_by(|a, b| {
+            (a.due.is_none(), &a.due, a.history[0].at).cmp(&(
+                b.due.is_none(),
+                &b.due,
+                b.history[0].at,
+            ))
+        });
+        Ok(mine)
+    }
+}

@@ -1,0 +1,124 @@
+//! Tasks between devices through the real server.
+
+use pieper_core::{Assignee, ConversationKind, Error, NewTask, PatientRef, TaskState};
+use pieper_e2e::{TestResult, pair};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
+    let p = pair("INR-controle", "phone", "desktop").await?;
+    let (a, b) = (&p.a, &p.b);
+    let made = a
+        .create_task(
+            &p.conversation.id,
+            NewTask {
+                what: "INR over een week herhalen".into(),
+                assignee: Assignee::Role("poh".into()),
+                due: Some("2026-12-04".into()),
+                from_message: None,
+            },
+        )
+        .await?;
+    b.sync().await?;
+    assert_eq!(
+        b.device().task(&made.id)?.what,
+        "INR over een week herhalen"
+    );
+    // The POH has it in their list; the huisarts who asked does not.
+    assert_eq!(b.device().my_open_tasks()?.len(), 1);
+    assert!(a.device().my_open_tasks()?.is_empty());
+
+    // One takes it on while the other cancels it, neither having seen the other.
+    let (accepted, cancelled) = tokio::join!(b.accept_task(&made.id), a.cancel_task(&made.id));
+    let (accepted, cancelled) = (accepted?, cancelled?);
+    assert_eq!(accepted.state, TaskState::Accepted);
+    assert_eq!(cancelled.state, TaskState::Cancelled);
+    for _ in 0..2 {
+        a.sync().await?;
+        b.sync().await?;
+    }
+    let on_a = a.device().task(&made.id)?;
+    let on_b = b.device().task(&made.id)?;
+    assert_eq!(on_a, on_b, "both devices fold the same log");
+    assert_eq!(on_a.history.len(), 3, "both changes stay in the history");
+    // In either server order it ends cancelled: accept then cancel both
+    // apply; cancel then accept keeps the accept in the history, not applied.
+    assert_eq!(on_a.state, TaskState::Cancelled);
+    let late = on_a.history.iter().filter(|s| !s.applied).count();
+    match on_a.history[1].state {
+        TaskState::Cancelled => assert_eq!(late, 1),
+        TaskState::Accepted => assert_eq!(late, 0),
+        other => panic!("unexpected step {other:?}"),
+    }
+    // A finished task cannot move again.
+    assert!(matches!(
+        a.complete_task(&made.id).await,
+        Err(Error::Invalid { field: "state", .. })
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult {
+    let db = pieper_e2e::TestDatabase::new(pieper_e2e::Backend::Sqlite).await?;
+    let huisarts = pieper_e2e::create_user(&db, "linde", "jansen", "huisarts")?;
+    let assistent = pieper_e2e::create_user(&db, "linde", "bakker", "assistent")?;
+    let server = pieper_e2e::Server::start(&db, &[])?;
+    let arts = pieper_e2e::sign_in(&server, &huisarts, "desktop").await?;
+    let balie = pieper_e2e::sign_in(&server, &assistent, "balie").await?;
+    let patient = PatientRef::new("bsn:999911120")?;
+    let conversation = arts
+        .create_conversation(
+            "Mw. De Vries",
+            ConversationKind::Group,
+            Some(patient.clone()),
+            std::slice::from_ref(&assistent.id),
+        )
+        .await?;
+    let message = arts
+        .send(
+            &conversation.id,
+            pieper_core::NewMessage::text("Graag over 2 weken controle afspreken"),
+        )
+        .await?;
+    let task = arts
+        .create_task(
+            &conversation.id,
+            NewTask {
+                what: "Controle-afspraak over 2 weken plannen".into(),
+                assignee: Assignee::Role("assistent".into()),
+                due: Some("2026-12-11".into()),
+                from_message: Some(message.clone()),
+            },
+        )
+        .await?;
+    balie.sync().await?;
+    let open = balie.device().my_open_tasks()?;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].patient.as_ref(), Some(&patient));
+    assert_eq!(open[0].from_message.as_deref(), Some(message.as_str()));
+    let done = balie.complete_task(&task.id).await?;
+    assert_eq!(done.state, TaskState::Completed);
+    arts.sync().await?;
+    let seen = arts.device().task(&task.id)?;
+    assert_eq!(seen.state, TaskState::Completed);
+    assert_eq!(seen.history[1].by, assistent.id);
+    assert!(balie.device().my_open_tasks()?.is_empty());
+    // Bad input is refused before anything is sent.
+    assert!(matches!(
+        arts.create_task(
+            &conversation.id,
+            NewTask {
+                what: "x".into(),
+                assignee: Assignee::Role("assistent".into()),
+                due: Some("11-12-2026".into()),
+                from_message: None,
+            }
+        )
+        .await,
+        Err(Error::Invalid { field: "due", .. })
+    ));
+    // The server saw no task text.
+    let stored = db.dump_server_text()?;
+    assert!(!stored.contains("Controle-afspraak") && !stored.contains("999911120"));
+    Ok(())
+}
