@@ -16,7 +16,9 @@ fn the_demo_shows_the_whole_system() -> Result<(), Box<dyn std::error::Error>> {
     for line in [
         "jansen (huisarts) signed in with password + TOTP on the telefoon",
         "the front-desk tablet raised an urgent alert: jansen [SPOED]",
-        "devries's desktop is back online and catches up on 2 envelopes",
+        // How many envelopes depends on what the live devices did meanwhile
+        // (the practice group is made at connect); what it shows is checked below.
+        "devries's desktop is back online and catches up on ",
         "none found, only ciphertext",
         "jansen's telefoon sees LSP consent 2 of 4 enrolled (50 %, target 75 %: not met)",
         "the conversation about his:patient/48213 shows LSP consent: given",
