@@ -9,7 +9,10 @@ use crate::{
     events::{EventListener, TaskHandle},
     keystore::{KeyStore, KeyStoreShim},
     runtime,
-    types::{Colleague, Conversation, ConversationKind, LoginCredentials, Message, SyncReport},
+    types::{
+        Colleague, Conversation, ConversationKind, LoginCredentials, Message, MessageKind,
+        SyncReport,
+    },
 };
 
 /// A signed-in device.
@@ -99,18 +102,21 @@ impl PieperClient {
             .into())
     }
 
-    /// Sends a message; returns its id. Offline, it waits in the outbox.
+    /// Sends a message of a kind (a work note goes to this user's other
+    /// devices only); returns its id. Offline, it waits in the outbox.
     pub async fn send(
         &self,
         conversation: String,
         body: String,
         urgent: bool,
+        kind: MessageKind,
     ) -> Result<String, PieperError> {
-        let message = if urgent {
+        let mut message = if urgent {
             NewMessage::urgent(body)
         } else {
             NewMessage::text(body)
         };
+        message.kind = kind.into();
         Ok(self.inner.send(&conversation, message).await?)
     }
 

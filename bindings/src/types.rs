@@ -17,6 +17,8 @@ pub enum ConversationKind {
     Spoed,
     /// The practice group (practice-wide data, not a chat).
     Practice,
+    /// The user's own devices (work notes).
+    Personal,
 }
 
 impl From<ConversationKind> for CoreKind {
@@ -26,6 +28,7 @@ impl From<ConversationKind> for CoreKind {
             ConversationKind::Group => CoreKind::Group,
             ConversationKind::Spoed => CoreKind::Spoed,
             ConversationKind::Practice => CoreKind::Practice,
+            ConversationKind::Personal => CoreKind::Personal,
         }
     }
 }
@@ -37,6 +40,7 @@ impl From<CoreKind> for ConversationKind {
             CoreKind::Group => ConversationKind::Group,
             CoreKind::Spoed => ConversationKind::Spoed,
             CoreKind::Practice => ConversationKind::Practice,
+            CoreKind::Personal => ConversationKind::Personal,
         }
     }
 }
@@ -134,6 +138,39 @@ pub struct Message {
     pub reply_to: Option<String>,
     /// Where it is on its way.
     pub state: MessageState,
+    /// Discussion, for the record, or a work note.
+    pub kind: MessageKind,
+}
+
+/// What a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum MessageKind {
+    /// Overleg: discussion, stays in the chat.
+    Overleg,
+    /// Documenteer: goes into the patient's record.
+    Documenteer,
+    /// Werkaantekening: a work note on the author's own devices only.
+    Werkaantekening,
+}
+
+impl From<pieper_core::MessageKind> for MessageKind {
+    fn from(k: pieper_core::MessageKind) -> Self {
+        match k {
+            pieper_core::MessageKind::Overleg => MessageKind::Overleg,
+            pieper_core::MessageKind::Documenteer => MessageKind::Documenteer,
+            pieper_core::MessageKind::Werkaantekening => MessageKind::Werkaantekening,
+        }
+    }
+}
+
+impl From<MessageKind> for pieper_core::MessageKind {
+    fn from(k: MessageKind) -> Self {
+        match k {
+            MessageKind::Overleg => pieper_core::MessageKind::Overleg,
+            MessageKind::Documenteer => pieper_core::MessageKind::Documenteer,
+            MessageKind::Werkaantekening => pieper_core::MessageKind::Werkaantekening,
+        }
+    }
 }
 
 impl From<CoreMessage> for Message {
@@ -148,6 +185,7 @@ impl From<CoreMessage> for Message {
             sent_at: m.sent_at,
             reply_to: m.reply_to,
             state: m.state.into(),
+            kind: m.kind.into(),
         }
     }
 }

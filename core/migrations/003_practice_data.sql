@@ -12,7 +12,7 @@
 CREATE TABLE conversations_new (
     id          TEXT PRIMARY KEY,
     title       TEXT NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('direct', 'group', 'spoed', 'practice')),
+    kind        TEXT NOT NULL CHECK (kind IN ('direct', 'group', 'spoed', 'practice', 'personal')),
     patient_ref TEXT,
     epoch       INTEGER NOT NULL,
     active      INTEGER NOT NULL DEFAULT 1,

@@ -33,8 +33,8 @@ pub use error::{Error, Result};
 pub use identity::MemberId;
 pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};
 pub use model::{
-    AttachmentRef, Conversation, ConversationKind, Member, Message, MessageState, NewMessage,
-    PatientRef, Priority,
+    AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,
+    NewMessage, PatientRef, Priority,
 };
 pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
 pub use store::StoreError;

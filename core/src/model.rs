@@ -21,6 +21,8 @@ pub enum ConversationKind {
     /// The practice group: all staff devices, carrying practice-wide data
     /// (roster, consent); not a chat.
     Practice,
+    /// One user's own devices: work notes and what they documented.
+    Personal,
 }
 
 impl ConversationKind {
@@ -30,6 +32,7 @@ impl ConversationKind {
             Self::Group => "group",
             Self::Spoed => "spoed",
             Self::Practice => "practice",
+            Self::Personal => "personal",
         }
     }
 
@@ -39,6 +42,7 @@ impl ConversationKind {
             "group" => Ok(Self::Group),
             "spoed" => Ok(Self::Spoed),
             "practice" => Ok(Self::Practice),
+            "personal" => Ok(Self::Personal),
             other => Err(Error::invalid("kind", format!("unknown kind {other:?}"))),
         }
     }
@@ -92,6 +96,47 @@ impl Priority {
             "urgent" => Ok(Self::Urgent),
             other => Err(Error::invalid("priority", format!("unknown {other:?}"))),
         }
+    }
+}
+
+/// What a message in a patient conversation is for, chosen by its author.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Discussion: stays in the chat, follows the retention rules.
+    #[default]
+    Overleg,
+    /// To be documented into the patient's record.
+    Documenteer,
+    /// A personal work note: only on its author's own devices, never
+    /// shared, exported or shown to anyone else.
+    Werkaantekening,
+}
+
+impl MessageKind {
+    /// Its stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Overleg => "overleg",
+            Self::Documenteer => "documenteer",
+            Self::Werkaantekening => "werkaantekening",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "overleg" => Ok(Self::Overleg),
+            "documenteer" => Ok(Self::Documenteer),
+            "werkaantekening" => Ok(Self::Werkaantekening),
+            other => Err(Error::invalid(
+                "kind",
+                format!("unknown message kind {other:?}"),
+            )),
+        }
+    }
+
+    fn is_overleg(&self) -> bool {
+        *self == Self::Overleg
     }
 }
 
@@ -183,6 +228,8 @@ pub struct NewMessage {
     pub reply_to: Option<String>,
     /// Sealed attachments already uploaded.
     pub attachments: Vec<AttachmentRef>,
+    /// Discussion (the default), for the record, or a work note.
+    pub kind: MessageKind,
 }
 
 impl NewMessage {
@@ -193,6 +240,23 @@ impl NewMessage {
             priority: Priority::Routine,
             reply_to: None,
             attachments: Vec::new(),
+            kind: MessageKind::Overleg,
+        }
+    }
+
+    /// A work note: stays on this user's devices.
+    pub fn note(body: impl Into<String>) -> Self {
+        Self {
+            kind: MessageKind::Werkaantekening,
+            ..Self::text(body)
+        }
+    }
+
+    /// A message meant for the patient's record.
+    pub fn for_record(body: impl Into<String>) -> Self {
+        Self {
+            kind: MessageKind::Documenteer,
+            ..Self::text(body)
         }
     }
 
@@ -226,6 +290,8 @@ pub struct Message {
     pub attachments: Vec<AttachmentRef>,
     /// Where it is on its way.
     pub state: MessageState,
+    /// Discussion, for the record, or a work note.
+    pub kind: MessageKind,
 }
 
 /// The most a message body may hold.
@@ -246,6 +312,15 @@ pub(crate) enum Content {
         reply_to: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<AttachmentRef>,
+        #[serde(default, skip_serializing_if = "MessageKind::is_overleg")]
+        kind: MessageKind,
+    },
+    /// A work note, in the author's personal group, for a conversation.
+    Note {
+        conversation: String,
+        id: String,
+        body: String,
+        sent_at: i64,
     },
     /// The conversation's details, sent to members after they join.
     Details {
@@ -304,6 +379,7 @@ mod tests {
             sent_at: 1_790_000_000_000,
             reply_to: None,
             attachments: vec![],
+            kind: MessageKind::Overleg,
         };
         let json = String::from_utf8(text.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
         assert_eq!(

@@ -122,3 +122,61 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
     assert!(!stored.contains("Controle-afspraak") && !stored.contains("999911120"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
+    let db = pieper_e2e::TestDatabase::new(pieper_e2e::Backend::Sqlite).await?;
+    let huisarts = pieper_e2e::create_user(&db, "linde", "jansen", "huisarts")?;
+    let poh = pieper_e2e::create_user(&db, "linde", "devries", "poh")?;
+    let server = pieper_e2e::Server::start(&db, &[])?;
+    let desktop = pieper_e2e::sign_in(&server, &huisarts, "desktop").await?;
+    let phone = pieper_e2e::sign_in(&server, &huisarts, "phone").await?;
+    let colleague = pieper_e2e::sign_in(&server, &poh, "laptop").await?;
+    let conversation = desktop
+        .create_conversation(
+            "Dhr. Bos",
+            ConversationKind::Group,
+            Some(PatientRef::new("his:1002")?),
+            std::slice::from_ref(&poh.id),
+        )
+        .await?;
+    phone.sync().await?;
+    colleague.sync().await?;
+
+    // Discussion and documentation go to everyone, with their kind.
+    let record = desktop
+        .send(
+            &conversation.id,
+            pieper_core::NewMessage::for_record("RR 150/95, herhalen over 2 weken"),
+        )
+        .await?;
+    // A work note goes to the author's other devices only.
+    const MARKER: &str = "WERKNOTITIE-7Q2 twijfel aan therapietrouw";
+    let note = desktop
+        .send(&conversation.id, pieper_core::NewMessage::note(MARKER))
+        .await?;
+    assert_eq!(
+        desktop.device().message(&note)?.kind,
+        pieper_core::MessageKind::Werkaantekening
+    );
+    phone.sync().await?;
+    colleague.sync().await?;
+    let on_phone = phone.device().message(&note)?;
+    assert_eq!(on_phone.body, MARKER);
+    assert_eq!(on_phone.conversation, conversation.id);
+    assert_eq!(on_phone.kind, pieper_core::MessageKind::Werkaantekening);
+    assert!(matches!(
+        colleague.device().message(&note),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(colleague.device().search("therapietrouw", 10)?.is_empty());
+    assert_eq!(
+        colleague.device().message(&record)?.kind,
+        pieper_core::MessageKind::Documenteer
+    );
+    // The personal group is no conversation of its own.
+    assert_eq!(phone.device().conversations()?.len(), 1);
+    // The server has only ciphertext of it.
+    assert!(!db.dump_server_text()?.contains("WERKNOTITIE-7Q2"));
+    Ok(())
+}

@@ -151,6 +151,17 @@ async fn check_membership(client: &Client) {
     if let Err(e) = client.sync_practice().await {
         tracing::debug!(error = %e, "practice group check failed");
     }
+    // The personal group is made by the first work note; once it exists,
+    // this user's devices that are missing are added.
+    if matches!(
+        client
+            .device()
+            .in_known_group(crate::device::KnownGroup::Personal),
+        Ok(true)
+    ) && let Err(e) = client.sync_personal().await
+    {
+        tracing::debug!(error = %e, "personal group check failed");
+    }
 }
 
 #[cfg(test)]

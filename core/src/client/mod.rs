@@ -7,6 +7,7 @@
 
 mod api;
 mod events;
+mod groups;
 mod live;
 mod practice;
 mod push;
@@ -31,7 +32,9 @@ use crate::{
     error::{Error, Result},
     identity::MemberId,
     keystore::KeyStore,
-    model::{Conversation, ConversationKind, MessageState, NewMessage, PatientRef, Priority},
+    model::{
+        Conversation, ConversationKind, MessageKind, MessageState, NewMessage, PatientRef, Priority,
+    },
     store::queries::Session,
 };
 
@@ -364,6 +367,9 @@ impl Client {
     /// Writes a message (pending) and sends it when the server answers;
     /// returns its id. Offline, it waits in the outbox.
     pub async fn send(&self, conversation: &str, message: NewMessage) -> Result<String> {
+        if message.kind == MessageKind::Werkaantekening {
+            return self.write_note(conversation, &message.body).await;
+        }
         let conv = conversation.to_owned();
         let out = self.store(move |d| d.send(&conv, message)).await?;
         match self.flush_outbox().await {
@@ -380,12 +386,18 @@ impl Client {
             let Some(next) = self.store(|d| d.next_outgoing()).await? else {
                 return Ok(());
             };
-            // Only a message someone reads may wake phones: details and
-            // practice data have no message row and go out silent.
+            // Only a message someone else reads may wake phones: details,
+            // practice data and tasks have no message row, and work notes
+            // are the author's own; they go out silent.
             let priority = if next.kind == OutgoingKind::Application {
                 let id = next.id.clone();
-                self.store(move |d| Ok(d.message(&id).map(|m| m.priority).ok()))
-                    .await?
+                self.store(move |d| {
+                    Ok(d.message(&id)
+                        .ok()
+                        .filter(|m| m.kind != MessageKind::Werkaantekening)
+                        .map(|m| m.priority))
+                })
+                .await?
             } else {
                 None
             };
@@ -506,6 +518,7 @@ impl Client {
         // yet in the practice group, or offline) goes out now, and so does a
         // push token the server did not get.
         self.store(|d| d.share_practice_data()).await?;
+        self.store(|d| d.share_notes()).await?;
         match self.register_pending_push_token().await {
             Ok(()) | Err(Error::Network(_)) => {}
             Err(e) => return Err(e),

@@ -4,13 +4,10 @@
 use super::Client;
 use crate::{
     consent::{self, ConsentChange, ConsentKind, ConsentMethod, RosterChanges},
-    device::NewConsent,
+    device::{KnownGroup, NewConsent},
     error::{Error, Result},
     model::PatientRef,
 };
-
-/// How the claim endpoint takes users: at most this many per call.
-const USERS_PER_CLAIM: usize = 100;
 
 /// The roster file formats the import reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,16 +25,11 @@ impl Client {
     /// roster and consent changes. Returns whether this device is in it; a
     /// device that is not waits for a member to add it.
     pub async fn sync_practice(&self) -> Result<bool> {
-        if !self.store(|d| d.in_practice_group()).await? && !self.create_practice_group().await? {
+        if !self.ensure_known_group(KnownGroup::Practice).await? {
             return Ok(false);
         }
-        let group = self.device().practice_group_id();
         let users: Vec<String> = self.colleagues().await?.into_iter().map(|u| u.id).collect();
-        let mut added = false;
-        for chunk in users.chunks(USERS_PER_CLAIM) {
-            added |= self.add_devices(&group, chunk, true).await?;
-        }
-        if added {
+        if self.top_up(KnownGroup::Practice, &users).await? {
             // Everything before the commit is applied here first, so the
             // snapshot holds what the new devices cannot read.
             self.sync().await?;
@@ -47,34 +39,6 @@ impl Client {
         match self.flush_outbox().await {
             Ok(()) | Err(Error::Network(_)) => Ok(true),
             Err(e) => Err(e),
-        }
-    }
-
-    /// Registers the practice group at the server; false if another device
-    /// was first (it will add this one).
-    async fn create_practice_group(&self) -> Result<bool> {
-        let group = self.device().practice_group_id();
-        let known = self.store(|d| d.all_conversations()).await?;
-        if known.iter().any(|c| c.id == group) {
-            // Removed from it earlier: not ours to make again.
-            return Ok(false);
-        }
-        self.store(|d| d.create_practice_group()).await?;
-        match self
-            .server(self.api().create_conversation(&group).await)
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(Error::Rejected { code, .. }) if code == pieper_wire::codes::CONFLICT => {
-                let id = group.clone();
-                self.store(move |d| d.forget_new_conversation(&id)).await?;
-                Ok(false)
-            }
-            Err(e) => {
-                let id = group.clone();
-                self.store(move |d| d.forget_new_conversation(&id)).await?;
-                Err(e)
-            }
         }
     }
 

@@ -22,6 +22,17 @@ impl Device {
     ) -> Result<Conversation> {
         validate_title(title)?;
         let id = uuid::Uuid::new_v4().to_string();
+        self.new_group(&id, title.trim(), kind, patient)
+    }
+
+    /// Creates the MLS group `id` with this device as its only member.
+    pub(crate) fn new_group(
+        &self,
+        id: &str,
+        title: &str,
+        kind: ConversationKind,
+        patient: Option<PatientRef>,
+    ) -> Result<Conversation> {
         self.transact(|s| {
             let group = MlsGroup::new_with_group_id(
                 &s.provider,
@@ -32,16 +43,16 @@ impl Device {
             )
             .map_err(mls::mls_err)?;
             let conversation = Conversation {
-                id: id.clone(),
-                title: title.trim().to_owned(),
+                id: id.to_owned(),
+                title: title.to_owned(),
                 kind,
                 patient,
                 epoch: group.epoch().as_u64(),
                 active: true,
             };
             queries::insert_conversation(s.conn(), &conversation)?;
-            queries::replace_members(s.conn(), &id, &mls::members(&group)?)?;
-            s.groups.insert(id.clone(), group);
+            queries::replace_members(s.conn(), id, &mls::members(&group)?)?;
+            s.groups.insert(id.to_owned(), group);
             Ok(conversation)
         })
     }
@@ -178,19 +189,17 @@ impl Device {
         if queries::conversation(s.conn(), &id)?.is_some() {
             return Err(Error::Replay);
         }
-        let practice = id == self.practice_group_id();
+        // The well-known groups are named by their id; others by the
+        // details that follow the Welcome.
+        let (title, kind) = self
+            .known_group(&id)
+            .map_or((String::new(), ConversationKind::Group), |k| {
+                (k.title().to_owned(), k.kind())
+            });
         let conversation = Conversation {
             id: id.clone(),
-            title: if practice {
-                "Praktijk".into()
-            } else {
-                String::new()
-            },
-            kind: if practice {
-                ConversationKind::Practice
-            } else {
-                ConversationKind::Group
-            },
+            title,
+            kind,
             patient: None,
             epoch: group.epoch().as_u64(),
             active: true,

@@ -4,13 +4,16 @@
 use openmls::prelude::*;
 use rusqlite::Connection;
 
-use super::{Device, Outgoing, OutgoingKind, Received, Session, record_epoch};
+use super::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch};
 use crate::{
     consent,
     error::{Error, Result},
     identity::MemberId,
     mls,
-    model::{Content, Message, MessageState, NewMessage, validate_new_message, validate_title},
+    model::{
+        Content, Message, MessageKind, MessageState, NewMessage, validate_new_message,
+        validate_title,
+    },
     store::queries,
     tasks,
 };
@@ -20,6 +23,12 @@ impl Device {
     /// server, in one transaction.
     pub fn send(&self, conversation: &str, message: NewMessage) -> Result<Outgoing> {
         validate_new_message(&message)?;
+        if message.kind == MessageKind::Werkaantekening {
+            return Err(Error::invalid(
+                "kind",
+                "a work note is written with write_note: it never goes to the conversation",
+            ));
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let sent_at = queries::now_ms();
         self.transact(|s| {
@@ -31,6 +40,7 @@ impl Device {
                 sent_at,
                 reply_to: message.reply_to.clone(),
                 attachments: message.attachments.clone(),
+                kind: message.kind,
             };
             let outgoing = self.encrypt(s, conversation, &id, &content)?;
             let stored = Message {
@@ -43,10 +53,65 @@ impl Device {
                 reply_to: message.reply_to,
                 attachments: message.attachments,
                 state: MessageState::Pending,
+                kind: message.kind,
             };
             queries::insert_message(s.conn(), &stored, outgoing.epoch)?;
             Ok(outgoing)
         })
+    }
+
+    /// Writes a work note about a conversation: stored here (pending) and
+    /// shared only with this user's other devices, through their personal
+    /// group, once this device is in it.
+    pub fn write_note(&self, conversation: &str, body: &str) -> Result<Message> {
+        let note = NewMessage::note(body);
+        validate_new_message(&note)?;
+        if !self.conversation(conversation)?.active {
+            return Err(Error::NotMember);
+        }
+        let message = Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            conversation: conversation.to_owned(),
+            sender: self.me.clone(),
+            body: note.body,
+            priority: note.priority,
+            sent_at: queries::now_ms(),
+            reply_to: None,
+            attachments: Vec::new(),
+            state: MessageState::Pending,
+            kind: MessageKind::Werkaantekening,
+        };
+        self.store
+            .write(|tx| queries::insert_message(tx, &message, 0))?;
+        Ok(message)
+    }
+
+    /// Queues the work notes not yet shared for this user's other devices,
+    /// if this device is in their personal group.
+    pub(crate) fn share_notes(&self) -> Result<usize> {
+        if !self.in_known_group(KnownGroup::Personal)? {
+            return Ok(0);
+        }
+        let group = self.known_group_id(KnownGroup::Personal);
+        let queued = self.transact(|s| {
+            let notes = queries::unshared_notes(s.conn())?;
+            for note in &notes {
+                let content = Content::Note {
+                    conversation: note.conversation.clone(),
+                    id: note.id.clone(),
+                    body: note.body.clone(),
+                    sent_at: note.sent_at,
+                };
+                self.encrypt(s, &group, &note.id, &content)?;
+                queries::set_shared(s.conn(), &note.id)?;
+            }
+            Ok(notes.len())
+        });
+        match queued {
+            // A membership change is on its way: share after it.
+            Err(Error::PendingCommit) => Ok(0),
+            other => other,
+        }
     }
 
     /// Encrypts `content` for the conversation and puts it in the outbox.
@@ -257,6 +322,43 @@ impl Device {
                 if let Content::Task(change) = content {
                     return apply_task(conn, &conversation, &sender?, &change, seq);
                 }
+                if let Content::Note {
+                    conversation: about,
+                    id,
+                    body,
+                    sent_at,
+                } = content
+                {
+                    // Work notes come from this user's own devices, in
+                    // their personal group, and nowhere else.
+                    let sender = sender?;
+                    if conversation != self.known_group_id(KnownGroup::Personal)
+                        || sender.user != self.me.user
+                    {
+                        return Err(Error::invalid("message", "a work note from elsewhere"));
+                    }
+                    let note = Message {
+                        id,
+                        conversation: about,
+                        sender,
+                        body,
+                        priority: crate::model::Priority::Routine,
+                        sent_at,
+                        reply_to: None,
+                        attachments: Vec::new(),
+                        state: MessageState::Received,
+                        kind: MessageKind::Werkaantekening,
+                    };
+                    if queries::conversation(conn, &note.conversation)?.is_none() {
+                        return Err(Error::NotFound {
+                            what: "conversation",
+                        });
+                    }
+                    if !queries::insert_message(conn, &note, message_epoch)? {
+                        return Err(Error::Replay);
+                    }
+                    return Ok(Received::Message(note));
+                }
                 apply_content(conn, &conversation, sender?, content, message_epoch)
             }
             ProcessedMessageContent::ProposalMessage(proposal) => {
@@ -334,7 +436,12 @@ fn apply_content(
             sent_at,
             reply_to,
             attachments,
+            kind,
         } => {
+            if kind == MessageKind::Werkaantekening {
+                // Never in a conversation: a member who sends one is broken.
+                return Err(Error::invalid("kind", "a work note in a conversation"));
+            }
             let message = Message {
                 id,
                 conversation: conversation.to_owned(),
@@ -345,6 +452,7 @@ fn apply_content(
                 reply_to,
                 attachments,
                 state: MessageState::Received,
+                kind,
             };
             if !queries::insert_message(conn, &message, epoch)? {
                 // Same id again: a replay. The error rolls back the ratchet
@@ -365,6 +473,8 @@ fn apply_content(
             })?;
             Ok(Received::ConversationUpdated(updated))
         }
-        Content::Practice(_) | Content::Task(_) => Err(Error::invalid("message", "not a message")),
+        Content::Practice(_) | Content::Task(_) | Content::Note { .. } => {
+            Err(Error::invalid("message", "not a message"))
+        }
     }
 }

@@ -12,7 +12,7 @@ mod practice;
 mod push_token;
 mod tasks;
 
-pub use practice::{NewConsent, PatientConsent};
+pub use practice::{KnownGroup, NewConsent, PatientConsent};
 
 use std::{
     collections::HashMap,
@@ -319,13 +319,18 @@ impl Device {
             })
     }
 
-    /// The conversations on this device (the practice group, which carries
-    /// data rather than talk, is not among them).
+    /// The conversations on this device (the practice group and the user's
+    /// personal group, which carry data rather than talk, are not among them).
     pub fn conversations(&self) -> Result<Vec<Conversation>> {
         Ok(self
             .all_conversations()?
             .into_iter()
-            .filter(|c| c.kind != ConversationKind::Practice)
+            .filter(|c| {
+                !matches!(
+                    c.kind,
+                    ConversationKind::Practice | ConversationKind::Personal
+                )
+            })
             .collect())
     }
 

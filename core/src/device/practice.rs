@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use openmls::prelude::*;
+use openmls::prelude::OpenMlsProvider;
 use sha2::{Digest, Sha256};
 
 use super::{Device, Outgoing};
@@ -13,7 +13,6 @@ use crate::{
         RosterPatient, log,
     },
     error::{Error, Result},
-    mls,
     model::{Content, Conversation, ConversationKind, PatientRef},
     store::queries,
 };
@@ -36,6 +35,33 @@ pub struct NewConsent {
     pub obtained_at: Option<i64>,
 }
 
+/// The groups every device can name without being told: the practice's
+/// (all staff devices: roster, consent) and the user's own (their devices:
+/// work notes, what they documented).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnownGroup {
+    /// All the practice's staff devices.
+    Practice,
+    /// This user's devices.
+    Personal,
+}
+
+impl KnownGroup {
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Self::Practice => "Praktijk",
+            Self::Personal => "Werkaantekeningen",
+        }
+    }
+
+    pub(crate) fn kind(self) -> ConversationKind {
+        match self {
+            Self::Practice => ConversationKind::Practice,
+            Self::Personal => ConversationKind::Personal,
+        }
+    }
+}
+
 /// A patient's consent as it stands, as shown with a conversation about them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PatientConsent {
@@ -46,48 +72,61 @@ pub struct PatientConsent {
 }
 
 impl Device {
-    /// The id of this practice's practice group: fixed per practice, so two
-    /// devices that create it at once collide at the server instead of
-    /// splitting the practice in two.
-    pub fn practice_group_id(&self) -> String {
-        let digest = Sha256::digest(format!("pieper practice group {}", self.me.practice));
-        format!("practice-{}", hex::encode(&digest[..16]))
+    /// The id of a well-known group: fixed per practice (or per user), so
+    /// two devices that create it at once collide at the server instead of
+    /// splitting it in two.
+    pub fn known_group_id(&self, which: KnownGroup) -> String {
+        let (prefix, seed) = match which {
+            KnownGroup::Practice => (
+                "practice",
+                format!("pieper practice group {}", self.me.practice),
+            ),
+            KnownGroup::Personal => (
+                "personal",
+                format!(
+                    "pieper personal group {}/{}",
+                    self.me.practice, self.me.user
+                ),
+            ),
+        };
+        let digest = Sha256::digest(seed);
+        format!("{prefix}-{}", hex::encode(&digest[..16]))
     }
 
-    /// Whether this device is in the practice group.
-    pub fn in_practice_group(&self) -> Result<bool> {
-        let id = self.practice_group_id();
+    /// The id of this practice's practice group.
+    pub fn practice_group_id(&self) -> String {
+        self.known_group_id(KnownGroup::Practice)
+    }
+
+    /// Which well-known group `id` is, if any.
+    pub(crate) fn known_group(&self, id: &str) -> Option<KnownGroup> {
+        [KnownGroup::Practice, KnownGroup::Personal]
+            .into_iter()
+            .find(|k| self.known_group_id(*k) == id)
+    }
+
+    /// Whether this device is in a well-known group.
+    pub(crate) fn in_known_group(&self, which: KnownGroup) -> Result<bool> {
+        let id = self.known_group_id(which);
         Ok(self
             .store
             .read(|c| queries::conversation(c, &id))?
             .is_some_and(|c| c.active))
     }
 
-    /// Creates the practice group locally (the server must then accept it).
-    pub(crate) fn create_practice_group(&self) -> Result<Conversation> {
-        let id = self.practice_group_id();
-        self.transact(|s| {
-            let group = MlsGroup::new_with_group_id(
-                &s.provider,
-                &self.signer,
-                &mls::create_config(),
-                GroupId::from_slice(id.as_bytes()),
-                self.credential.clone(),
-            )
-            .map_err(mls::mls_err)?;
-            let conversation = Conversation {
-                id: id.clone(),
-                title: "Praktijk".into(),
-                kind: ConversationKind::Practice,
-                patient: None,
-                epoch: group.epoch().as_u64(),
-                active: true,
-            };
-            queries::insert_conversation(s.conn(), &conversation)?;
-            queries::replace_members(s.conn(), &id, &mls::members(&group)?)?;
-            s.groups.insert(id.clone(), group);
-            Ok(conversation)
-        })
+    /// Whether this device is in the practice group.
+    pub fn in_practice_group(&self) -> Result<bool> {
+        self.in_known_group(KnownGroup::Practice)
+    }
+
+    /// Creates a well-known group locally (the server must then accept it).
+    pub(crate) fn create_known_group(&self, which: KnownGroup) -> Result<Conversation> {
+        self.new_group(
+            &self.known_group_id(which),
+            which.title(),
+            which.kind(),
+            None,
+        )
     }
 
     /// Drops a conversation this device made but the server did not take

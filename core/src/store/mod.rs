@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003_practice_data.sql"),
     include_str!("../../migrations/004_push.sql"),
     include_str!("../../migrations/005_tasks.sql"),
+    include_str!("../../migrations/006_message_kinds.sql"),
 ];
 
 /// An open, keyed store.

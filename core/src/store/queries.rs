@@ -6,8 +6,8 @@ use crate::{
     error::{Error, Result},
     identity::MemberId,
     model::{
-        AttachmentRef, Conversation, ConversationKind, Member, Message, MessageState, PatientRef,
-        Priority,
+        AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,
+        PatientRef, Priority,
     },
     store::StoreError,
 };
@@ -244,8 +244,9 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
     let attachments = serde_json::to_string(&m.attachments).map_err(record_err)?;
     let inserted = conn.execute(
         "INSERT INTO messages (id, conversation_id, sender_practice, sender_user, sender_device,
-                               body, priority, sent_at, received_at, reply_to, attachments, state, epoch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                               body, priority, sent_at, received_at, reply_to, attachments, state, epoch,
+                               kind, shared)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (id) DO NOTHING",
         params![
             m.id,
@@ -260,7 +261,11 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
             m.reply_to,
             attachments,
             m.state.as_str(),
-            epoch as i64
+            epoch as i64,
+            m.kind.as_str(),
+            // A work note written here is shared with the author's other
+            // devices separately; everything else went out with its envelope.
+            !(m.kind == MessageKind::Werkaantekening && m.state == MessageState::Pending),
         ],
     )?;
     Ok(inserted == 1)
@@ -279,63 +284,52 @@ pub(crate) fn set_message_state(conn: &Connection, id: &str, state: MessageState
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conversation_id, m.sender_practice, m.sender_user, m.sender_device,
-     m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state";
+     m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind";
 
-type MessageRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    String,
-    String,
-);
+/// A message row as read; checked into a [`Message`] by [`to_message`].
+struct MessageRow {
+    id: String,
+    conversation: String,
+    sender: (String, String, String),
+    body: String,
+    priority: String,
+    sent_at: i64,
+    reply_to: Option<String>,
+    attachments: String,
+    state: String,
+    kind: String,
+}
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-    ))
+    Ok(MessageRow {
+        id: r.get(0)?,
+        conversation: r.get(1)?,
+        sender: (r.get(2)?, r.get(3)?, r.get(4)?),
+        body: r.get(5)?,
+        priority: r.get(6)?,
+        sent_at: r.get(7)?,
+        reply_to: r.get(8)?,
+        attachments: r.get(9)?,
+        state: r.get(10)?,
+        kind: r.get(11)?,
+    })
 }
 
 fn to_message(row: MessageRow) -> Result<Message> {
-    let (
-        id,
-        conversation,
-        practice,
-        user,
-        device,
-        body,
-        priority,
-        sent_at,
-        reply_to,
-        attachments,
-        state,
-    ) = row;
-    let attachments: Vec<AttachmentRef> = serde_json::from_str(&attachments).map_err(record_err)?;
+    let attachments: Vec<AttachmentRef> =
+        serde_json::from_str(&row.attachments).map_err(record_err)?;
+    let (practice, user, device) = row.sender;
     Ok(Message {
-        id,
-        conversation,
+        id: row.id,
+        conversation: row.conversation,
         sender: MemberId::new(&practice, &user, &device)?,
-        body,
-        priority: Priority::parse(&priority)?,
-        sent_at,
-        reply_to,
+        body: row.body,
+        priority: Priority::parse(&row.priority)?,
+        sent_at: row.sent_at,
+        reply_to: row.reply_to,
         attachments,
-        state: MessageState::parse(&state)?,
+        state: MessageState::parse(&row.state)?,
+        kind: MessageKind::parse(&row.kind)?,
     })
 }
 
@@ -348,6 +342,21 @@ pub(crate) fn message(conn: &Connection, id: &str) -> Result<Option<Message>> {
     .optional()?
     .map(to_message)
     .transpose()
+}
+
+/// Work notes written here and not yet queued for the author's devices.
+pub(crate) fn unshared_notes(conn: &Connection) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.shared = 0 ORDER BY m.seq"
+    ))?;
+    let rows = stmt.query_map([], message_from_row)?;
+    rows.map(|r| to_message(r?)).collect()
+}
+
+/// A work note was queued for the author's devices.
+pub(crate) fn set_shared(conn: &Connection, id: &str) -> Result<()> {
+    conn.execute("UPDATE messages SET shared = 1 WHERE id = ?1", [id])?;
+    Ok(())
 }
 
 /// The `limit` newest messages of a conversation, oldest first.

@@ -59,14 +59,14 @@ final class ScenarioTests: XCTestCase {
             return nil
         }
         try await Task.sleep(nanoseconds: 300_000_000)
-        let sentId = try await huisarts.send(conversation: conversation.id, body: "Bel mw. Smit vandaag terug", urgent: true)
+        let sentId = try await huisarts.send(conversation: conversation.id, body: "Bel mw. Smit vandaag terug", urgent: true, kind: .overleg)
         let arrived = await urgent.value
         let received = try XCTUnwrap(arrived)
         XCTAssertEqual(received.id, sentId)
         XCTAssertEqual(received.priority, .urgent)
         XCTAssertEqual(received.senderUser, huisarts.userId())
 
-        _ = try await assistent.send(conversation: conversation.id, body: "Teruggebeld, komt morgen", urgent: false)
+        _ = try await assistent.send(conversation: conversation.id, body: "Teruggebeld, komt morgen", urgent: false, kind: .overleg)
         _ = try await huisarts.sync()
         let seen = try huisarts.messages(conversation: conversation.id, limit: 10)
         XCTAssertEqual(seen.map(\.body), ["Bel mw. Smit vandaag terug", "Teruggebeld, komt morgen"])

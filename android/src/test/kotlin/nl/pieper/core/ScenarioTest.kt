@@ -66,7 +66,7 @@ class ScenarioTest {
             }
             // Let the collector subscribe before the message goes out.
             delay(300)
-            val sentId = huisarts.send(conversation.id, "Bel mw. Smit vandaag terug", true)
+            val sentId = huisarts.send(conversation.id, "Bel mw. Smit vandaag terug", true, MessageKind.OVERLEG)
             val received = urgent.await().message
             assertEquals(sentId, received.id)
             assertEquals("Bel mw. Smit vandaag terug", received.body)
@@ -77,7 +77,7 @@ class ScenarioTest {
             live.close()
         }
 
-        assistent.send(conversation.id, "Teruggebeld, komt morgen", false)
+        assistent.send(conversation.id, "Teruggebeld, komt morgen", false, MessageKind.OVERLEG)
         huisarts.sync()
         val seen = huisarts.messages(conversation.id, 10u)
         assertEquals(listOf("Bel mw. Smit vandaag terug", "Teruggebeld, komt morgen"), seen.map { it.body })
