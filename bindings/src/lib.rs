@@ -20,7 +20,7 @@ pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use push::{ApnsEnvironment, Notification, PushProvider};
-pub use tasks::{Assignee, Task, TaskState};
+pub use tasks::{Assignee, ConversationSummary, Dashboard, DashboardGroup, Task, TaskState};
 pub use types::*;
 
 uniffi::setup_scaffolding!();

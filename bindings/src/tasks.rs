@@ -145,3 +145,72 @@ impl PieperClient {
             .collect())
     }
 }
+
+/// A conversation with unread messages.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub conversation: crate::types::Conversation,
+    /// How many messages are unread.
+    pub unread: u32,
+    /// When the newest unread one was sent (ms).
+    pub last_at: i64,
+}
+
+/// Conversations with unread messages about one patient or one topic.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DashboardGroup {
+    /// The patient's reference, for patient conversations.
+    pub patient: Option<String>,
+    /// The topic, for the others.
+    pub topic: Option<String>,
+    /// Newest first.
+    pub conversations: Vec<ConversationSummary>,
+}
+
+/// The opening screen, most pressing first.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Dashboard {
+    /// Unread urgent messages in the spoed channel.
+    pub spoed: Vec<crate::types::Message>,
+    /// Other unread urgent messages.
+    pub urgent: Vec<crate::types::Message>,
+    /// My open tasks by due date.
+    pub tasks: Vec<Task>,
+    /// My messages for the record not yet documented.
+    pub to_document: Vec<crate::types::Message>,
+    /// Conversations with unread messages, grouped.
+    pub unread: Vec<DashboardGroup>,
+}
+
+#[uniffi::export]
+impl PieperClient {
+    /// What the app opens with (refresh it on events).
+    pub fn dashboard(&self) -> Result<Dashboard, PieperError> {
+        let d = self.inner.device().dashboard()?;
+        let messages = |v: Vec<pieper_core::Message>| v.into_iter().map(Into::into).collect();
+        Ok(Dashboard {
+            spoed: messages(d.spoed),
+            urgent: messages(d.urgent),
+            tasks: d.tasks.into_iter().map(Into::into).collect(),
+            to_document: messages(d.to_document),
+            unread: d
+                .unread
+                .into_iter()
+                .map(|g| DashboardGroup {
+                    patient: g.patient.map(|p| p.as_str().to_owned()),
+                    topic: g.topic,
+                    conversations: g
+                        .conversations
+                        .into_iter()
+                        .map(|c| ConversationSummary {
+                            conversation: c.conversation.into(),
+                            unread: c.unread,
+                            last_at: c.last_at,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+}

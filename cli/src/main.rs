@@ -98,6 +98,8 @@ enum Command {
     Sync,
     /// Stay connected and print what arrives, until interrupted.
     Follow,
+    /// What needs attention: spoed, urgent, my tasks, what to document, unread.
+    Dashboard,
     /// Tasks: make, take on, complete, cancel, list.
     #[command(subcommand)]
     Task(tasks::TaskCommand),
@@ -281,6 +283,42 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Consent(command) => consent::run(&client, command).await?,
         Command::Task(command) => tasks::run(&client, command).await?,
+        Command::Dashboard => {
+            client.sync().await?;
+            let names = names(&client).await?;
+            let d = client.device().dashboard()?;
+            for m in &d.spoed {
+                println!("SPOED\t{}\t{}", m.conversation, show(m, &names));
+            }
+            for m in &d.urgent {
+                println!("urgent\t{}\t{}", m.conversation, show(m, &names));
+            }
+            for t in &d.tasks {
+                println!(
+                    "task\t{}\tdue {}\t{}",
+                    t.id,
+                    t.due.as_deref().unwrap_or("-"),
+                    t.what
+                );
+            }
+            for m in &d.to_document {
+                println!("document\t{}\t{}", m.conversation, m.body);
+            }
+            for g in &d.unread {
+                let about = g
+                    .patient
+                    .as_ref()
+                    .map(|p| format!("patient {}", p.as_str()))
+                    .or_else(|| g.topic.clone())
+                    .unwrap_or_default();
+                for c in &g.conversations {
+                    println!(
+                        "unread\t{about}\t{}\t{} new",
+                        c.conversation.title, c.unread
+                    );
+                }
+            }
+        }
         Command::Link { link } => {
             let patient = pieper_core::record::parse_launch_link(&link)?;
             client.sync().await?;

@@ -210,8 +210,75 @@ fn consent_roster(c: &mut Criterion) {
     group.finish();
 }
 
+/// The dashboard over a store of 10,000 received messages in 100
+/// conversations (a tenth unread, some urgent) and 1,000 tasks.
+fn dashboard(c: &mut Criterion) {
+    use pieper_core::{Assignee, NewTask, PatientRef};
+    let (sender, _s) = device("sender");
+    let (reader, _r) = device("reader");
+    let mut conversations = Vec::new();
+    for i in 0..100 {
+        let patient = (i % 2 == 0).then(|| PatientRef::new(&format!("his:{i}")).expect("patient"));
+        let conv = sender
+            .create_conversation(&format!("c{i}"), ConversationKind::Group, patient)
+            .expect("conversation");
+        let kp = reader.key_packages(1).expect("key package");
+        let out = sender.add_members(&conv.id, &kp).expect("add");
+        let details = sender.commit_accepted(&conv.id).expect("merge");
+        reader
+            .receive(&out.welcome.expect("welcome"))
+            .expect("join");
+        for d in details {
+            reader.receive(&d.payload).expect("details");
+        }
+        conversations.push(conv.id);
+    }
+    for (i, conv) in conversations.iter().enumerate() {
+        let envelopes: Vec<Vec<u8>> = (0..100)
+            .map(|j| {
+                let message = if j % 50 == 0 {
+                    NewMessage::urgent(format!("spoed {i}/{j}"))
+                } else {
+                    NewMessage::text(format!("bericht {i}/{j}"))
+                };
+                sender.send(conv, message).expect("send").payload
+            })
+            .collect();
+        let received = reader.receive_batch(&envelopes).expect("batch");
+        let ids: Vec<String> = received
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(pieper_core::Received::Message(m)) => Some(m.id),
+                _ => None,
+            })
+            .collect();
+        // Nine tenths read.
+        reader.mark_read_here(conv, &ids[89]).expect("read");
+        for t in 0..10 {
+            let task = NewTask {
+                what: format!("taak {i}/{t}"),
+                assignee: Assignee::User("reader".into()),
+                due: Some(format!("2026-12-{:02}", 1 + (t % 28))),
+                from_message: None,
+            };
+            reader.create_task(conv, task).expect("task");
+        }
+    }
+    let mut group = c.benchmark_group("dashboard");
+    group.sample_size(20);
+    group.bench_function("10,000 messages, 1,000 tasks", |b| {
+        b.iter(|| {
+            let d = reader.dashboard().expect("dashboard");
+            assert_eq!(d.unread.len(), 100);
+            black_box(d)
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    dashboard,
     mls_round_trip,
     attachment_sealing,
     open_and_read_newest,

@@ -28,7 +28,10 @@ pub use client::{
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
 };
-pub use device::{CommitOut, Device, NewConsent, Outgoing, OutgoingKind, PatientConsent, Received};
+pub use device::{
+    CommitOut, ConversationSummary, Dashboard, DashboardGroup, Device, KnownGroup, NewConsent,
+    Outgoing, OutgoingKind, PatientConsent, Received,
+};
 pub use error::{Error, Result};
 pub use identity::MemberId;
 pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};

@@ -152,9 +152,12 @@ impl Client {
         })
     }
 
-    /// Tells the server a person read this message: an urgent one stops
-    /// being pushed again. Call it when the message is shown.
+    /// Marks a conversation read up to this message (on this device, for
+    /// the unread counts) and tells the server a person read it: an urgent
+    /// one stops being pushed again. Call it when the message is shown.
     pub async fn mark_read(&self, conversation: &str, message: &str) -> Result<()> {
+        let (conv, id) = (conversation.to_owned(), message.to_owned());
+        self.store(move |d| d.mark_read_here(&conv, &id)).await?;
         let result = self.api().mark_read(conversation, message).await;
         self.server(result).await
     }

@@ -6,12 +6,14 @@
 //! drops the in-memory groups, so neither disk nor memory keeps a
 //! half-applied change.
 
+mod dashboard;
 mod membership;
 mod messaging;
 mod practice;
 mod push_token;
 mod tasks;
 
+pub use dashboard::{ConversationSummary, Dashboard, DashboardGroup};
 pub use practice::{KnownGroup, NewConsent, PatientConsent};
 
 use std::{

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/004_push.sql"),
     include_str!("../../migrations/005_tasks.sql"),
     include_str!("../../migrations/006_message_kinds.sql"),
+    include_str!("../../migrations/007_read.sql"),
 ];
 
 /// An open, keyed store.

@@ -344,6 +344,67 @@ pub(crate) fn message(conn: &Connection, id: &str) -> Result<Option<Message>> {
     .transpose()
 }
 
+/// Marks messages from others in a conversation as read, up to and with
+/// `message` in the order they are shown (sent time, then arrival).
+pub(crate) fn mark_read(
+    conn: &Connection,
+    conversation: &str,
+    message: &str,
+    at: i64,
+) -> Result<u32> {
+    let (sent_at, seq): (i64, i64) = conn
+        .query_row(
+            "SELECT sent_at, seq FROM messages WHERE id = ?1 AND conversation_id = ?2",
+            params![message, conversation],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or(Error::NotFound { what: "message" })?;
+    let n = conn.execute(
+        "UPDATE messages SET read_at = ?4
+         WHERE conversation_id = ?1 AND read_at IS NULL AND state = 'received'
+           AND (sent_at < ?2 OR (sent_at = ?2 AND seq <= ?3))",
+        params![conversation, sent_at, seq, at],
+    )?;
+    Ok(n as u32)
+}
+
+/// Unread urgent messages from others, newest first.
+pub(crate) fn unread_urgent(conn: &Connection) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.read_at IS NULL AND m.state = 'received' AND m.priority = 'urgent'
+           AND m.kind <> 'werkaantekening'
+         ORDER BY m.sent_at DESC LIMIT 200"
+    ))?;
+    let rows = stmt.query_map([], message_from_row)?;
+    rows.map(|r| to_message(r?)).collect()
+}
+
+/// Per conversation with unread messages from others: (id, how many, the
+/// newest's time), newest first.
+pub(crate) fn unread_counts(conn: &Connection) -> Result<Vec<(String, u32, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT conversation_id, count(*), max(sent_at) FROM messages
+         WHERE read_at IS NULL AND state = 'received' AND kind <> 'werkaantekening'
+         GROUP BY conversation_id ORDER BY max(sent_at) DESC",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// My messages for the record that are not documented yet, oldest first.
+pub(crate) fn to_document(conn: &Connection, me: &str) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.kind = 'documenteer' AND m.sender_user = ?1
+           AND (m.doc_state IS NULL OR m.doc_state <> 'documented')
+         ORDER BY m.sent_at"
+    ))?;
+    let rows = stmt.query_map([me], message_from_row)?;
+    rows.map(|r| to_message(r?)).collect()
+}
+
 /// Work notes written here and not yet queued for the author's devices.
 pub(crate) fn unshared_notes(conn: &Connection) -> Result<Vec<Message>> {
     let mut stmt = conn.prepare_cached(&format!(
