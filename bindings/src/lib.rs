@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod keystore;
 mod push;
+mod record;
 mod tasks;
 mod types;
 
@@ -20,6 +21,7 @@ pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use push::{ApnsEnvironment, Notification, PushProvider};
+pub use record::{DocState, DocStatus, SoepKind, SoepLine};
 pub use tasks::{Assignee, ConversationSummary, Dashboard, DashboardGroup, Task, TaskState};
 pub use types::*;
 

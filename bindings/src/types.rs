@@ -294,6 +294,11 @@ pub enum PieperEvent {
         /// The task as it now stands.
         task: crate::tasks::Task,
     },
+    /// A documentation item arrived or moved on.
+    Documentation {
+        /// The item and where it stands.
+        status: crate::record::DocStatus,
+    },
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
     /// An urgent message nobody read in time was pushed again to everyone.
@@ -345,6 +350,9 @@ impl From<CoreEvent> for PieperEvent {
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
+            CoreEvent::Documentation(status) => PieperEvent::Documentation {
+                status: status.into(),
+            },
             CoreEvent::TaskChanged(task) => PieperEvent::TaskChanged { task: task.into() },
             CoreEvent::Escalated {
                 conversation,

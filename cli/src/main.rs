@@ -3,6 +3,7 @@
 
 mod consent;
 mod demo;
+mod record;
 mod tasks;
 
 use std::{path::PathBuf, sync::Arc};
@@ -98,6 +99,28 @@ enum Command {
     Sync,
     /// Stay connected and print what arrives, until interrupted.
     Follow,
+    /// Send messages to the patient's record as a SOEP entry.
+    Document(record::DocumentArgs),
+    /// Where a conversation's documentation items stand.
+    Documented {
+        /// The conversation id.
+        conversation: String,
+    },
+    /// Try a failed documentation item again.
+    Redocument {
+        /// The item id.
+        id: String,
+    },
+    /// Run as the practice's HIS connector (a device of a user with role
+    /// connector): deliver documentation to the HIS's FHIR R4 base URL.
+    Connector {
+        /// The HIS's FHIR R4 base URL (takes transaction Bundles).
+        #[arg(long, env = "PIEPER_HIS_URL")]
+        his_url: String,
+        /// Milliseconds between delivery rounds.
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+    },
     /// What needs attention: spoed, urgent, my tasks, what to document, unread.
     Dashboard,
     /// Tasks: make, take on, complete, cancel, list.
@@ -283,6 +306,34 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Consent(command) => consent::run(&client, command).await?,
         Command::Task(command) => tasks::run(&client, command).await?,
+        Command::Document(args) => record::document(&client, args).await?,
+        Command::Documented { conversation } => {
+            client.sync().await?;
+            for s in client.device().doc_items(&conversation)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s.item.id,
+                    s.state.as_str(),
+                    s.item.title,
+                    s.detail.unwrap_or_default()
+                );
+            }
+        }
+        Command::Redocument { id } => {
+            let s = client.retry_document(&id).await?;
+            println!("{}\t{}", s.item.id, s.state.as_str());
+        }
+        Command::Connector {
+            his_url,
+            interval_ms,
+        } => {
+            record::connector(
+                &client,
+                &his_url,
+                std::time::Duration::from_millis(interval_ms),
+            )
+            .await?
+        }
         Command::Dashboard => {
             client.sync().await?;
             let names = names(&client).await?;

@@ -23,7 +23,8 @@ pub mod tasks;
 
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
-    Client, ConnectionState, Credentials, Event, LiveHandle, Notification, RosterFormat, SyncReport,
+    Client, ConnectionState, Credentials, DeliveryReport, Event, HisEndpoint, LiveHandle,
+    Notification, RosterFormat, SyncReport,
 };
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,

@@ -333,6 +333,17 @@ pub(crate) enum Content {
     Practice(crate::consent::log::PracticeBatch),
     /// A task change, in the task's conversation.
     Task(crate::tasks::TaskChange),
+    /// A documentation item for the record (the connector delivers it).
+    Document(crate::record::DocItem),
+    /// Where a documentation item now stands.
+    DocStatus {
+        item: String,
+        state: crate::record::DocState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A failed documentation item goes again.
+    DocRetry { item: String },
 }
 
 impl Content {

@@ -7,4 +7,5 @@ mod messaging;
 mod offline;
 mod push;
 mod push_endpoints;
+mod record;
 mod tasks;

@@ -31,6 +31,9 @@ pub enum Role {
     Manager,
     /// Administrator of the practice's accounts.
     Admin,
+    /// The practice's HIS connector: a headless device that documents into
+    /// the HIS what members send it.
+    Connector,
 }
 
 impl Role {
@@ -42,6 +45,7 @@ impl Role {
             Role::Assistent => "assistent",
             Role::Manager => "manager",
             Role::Admin => "admin",
+            Role::Connector => "connector",
         }
     }
 
@@ -53,6 +57,7 @@ impl Role {
             "assistent" => Role::Assistent,
             "manager" => Role::Manager,
             "admin" => Role::Admin,
+            "connector" => Role::Connector,
             _ => return None,
         })
     }

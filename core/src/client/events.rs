@@ -20,6 +20,8 @@ pub enum Event {
     ConversationChanged(Conversation),
     /// A task was made or moved by another device.
     TaskChanged(crate::tasks::Task),
+    /// A documentation item arrived or moved on (documented, failed).
+    Documentation(crate::record::DocStatus),
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
     /// An urgent message nobody read in time was pushed again to every

@@ -6,6 +6,7 @@
 //! gaps never depend on the live channel.
 
 mod api;
+mod documentation;
 mod events;
 mod groups;
 mod live;
@@ -19,6 +20,7 @@ use std::{
     sync::Arc,
 };
 
+pub use documentation::{DeliveryReport, HisEndpoint};
 pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
@@ -548,6 +550,7 @@ impl Client {
                 }
             }
             Received::TaskChanged(task) => self.emit(Event::TaskChanged(task)),
+            Received::Documentation(status) => self.emit(Event::Documentation(status)),
             Received::PracticeData { new } => {
                 if new > 0 {
                     self.emit(Event::PracticeDataChanged);

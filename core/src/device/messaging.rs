@@ -322,6 +322,9 @@ impl Device {
                 if let Content::Task(change) = content {
                     return apply_task(conn, &conversation, &sender?, &change, seq);
                 }
+                if let Some(result) = apply_documentation(conn, &conversation, &sender, &content) {
+                    return result;
+                }
                 if let Content::Note {
                     conversation: about,
                     id,
@@ -390,6 +393,37 @@ impl Device {
             | ProcessedMessageContent::OwnPrivateMessage => Ok(Received::Own),
         }
     }
+}
+
+/// Applies documentation content from a member; `None` for other content.
+fn apply_documentation(
+    conn: &Connection,
+    conversation: &str,
+    sender: &Result<MemberId>,
+    content: &Content,
+) -> Option<Result<Received>> {
+    use crate::record::documentation as doc;
+    let now = queries::now_ms();
+    let result = match content {
+        Content::Document(item) => (|| {
+            let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
+            item.entry()?.validate()?;
+            if !doc::insert_item(conn, conversation, item, &sender.user, now)? {
+                return Err(Error::Replay);
+            }
+            doc::item(conn, &item.id)?.ok_or(Error::NotFound {
+                what: "documentation item",
+            })
+        })(),
+        Content::DocStatus {
+            item,
+            state,
+            detail,
+        } => doc::set_state(conn, item, *state, detail.as_deref(), now),
+        Content::DocRetry { item } => doc::retry(conn, item, now),
+        _ => return None,
+    };
+    Some(result.map(Received::Documentation))
 }
 
 /// Stores a task change from a member; a replayed one is refused.
@@ -473,8 +507,11 @@ fn apply_content(
             })?;
             Ok(Received::ConversationUpdated(updated))
         }
-        Content::Practice(_) | Content::Task(_) | Content::Note { .. } => {
-            Err(Error::invalid("message", "not a message"))
-        }
+        Content::Practice(_)
+        | Content::Task(_)
+        | Content::Note { .. }
+        | Content::Document(_)
+        | Content::DocStatus { .. }
+        | Content::DocRetry { .. } => Err(Error::invalid("message", "not a message")),
     }
 }

@@ -7,6 +7,7 @@
 //! half-applied change.
 
 mod dashboard;
+mod documentation;
 mod membership;
 mod messaging;
 mod practice;
@@ -115,6 +116,8 @@ pub enum Received {
     },
     /// A task was made or moved.
     TaskChanged(crate::tasks::Task),
+    /// A documentation item arrived or moved on.
+    Documentation(crate::record::DocStatus),
     /// Practice data (roster, consent) arrived in the practice group.
     PracticeData {
         /// How many of its changes were new here.

@@ -102,6 +102,23 @@ impl PractitionerId {
         Ok(())
     }
 
+    /// From a FHIR identifier.
+    pub fn from_identifier(system: &str, value: &str) -> Result<Self> {
+        let id = match system {
+            AGB_SYSTEM => Self::Agb(value.to_owned()),
+            UZI_SYSTEM => Self::Uzi(value.to_owned()),
+            BIG_SYSTEM => Self::Big(value.to_owned()),
+            other => {
+                return Err(Error::invalid(
+                    "system",
+                    format!("{other:?} names no practitioner"),
+                ));
+            }
+        };
+        id.check()?;
+        Ok(id)
+    }
+
     /// (system, value) for FHIR.
     pub fn identifier(&self) -> (&'static str, &str) {
         match self {

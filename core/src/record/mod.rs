@@ -1,9 +1,11 @@
 //! The patient record: Dutch identifiers and the FHIR resources that go
 //! into the HIS (the SOEP entry as the Nictiz zib2020 profiles write it).
 
+pub mod documentation;
 pub mod identifiers;
 pub mod soep;
 
+pub use documentation::{DocItem, DocState, DocStatus, DocumentDraft};
 pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link};
 pub use soep::{Clinician, Icpc, SoepEntry, SoepKind, SoepLine};
 

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/005_tasks.sql"),
     include_str!("../../migrations/006_message_kinds.sql"),
     include_str!("../../migrations/007_read.sql"),
+    include_str!("../../migrations/008_documentation.sql"),
 ];
 
 /// An open, keyed store.

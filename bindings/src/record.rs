@@ -1,0 +1,157 @@
+//! Documentation for the record, as the apps see it.
+
+use pieper_core::record::{
+    Clinician, DocState as CoreDocState, DocStatus as CoreDocStatus, DocumentDraft, Icpc,
+    PractitionerId, SoepKind as CoreSoepKind, SoepLine as CoreSoepLine,
+};
+
+use crate::{client::PieperClient, error::PieperError};
+
+/// A SOEP line's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SoepKind {
+    /// Subjectief.
+    S,
+    /// Objectief.
+    O,
+    /// Evaluatie (the patient reads it online).
+    E,
+    /// Plan (the patient reads it online).
+    P,
+}
+
+/// One SOEP line.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SoepLine {
+    /// S, O, E or P.
+    pub kind: SoepKind,
+    /// The text.
+    pub text: String,
+    /// ICPC-1-NL code (S and E only), e.g. `R05`.
+    pub icpc_code: Option<String>,
+    /// Its name, e.g. `Hoesten`.
+    pub icpc_display: Option<String>,
+}
+
+/// Where an item is on its way into the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DocState {
+    /// On its way.
+    Pending,
+    /// In the HIS.
+    Documented,
+    /// Refused by the HIS (see the detail); can be retried.
+    Failed,
+}
+
+/// A documentation item and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DocStatus {
+    /// The item's id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation: String,
+    /// The problem it documents.
+    pub title: String,
+    /// The messages it documents.
+    pub messages: Vec<String>,
+    /// Where it stands.
+    pub state: DocState,
+    /// Why it failed, or where it went.
+    pub detail: Option<String>,
+}
+
+impl From<CoreDocStatus> for DocStatus {
+    fn from(s: CoreDocStatus) -> Self {
+        DocStatus {
+            id: s.item.id,
+            conversation: s.conversation,
+            title: s.item.title,
+            messages: s.item.messages,
+            state: match s.state {
+                CoreDocState::Pending => DocState::Pending,
+                CoreDocState::Documented => DocState::Documented,
+                CoreDocState::Failed => DocState::Failed,
+            },
+            detail: s.detail,
+        }
+    }
+}
+
+fn draft(
+    title: String,
+    lines: Vec<SoepLine>,
+    messages: Vec<String>,
+    author_name: String,
+    agb: Option<String>,
+    patient_visible_confirmed: bool,
+) -> DocumentDraft {
+    DocumentDraft {
+        title,
+        lines: lines
+            .into_iter()
+            .map(|l| CoreSoepLine {
+                kind: match l.kind {
+                    SoepKind::S => CoreSoepKind::S,
+                    SoepKind::O => CoreSoepKind::O,
+                    SoepKind::E => CoreSoepKind::E,
+                    SoepKind::P => CoreSoepKind::P,
+                },
+                text: l.text,
+                icpc: l.icpc_code.map(|code| Icpc {
+                    code,
+                    display: l.icpc_display.unwrap_or_default(),
+                }),
+            })
+            .collect(),
+        messages,
+        author: Clinician {
+            name: author_name,
+            ids: agb.into_iter().map(PractitionerId::Agb).collect(),
+        },
+        patient_visible_confirmed,
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl PieperClient {
+    /// Sends messages to the record as a SOEP entry, confirmed by the named
+    /// clinician (AGB code); E and P lines need `patient_visible_confirmed`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn document(
+        &self,
+        conversation: String,
+        title: String,
+        lines: Vec<SoepLine>,
+        messages: Vec<String>,
+        author_name: String,
+        agb: Option<String>,
+        patient_visible_confirmed: bool,
+    ) -> Result<DocStatus, PieperError> {
+        let draft = draft(
+            title,
+            lines,
+            messages,
+            author_name,
+            agb,
+            patient_visible_confirmed,
+        );
+        Ok(self.inner.document(&conversation, draft).await?.into())
+    }
+
+    /// Tries a failed item again.
+    pub async fn retry_document(&self, id: String) -> Result<DocStatus, PieperError> {
+        Ok(self.inner.retry_document(&id).await?.into())
+    }
+
+    /// A conversation's documentation items.
+    pub fn doc_items(&self, conversation: String) -> Result<Vec<DocStatus>, PieperError> {
+        Ok(self
+            .inner
+            .device()
+            .doc_items(&conversation)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
