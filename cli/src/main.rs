@@ -114,9 +114,16 @@ enum Command {
     /// Run as the practice's HIS connector (a device of a user with role
     /// connector): deliver documentation to the HIS's FHIR R4 base URL.
     Connector {
-        /// The HIS's FHIR R4 base URL (takes transaction Bundles).
-        #[arg(long, env = "PIEPER_HIS_URL")]
-        his_url: String,
+        /// The HIS's FHIR R4 base URL (takes transaction Bundles): push mode.
+        #[arg(long, env = "PIEPER_HIS_URL", required_unless_present = "pull_listen")]
+        his_url: Option<String>,
+        /// Pull mode: serve pending items as FHIR Tasks on this address for
+        /// a HIS that polls.
+        #[arg(long, env = "PIEPER_PULL_LISTEN", conflicts_with = "his_url")]
+        pull_listen: Option<String>,
+        /// The bearer token the polling HIS presents.
+        #[arg(long, env = "PIEPER_PULL_TOKEN", hide_env_values = true)]
+        pull_token: Option<String>,
         /// Milliseconds between delivery rounds.
         #[arg(long, default_value_t = 2000)]
         interval_ms: u64,
@@ -325,15 +332,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Connector {
             his_url,
+            pull_listen,
+            pull_token,
             interval_ms,
-        } => {
-            record::connector(
-                &client,
-                &his_url,
-                std::time::Duration::from_millis(interval_ms),
-            )
-            .await?
-        }
+        } => match (his_url, pull_listen) {
+            (Some(url), _) => {
+                let every = std::time::Duration::from_millis(interval_ms);
+                record::connector(&client, &url, every).await?
+            }
+            (None, Some(listen)) => {
+                let token = pull_token.ok_or("pull mode needs --pull-token")?;
+                record::serve_pull(&client, &listen, &token).await?
+            }
+            (None, None) => return Err("give --his-url or --pull-listen".into()),
+        },
         Command::Dashboard => {
             client.sync().await?;
             let names = names(&client).await?;

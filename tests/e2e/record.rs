@@ -121,11 +121,14 @@ fn pieper_binary() -> Result<PathBuf, BoxError> {
     Ok(bin)
 }
 
+/// Signs the connector user in through the CLI and starts `pieper
+/// connector` with `mode` (its flags); returns the process and, for pull
+/// mode, the address it serves on.
 fn start_connector(
     server: &Server,
     user: &pieper_e2e::User,
-    his: &TestHis,
-) -> Result<Connector, BoxError> {
+    mode: &[&str],
+) -> Result<(Connector, Option<String>), BoxError> {
     let dir = tempfile::tempdir()?;
     let bin = pieper_binary()?;
     let login = Command::new(&bin)
@@ -147,16 +150,28 @@ fn start_connector(
         )
         .into());
     }
-    let child = Command::new(&bin)
+    let mut child = Command::new(&bin)
         .args(["--dir", &dir.path().display().to_string(), "connector"])
-        .args(["--his-url", &his.base, "--interval-ms", "300"])
-        .stdout(Stdio::null())
+        .args(mode)
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    Ok(Connector {
-        process: child,
-        _dir: dir,
-    })
+    let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    // Keep reading what it reports, so it never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let address = line
+        .trim()
+        .strip_prefix("connector pull endpoint on ")
+        .map(str::to_owned);
+    Ok((
+        Connector {
+            process: child,
+            _dir: dir,
+        },
+        address,
+    ))
 }
 
 fn draft(title: &str, s: &str, messages: Vec<String>) -> DocumentDraft {
@@ -210,7 +225,11 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     let huisarts = create_user(&db, "linde", "jansen", "huisarts")?;
     let connector_user = create_user(&db, "linde", "his", "connector")?;
     let server = Server::start(&db, &[])?;
-    let _connector = start_connector(&server, &connector_user, &his)?;
+    let (_connector, _) = start_connector(
+        &server,
+        &connector_user,
+        &["--his-url", &his.base, "--interval-ms", "300"],
+    )?;
     let desktop = sign_in(&server, &huisarts, "desktop").await?;
 
     desktop
@@ -318,5 +337,136 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     // The sync server never saw the text.
     assert!(!db.dump_server_text()?.contains("DOSSIERTEKST-8K4"));
     assert!(!server.log_text().contains("DOSSIERTEKST-8K4"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_his_takes_the_items_and_its_receipt_reaches_the_author() -> TestResult {
+    let his = TestHis::start()?;
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let huisarts = create_user(&db, "linde", "jansen", "huisarts")?;
+    let connector_user = create_user(&db, "linde", "his", "connector")?;
+    let server = Server::start(&db, &[])?;
+    const TOKEN: &str = "pull-token-0123456789abcdef";
+    let (_connector, address) = start_connector(
+        &server,
+        &connector_user,
+        &["--pull-listen", "127.0.0.1:0", "--pull-token", TOKEN],
+    )?;
+    let pull = format!("http://{}/fhir", address.ok_or("no pull address")?);
+    let desktop = sign_in(&server, &huisarts, "desktop").await?;
+    let phone = sign_in(&server, &huisarts, "phone").await?;
+    desktop
+        .import_roster(
+            "reference,name,birth_date,enrolled\nbsn:999911120,Mw. J. de Vries,1951-04-12,yes\n"
+                .into(),
+            RosterFormat::Csv,
+            true,
+        )
+        .await?;
+    let conversation = desktop
+        .create_conversation(
+            "Mw. De Vries",
+            ConversationKind::Group,
+            Some(PatientRef::new("bsn:999911120")?),
+            &[],
+        )
+        .await?;
+    let message = desktop
+        .send(
+            &conversation.id,
+            NewMessage::for_record("Hoest sinds enalapril"),
+        )
+        .await?;
+    let item = desktop
+        .document(
+            &conversation.id,
+            draft(
+                "Hoesten (pull)",
+                "Hoest sinds enalapril",
+                vec![message.clone()],
+            ),
+        )
+        .await?;
+
+    let http = reqwest::Client::new();
+    let unauthorized = http
+        .get(format!("{pull}/Task?status=requested"))
+        .send()
+        .await?;
+    assert_eq!(unauthorized.status(), 401);
+    let tasks: Value = http
+        .get(format!("{pull}/Task?status=requested"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let task = tasks["entry"][0]["resource"].clone();
+    assert_eq!(tasks["total"], 1, "{tasks}");
+    assert_eq!(task["status"], "requested");
+    let focus = task["focus"]["reference"].as_str().ok_or("no focus")?;
+    assert_eq!(focus, format!("Bundle/{}", item.item.id));
+    let bundle: Value = http
+        .get(format!("{pull}/{focus}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    // What the HIS pulled is accepted by a real FHIR server that validates
+    // it (the SOEP entry against the Nictiz profiles, the Task against R4).
+    let task_bundle = json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [{ "fullUrl": format!("urn:uuid:{}", task["id"].as_str().unwrap_or_default()),
+                    "resource": task.clone(),
+                    "request": { "method": "POST", "url": "Task", "ifNoneExist": format!("identifier=urn:ietf:rfc:3986|urn:uuid:{}", task["id"].as_str().unwrap_or_default()) } }],
+    });
+    for b in [&bundle, &task_bundle] {
+        let status = http
+            .post(&his.base)
+            .header("content-type", "application/fhir+json")
+            .json(b)
+            .send()
+            .await?
+            .status();
+        assert!(
+            status.is_success(),
+            "the HIS refused a pulled resource: {status}"
+        );
+    }
+    assert_eq!(his.compositions("Hoesten (pull)").await?, 1);
+
+    // The receipt: the HIS completes the Task.
+    let mut done = task.clone();
+    done["status"] = json!("completed");
+    let answer = http
+        .put(format!(
+            "{pull}/Task/{}",
+            task["id"].as_str().unwrap_or_default()
+        ))
+        .bearer_auth(TOKEN)
+        .json(&done)
+        .send()
+        .await?;
+    assert!(answer.status().is_success(), "{}", answer.status());
+    // Every device of the author sees it documented.
+    for device in [&desktop, &phone] {
+        let status = wait_state(device, &item.item.id, DocState::Documented).await?;
+        assert_eq!(status.detail.as_deref(), Some("taken by the HIS"));
+    }
+    assert_eq!(
+        desktop.device().message(&message)?.kind,
+        pieper_core::MessageKind::Documenteer
+    );
+    // Nothing is left to pull.
+    let tasks: Value = http
+        .get(format!("{pull}/Task?status=requested"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(tasks["total"], 0);
     Ok(())
 }

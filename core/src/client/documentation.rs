@@ -93,6 +93,22 @@ impl Client {
         Ok(status)
     }
 
+    /// Reports an item's outcome (the connector, when a polling HIS took or
+    /// refused it) in its conversation.
+    pub async fn report_documentation(
+        &self,
+        id: &str,
+        state: DocState,
+        detail: Option<String>,
+    ) -> Result<DocStatus> {
+        let id = id.to_owned();
+        let status = self
+            .store(move |d| d.doc_outcome(&id, state, detail.as_deref()))
+            .await?;
+        self.flush_quietly().await?;
+        Ok(status)
+    }
+
     async fn flush_quietly(&self) -> Result<()> {
         match self.flush_outbox().await {
             Ok(()) | Err(Error::Network(_)) => Ok(()),

@@ -119,6 +119,12 @@ impl Device {
             .read(|c| documentation::items_of(c, conversation))
     }
 
+    /// Every pending item (on the connector's device: what a polling HIS
+    /// has yet to take).
+    pub fn pending_doc_items(&self) -> Result<Vec<DocStatus>> {
+        self.store.read(|c| documentation::due(c, i64::MAX))
+    }
+
     /// Pending items due for delivery now (on the connector's device).
     pub(crate) fn due_doc_items(&self) -> Result<Vec<DocStatus>> {
         self.store
@@ -126,7 +132,7 @@ impl Device {
     }
 
     /// Records an outcome here and tells the conversation.
-    pub(crate) fn doc_outcome(
+    pub fn doc_outcome(
         &self,
         id: &str,
         state: DocState,

@@ -340,6 +340,11 @@ impl SoepEntry {
     }
 }
 
+/// Milliseconds since the epoch as a FHIR `dateTime`.
+pub fn fhir_date(ms: i64) -> Result<String> {
+    rfc3339(ms)
+}
+
 /// A generated narrative holding `text`, escaped.
 fn narrative(text: &str) -> Value {
     let escaped = text
