@@ -157,7 +157,12 @@ impl Client {
     /// one stops being pushed again. Call it when the message is shown.
     pub async fn mark_read(&self, conversation: &str, message: &str) -> Result<()> {
         let (conv, id) = (conversation.to_owned(), message.to_owned());
-        self.store(move |d| d.mark_read_here(&conv, &id)).await?;
+        match self.store(move |d| d.mark_read_here(&conv, &id)).await {
+            // Read elsewhere (a notification) before this device synced it:
+            // the server's marker still counts.
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let result = self.api().mark_read(conversation, message).await;
         self.server(result).await
     }
