@@ -22,7 +22,10 @@ pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use push::{ApnsEnvironment, Notification, PushProvider};
 pub use record::{DocState, DocStatus, SoepKind, SoepLine};
-pub use tasks::{Assignee, ConversationSummary, Dashboard, DashboardGroup, Task, TaskState};
+pub use tasks::{
+    Assignee, ConversationSummary, Dashboard, DashboardGroup, DayPart, DutySlot, Task, TaskState,
+    Triage,
+};
 pub use types::*;
 
 uniffi::setup_scaffolding!();

@@ -214,3 +214,96 @@ impl PieperClient {
         })
     }
 }
+
+/// NTS triage urgency (U1 and U2 are spoed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Triage {
+    /// Life-threatening.
+    U1,
+    /// Emergency.
+    U2,
+    /// Urgent.
+    U3,
+    /// Not urgent.
+    U4,
+    /// Advice.
+    U5,
+}
+
+/// A part of the day on the duty roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DayPart {
+    /// 08:00–12:00.
+    Morning,
+    /// 12:00–17:00.
+    Afternoon,
+    /// 17:00–08:00.
+    Evening,
+}
+
+/// One slot of the duty roster.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DutySlot {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// The day part.
+    pub part: DayPart,
+    /// The user on duty.
+    pub on_duty: String,
+    /// The backup.
+    pub backup: String,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl PieperClient {
+    /// Sends a message with an NTS triage urgency; U1/U2 also go to the
+    /// spoed channel, routed to whoever is on duty. Returns its id.
+    pub async fn send_triaged(
+        &self,
+        conversation: String,
+        body: String,
+        triage: Triage,
+    ) -> Result<String, PieperError> {
+        use pieper_core::spoed::Triage as T;
+        let triage = match triage {
+            Triage::U1 => T::U1,
+            Triage::U2 => T::U2,
+            Triage::U3 => T::U3,
+            Triage::U4 => T::U4,
+            Triage::U5 => T::U5,
+        };
+        let message = pieper_core::NewMessage::triaged(body, triage);
+        Ok(self.inner.send(&conversation, message).await?)
+    }
+
+    /// "Ik pak het op": takes a spoed post.
+    pub async fn take_spoed(&self, post: String) -> Result<(), PieperError> {
+        Ok(self.inner.take_spoed(&post).await?)
+    }
+
+    /// Turns do-not-disturb on or off (spoed then goes to the backup).
+    pub async fn set_do_not_disturb(&self, on: bool) -> Result<(), PieperError> {
+        Ok(self.inner.set_do_not_disturb(on).await?)
+    }
+
+    /// Sets the practice's duty roster.
+    pub async fn set_duty_roster(&self, slots: Vec<DutySlot>) -> Result<(), PieperError> {
+        use pieper_core::spoed::{DayPart as P, DutyRoster, DutySlot as S};
+        let roster = DutyRoster {
+            slots: slots
+                .into_iter()
+                .map(|s| S {
+                    date: s.date,
+                    part: match s.part {
+                        DayPart::Morning => P::Morning,
+                        DayPart::Afternoon => P::Afternoon,
+                        DayPart::Evening => P::Evening,
+                    },
+                    on_duty: s.on_duty,
+                    backup: s.backup,
+                })
+                .collect(),
+        };
+        Ok(self.inner.set_duty_roster(roster).await?)
+    }
+}

@@ -299,6 +299,15 @@ pub enum PieperEvent {
         /// The item and where it stands.
         status: crate::record::DocStatus,
     },
+    /// A member took a spoed post.
+    SpoedTaken {
+        /// The post.
+        message: String,
+        /// Who (user id).
+        by: String,
+    },
+    /// The duty roster or someone's do-not-disturb changed.
+    SpoedSettingChanged,
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
     /// An urgent message nobody read in time was pushed again to everyone.
@@ -350,6 +359,8 @@ impl From<CoreEvent> for PieperEvent {
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
+            CoreEvent::SpoedTaken { message, by } => PieperEvent::SpoedTaken { message, by },
+            CoreEvent::SpoedSettingChanged => PieperEvent::SpoedSettingChanged,
             CoreEvent::Documentation(status) => PieperEvent::Documentation {
                 status: status.into(),
             },

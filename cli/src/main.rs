@@ -89,7 +89,18 @@ enum Command {
         /// Mark it urgent (wakes phones).
         #[arg(long)]
         urgent: bool,
+        /// NTS triage urgency U1..U5 (U1/U2: spoed, posted to the spoed
+        /// channel for whoever is on duty).
+        #[arg(long)]
+        triage: Option<String>,
+        /// overleg (default), documenteer, or werkaantekening (a work note
+        /// for your own devices only).
+        #[arg(long, default_value = "overleg")]
+        kind: String,
     },
+    /// Spoed: take a post, do-not-disturb, the duty roster.
+    #[command(subcommand)]
+    Spoed(SpoedCommand),
     /// Search your messages (on this device only).
     Search {
         /// Words to find.
@@ -145,6 +156,76 @@ enum Command {
     /// Show the whole system: a server, three staff on three devices, a
     /// conversation about a patient, one device offline and back.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum SpoedCommand {
+    /// "Ik pak het op": take a spoed post.
+    Take {
+        /// The post's id (in the spoed channel).
+        post: String,
+    },
+    /// Do-not-disturb on or off (your spoed goes to the backup).
+    Dnd {
+        /// on or off.
+        state: String,
+    },
+    /// Put one day part on the duty roster (replaces the roster with it and
+    /// the slots already there).
+    Roster {
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// morning, afternoon or evening.
+        #[arg(long)]
+        part: String,
+        /// User name on duty.
+        #[arg(long)]
+        on_duty: String,
+        /// User name of the backup.
+        #[arg(long)]
+        backup: String,
+    },
+}
+
+async fn spoed(client: &Client, command: SpoedCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use pieper_core::spoed::{DayPart, DutySlot};
+    client.sync().await?;
+    match command {
+        SpoedCommand::Take { post } => client.take_spoed(&post).await?,
+        SpoedCommand::Dnd { state } => client.set_do_not_disturb(state == "on").await?,
+        SpoedCommand::Roster {
+            date,
+            part,
+            on_duty,
+            backup,
+        } => {
+            let staff = client.colleagues().await?;
+            let id = |name: &str| {
+                staff
+                    .iter()
+                    .find(|u| u.username == name)
+                    .map(|u| u.id.clone())
+                    .ok_or_else(|| format!("no colleague named {name:?}"))
+            };
+            let part = match part.as_str() {
+                "morning" => DayPart::Morning,
+                "afternoon" => DayPart::Afternoon,
+                "evening" => DayPart::Evening,
+                other => return Err(format!("unknown day part {other:?}").into()),
+            };
+            let mut roster = client.device().duty_roster()?;
+            roster.slots.retain(|s| !(s.date == date && s.part == part));
+            roster.slots.push(DutySlot {
+                date,
+                part,
+                on_duty: id(&on_duty)?,
+                backup: id(&backup)?,
+            });
+            client.set_duty_roster(roster).await?;
+        }
+    }
+    Ok(())
 }
 
 fn kind(text: &str) -> Result<ConversationKind, String> {
@@ -295,11 +376,19 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             conversation,
             text,
             urgent,
+            triage,
+            kind,
         } => {
-            let message = if urgent {
-                NewMessage::urgent(text)
-            } else {
-                NewMessage::text(text)
+            let mut message = match triage {
+                Some(t) => NewMessage::triaged(text, pieper_core::spoed::Triage::parse(&t)?),
+                None if urgent => NewMessage::urgent(text),
+                None => NewMessage::text(text),
+            };
+            message.kind = match kind.as_str() {
+                "overleg" => pieper_core::MessageKind::Overleg,
+                "documenteer" => pieper_core::MessageKind::Documenteer,
+                "werkaantekening" => pieper_core::MessageKind::Werkaantekening,
+                other => return Err(format!("unknown kind {other:?}").into()),
             };
             let id = client.send(&conversation, message).await?;
             let state = client.device().message(&id)?.state;
@@ -313,6 +402,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Consent(command) => consent::run(&client, command).await?,
         Command::Task(command) => tasks::run(&client, command).await?,
+        Command::Spoed(command) => spoed(&client, command).await?,
         Command::Document(args) => record::document(&client, args).await?,
         Command::Documented { conversation } => {
             client.sync().await?;

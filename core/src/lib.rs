@@ -18,6 +18,7 @@ pub mod keystore;
 mod mls;
 pub mod model;
 pub mod record;
+pub mod spoed;
 mod store;
 pub mod tasks;
 

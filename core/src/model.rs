@@ -230,6 +230,9 @@ pub struct NewMessage {
     pub attachments: Vec<AttachmentRef>,
     /// Discussion (the default), for the record, or a work note.
     pub kind: MessageKind,
+    /// NTS triage urgency; U1 and U2 make it spoed (urgent, and posted in
+    /// the spoed channel).
+    pub triage: Option<crate::spoed::Triage>,
 }
 
 impl NewMessage {
@@ -241,6 +244,21 @@ impl NewMessage {
             reply_to: None,
             attachments: Vec::new(),
             kind: MessageKind::Overleg,
+            triage: None,
+        }
+    }
+
+    /// A message with an NTS triage urgency (U1/U2: spoed).
+    pub fn triaged(body: impl Into<String>, triage: crate::spoed::Triage) -> Self {
+        let priority = if triage.is_spoed() {
+            Priority::Urgent
+        } else {
+            Priority::Routine
+        };
+        Self {
+            priority,
+            triage: Some(triage),
+            ..Self::text(body)
         }
     }
 
@@ -292,6 +310,25 @@ pub struct Message {
     pub state: MessageState,
     /// Discussion, for the record, or a work note.
     pub kind: MessageKind,
+    /// NTS triage urgency, if given.
+    pub triage: Option<crate::spoed::Triage>,
+    /// For a post in the spoed channel: what it repeats, who it went to,
+    /// who took it.
+    pub spoed: Option<SpoedPost>,
+}
+
+/// A post in the spoed channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoedPost {
+    /// The conversation of the message it repeats.
+    pub of_conversation: String,
+    /// That message.
+    pub of_message: String,
+    /// Who it was routed to (none: everyone).
+    pub routed_to: Option<String>,
+    /// Who took it ("ik pak het op").
+    #[serde(skip)]
+    pub taken_by: Option<String>,
 }
 
 /// The most a message body may hold.
@@ -314,7 +351,15 @@ pub(crate) enum Content {
         attachments: Vec<AttachmentRef>,
         #[serde(default, skip_serializing_if = "MessageKind::is_overleg")]
         kind: MessageKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        triage: Option<crate::spoed::Triage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spoed: Option<SpoedPost>,
     },
+    /// "Ik pak het op": a member takes a spoed post.
+    SpoedTaken { message: String },
+    /// A spoed-channel setting: the duty roster or do-not-disturb.
+    SpoedSetting(crate::spoed::SpoedSetting),
     /// A work note, in the author's personal group, for a conversation.
     Note {
         conversation: String,
@@ -391,6 +436,8 @@ mod tests {
             reply_to: None,
             attachments: vec![],
             kind: MessageKind::Overleg,
+            triage: None,
+            spoed: None,
         };
         let json = String::from_utf8(text.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
         assert_eq!(

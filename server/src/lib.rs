@@ -119,7 +119,7 @@ async fn escalate_due(state: &AppState, every_ms: u64) -> AppResult<()> {
             urgent: true,
             escalation: escalations,
         };
-        handlers::conversations::push_to(state.clone(), devices, payload).await;
+        handlers::conversations::push_to(state.clone(), devices, payload, Vec::new()).await;
     }
     Ok(())
 }

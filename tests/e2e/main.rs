@@ -8,4 +8,5 @@ mod offline;
 mod push;
 mod push_endpoints;
 mod record;
+mod spoed;
 mod tasks;

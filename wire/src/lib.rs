@@ -272,6 +272,10 @@ pub struct SendRequest {
     /// push wakes the recipients.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub silent: bool,
+    /// For an urgent message routed to some users (a spoed post to whoever
+    /// is on duty): only their devices are woken as urgent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urgent_for: Vec<String>,
 }
 
 /// `POST /conversations/{id}/read`: a person read this message (the server

@@ -22,6 +22,15 @@ pub enum Event {
     TaskChanged(crate::tasks::Task),
     /// A documentation item arrived or moved on (documented, failed).
     Documentation(crate::record::DocStatus),
+    /// A member took a spoed post ("ik pak het op").
+    SpoedTaken {
+        /// The post.
+        message: String,
+        /// Who (user id).
+        by: String,
+    },
+    /// The duty roster or someone's do-not-disturb changed.
+    SpoedSettingChanged,
     /// Roster or consent changes arrived from the practice.
     PracticeDataChanged,
     /// An urgent message nobody read in time was pushed again to every

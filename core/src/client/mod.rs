@@ -12,6 +12,7 @@ mod groups;
 mod live;
 mod practice;
 mod push;
+mod spoed;
 mod tasks;
 
 use std::{
@@ -396,13 +397,20 @@ impl Client {
                 self.store(move |d| {
                     Ok(d.message(&id)
                         .ok()
-                        .filter(|m| m.kind != MessageKind::Werkaantekening)
-                        .map(|m| m.priority))
+                        .filter(|m| m.kind != MessageKind::Werkaantekening))
                 })
                 .await?
             } else {
                 None
             };
+            // A spoed post wakes whom it was routed to as urgent.
+            let urgent_for: Vec<String> = priority
+                .as_ref()
+                .and_then(|m| m.spoed.as_ref())
+                .and_then(|s| s.routed_to.clone())
+                .into_iter()
+                .collect();
+            let priority = priority.map(|m| m.priority);
             let request = SendRequest {
                 id: next.id.clone(),
                 kind: match next.kind {
@@ -421,6 +429,7 @@ impl Client {
                     _ => pieper_wire::Priority::Routine,
                 },
                 silent: priority.is_none(),
+                urgent_for,
             };
             let conversation = next.conversation.clone();
             let result = self.inner.api.send(&conversation, &request).await;
@@ -534,7 +543,14 @@ impl Client {
     fn announce(&self, received: Received) {
         match received {
             Received::Message(m) => {
-                if m.priority == Priority::Urgent {
+                // A spoed post alerts whom it was routed to (everyone when
+                // nobody is on the roster); other urgent messages everyone.
+                let mine = m
+                    .spoed
+                    .as_ref()
+                    .and_then(|s| s.routed_to.as_ref())
+                    .is_none_or(|user| *user == self.id().user);
+                if m.priority == Priority::Urgent && mine {
                     self.emit(Event::UrgentMessage(m.clone()));
                 }
                 self.emit(Event::MessageReceived(m));
@@ -551,6 +567,10 @@ impl Client {
             }
             Received::TaskChanged(task) => self.emit(Event::TaskChanged(task)),
             Received::Documentation(status) => self.emit(Event::Documentation(status)),
+            Received::SpoedTaken { message, by } => {
+                self.emit(Event::SpoedTaken { message, by });
+            }
+            Received::SpoedSettingChanged => self.emit(Event::SpoedSettingChanged),
             Received::PracticeData { new } => {
                 if new > 0 {
                     self.emit(Event::PracticeDataChanged);

@@ -29,6 +29,10 @@ impl Client {
             return Ok(false);
         }
         let users: Vec<String> = self.colleagues().await?.into_iter().map(|u| u.id).collect();
+        // The spoed channel has the same members.
+        if self.ensure_known_group(KnownGroup::Spoed).await? {
+            self.top_up(KnownGroup::Spoed, &users).await?;
+        }
         if self.top_up(KnownGroup::Practice, &users).await? {
             // Everything before the commit is applied here first, so the
             // snapshot holds what the new devices cannot read.

@@ -3,7 +3,7 @@
 use super::Device;
 use crate::{
     error::Result,
-    model::{Conversation, ConversationKind, Message, PatientRef},
+    model::{Conversation, Message, PatientRef},
     store::queries,
     tasks::Task,
 };
@@ -33,7 +33,7 @@ pub struct DashboardGroup {
 /// The opening screen, most pressing first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dashboard {
-    /// Unread urgent messages in the spoed channel.
+    /// Spoed posts nobody took yet.
     pub spoed: Vec<Message>,
     /// Other unread urgent messages.
     pub urgent: Vec<Message>,
@@ -65,10 +65,15 @@ impl Device {
     pub fn dashboard(&self) -> Result<Dashboard> {
         let conversations: Vec<Conversation> = self.conversations()?;
         let by_id = |id: &str| conversations.iter().find(|c| c.id == id);
-        let urgent = self.store.read(queries::unread_urgent)?;
-        let (spoed, urgent): (Vec<Message>, Vec<Message>) = urgent.into_iter().partition(|m| {
-            by_id(&m.conversation).is_some_and(|c| c.kind == ConversationKind::Spoed)
-        });
+        // Spoed posts nobody took come first; urgent messages after, the
+        // spoed channel's own among them only if not posts (those are above).
+        let spoed = self.store.read(queries::untaken_spoed)?;
+        let urgent: Vec<Message> = self
+            .store
+            .read(queries::unread_urgent)?
+            .into_iter()
+            .filter(|m| m.spoed.is_none())
+            .collect();
         let mut groups: Vec<DashboardGroup> = Vec::new();
         for (id, unread, last_at) in self.store.read(queries::unread_counts)? {
             let Some(conversation) = by_id(&id).cloned() else {

@@ -41,6 +41,8 @@ impl Device {
                 reply_to: message.reply_to.clone(),
                 attachments: message.attachments.clone(),
                 kind: message.kind,
+                triage: message.triage,
+                spoed: None,
             };
             let outgoing = self.encrypt(s, conversation, &id, &content)?;
             let stored = Message {
@@ -54,10 +56,56 @@ impl Device {
                 attachments: message.attachments,
                 state: MessageState::Pending,
                 kind: message.kind,
+                triage: message.triage,
+                spoed: None,
             };
             queries::insert_message(s.conn(), &stored, outgoing.epoch)?;
+            if stored.triage.is_some_and(crate::spoed::Triage::is_spoed) {
+                self.post_spoed(s, &stored)?;
+            }
             Ok(outgoing)
         })
+    }
+
+    /// Posts a spoed message into the practice's spoed channel (if this
+    /// device is in it), routed to whoever is on duty now.
+    fn post_spoed(&self, s: &mut Session<'_, '_>, original: &Message) -> Result<()> {
+        let channel = self.known_group_id(KnownGroup::Spoed);
+        if original.conversation == channel
+            || !queries::conversation(s.conn(), &channel)?.is_some_and(|c| c.active)
+        {
+            return Ok(());
+        }
+        let routed_to = crate::spoed::route(s.conn(), original.sent_at)?;
+        let post = Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            conversation: channel.clone(),
+            priority: crate::model::Priority::Urgent,
+            reply_to: None,
+            attachments: Vec::new(),
+            kind: MessageKind::Overleg,
+            spoed: Some(crate::model::SpoedPost {
+                of_conversation: original.conversation.clone(),
+                of_message: original.id.clone(),
+                routed_to,
+                taken_by: None,
+            }),
+            ..original.clone()
+        };
+        let content = Content::Text {
+            id: post.id.clone(),
+            body: post.body.clone(),
+            priority: post.priority,
+            sent_at: post.sent_at,
+            reply_to: None,
+            attachments: Vec::new(),
+            kind: MessageKind::Overleg,
+            triage: post.triage,
+            spoed: post.spoed.clone(),
+        };
+        let out = self.encrypt(s, &channel, &post.id, &content)?;
+        queries::insert_message(s.conn(), &post, out.epoch)?;
+        Ok(())
     }
 
     /// Writes a work note about a conversation: stored here (pending) and
@@ -80,6 +128,8 @@ impl Device {
             attachments: Vec::new(),
             state: MessageState::Pending,
             kind: MessageKind::Werkaantekening,
+            triage: None,
+            spoed: None,
         };
         self.store
             .write(|tx| queries::insert_message(tx, &message, 0))?;
@@ -175,6 +225,7 @@ impl Device {
             if let Some(seq) = seq {
                 consent::log::batch_sent(tx, id, seq)?;
                 tasks::change_sent(tx, id, seq)?;
+                crate::spoed::setting_sent(tx, id, seq)?;
             }
             match queries::set_message_state(tx, id, MessageState::Sent) {
                 // Details and practice data have no message.
@@ -325,6 +376,21 @@ impl Device {
                 if let Some(result) = apply_documentation(conn, &conversation, &sender, &content) {
                     return result;
                 }
+                let content = match content {
+                    Content::SpoedTaken { message } => {
+                        let by = sender?.user;
+                        queries::take_spoed(conn, &message, &by)?;
+                        return Ok(Received::SpoedTaken { message, by });
+                    }
+                    Content::SpoedSetting(setting) => {
+                        let by = sender?.user;
+                        if !crate::spoed::insert_setting(conn, &setting, &by, seq)? {
+                            return Err(Error::Replay);
+                        }
+                        return Ok(Received::SpoedSettingChanged);
+                    }
+                    other => other,
+                };
                 if let Content::Note {
                     conversation: about,
                     id,
@@ -351,6 +417,8 @@ impl Device {
                         attachments: Vec::new(),
                         state: MessageState::Received,
                         kind: MessageKind::Werkaantekening,
+                        triage: None,
+                        spoed: None,
                     };
                     if queries::conversation(conn, &note.conversation)?.is_none() {
                         return Err(Error::NotFound {
@@ -471,6 +539,8 @@ fn apply_content(
             reply_to,
             attachments,
             kind,
+            triage,
+            spoed,
         } => {
             if kind == MessageKind::Werkaantekening {
                 // Never in a conversation: a member who sends one is broken.
@@ -487,6 +557,11 @@ fn apply_content(
                 attachments,
                 state: MessageState::Received,
                 kind,
+                triage,
+                spoed: spoed.map(|p| crate::model::SpoedPost {
+                    taken_by: None,
+                    ..p
+                }),
             };
             if !queries::insert_message(conn, &message, epoch)? {
                 // Same id again: a replay. The error rolls back the ratchet
@@ -512,6 +587,8 @@ fn apply_content(
         | Content::Note { .. }
         | Content::Document(_)
         | Content::DocStatus { .. }
-        | Content::DocRetry { .. } => Err(Error::invalid("message", "not a message")),
+        | Content::DocRetry { .. }
+        | Content::SpoedTaken { .. }
+        | Content::SpoedSetting(_) => Err(Error::invalid("message", "not a message")),
     }
 }

@@ -12,6 +12,7 @@ mod membership;
 mod messaging;
 mod practice;
 mod push_token;
+mod spoed;
 mod tasks;
 
 pub use dashboard::{ConversationSummary, Dashboard, DashboardGroup};
@@ -118,6 +119,15 @@ pub enum Received {
     TaskChanged(crate::tasks::Task),
     /// A documentation item arrived or moved on.
     Documentation(crate::record::DocStatus),
+    /// A member took a spoed post.
+    SpoedTaken {
+        /// The post.
+        message: String,
+        /// Who took it (user id).
+        by: String,
+    },
+    /// The duty roster or someone's do-not-disturb changed.
+    SpoedSettingChanged,
     /// Practice data (roster, consent) arrived in the practice group.
     PracticeData {
         /// How many of its changes were new here.

@@ -44,6 +44,8 @@ pub enum KnownGroup {
     Practice,
     /// This user's devices.
     Personal,
+    /// The practice's spoed channel: all staff devices (a chat).
+    Spoed,
 }
 
 impl KnownGroup {
@@ -51,6 +53,7 @@ impl KnownGroup {
         match self {
             Self::Practice => "Praktijk",
             Self::Personal => "Werkaantekeningen",
+            Self::Spoed => "Spoed",
         }
     }
 
@@ -58,6 +61,7 @@ impl KnownGroup {
         match self {
             Self::Practice => ConversationKind::Practice,
             Self::Personal => ConversationKind::Personal,
+            Self::Spoed => ConversationKind::Spoed,
         }
     }
 }
@@ -88,6 +92,10 @@ impl Device {
                     self.me.practice, self.me.user
                 ),
             ),
+            KnownGroup::Spoed => (
+                "spoed",
+                format!("pieper spoed channel {}", self.me.practice),
+            ),
         };
         let digest = Sha256::digest(seed);
         format!("{prefix}-{}", hex::encode(&digest[..16]))
@@ -100,9 +108,13 @@ impl Device {
 
     /// Which well-known group `id` is, if any.
     pub(crate) fn known_group(&self, id: &str) -> Option<KnownGroup> {
-        [KnownGroup::Practice, KnownGroup::Personal]
-            .into_iter()
-            .find(|k| self.known_group_id(*k) == id)
+        [
+            KnownGroup::Practice,
+            KnownGroup::Personal,
+            KnownGroup::Spoed,
+        ]
+        .into_iter()
+        .find(|k| self.known_group_id(*k) == id)
     }
 
     /// Whether this device is in a well-known group.

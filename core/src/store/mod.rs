@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/006_message_kinds.sql"),
     include_str!("../../migrations/007_read.sql"),
     include_str!("../../migrations/008_documentation.sql"),
+    include_str!("../../migrations/009_spoed.sql"),
 ];
 
 /// An open, keyed store.

@@ -7,8 +7,9 @@ use crate::{
     identity::MemberId,
     model::{
         AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,
-        PatientRef, Priority,
+        PatientRef, Priority, SpoedPost,
     },
+    spoed::Triage,
     store::StoreError,
 };
 
@@ -245,8 +246,8 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
     let inserted = conn.execute(
         "INSERT INTO messages (id, conversation_id, sender_practice, sender_user, sender_device,
                                body, priority, sent_at, received_at, reply_to, attachments, state, epoch,
-                               kind, shared)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                               kind, shared, triage, spoed_of_conversation, spoed_of_message, routed_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
          ON CONFLICT (id) DO NOTHING",
         params![
             m.id,
@@ -266,6 +267,10 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
             // A work note written here is shared with the author's other
             // devices separately; everything else went out with its envelope.
             !(m.kind == MessageKind::Werkaantekening && m.state == MessageState::Pending),
+            m.triage.map(Triage::as_str),
+            m.spoed.as_ref().map(|s| s.of_conversation.as_str()),
+            m.spoed.as_ref().map(|s| s.of_message.as_str()),
+            m.spoed.as_ref().and_then(|s| s.routed_to.as_deref()),
         ],
     )?;
     Ok(inserted == 1)
@@ -284,7 +289,8 @@ pub(crate) fn set_message_state(conn: &Connection, id: &str, state: MessageState
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conversation_id, m.sender_practice, m.sender_user, m.sender_device,
-     m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind";
+     m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind,
+     m.triage, m.spoed_of_conversation, m.spoed_of_message, m.routed_to, m.taken_by";
 
 /// A message row as read; checked into a [`Message`] by [`to_message`].
 struct MessageRow {
@@ -298,6 +304,8 @@ struct MessageRow {
     attachments: String,
     state: String,
     kind: String,
+    triage: Option<String>,
+    spoed: Option<(String, String, Option<String>, Option<String>)>,
 }
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -312,6 +320,14 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         attachments: r.get(9)?,
         state: r.get(10)?,
         kind: r.get(11)?,
+        triage: r.get(12)?,
+        spoed: match (
+            r.get::<_, Option<String>>(13)?,
+            r.get::<_, Option<String>>(14)?,
+        ) {
+            (Some(c), Some(m)) => Some((c, m, r.get(15)?, r.get(16)?)),
+            _ => None,
+        },
     })
 }
 
@@ -330,6 +346,15 @@ fn to_message(row: MessageRow) -> Result<Message> {
         attachments,
         state: MessageState::parse(&row.state)?,
         kind: MessageKind::parse(&row.kind)?,
+        triage: row.triage.as_deref().map(Triage::parse).transpose()?,
+        spoed: row.spoed.map(
+            |(of_conversation, of_message, routed_to, taken_by)| SpoedPost {
+                of_conversation,
+                of_message,
+                routed_to,
+                taken_by,
+            },
+        ),
     })
 }
 
@@ -402,6 +427,26 @@ pub(crate) fn to_document(conn: &Connection, me: &str) -> Result<Vec<Message>> {
          ORDER BY m.sent_at"
     ))?;
     let rows = stmt.query_map([me], message_from_row)?;
+    rows.map(|r| to_message(r?)).collect()
+}
+
+/// A spoed post was taken; the first to take it counts. Returns whether
+/// this take was the first.
+pub(crate) fn take_spoed(conn: &Connection, message: &str, by: &str) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE messages SET taken_by = ?2 WHERE id = ?1 AND spoed_of_message IS NOT NULL AND taken_by IS NULL",
+        params![message, by],
+    )? == 1)
+}
+
+/// Spoed posts nobody took yet, newest first.
+pub(crate) fn untaken_spoed(conn: &Connection) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.spoed_of_message IS NOT NULL AND m.taken_by IS NULL
+         ORDER BY m.sent_at DESC LIMIT 200"
+    ))?;
+    let rows = stmt.query_map([], message_from_row)?;
     rows.map(|r| to_message(r?)).collect()
 }
 

@@ -10,6 +10,7 @@ use crate::error::{AppError, AppResult};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushTarget {
     pub device_id: String,
+    pub user_id: String,
     pub provider: PushProvider,
     pub token: String,
     pub apns_environment: Option<ApnsEnvironment>,
@@ -79,7 +80,8 @@ impl Db {
         let mut targets = Vec::new();
         for device in devices {
             let row = sqlx::query(
-                "SELECT provider, token, apns_environment FROM push_tokens WHERE device_id = $1",
+                "SELECT t.provider, t.token, t.apns_environment, d.user_id FROM push_tokens t
+                 JOIN devices d ON d.id = t.device_id WHERE t.device_id = $1",
             )
             .bind(device)
             .fetch_optional(self.pool())
@@ -97,6 +99,7 @@ impl Db {
             };
             targets.push(PushTarget {
                 device_id: device.clone(),
+                user_id: row.try_get("user_id")?,
                 provider,
                 token: row.try_get("token")?,
                 apns_environment,

@@ -89,6 +89,7 @@ pub async fn send(
     }
     let wakes = req.kind == EnvelopeKind::Application && !req.silent;
     let (message, urgent) = (req.id.clone(), req.priority == Priority::Urgent);
+    let urgent_for = req.urgent_for.clone();
     let stored = state
         .writer
         .store(
@@ -151,7 +152,7 @@ pub async fn send(
                 urgent,
                 escalation: 0,
             };
-            tokio::spawn(push_to(state.clone(), asleep, payload));
+            tokio::spawn(push_to(state.clone(), asleep, payload, urgent_for.clone()));
         }
     }
     Ok(Json(stored.response))
@@ -188,15 +189,37 @@ pub async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Looks up the devices' tokens and queues their pushes.
-pub(crate) async fn push_to(state: AppState, devices: Vec<String>, payload: PushPayload) {
+/// Looks up the devices' tokens and queues their pushes; with `urgent_for`,
+/// an urgent push goes as urgent only to those users' devices.
+pub(crate) async fn push_to(
+    state: AppState,
+    devices: Vec<String>,
+    payload: PushPayload,
+    urgent_for: Vec<String>,
+) {
     if devices.is_empty() {
         return;
     }
-    match state.db.push_targets(&devices).await {
-        Ok(targets) => state.push.enqueue(targets, payload, &state.metrics),
-        Err(e) => tracing::warn!(error = %e, "push targets could not be read"),
+    let targets = match state.db.push_targets(&devices).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "push targets could not be read");
+            return;
+        }
+    };
+    if !payload.urgent || urgent_for.is_empty() {
+        state.push.enqueue(targets, payload, &state.metrics);
+        return;
     }
+    let (urgent, routine): (Vec<_>, Vec<_>) = targets
+        .into_iter()
+        .partition(|t| urgent_for.contains(&t.user_id));
+    let calm = PushPayload {
+        urgent: false,
+        ..payload.clone()
+    };
+    state.push.enqueue(urgent, payload, &state.metrics);
+    state.push.enqueue(routine, calm, &state.metrics);
 }
 
 /// `POST /api/v1/conversations/{id}/blobs`: a sealed attachment.

@@ -234,6 +234,7 @@ pub fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
         patient: None,
         priority: pieper_wire::Priority::Routine,
         silent: false,
+        urgent_for: Vec::new(),
     }
 }
 

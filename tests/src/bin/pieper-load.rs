@@ -102,6 +102,7 @@ async fn main() -> Result<(), BoxError> {
         patient: None,
         priority: Priority::Routine,
         silent: false,
+        urgent_for: Vec::new(),
     };
     post(
         &http,
@@ -195,6 +196,7 @@ async fn main() -> Result<(), BoxError> {
                     priority: Priority::Routine,
                     // Load runs measure delivery, not push providers.
                     silent: true,
+                    urgent_for: Vec::new(),
                 };
                 post(
                     &http,

@@ -1,0 +1,159 @@
+//! Spoed through the real server: routed to whoever is on duty, to the
+//! backup on do-not-disturb, taken by one, and its escalation stops.
+
+use std::time::Duration;
+
+use pieper_core::{
+    ConversationKind, Event, NewMessage, PatientRef, Priority,
+    spoed::{DutyRoster, DutySlot, Triage, local_date_and_part},
+};
+use pieper_e2e::{Backend, Server, TestDatabase, TestResult, create_user, sign_in, wait_for};
+
+/// Collects the urgent alerts a client raised since `events` subscribed.
+fn urgent_ids(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::UrgentMessage(m) = event {
+            ids.push(m.id);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let smit = create_user(&db, "linde", "smit", "huisarts")?;
+    let devries = create_user(&db, "linde", "devries", "poh")?;
+    let server = Server::start(&db, &["--urgent-escalation-secs", "1"])?;
+    let on_duty = sign_in(&server, &jansen, "phone").await?;
+    let backup = sign_in(&server, &smit, "phone").await?;
+    let poh = sign_in(&server, &devries, "desktop").await?;
+
+    // The POH's device makes the practice's groups, the spoed channel too.
+    assert!(poh.sync_practice().await?);
+    on_duty.sync().await?;
+    backup.sync().await?;
+    let channel = poh.device().spoed_channel_id();
+    let shown = on_duty.device().conversation(&channel)?;
+    assert_eq!(
+        (shown.title.as_str(), shown.kind),
+        ("Spoed", ConversationKind::Spoed)
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let (date, part) = local_date_and_part(now).ok_or("no day part")?;
+    poh.set_duty_roster(DutyRoster {
+        slots: vec![DutySlot {
+            date,
+            part,
+            on_duty: jansen.id.clone(),
+            backup: smit.id.clone(),
+        }],
+    })
+    .await?;
+    on_duty.sync().await?;
+    backup.sync().await?;
+    assert_eq!(on_duty.device().spoed_route_now()?, Some(jansen.id.clone()));
+
+    let conversation = poh
+        .create_conversation(
+            "Dhr. Bos — pijn op de borst",
+            ConversationKind::Group,
+            Some(PatientRef::new("his:1002")?),
+            &[],
+        )
+        .await?;
+    let mut on_duty_events = on_duty.events();
+    let mut backup_events = backup.events();
+    poh.send(
+        &conversation.id,
+        NewMessage::triaged("Dhr. Bos: drukkende pijn op de borst, 20 min", Triage::U2),
+    )
+    .await?;
+    on_duty.sync().await?;
+    backup.sync().await?;
+    let first = on_duty
+        .device()
+        .messages(&channel, 10)?
+        .into_iter()
+        .find(|m| m.spoed.is_some())
+        .ok_or("no spoed post")?;
+    assert_eq!(first.priority, Priority::Urgent);
+    assert_eq!(first.triage, Some(Triage::U2));
+    let post = first.spoed.clone().ok_or("post")?;
+    assert_eq!(post.of_conversation, conversation.id);
+    assert_eq!(post.routed_to.as_deref(), Some(jansen.id.as_str()));
+    // The huisarts on duty is alerted; the backup sees it without alarm.
+    assert_eq!(
+        urgent_ids(&mut on_duty_events),
+        std::slice::from_ref(&first.id)
+    );
+    assert!(urgent_ids(&mut backup_events).is_empty());
+    assert!(backup.device().message(&first.id).is_ok());
+
+    // Unattended, it escalates.
+    let live = backup.start_live();
+    let mut live_events = backup.events();
+    let escalated = wait_for(&mut live_events, Duration::from_secs(10), |e| match e {
+        Event::Escalated { id, .. } if *id == first.id => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(escalated.is_ok(), "an untaken spoed post escalates");
+
+    // On do-not-disturb, the next goes to the backup.
+    on_duty.set_do_not_disturb(true).await?;
+    poh.sync().await?;
+    poh.send(
+        &conversation.id,
+        NewMessage::triaged("Dhr. Bos: nu ook kortademig", Triage::U1),
+    )
+    .await?;
+    on_duty.sync().await?;
+    backup.sync().await?;
+    let second = backup
+        .device()
+        .messages(&channel, 10)?
+        .into_iter()
+        .rfind(|m| m.spoed.is_some())
+        .ok_or("no second post")?;
+    assert_ne!(second.id, first.id);
+    assert_eq!(
+        second.spoed.as_ref().and_then(|s| s.routed_to.as_deref()),
+        Some(smit.id.as_str())
+    );
+    assert!(urgent_ids(&mut on_duty_events).is_empty());
+    assert!(urgent_ids(&mut backup_events).contains(&second.id));
+
+    // The backup takes it; everyone sees who, and it escalates no more.
+    backup.take_spoed(&second.id).await?;
+    poh.sync().await?;
+    on_duty.sync().await?;
+    for device in [&poh, &on_duty] {
+        let seen = device.device().message(&second.id)?;
+        assert_eq!(
+            seen.spoed.and_then(|s| s.taken_by).as_deref(),
+            Some(smit.id.as_str())
+        );
+    }
+    assert!(matches!(
+        on_duty.device().take_spoed(&second.id),
+        Err(pieper_core::Error::Invalid { field: "taken", .. })
+    ));
+    // The POH's dashboard: the untaken one first, the taken one gone.
+    let dashboard = poh.device().dashboard()?;
+    let spoed: Vec<&str> = dashboard.spoed.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(spoed, [first.id.as_str()]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut again = false;
+    while let Ok(event) = live_events.try_recv() {
+        again |= matches!(event, Event::Escalated { ref id, .. } if *id == second.id);
+    }
+    assert!(!again, "a taken spoed post no longer escalates");
+    drop(live);
+    Ok(())
+}
