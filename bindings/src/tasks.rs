@@ -104,6 +104,25 @@ impl PieperClient {
             },
             due,
             from_message,
+            follow_up: None,
+        };
+        Ok(self.inner.create_task(&conversation, task).await?.into())
+    }
+
+    /// Asks the assistants to plan an appointment for the conversation's
+    /// patient (with whom, by when), or to call them back.
+    pub async fn request_follow_up(
+        &self,
+        conversation: String,
+        what: String,
+        call_back: bool,
+        with: Option<String>,
+        due: Option<String>,
+    ) -> Result<Task, PieperError> {
+        let task = if call_back {
+            NewTask::call_back(what, due)
+        } else {
+            NewTask::appointment(what, with, due)
         };
         Ok(self.inner.create_task(&conversation, task).await?.into())
     }

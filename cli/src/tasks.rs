@@ -23,6 +23,16 @@ pub enum TaskCommand {
         /// The message it came from.
         #[arg(long)]
         from_message: Option<String>,
+        /// An appointment for the patient to plan (exported as a
+        /// ServiceRequest); goes to the assistants unless --user/--role.
+        #[arg(long, conflicts_with = "call_back")]
+        appointment: bool,
+        /// With whom, for --appointment.
+        #[arg(long, requires = "appointment")]
+        with: Option<String>,
+        /// Call the patient back (exported as a CommunicationRequest).
+        #[arg(long)]
+        call_back: bool,
     },
     /// Take a task on.
     Accept {
@@ -76,7 +86,17 @@ pub async fn run(client: &Client, command: TaskCommand) -> Result<(), Box<dyn st
             role,
             due,
             from_message,
+            appointment,
+            with,
+            call_back,
         } => {
+            let follow_up = if appointment {
+                Some(pieper_core::tasks::FollowUp::Appointment { with })
+            } else if call_back {
+                Some(pieper_core::tasks::FollowUp::CallBack)
+            } else {
+                None
+            };
             let assignee = match (user, role) {
                 (Some(name), None) => {
                     let staff = client.colleagues().await?;
@@ -88,6 +108,7 @@ pub async fn run(client: &Client, command: TaskCommand) -> Result<(), Box<dyn st
                     Assignee::User(id)
                 }
                 (None, Some(role)) => Assignee::Role(role),
+                (None, None) if follow_up.is_some() => Assignee::Role("assistent".into()),
                 _ => return Err("give --user or --role".into()),
             };
             let new = NewTask {
@@ -95,6 +116,7 @@ pub async fn run(client: &Client, command: TaskCommand) -> Result<(), Box<dyn st
                 assignee,
                 due,
                 from_message,
+                follow_up,
             };
             client.create_task(&conversation, new).await?
         }

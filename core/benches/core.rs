@@ -260,6 +260,7 @@ fn dashboard(c: &mut Criterion) {
                 assignee: Assignee::User("reader".into()),
                 due: Some(format!("2026-12-{:02}", 1 + (t % 28))),
                 from_message: None,
+                follow_up: None,
             };
             reader.create_task(conv, task).expect("task");
         }

@@ -59,6 +59,20 @@ impl TaskState {
     }
 }
 
+/// A follow-up in the agenda that a task asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FollowUp {
+    /// Plan an appointment for the patient (with whom, if said).
+    Appointment {
+        /// Who the patient should see (a name or a role).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+    },
+    /// Call the patient back.
+    CallBack,
+}
+
 /// A task to create.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTask {
@@ -70,6 +84,33 @@ pub struct NewTask {
     pub due: Option<String>,
     /// The message it came from.
     pub from_message: Option<String>,
+    /// For the agenda: an appointment to plan or a call-back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUp>,
+}
+
+impl NewTask {
+    /// Asks the assistants to plan an appointment by `due` (`YYYY-MM-DD`).
+    pub fn appointment(what: impl Into<String>, with: Option<String>, due: Option<String>) -> Self {
+        Self {
+            what: what.into(),
+            assignee: Assignee::Role("assistent".into()),
+            due,
+            from_message: None,
+            follow_up: Some(FollowUp::Appointment { with }),
+        }
+    }
+
+    /// Asks the assistants to call the patient back by `due`.
+    pub fn call_back(what: impl Into<String>, due: Option<String>) -> Self {
+        Self {
+            what: what.into(),
+            assignee: Assignee::Role("assistent".into()),
+            due,
+            from_message: None,
+            follow_up: Some(FollowUp::CallBack),
+        }
+    }
 }
 
 /// One change of a task, as it travels.
@@ -127,6 +168,8 @@ pub struct Task {
     pub due: Option<String>,
     /// The message it came from.
     pub from_message: Option<String>,
+    /// For the agenda: an appointment to plan or a call-back.
+    pub follow_up: Option<FollowUp>,
     /// Where it stands.
     pub state: TaskState,
     /// Who asked for it.
@@ -236,6 +279,7 @@ fn fold(conn: &Connection, filter: &str, arg: &str) -> Result<Vec<Task>> {
                 assignee: task.assignee,
                 due: task.due,
                 from_message: task.from_message,
+                follow_up: task.follow_up,
                 state: TaskState::Requested,
                 requested_by: by.clone(),
                 history: vec![TaskStep {
@@ -318,6 +362,64 @@ pub(crate) fn check_step(task: &Task, to: TaskState) -> Result<()> {
 }
 
 impl Task {
+    /// A follow-up as the FHIR R4 request a HIS agenda takes: a
+    /// `ServiceRequest` for an appointment to plan, a `CommunicationRequest`
+    /// for a call-back. `None` for other tasks; needs the patient.
+    pub fn to_fhir_request(&self) -> Result<Option<serde_json::Value>> {
+        let Some(follow_up) = &self.follow_up else {
+            return Ok(None);
+        };
+        let patient = self.patient.as_ref().ok_or(Error::invalid(
+            "patient",
+            "a follow-up in the agenda is for a patient",
+        ))?;
+        let (system, value) = patient_identifier(patient)?;
+        let status = match self.state {
+            TaskState::Requested | TaskState::Accepted => "active",
+            TaskState::Completed => "completed",
+            TaskState::Cancelled => "revoked",
+        };
+        let id = crate::fhir::stable_uuid(&format!("{}/request", self.id));
+        let mut request = json!({
+            "id": id,
+            "text": {
+                "status": "generated",
+                "div": format!(
+                    "<div xmlns=\"http://www.w3.org/1999/xhtml\">{}</div>",
+                    self.what.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+                ),
+            },
+            "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}") }],
+            "status": status,
+            "subject": { "identifier": { "system": system, "value": value } },
+            "authoredOn": rfc3339(self.history.first().map_or(0, |s| s.at))?,
+            "requester": { "display": format!("user {}", self.requested_by) },
+        });
+        if let Some(due) = &self.due {
+            request["occurrencePeriod"] = json!({ "end": due });
+        }
+        match follow_up {
+            FollowUp::Appointment { with } => {
+                request["resourceType"] = json!("ServiceRequest");
+                request["intent"] = json!("order");
+                request["code"] = json!({ "text": self.what });
+                if let Some(with) = with {
+                    request["performerType"] = json!({ "text": with });
+                }
+            }
+            FollowUp::CallBack => {
+                request["resourceType"] = json!("CommunicationRequest");
+                request["payload"] = json!([{ "contentString": self.what }]);
+                request["medium"] = json!([{ "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
+                    "code": "PHONE",
+                    "display": "telephone",
+                }]}]);
+            }
+        }
+        Ok(Some(request))
+    }
+
     /// The task as a FHIR R4 `Task` (`for` the patient by BSN or HIS number).
     pub fn to_fhir(&self) -> Result<serde_json::Value> {
         let last = self

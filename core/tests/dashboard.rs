@@ -48,6 +48,7 @@ fn the_dashboard_puts_urgent_first_then_tasks_documentation_and_unread() -> Test
             assignee: Assignee::User("devries".into()),
             due: Some("2026-12-04".into()),
             from_message: None,
+            follow_up: None,
         },
     )?;
     let out = arts.next_outgoing()?.ok_or("no task envelope")?;

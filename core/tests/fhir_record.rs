@@ -155,7 +155,8 @@ fn the_soep_entry_meets_the_nictiz_profiles() -> TestResult {
     Ok(())
 }
 
-/// A task exports as a base R4 `Task` that validates without errors.
+/// A task exports as a base R4 `Task`, and a follow-up as a
+/// `ServiceRequest` or `CommunicationRequest`, that validate without errors.
 #[test]
 fn a_task_exports_as_a_valid_fhir_task() -> TestResult {
     use pieper_core::{Assignee, Task, TaskState, TaskStep};
@@ -167,6 +168,7 @@ fn a_task_exports_as_a_valid_fhir_task() -> TestResult {
         assignee: Assignee::Role("assistent".into()),
         due: Some("2026-12-11".into()),
         from_message: None,
+        follow_up: None,
         state: TaskState::Accepted,
         requested_by: "u-jansen".into(),
         history: vec![
@@ -187,11 +189,49 @@ fn a_task_exports_as_a_valid_fhir_task() -> TestResult {
     let fhir = task.to_fhir()?;
     assert_eq!(fhir["status"], "accepted");
     assert_eq!(fhir["for"]["identifier"]["value"], "999911120");
+    assert!(
+        task.to_fhir_request()?.is_none(),
+        "no follow-up, no request"
+    );
+    // The same task as agenda follow-ups: an appointment to plan, and a
+    // call-back.
+    let appointment = Task {
+        follow_up: Some(pieper_core::tasks::FollowUp::Appointment {
+            with: Some("POH".into()),
+        }),
+        ..task.clone()
+    };
+    let call_back = Task {
+        follow_up: Some(pieper_core::tasks::FollowUp::CallBack),
+        ..task.clone()
+    };
+    let service = appointment.to_fhir_request()?.ok_or("no ServiceRequest")?;
+    assert_eq!(service["resourceType"], "ServiceRequest");
+    assert_eq!(service["status"], "active");
+    assert_eq!(service["occurrencePeriod"]["end"], "2026-12-11");
+    let communication = call_back
+        .to_fhir_request()?
+        .ok_or("no CommunicationRequest")?;
+    assert_eq!(communication["resourceType"], "CommunicationRequest");
+
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("task.json");
-    std::fs::write(&file, serde_json::to_string_pretty(&fhir)?)?;
-    let (code, report) = validator::validate("none", &[&file])?;
-    assert!(validator::errors(&report, &file).is_empty(), "{report}");
+    let files: Vec<std::path::PathBuf> = [
+        ("task", &fhir),
+        ("service", &service),
+        ("call", &communication),
+    ]
+    .iter()
+    .map(|(name, value)| {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_string_pretty(value)?)?;
+        Ok::<_, Box<dyn std::error::Error>>(file)
+    })
+    .collect::<Result<_, _>>()?;
+    let paths: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let (code, report) = validator::validate("none", &paths)?;
+    for file in &paths {
+        assert!(validator::errors(&report, file).is_empty(), "{report}");
+    }
     assert_eq!(code, Some(0), "{report}");
     Ok(())
 }

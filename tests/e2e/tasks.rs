@@ -15,6 +15,7 @@ async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
                 assignee: Assignee::Role("poh".into()),
                 due: Some("2026-12-04".into()),
                 from_message: None,
+                follow_up: None,
             },
         )
         .await?;
@@ -84,10 +85,12 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
         .create_task(
             &conversation.id,
             NewTask {
-                what: "Controle-afspraak over 2 weken plannen".into(),
-                assignee: Assignee::Role("assistent".into()),
-                due: Some("2026-12-11".into()),
                 from_message: Some(message.clone()),
+                ..NewTask::appointment(
+                    "Controle-afspraak over 2 weken plannen",
+                    Some("huisarts".into()),
+                    Some("2026-12-11".into()),
+                )
             },
         )
         .await?;
@@ -96,6 +99,11 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].patient.as_ref(), Some(&patient));
     assert_eq!(open[0].from_message.as_deref(), Some(message.as_str()));
+    assert_eq!(open[0].assignee, Assignee::Role("assistent".into()));
+    // For the HIS agenda it is a ServiceRequest for the patient.
+    let request = open[0].to_fhir_request()?.ok_or("no request")?;
+    assert_eq!(request["resourceType"], "ServiceRequest");
+    assert_eq!(request["subject"]["identifier"]["value"], "999911120");
     let done = balie.complete_task(&task.id).await?;
     assert_eq!(done.state, TaskState::Completed);
     arts.sync().await?;
@@ -112,6 +120,7 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
                 assignee: Assignee::Role("assistent".into()),
                 due: Some("11-12-2026".into()),
                 from_message: None,
+                follow_up: None,
             }
         )
         .await,
