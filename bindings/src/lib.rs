@@ -21,7 +21,7 @@ pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use push::{ApnsEnvironment, Notification, PushProvider};
-pub use record::{DocState, DocStatus, SoepKind, SoepLine};
+pub use record::{DocState, DocStatus, SoepKind, SoepLine, patient_from_launch_link};
 pub use tasks::{
     Assignee, ConversationSummary, Dashboard, DashboardGroup, DayPart, DutySlot, Task, TaskState,
     Triage,

@@ -155,3 +155,26 @@ impl PieperClient {
             .collect())
     }
 }
+
+/// The patient reference in a launch link from the HIS
+/// (`pieper://patient/<reference>`); BSNs are checked.
+#[uniffi::export]
+pub fn patient_from_launch_link(link: String) -> Result<String, PieperError> {
+    Ok(pieper_core::record::parse_launch_link(&link)?
+        .as_str()
+        .to_owned())
+}
+
+#[uniffi::export]
+impl PieperClient {
+    /// My messages for the record not yet documented.
+    pub fn to_document(&self) -> Result<Vec<crate::types::Message>, PieperError> {
+        Ok(self
+            .inner
+            .device()
+            .to_document()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}

@@ -185,7 +185,8 @@ async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
     );
     // The personal group is no conversation of its own.
     assert_eq!(phone.device().conversations()?.len(), 1);
-    // The server has only ciphertext of it.
+    // The server has only ciphertext of it, in its files and its log.
     assert!(!db.dump_server_text()?.contains("WERKNOTITIE-7Q2"));
+    assert!(!server.log_text().contains("WERKNOTITIE-7Q2"));
     Ok(())
 }

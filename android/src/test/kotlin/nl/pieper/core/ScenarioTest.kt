@@ -144,6 +144,50 @@ class ScenarioTest {
     }
 
     @Test
+    fun `tasks, work notes and the dashboard`() = runBlocking {
+        server.createPractice("beuk", "Praktijk De Beuk")
+        val artsSecret = server.createUser("kok", "huisarts", "beuk")
+        val balieSecret = server.createUser("peters", "assistent", "beuk")
+        fun beuk(username: String, secret: String, device: String) = LoginCredentials(
+            "beuk", username, TestServer.PASSWORD, Totp.now(secret), device,
+        )
+        val arts = login(server.url, dir(), InMemoryKeyStore(), beuk("kok", artsSecret, "desktop"))
+        val balie = login(server.url, dir(), InMemoryKeyStore(), beuk("peters", balieSecret, "balie"))
+
+        assertEquals("bsn:999911120", patientFromLaunchLink("pieper://patient/bsn:999911120"))
+        assertThrows<PieperException.Invalid> { patientFromLaunchLink("pieper://patient/bsn:123") }
+
+        val peters = arts.colleagues().single { it.username == "peters" }
+        val conversation = arts.createConversation(
+            "Mw. Jansen", ConversationKind.GROUP, "bsn:999911120", listOf(peters.id),
+        )
+        arts.send(conversation.id, "Graag controle over 2 weken", true, MessageKind.DOCUMENTEER)
+        arts.send(conversation.id, "NOTITIE twijfel therapietrouw", false, MessageKind.WERKAANTEKENING)
+        val followUp = arts.requestFollowUp(conversation.id, "Controle plannen", false, "huisarts", "2026-12-11")
+        assertEquals(Assignee.Role("assistent"), followUp.assignee)
+
+        balie.sync()
+        val mine = balie.myOpenTasks()
+        assertEquals(listOf("Controle plannen"), mine.map { it.what })
+        assertEquals("bsn:999911120", mine.single().patient)
+        // The work note stays with its author.
+        assertTrue(balie.messages(conversation.id, 10u).none { it.body.startsWith("NOTITIE") })
+        assertEquals(MessageKind.DOCUMENTEER, balie.messages(conversation.id, 10u).single().kind)
+        // The assistant's dashboard: the urgent message, the task, the unread conversation.
+        val dashboard = balie.dashboard()
+        assertEquals(listOf("Graag controle over 2 weken"), dashboard.urgent.map { it.body })
+        assertEquals(listOf(followUp.id), dashboard.tasks.map { it.id })
+        assertEquals("bsn:999911120", dashboard.unread.single().patient)
+        // The author still has to document the message.
+        assertEquals(listOf("Graag controle over 2 weken"), arts.toDocument().map { it.body })
+
+        val done = balie.completeTask(followUp.id)
+        assertEquals(TaskState.COMPLETED, done.state)
+        arts.sync()
+        assertEquals(TaskState.COMPLETED, arts.tasks(conversation.id).single().state)
+    }
+
+    @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
         val e = assertThrows<PieperException.Rejected> {
