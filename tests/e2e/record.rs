@@ -218,20 +218,32 @@ async fn wait_state(
     .into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> TestResult {
+/// A practice with a test HIS, the sync server, its connector (started with
+/// `mode`), a huisarts's desktop with the patient on the roster, and a
+/// conversation about the patient.
+struct Practice {
+    his: TestHis,
+    db: TestDatabase,
+    server: Server,
+    /// Kept running for the test's length.
+    _connector: Connector,
+    /// The pull endpoint, in pull mode.
+    pull: Option<String>,
+    huisarts: pieper_e2e::User,
+    desktop: pieper_e2e::TestClient,
+    conversation: pieper_core::Conversation,
+}
+
+async fn practice(mode: impl Fn(&TestHis) -> Vec<String>) -> Result<Practice, BoxError> {
     let his = TestHis::start()?;
     let db = TestDatabase::new(Backend::Sqlite).await?;
     let huisarts = create_user(&db, "linde", "jansen", "huisarts")?;
     let connector_user = create_user(&db, "linde", "his", "connector")?;
     let server = Server::start(&db, &[])?;
-    let (_connector, _) = start_connector(
-        &server,
-        &connector_user,
-        &["--his-url", &his.base, "--interval-ms", "300"],
-    )?;
+    let args = mode(&his);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (connector, pull) = start_connector(&server, &connector_user, &args)?;
     let desktop = sign_in(&server, &huisarts, "desktop").await?;
-
     desktop
         .import_roster(
             "reference,name,birth_date,enrolled\nbsn:999911120,Mw. J. de Vries,1951-04-12,yes\n"
@@ -248,6 +260,28 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
             &[],
         )
         .await?;
+    Ok(Practice {
+        his,
+        db,
+        server,
+        _connector: connector,
+        pull: pull.map(|a| format!("http://{a}/fhir")),
+        huisarts,
+        desktop,
+        conversation,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> TestResult {
+    let p = practice(|his| {
+        ["--his-url", &his.base, "--interval-ms", "300"]
+            .map(str::to_owned)
+            .to_vec()
+    })
+    .await?;
+    let (his, db, server, desktop, conversation) =
+        (&p.his, &p.db, &p.server, &p.desktop, &p.conversation);
     const MARKER: &str = "DOSSIERTEKST-8K4 droge hoest sinds enalapril";
     let message = desktop
         .send(&conversation.id, NewMessage::for_record(MARKER))
@@ -276,7 +310,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     );
     // The connector is a visible member of the conversation.
     assert_eq!(desktop.device().members(&conversation.id)?.len(), 2);
-    let documented = wait_state(&desktop, &first.item.id, DocState::Documented).await?;
+    let documented = wait_state(desktop, &first.item.id, DocState::Documented).await?;
     assert_eq!(documented.detail.as_deref(), Some("in the HIS"));
     assert!(desktop.device().to_document()?.is_empty());
     assert_eq!(his.compositions("Hoesten").await?, 1);
@@ -305,7 +339,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
         DocState::Pending
     );
     his.toggle("outage", false).await?;
-    wait_state(&desktop, &second.item.id, DocState::Documented).await?;
+    wait_state(desktop, &second.item.id, DocState::Documented).await?;
     assert_eq!(his.compositions("Hoesten tweede").await?, 1);
 
     // The HIS refuses: the user sees why; after the fix a retry succeeds.
@@ -316,7 +350,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
             draft("Hoesten derde", "Hoest minder.", vec![]),
         )
         .await?;
-    let failed = wait_state(&desktop, &third.item.id, DocState::Failed).await?;
+    let failed = wait_state(desktop, &third.item.id, DocState::Failed).await?;
     assert!(
         failed
             .detail
@@ -326,7 +360,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     );
     his.toggle("reject", false).await?;
     desktop.retry_document(&third.item.id).await?;
-    wait_state(&desktop, &third.item.id, DocState::Documented).await?;
+    wait_state(desktop, &third.item.id, DocState::Documented).await?;
     assert_eq!(his.compositions("Hoesten derde").await?, 1);
     assert_eq!(
         his.compositions("Hoesten").await?,
@@ -342,36 +376,19 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_polling_his_takes_the_items_and_its_receipt_reaches_the_author() -> TestResult {
-    let his = TestHis::start()?;
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let huisarts = create_user(&db, "linde", "jansen", "huisarts")?;
-    let connector_user = create_user(&db, "linde", "his", "connector")?;
-    let server = Server::start(&db, &[])?;
     const TOKEN: &str = "pull-token-0123456789abcdef";
-    let (_connector, address) = start_connector(
-        &server,
-        &connector_user,
-        &["--pull-listen", "127.0.0.1:0", "--pull-token", TOKEN],
-    )?;
-    let pull = format!("http://{}/fhir", address.ok_or("no pull address")?);
-    let desktop = sign_in(&server, &huisarts, "desktop").await?;
-    let phone = sign_in(&server, &huisarts, "phone").await?;
-    desktop
-        .import_roster(
-            "reference,name,birth_date,enrolled\nbsn:999911120,Mw. J. de Vries,1951-04-12,yes\n"
-                .into(),
-            RosterFormat::Csv,
-            true,
-        )
-        .await?;
-    let conversation = desktop
-        .create_conversation(
-            "Mw. De Vries",
-            ConversationKind::Group,
-            Some(PatientRef::new("bsn:999911120")?),
-            &[],
-        )
-        .await?;
+    let p = practice(|_| {
+        ["--pull-listen", "127.0.0.1:0", "--pull-token", TOKEN]
+            .map(str::to_owned)
+            .to_vec()
+    })
+    .await?;
+    let (his, desktop, conversation) = (&p.his, &p.desktop, &p.conversation);
+    let pull = p.pull.clone().ok_or("no pull address")?;
+    let phone = sign_in(&p.server, &p.huisarts, "phone").await?;
+    // The huisarts's desktop adds their new phone to their conversations.
+    desktop.add_my_new_devices().await?;
+    phone.sync().await?;
     let message = desktop
         .send(
             &conversation.id,
@@ -451,7 +468,7 @@ async fn a_polling_his_takes_the_items_and_its_receipt_reaches_the_author() -> T
         .await?;
     assert!(answer.status().is_success(), "{}", answer.status());
     // Every device of the author sees it documented.
-    for device in [&desktop, &phone] {
+    for device in [desktop, &phone] {
         let status = wait_state(device, &item.item.id, DocState::Documented).await?;
         assert_eq!(status.detail.as_deref(), Some("taken by the HIS"));
     }

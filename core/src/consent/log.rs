@@ -91,13 +91,24 @@ fn insert_consent(conn: &Connection, c: &ConsentChange, at: Option<(u64, u32)>) 
             at.is_some(),
         ],
     )? == 1;
-    if !inserted && at.is_some() {
-        conn.execute(
-            "UPDATE consent_changes SET seq = ?2, item = ?3, shared = 1 WHERE id = ?1 AND seq IS NULL",
-            params![c.id, seq, item],
-        )?;
+    if !inserted {
+        learn_place(conn, "consent_changes", &c.id, at)?;
     }
     Ok(inserted)
+}
+
+/// A change already here learns its place in the log, if it had none.
+fn learn_place(conn: &Connection, table: &str, id: &str, at: Option<(u64, u32)>) -> Result<()> {
+    if at.is_some() {
+        let (seq, item) = split(at);
+        conn.execute(
+            &format!(
+                "UPDATE {table} SET seq = ?2, item = ?3, shared = 1 WHERE id = ?1 AND seq IS NULL"
+            ),
+            params![id, seq, item],
+        )?;
+    }
+    Ok(())
 }
 
 fn split(at: Option<(u64, u32)>) -> (Option<i64>, Option<i64>) {
@@ -182,11 +193,8 @@ fn insert_roster(conn: &Connection, r: &RosterItem, at: Option<(u64, u32)>) -> R
             at.is_some(),
         ],
     )? == 1;
-    if !inserted && at.is_some() {
-        conn.execute(
-            "UPDATE roster_changes SET seq = ?2, item = ?3, shared = 1 WHERE id = ?1 AND seq IS NULL",
-            params![r.id, seq, item],
-        )?;
+    if !inserted {
+        learn_place(conn, "roster_changes", &r.id, at)?;
     }
     Ok(inserted)
 }
