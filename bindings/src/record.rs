@@ -61,6 +61,16 @@ pub struct DocStatus {
     pub detail: Option<String>,
 }
 
+impl From<CoreDocState> for DocState {
+    fn from(s: CoreDocState) -> Self {
+        match s {
+            CoreDocState::Pending => DocState::Pending,
+            CoreDocState::Documented => DocState::Documented,
+            CoreDocState::Failed => DocState::Failed,
+        }
+    }
+}
+
 impl From<CoreDocStatus> for DocStatus {
     fn from(s: CoreDocStatus) -> Self {
         DocStatus {
@@ -68,11 +78,7 @@ impl From<CoreDocStatus> for DocStatus {
             conversation: s.conversation,
             title: s.item.title,
             messages: s.item.messages,
-            state: match s.state {
-                CoreDocState::Pending => DocState::Pending,
-                CoreDocState::Documented => DocState::Documented,
-                CoreDocState::Failed => DocState::Failed,
-            },
+            state: s.state.into(),
             detail: s.detail,
         }
     }

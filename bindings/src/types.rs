@@ -140,6 +140,10 @@ pub struct Message {
     pub state: MessageState,
     /// Discussion, for the record, or a work note.
     pub kind: MessageKind,
+    /// Where it is on its way into the record (none: not documented).
+    pub doc_state: Option<crate::record::DocState>,
+    /// Why documenting failed, or where it went.
+    pub doc_detail: Option<String>,
 }
 
 /// What a message is for.
@@ -186,6 +190,8 @@ impl From<CoreMessage> for Message {
             reply_to: m.reply_to,
             state: m.state.into(),
             kind: m.kind.into(),
+            doc_state: m.documentation.as_ref().map(|d| d.state.into()),
+            doc_detail: m.documentation.and_then(|d| d.detail),
         }
     }
 }

@@ -475,12 +475,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Link { link } => {
             let patient = pieper_core::record::parse_launch_link(&link)?;
             client.sync().await?;
-            let found: Vec<_> = client
-                .device()
-                .conversations()?
-                .into_iter()
-                .filter(|c| c.patient.as_ref() == Some(&patient))
-                .collect();
+            let found = client.device().conversations_about(&patient)?;
             if found.is_empty() {
                 println!(
                     "no conversation about {} yet: pieper create --patient {} --title ...",

@@ -315,6 +315,8 @@ pub struct Message {
     /// For a post in the spoed channel: what it repeats, who it went to,
     /// who took it.
     pub spoed: Option<SpoedPost>,
+    /// Where it is on its way into the record (none: not documented).
+    pub documentation: Option<crate::record::DocProgress>,
 }
 
 /// A post in the spoed channel.

@@ -313,6 +313,19 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     let documented = wait_state(desktop, &first.item.id, DocState::Documented).await?;
     assert_eq!(documented.detail.as_deref(), Some("in the HIS"));
     assert!(desktop.device().to_document()?.is_empty());
+    let progress = desktop
+        .device()
+        .message(&message)?
+        .documentation
+        .ok_or("the message shows no documentation state")?;
+    assert_eq!(progress.state, DocState::Documented);
+    // The launch link from the HIS opens this conversation.
+    let patient = pieper_core::record::parse_launch_link("pieper://patient/bsn:999911120")?;
+    let about = desktop.device().conversations_about(&patient)?;
+    assert_eq!(
+        about.first().map(|c| c.id.as_str()),
+        Some(conversation.id.as_str())
+    );
     assert_eq!(his.compositions("Hoesten").await?, 1);
     let received = his.received().await?;
     assert!(

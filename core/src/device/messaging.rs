@@ -58,6 +58,7 @@ impl Device {
                 kind: message.kind,
                 triage: message.triage,
                 spoed: None,
+                documentation: None,
             };
             queries::insert_message(s.conn(), &stored, outgoing.epoch)?;
             if stored.triage.is_some_and(crate::spoed::Triage::is_spoed) {
@@ -130,6 +131,7 @@ impl Device {
             kind: MessageKind::Werkaantekening,
             triage: None,
             spoed: None,
+            documentation: None,
         };
         self.store
             .write(|tx| queries::insert_message(tx, &message, 0))?;
@@ -419,6 +421,7 @@ impl Device {
                         kind: MessageKind::Werkaantekening,
                         triage: None,
                         spoed: None,
+                        documentation: None,
                     };
                     if queries::conversation(conn, &note.conversation)?.is_none() {
                         return Err(Error::NotFound {
@@ -562,6 +565,7 @@ fn apply_content(
                     taken_by: None,
                     ..p
                 }),
+                documentation: None,
             };
             if !queries::insert_message(conn, &message, epoch)? {
                 // Same id again: a replay. The error rolls back the ratchet

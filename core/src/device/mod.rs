@@ -34,7 +34,7 @@ use crate::{
     identity::MemberId,
     keystore::{DbKey, KeyStore, KeyStoreError, write_private},
     mls::{self, Provider},
-    model::{Conversation, ConversationKind, Member, Message},
+    model::{Conversation, ConversationKind, Member, Message, PatientRef},
     store::{Store, StoreError, queries},
 };
 
@@ -347,6 +347,18 @@ impl Device {
                 )
             })
             .collect())
+    }
+
+    /// The conversations about a patient (what a launch link from the HIS
+    /// opens), newest first.
+    pub fn conversations_about(&self, patient: &PatientRef) -> Result<Vec<Conversation>> {
+        let mut found: Vec<Conversation> = self
+            .conversations()?
+            .into_iter()
+            .filter(|c| c.patient.as_ref() == Some(patient))
+            .collect();
+        found.reverse();
+        Ok(found)
     }
 
     /// Every group this device is or was in, the practice group included.

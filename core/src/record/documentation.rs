@@ -37,7 +37,7 @@ impl DocState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s {
             "pending" => Ok(Self::Pending),
             "documented" => Ok(Self::Documented),
@@ -45,6 +45,15 @@ impl DocState {
             other => Err(Error::invalid("doc_state", format!("unknown {other:?}"))),
         }
     }
+}
+
+/// Where a message is on its way into the record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocProgress {
+    /// Pending, documented or failed.
+    pub state: DocState,
+    /// Why it failed, or where it went.
+    pub detail: Option<String>,
 }
 
 /// What a user confirms for the record.

@@ -5,7 +5,7 @@ pub mod documentation;
 pub mod identifiers;
 pub mod soep;
 
-pub use documentation::{DocItem, DocState, DocStatus, DocumentDraft};
+pub use documentation::{DocItem, DocProgress, DocState, DocStatus, DocumentDraft};
 pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link};
 pub use soep::{Clinician, Icpc, SoepEntry, SoepKind, SoepLine};
 

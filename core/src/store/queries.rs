@@ -9,6 +9,7 @@ use crate::{
         AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,
         PatientRef, Priority, SpoedPost,
     },
+    record::{DocProgress, DocState},
     spoed::Triage,
     store::StoreError,
 };
@@ -290,7 +291,8 @@ pub(crate) fn set_message_state(conn: &Connection, id: &str, state: MessageState
 const MESSAGE_COLUMNS: &str =
     "m.id, m.conversation_id, m.sender_practice, m.sender_user, m.sender_device,
      m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind,
-     m.triage, m.spoed_of_conversation, m.spoed_of_message, m.routed_to, m.taken_by";
+     m.triage, m.spoed_of_conversation, m.spoed_of_message, m.routed_to, m.taken_by,
+     m.doc_state, m.doc_detail";
 
 /// A message row as read; checked into a [`Message`] by [`to_message`].
 struct MessageRow {
@@ -306,6 +308,7 @@ struct MessageRow {
     kind: String,
     triage: Option<String>,
     spoed: Option<(String, String, Option<String>, Option<String>)>,
+    documentation: Option<(String, Option<String>)>,
 }
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -328,6 +331,10 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
             (Some(c), Some(m)) => Some((c, m, r.get(15)?, r.get(16)?)),
             _ => None,
         },
+        documentation: r
+            .get::<_, Option<String>>(17)?
+            .map(|state| Ok::<_, rusqlite::Error>((state, r.get(18)?)))
+            .transpose()?,
     })
 }
 
@@ -355,6 +362,15 @@ fn to_message(row: MessageRow) -> Result<Message> {
                 taken_by,
             },
         ),
+        documentation: row
+            .documentation
+            .map(|(state, detail)| {
+                Ok::<_, Error>(DocProgress {
+                    state: DocState::parse(&state)?,
+                    detail,
+                })
+            })
+            .transpose()?,
     })
 }
 
