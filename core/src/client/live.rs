@@ -91,11 +91,12 @@ async fn session(client: &Client) -> Result<()> {
         Err(e) => return Err(Error::Network(e.to_string())),
     };
     client.sync().await?;
-    check_membership(client).await;
     client.emit(Event::Connection(ConnectionState::Online));
+    // Membership checks talk to the server for a while: they run beside the
+    // loop, one at a time, so arriving messages are never held up by them.
+    let mut membership: Option<JoinHandle<()>> = None;
     let mut own_devices = tokio::time::interval(MEMBERSHIP_EVERY);
-    own_devices.tick().await; // the first tick is now: just done above
-    loop {
+    let outcome = loop {
         tokio::select! {
             frame = socket.next() => match frame {
                 Some(Ok(tungstenite::Message::Text(text))) => {
@@ -107,16 +108,25 @@ async fn session(client: &Client) -> Result<()> {
                             envelopes |= announce(client, &text);
                         }
                     }
-                    if envelopes {
-                        client.sync().await?;
+                    if envelopes && let Err(e) = client.sync().await {
+                        break Err(e);
                     }
                 }
-                Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => break Ok(()),
                 Some(Ok(_)) => {}
             },
-            _ = own_devices.tick() => check_membership(client).await,
+            _ = own_devices.tick() => {
+                if membership.as_ref().is_none_or(JoinHandle::is_finished) {
+                    let client = client.clone();
+                    membership = Some(tokio::spawn(async move { check_membership(&client).await }));
+                }
+            }
         }
+    };
+    if let Some(task) = membership {
+        task.abort();
     }
+    outcome?;
     // The server may have dropped a slow reader: what was missed comes by cursor.
     client.sync().await?;
     Err(Error::Network("live channel closed".into()))
