@@ -19,18 +19,21 @@ use pieper_e2e::{
 };
 use serde_json::{Value, json};
 
-/// The test HIS process.
-struct TestHis {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
+/// A child process stopped when the test lets go of it.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-impl Drop for TestHis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The test HIS process.
+struct TestHis {
+    _process: Stopped,
+    base: String,
+    http: reqwest::Client,
 }
 
 impl TestHis {
@@ -50,7 +53,7 @@ impl TestHis {
             .ok_or_else(|| format!("the test HIS did not start: {line:?}"))?
             .to_owned();
         Ok(Self {
-            child,
+            _process: Stopped(child),
             base: format!("http://127.0.0.1:{port}/fhir"),
             http: reqwest::Client::new(),
         })
@@ -101,16 +104,10 @@ impl TestHis {
 
 /// `pieper connector` signed in as the practice's connector.
 struct Connector {
-    process: Child,
-    /// Its device store; removed after the process stopped.
+    _process: Stopped,
+    /// Its device store; removed after the process stopped (fields drop in
+    /// order).
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Connector {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
 }
 
 fn pieper_binary() -> Result<PathBuf, BoxError> {
@@ -167,7 +164,7 @@ fn start_connector(
         .map(str::to_owned);
     Ok((
         Connector {
-            process: child,
+            _process: Stopped(child),
             _dir: dir,
         },
         address,
