@@ -109,13 +109,6 @@ impl Client {
         Ok(status)
     }
 
-    async fn flush_quietly(&self) -> Result<()> {
-        match self.flush_outbox().await {
-            Ok(()) | Err(Error::Network(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The connector's round: fetch what arrived, deliver every due item to
     /// the HIS as a transaction Bundle (conditional creates, so an item
     /// delivered twice is written once), and report each outcome back in its

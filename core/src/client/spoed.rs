@@ -1,11 +1,7 @@
 //! The spoed channel from the client.
 
 use super::Client;
-use crate::{
-    device::KnownGroup,
-    error::{Error, Result},
-    spoed::DutyRoster,
-};
+use crate::{device::KnownGroup, error::Result, spoed::DutyRoster};
 
 impl Client {
     /// Makes sure the practice's spoed channel exists with every staff
@@ -19,25 +15,18 @@ impl Client {
         Ok(true)
     }
 
-    async fn sent_now(&self) -> Result<()> {
-        match self.flush_outbox().await {
-            Ok(()) | Err(Error::Network(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Sets the duty roster for the practice.
     pub async fn set_duty_roster(&self, roster: DutyRoster) -> Result<()> {
         self.sync_spoed_channel().await?;
         self.store(move |d| d.set_duty_roster(roster)).await?;
-        self.sent_now().await
+        self.flush_quietly().await
     }
 
     /// Turns this user's do-not-disturb on or off.
     pub async fn set_do_not_disturb(&self, on: bool) -> Result<()> {
         self.sync_spoed_channel().await?;
         self.store(move |d| d.set_do_not_disturb(on)).await?;
-        self.sent_now().await
+        self.flush_quietly().await
     }
 
     /// "Ik pak het op": takes a spoed post; everyone sees who, and its
@@ -45,7 +34,7 @@ impl Client {
     pub async fn take_spoed(&self, post: &str) -> Result<()> {
         let id = post.to_owned();
         self.store(move |d| d.take_spoed(&id)).await?;
-        self.sent_now().await?;
+        self.flush_quietly().await?;
         let channel = self.device().spoed_channel_id();
         self.mark_read(&channel, post).await
     }

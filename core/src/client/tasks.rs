@@ -2,17 +2,14 @@
 
 use super::Client;
 use crate::{
-    error::{Error, Result},
+    error::Result,
     tasks::{NewTask, Task},
 };
 
 impl Client {
     async fn sent_task(&self, task: Task) -> Result<Task> {
-        match self.flush_outbox().await {
-            // Offline, the change waits in the outbox.
-            Ok(()) | Err(Error::Network(_)) => Ok(task),
-            Err(e) => Err(e),
-        }
+        self.flush_quietly().await?;
+        Ok(task)
     }
 
     /// Makes a task in a conversation and shares it with its members.
