@@ -176,7 +176,7 @@ fn task_for(
     Ok(serde_json::json!({
         "resourceType": "Task",
         "id": id,
-        "text": { "status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">SOEP: {}</div>", status.item.title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")) },
+        "text": pieper_core::record::narrative(&format!("SOEP: {}", status.item.title)),
         "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}") }],
         "status": "requested",
         "intent": "order",

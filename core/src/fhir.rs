@@ -20,6 +20,19 @@ pub(crate) fn from_rfc3339(text: &str) -> Result<i64> {
         .map_err(|_| Error::invalid("dateTime", "out of range"))
 }
 
+/// A generated FHIR narrative (`text`) holding `text`, escaped for XHTML.
+pub fn narrative(text: &str) -> serde_json::Value {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', "<br/>");
+    serde_json::json!({
+        "status": "generated",
+        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{escaped}</div>"),
+    })
+}
+
 /// A UUID fixed by `seed` (the seed itself if it is one), for identifiers
 /// and fullUrls that must be the same each time the same thing is written.
 pub fn stable_uuid(seed: &str) -> String {

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::{
     error::{Error, Result},
-    fhir::rfc3339,
+    fhir::{narrative, rfc3339},
     model::PatientRef,
     record::identifiers::patient_identifier,
 };
@@ -382,13 +382,7 @@ impl Task {
         let id = crate::fhir::stable_uuid(&format!("{}/request", self.id));
         let mut request = json!({
             "id": id,
-            "text": {
-                "status": "generated",
-                "div": format!(
-                    "<div xmlns=\"http://www.w3.org/1999/xhtml\">{}</div>",
-                    self.what.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-                ),
-            },
+            "text": narrative(&self.what),
             "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}") }],
             "status": status,
             "subject": { "identifier": { "system": system, "value": value } },
@@ -436,13 +430,7 @@ impl Task {
         let mut task = json!({
             "resourceType": "Task",
             "id": crate::fhir::stable_uuid(&self.id),
-            "text": {
-                "status": "generated",
-                "div": format!(
-                    "<div xmlns=\"http://www.w3.org/1999/xhtml\">{}</div>",
-                    self.what.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-                ),
-            },
+            "text": narrative(&self.what),
             "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", crate::fhir::stable_uuid(&self.id)) }],
             "status": self.state.as_str(),
             "intent": "order",

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{ConsentChange, ConsentKind, ConsentMethod, ConsentStatus};
 use crate::{
     error::{Error, Result},
-    fhir::{from_rfc3339, rfc3339, stable_uuid},
+    fhir::{from_rfc3339, narrative, rfc3339, stable_uuid},
     model::PatientRef,
     record::identifiers::{self, BSN_OID, BSN_SYSTEM, HIS_SYSTEM},
 };
@@ -89,10 +89,7 @@ fn one_consent(change: &ConsentChange, current: bool) -> Result<Value> {
     let mut consent = json!({
         "resourceType": "Consent",
         "id": change.id,
-        "text": {
-            "status": "generated",
-            "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{summary}</div>"),
-        },
+        "text": narrative(&summary),
         "extension": extension,
         "identifier": [{ "system": CHANGE_ID_SYSTEM, "value": change.id }],
         "status": status,

@@ -14,7 +14,7 @@ use super::identifiers::{PractitionerId, patient_identifier};
 use crate::{
     consent::RosterPatient,
     error::{Error, Result},
-    fhir::{rfc3339, stable_uuid},
+    fhir::{narrative, rfc3339, stable_uuid},
 };
 
 const SNOMED: &str = "http://snomed.info/sct";
@@ -343,17 +343,4 @@ impl SoepEntry {
 /// Milliseconds since the epoch as a FHIR `dateTime`.
 pub fn fhir_date(ms: i64) -> Result<String> {
     rfc3339(ms)
-}
-
-/// A generated narrative holding `text`, escaped.
-fn narrative(text: &str) -> Value {
-    let escaped = text
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\n', "<br/>");
-    json!({
-        "status": "generated",
-        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{escaped}</div>"),
-    })
 }
