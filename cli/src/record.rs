@@ -183,7 +183,7 @@ fn task_for(
         "description": status.item.title,
         "focus": { "reference": format!("Bundle/{}", status.item.id) },
         "for": { "identifier": { "system": system, "value": value } },
-        "authoredOn": pieper_core::record::soep::fhir_date(status.item.date)?,
+        "authoredOn": pieper_core::record::fhir_date(status.item.date)?,
     }))
 }
 

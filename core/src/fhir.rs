@@ -5,7 +5,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use crate::error::{Error, Result};
 
 /// Milliseconds since the Unix epoch as a FHIR `dateTime` / `instant`.
-pub(crate) fn rfc3339(ms: i64) -> Result<String> {
+pub fn rfc3339(ms: i64) -> Result<String> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

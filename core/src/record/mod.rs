@@ -9,4 +9,4 @@ pub use documentation::{DocItem, DocProgress, DocState, DocStatus, DocumentDraft
 pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link};
 pub use soep::{Clinician, Icpc, SoepEntry, SoepKind, SoepLine};
 
-pub use crate::fhir::{narrative, stable_uuid};
+pub use crate::fhir::{narrative, rfc3339 as fhir_date, stable_uuid};

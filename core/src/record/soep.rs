@@ -339,8 +339,3 @@ impl SoepEntry {
         out
     }
 }
-
-/// Milliseconds since the epoch as a FHIR `dateTime`.
-pub fn fhir_date(ms: i64) -> Result<String> {
-    rfc3339(ms)
-}
