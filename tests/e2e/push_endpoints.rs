@@ -79,6 +79,17 @@ fn headers_of(headers: &HeaderMap) -> HashMap<String, String> {
         .collect()
 }
 
+/// A request's HTTP version, headers and JSON body, as recorded.
+async fn read(request: Request) -> (String, HashMap<String, String>, Value) {
+    let version = format!("{:?}", request.version());
+    let headers = headers_of(request.headers());
+    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (version, headers, body)
+}
+
 #[derive(Clone)]
 struct Fcm {
     log: Log,
@@ -148,12 +159,7 @@ async fn messages_send(
     Path(project): Path<String>,
     request: Request,
 ) -> Response {
-    let version = format!("{:?}", request.version());
-    let headers = headers_of(request.headers());
-    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (version, headers, body) = read(request).await;
     let bearer = headers
         .get("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
@@ -254,12 +260,7 @@ async fn apns_device(
     path: axum::extract::OriginalUri,
     request: Request,
 ) -> Response {
-    let version = format!("{:?}", request.version());
-    let headers = headers_of(request.headers());
-    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (version, headers, body) = read(request).await;
     let device = path.path().rsplit('/').next().unwrap_or("").to_owned();
     let jwt = headers
         .get("authorization")
