@@ -141,11 +141,7 @@ impl Device {
     /// Queues the work notes not yet shared for this user's other devices,
     /// if this device is in their personal group.
     pub(crate) fn share_notes(&self) -> Result<usize> {
-        if !self.in_known_group(KnownGroup::Personal)? {
-            return Ok(0);
-        }
-        let group = self.known_group_id(KnownGroup::Personal);
-        let queued = self.transact(|s| {
+        let queued = self.queue_in(KnownGroup::Personal, |s, group| {
             let notes = queries::unshared_notes(s.conn())?;
             for note in &notes {
                 let content = Content::Note {
@@ -154,16 +150,12 @@ impl Device {
                     body: note.body.clone(),
                     sent_at: note.sent_at,
                 };
-                self.encrypt(s, &group, &note.id, &content)?;
+                self.encrypt(s, group, &note.id, &content)?;
                 queries::set_shared(s.conn(), &note.id)?;
             }
             Ok(notes.len())
-        });
-        match queued {
-            // A membership change is on its way: share after it.
-            Err(Error::PendingCommit) => Ok(0),
-            other => other,
-        }
+        })?;
+        Ok(queued.unwrap_or_default())
     }
 
     /// Encrypts `content` for the conversation and puts it in the outbox.

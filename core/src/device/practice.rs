@@ -348,21 +348,32 @@ impl Device {
     /// Queues practice data not yet shared for the practice group, if this
     /// device is in it. Returns the envelopes queued.
     pub(crate) fn share_practice_data(&self) -> Result<Vec<Outgoing>> {
-        if !self.in_practice_group()? {
-            return Ok(Vec::new());
-        }
-        let group = self.practice_group_id();
-        let queued = self.transact(|s| {
+        let queued = self.queue_in(KnownGroup::Practice, |s, group| {
             let batches = log::take_unshared(s.conn(), || uuid::Uuid::new_v4().to_string())?;
             batches
                 .into_iter()
-                .map(|(id, batch)| self.encrypt(s, &group, &id, &Content::Practice(batch)))
+                .map(|(id, batch)| self.encrypt(s, group, &id, &Content::Practice(batch)))
                 .collect()
-        });
-        match queued {
-            // A membership change is on its way: share after it.
-            Err(Error::PendingCommit) => Ok(Vec::new()),
-            other => other,
+        })?;
+        Ok(queued.unwrap_or_default())
+    }
+
+    /// Runs `queue` in one transaction if this device is in the well-known
+    /// group: `None` if it is not, or a membership change of the group
+    /// awaits the server (what waits is shared after it).
+    pub(super) fn queue_in<T>(
+        &self,
+        which: KnownGroup,
+        queue: impl FnOnce(&mut super::Session<'_, '_>, &str) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if !self.in_known_group(which)? {
+            return Ok(None);
+        }
+        let group = self.known_group_id(which);
+        match self.transact(|s| queue(s, &group)) {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::PendingCommit) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
