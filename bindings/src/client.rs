@@ -120,6 +120,20 @@ impl PieperClient {
         Ok(self.inner.send(&conversation, message).await?)
     }
 
+    /// Sends a disappearing message: it goes from every device and the
+    /// server `ttl_secs` after it was sent (the practice may forbid or cap).
+    pub async fn send_disappearing(
+        &self,
+        conversation: String,
+        body: String,
+        ttl_secs: u64,
+    ) -> Result<String, PieperError> {
+        Ok(self
+            .inner
+            .send(&conversation, NewMessage::text(body).disappearing(ttl_secs))
+            .await?)
+    }
+
     /// The `limit` newest messages of a conversation, oldest first.
     pub fn messages(&self, conversation: String, limit: u32) -> Result<Vec<Message>, PieperError> {
         Ok(self

@@ -10,6 +10,7 @@ mod consent;
 mod error;
 mod events;
 mod keystore;
+mod privacy;
 mod push;
 mod record;
 mod tasks;
@@ -20,6 +21,7 @@ pub use consent::*;
 pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
+pub use privacy::*;
 pub use push::{ApnsEnvironment, Notification, PushProvider};
 pub use record::{DocState, DocStatus, SoepKind, SoepLine, patient_from_launch_link};
 pub use tasks::{

@@ -144,6 +144,10 @@ pub struct Message {
     pub doc_state: Option<crate::record::DocState>,
     /// Why documenting failed, or where it went.
     pub doc_detail: Option<String>,
+    /// A disappearing message: when it goes (ms since the Unix epoch).
+    pub expires_at: Option<i64>,
+    /// It went: a "message expired" marker without content.
+    pub expired: bool,
 }
 
 /// What a message is for.
@@ -192,6 +196,8 @@ impl From<CoreMessage> for Message {
             kind: m.kind.into(),
             doc_state: m.documentation.as_ref().map(|d| d.state.into()),
             doc_detail: m.documentation.and_then(|d| d.detail),
+            expires_at: m.expires_at,
+            expired: m.expired,
         }
     }
 }
@@ -325,6 +331,21 @@ pub enum PieperEvent {
         /// How many times so far.
         escalations: u32,
     },
+    /// Receipts (delivered, read) arrived for these messages.
+    ReceiptsChanged {
+        /// The messages.
+        messages: Vec<String>,
+    },
+    /// Messages expired or passed retention and were removed here.
+    MessagesExpired {
+        /// How many.
+        count: u32,
+    },
+    /// A patient's chat content was erased on request.
+    PatientErased {
+        /// What went and what stays.
+        report: crate::privacy::ErasureReport,
+    },
     /// The server refused a queued envelope for good.
     SendFailed {
         /// The envelope.
@@ -364,6 +385,11 @@ impl From<CoreEvent> for PieperEvent {
                 conversation,
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
+            CoreEvent::ReceiptsChanged { messages } => PieperEvent::ReceiptsChanged { messages },
+            CoreEvent::MessagesExpired { count } => PieperEvent::MessagesExpired { count },
+            CoreEvent::PatientErased(report) => PieperEvent::PatientErased {
+                report: report.into(),
+            },
             CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
             CoreEvent::SpoedTaken { message, by } => PieperEvent::SpoedTaken { message, by },
             CoreEvent::SpoedSettingChanged => PieperEvent::SpoedSettingChanged,

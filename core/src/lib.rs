@@ -17,6 +17,7 @@ pub mod identity;
 pub mod keystore;
 mod mls;
 pub mod model;
+pub mod privacy;
 pub mod record;
 pub mod spoed;
 mod store;
@@ -24,8 +25,8 @@ pub mod tasks;
 
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
-    Client, ConnectionState, Credentials, DeliveryReport, Event, HisEndpoint, LiveHandle,
-    Notification, RosterFormat, SyncReport,
+    AuditQuery, BreachPatient, Client, ConnectionState, Credentials, DeliveryReport, Event,
+    HisEndpoint, LiveHandle, Notification, RosterFormat, SyncReport,
 };
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
@@ -42,5 +43,9 @@ pub use model::{
     NewMessage, PatientRef, Priority,
 };
 pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
+pub use privacy::{
+    AccessAction, AuditEntry, ErasureReport, HousekeepingReport, Kept, PatientExport,
+    PracticeRules, Receipt, TtlPolicy,
+};
 pub use store::StoreError;
 pub use tasks::{Assignee, NewTask, Task, TaskState, TaskStep};

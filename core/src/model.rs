@@ -233,6 +233,9 @@ pub struct NewMessage {
     /// NTS triage urgency; U1 and U2 make it spoed (urgent, and posted in
     /// the spoed channel).
     pub triage: Option<crate::spoed::Triage>,
+    /// A disappearing message: its time-to-live in seconds (none: the
+    /// conversation's, if it has one; the practice may forbid or enforce).
+    pub ttl_secs: Option<u64>,
 }
 
 impl NewMessage {
@@ -245,6 +248,15 @@ impl NewMessage {
             attachments: Vec::new(),
             kind: MessageKind::Overleg,
             triage: None,
+            ttl_secs: None,
+        }
+    }
+
+    /// This message disappears `secs` seconds after it was sent.
+    pub fn disappearing(self, secs: u64) -> Self {
+        Self {
+            ttl_secs: Some(secs),
+            ..self
         }
     }
 
@@ -317,6 +329,10 @@ pub struct Message {
     pub spoed: Option<SpoedPost>,
     /// Where it is on its way into the record (none: not documented).
     pub documentation: Option<crate::record::DocProgress>,
+    /// A disappearing message: when it goes (ms since the Unix epoch).
+    pub expires_at: Option<i64>,
+    /// It went: this is the "message expired" marker, without content.
+    pub expired: bool,
 }
 
 /// A post in the spoed channel.
@@ -357,6 +373,30 @@ pub(crate) enum Content {
         triage: Option<crate::spoed::Triage>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         spoed: Option<SpoedPost>,
+        /// A disappearing message: when it goes (ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
+    /// Delivered or read receipts for messages of the conversation.
+    Receipt {
+        messages: Vec<String>,
+        read: bool,
+        at: i64,
+    },
+    /// The practice's pseudonym key for the audit trail (practice group
+    /// only); `seq` where the server first took it, when shared again.
+    PracticeKey {
+        id: String,
+        #[serde(with = "hex_key")]
+        key: Vec<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// On a patient's request, every device removes the chat content about
+    /// them (practice group only).
+    Erase {
+        request: String,
+        patient: PatientRef,
     },
     /// "Ik pak het op": a member takes a spoed post.
     SpoedTaken { message: String },
@@ -375,6 +415,9 @@ pub(crate) enum Content {
         kind: ConversationKind,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         patient: Option<PatientRef>,
+        /// The time-to-live of new messages (seconds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<u64>,
     },
     /// Roster and consent changes, in the practice group.
     Practice(crate::consent::log::PracticeBatch),
@@ -391,6 +434,19 @@ pub(crate) enum Content {
     },
     /// A failed documentation item goes again.
     DocRetry { item: String },
+}
+
+/// A key as hex in the JSON content.
+mod hex_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Content {

@@ -27,6 +27,9 @@ pub enum AppError {
     /// Not allowed for this caller.
     #[error("not allowed")]
     Forbidden,
+    /// The audit log is read only after a fresh second factor.
+    #[error("unlock the audit log with a fresh one-time code first")]
+    AuditLocked,
     /// No such thing, or not visible to the caller.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -70,6 +73,7 @@ impl AppError {
             AppError::TotpReused => (StatusCode::UNAUTHORIZED, codes::TOTP_REUSED),
             AppError::DeviceRevoked => (StatusCode::UNAUTHORIZED, codes::DEVICE_REVOKED),
             AppError::Forbidden => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
+            AppError::AuditLocked => (StatusCode::FORBIDDEN, codes::AUDIT_LOCKED),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             AppError::StaleEpoch { .. } => (StatusCode::CONFLICT, codes::STALE_EPOCH),
             AppError::Invalid(_) => (StatusCode::BAD_REQUEST, codes::INVALID),

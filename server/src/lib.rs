@@ -36,6 +36,7 @@ pub async fn launch_with_listener(
     let db = Db::connect(&settings.database_url()).await?;
     let state = AppState::new(db, settings)?;
     tokio::spawn(collect_periodically(state.clone()));
+    tokio::spawn(expire_periodically(state.clone()));
     tokio::spawn(escalate_periodically(state.clone()));
     if state.db.backend() == db::Backend::Postgres {
         let url = state.settings.database_url();
@@ -134,9 +135,25 @@ async fn collect_periodically(state: AppState) {
                 delivered = c.delivered,
                 expired = c.expired,
                 expired_blobs = c.expired_blobs,
+                disappeared = c.disappeared,
+                audit_pruned = c.audit_pruned,
                 "collected"
             ),
             Err(e) => tracing::warn!(error = %e, "collection failed"),
+        }
+    }
+}
+
+/// Removes disappearing messages soon after their time-to-live passes
+/// (every few seconds: an indexed query that usually finds nothing).
+async fn expire_periodically(state: AppState) {
+    let every = std::time::Duration::from_secs(state.settings.collect_interval_secs.clamp(1, 5));
+    loop {
+        tokio::time::sleep(every).await;
+        match state.db.remove_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "disappearing messages removed"),
+            Err(e) => tracing::warn!(error = %e, "removing disappearing messages failed"),
         }
     }
 }

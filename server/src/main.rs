@@ -3,7 +3,10 @@
 
 use pieper_server::{
     auth,
-    db::Db,
+    db::{
+        Db,
+        audit::{AuditFilter, NewAuditEvent, to_csv},
+    },
     settings::{AdminCommand, Cli, Command, Settings},
 };
 use pieper_wire::Role;
@@ -52,6 +55,19 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     Ok(())
+}
+
+/// The audit event of an operator reading the log from the command line.
+fn admin_read(practice: &str, detail: String) -> NewAuditEvent {
+    NewAuditEvent {
+        practice_id: practice.to_owned(),
+        role: Some("operator".into()),
+        action: "audit.read",
+        outcome: "success",
+        source: Some("pieper-server admin".into()),
+        detail: Some(detail),
+        ..NewAuditEvent::default()
+    }
 }
 
 async fn admin(
@@ -105,6 +121,87 @@ async fn admin(
         }
         AdminCommand::Collect => {
             println!("{}", serde_json::to_string(&db.collect().await?)?);
+        }
+        AdminCommand::AuditVerify { practice } => {
+            let practices = match practice {
+                Some(p) => vec![p],
+                None => db.audit_practices().await?,
+            };
+            let mut broken = 0;
+            for practice in practices {
+                let report = db.verify_audit(&practice).await?;
+                if report.intact() {
+                    println!("{practice}: {} records, chain intact", report.records);
+                } else {
+                    broken += 1;
+                    println!("{practice}: {} records, CHAIN BROKEN", report.records);
+                    for problem in &report.problems {
+                        println!("  {problem}");
+                    }
+                }
+            }
+            if broken > 0 {
+                return Err(format!("{broken} audit chain(s) broken").into());
+            }
+        }
+        AdminCommand::AuditExport {
+            practice,
+            patient,
+            user,
+            from,
+            to,
+        } => {
+            let filter = AuditFilter {
+                from,
+                to,
+                user,
+                patient,
+                ..AuditFilter::default()
+            };
+            let events = db.audit_events(&practice, &filter).await?;
+            db.audit(admin_read(
+                &practice,
+                format!("admin export events={}", events.len()),
+            ))
+            .await?;
+            print!("{}", to_csv(&events));
+        }
+        AdminCommand::Breach {
+            practice,
+            device,
+            user,
+            from,
+            to,
+        } => {
+            let rows = db
+                .breach(&practice, device.as_deref(), user.as_deref(), from, to)
+                .await?;
+            db.audit(admin_read(
+                &practice,
+                format!(
+                    "admin breach query device={} user={} patients={}",
+                    device.as_deref().unwrap_or("-"),
+                    user.as_deref().unwrap_or("-"),
+                    rows.len()
+                ),
+            ))
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        AdminCommand::PracticeSettings {
+            practice,
+            retention_days,
+            ttl_policy,
+            ttl_secs,
+        } => {
+            let mut settings = db.practice_settings(&practice).await?;
+            if retention_days.is_some() || ttl_policy.is_some() || ttl_secs.is_some() {
+                settings.retention_days = retention_days.unwrap_or(settings.retention_days);
+                settings.ttl_policy = ttl_policy.unwrap_or(settings.ttl_policy);
+                settings.ttl_secs = ttl_secs.or(settings.ttl_secs);
+                db.set_practice_settings(&practice, &settings).await?;
+            }
+            println!("{}", serde_json::to_string(&settings)?);
         }
     }
     Ok(())

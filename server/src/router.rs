@@ -44,7 +44,15 @@ pub fn router(state: AppState) -> Router {
         .route("/sync", get(sync::pull))
         .route("/ack", post(sync::ack))
         .route("/ws", get(sync::websocket))
-        .route("/audit", get(audit::query));
+        .route("/audit", get(audit::query))
+        .route("/audit/unlock", post(audit::unlock))
+        .route("/audit/events", post(audit::report))
+        .route("/audit/breach", get(audit::breach))
+        .route(
+            "/practice/settings",
+            get(audit::settings).put(audit::set_settings),
+        )
+        .route("/patients/erase", post(audit::erase));
     Router::new()
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))

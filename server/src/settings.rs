@@ -78,6 +78,65 @@ pub enum AdminCommand {
     },
     /// Remove delivered and expired data now; prints what went, as JSON.
     Collect,
+    /// Check every practice's audit chain (or one's); exits non-zero and
+    /// names each changed, removed or reordered record.
+    AuditVerify {
+        /// Only this practice.
+        #[arg(long)]
+        practice: Option<String>,
+    },
+    /// Export a practice's audit log as CSV (this reading is itself logged).
+    AuditExport {
+        /// The practice.
+        #[arg(long)]
+        practice: String,
+        /// Only this patient (the pseudonym a practice device shows).
+        #[arg(long)]
+        patient: Option<String>,
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// From (ms since the Unix epoch).
+        #[arg(long)]
+        from: Option<i64>,
+        /// Until (ms since the Unix epoch).
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// Which patients (pseudonyms) a device or user accessed in a window,
+    /// for a data breach report; as JSON.
+    Breach {
+        /// The practice.
+        #[arg(long)]
+        practice: String,
+        /// The lost or misused device.
+        #[arg(long)]
+        device: Option<String>,
+        /// The misused account.
+        #[arg(long)]
+        user: Option<String>,
+        /// From (ms since the Unix epoch).
+        #[arg(long)]
+        from: i64,
+        /// Until (ms since the Unix epoch).
+        #[arg(long)]
+        to: i64,
+    },
+    /// Show, or change, the practice's retention and disappearing-message rules.
+    PracticeSettings {
+        /// The practice.
+        #[arg(long)]
+        practice: String,
+        /// Days chat history is kept.
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// allowed, forbidden or enforced.
+        #[arg(long)]
+        ttl_policy: Option<String>,
+        /// With enforced: every message's time-to-live at most (seconds).
+        #[arg(long)]
+        ttl_secs: Option<u64>,
+    },
 }
 
 /// Serving settings; each has a flag and an environment variable.

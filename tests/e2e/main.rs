@@ -5,6 +5,7 @@ mod devices;
 mod load;
 mod messaging;
 mod offline;
+mod privacy;
 mod push;
 mod push_endpoints;
 mod record;

@@ -276,6 +276,10 @@ pub struct SendRequest {
     /// is on duty): only their devices are woken as urgent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urgent_for: Vec<String>,
+    /// A disappearing message: when (ms since the Unix epoch) the server
+    /// removes it, delivered or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// `POST /conversations/{id}/read`: a person read this message (the server
@@ -358,6 +362,108 @@ pub struct BlobCreated {
     pub size: u64,
 }
 
+/// `POST /audit/unlock`: a fresh second factor opens the audit log to this
+/// device for a short while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditUnlock {
+    /// The current TOTP code.
+    pub totp: String,
+}
+
+/// How long the audit log stays open to the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditUnlocked {
+    /// Until (ms since the Unix epoch).
+    pub until: i64,
+}
+
+/// An access to patient data that happened on a device (reading, sending
+/// documentation, exporting, erasing), reported for the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedAccess {
+    /// Its id on the device: reported twice, recorded once.
+    pub id: String,
+    /// What was done: one of [`ReportedAccess::ACTIONS`].
+    pub action: String,
+    /// When, on the device (ms since the Unix epoch).
+    pub at: i64,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The patient's pseudonym (a keyed hash the server cannot reverse).
+    pub patient: Option<String>,
+    /// Ids and counts, never content.
+    pub detail: Option<String>,
+}
+
+impl ReportedAccess {
+    /// The actions a device may report.
+    pub const ACTIONS: &'static [&'static str] = &[
+        "message.read",
+        "record.document",
+        "patient.export",
+        "patient.erase",
+        "audit.export",
+        "account.export",
+    ];
+}
+
+/// `POST /audit/events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAccesses {
+    /// At most 500.
+    pub events: Vec<ReportedAccess>,
+}
+
+/// Which patients a device or user accessed in a time window (one entry per
+/// patient pseudonym): what a data breach report needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreachEntry {
+    /// The patient's pseudonym.
+    pub patient: String,
+    /// How many access events.
+    pub events: u64,
+    /// The first access (ms).
+    pub first: i64,
+    /// The last access (ms).
+    pub last: i64,
+    /// The actions, comma-separated.
+    pub actions: String,
+}
+
+/// The practice's rules for chat content, set by its manager.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PracticeSettings {
+    /// How long chat history is kept, in days (the record in the HIS is the
+    /// long-term copy).
+    pub retention_days: u32,
+    /// Disappearing messages: `allowed`, `forbidden` or `enforced`.
+    pub ttl_policy: String,
+    /// With `enforced`: the time-to-live every message gets at most (s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `POST /patients/erase`: remove what the server keeps of conversations
+/// about a patient (ciphertext), on the patient's request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseRequest {
+    /// The patient's pseudonym.
+    pub patient: String,
+    /// Conversations about the patient that the device knows of.
+    pub conversations: Vec<String>,
+}
+
+/// What the server removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    /// Conversations whose envelopes and blobs were removed.
+    pub conversations: u64,
+    /// Envelopes removed.
+    pub envelopes: u64,
+    /// Blobs removed.
+    pub blobs: u64,
+}
+
 /// One access event (NEN 7513 fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -377,7 +483,7 @@ pub struct AuditEvent {
     pub action: String,
     /// `success` or `failure`.
     pub outcome: String,
-    /// The patient, as the client declared it.
+    /// The patient, as the pseudonym the practice's devices computed.
     pub patient: Option<String>,
     /// The source address.
     pub source: Option<String>,
@@ -434,6 +540,8 @@ pub mod codes {
     pub const CONFLICT: &str = "conflict";
     /// A fault on the server.
     pub const INTERNAL: &str = "internal";
+    /// Reading the audit log needs a fresh second factor (`POST /audit/unlock`).
+    pub const AUDIT_LOCKED: &str = "audit_locked";
 }
 
 impl std::fmt::Display for Problem {

@@ -186,6 +186,113 @@ impl Api {
         .await
     }
 
+    pub(crate) async fn unlock_audit(&self, totp: &str) -> Result<pieper_wire::AuditUnlocked> {
+        self.call(
+            Method::POST,
+            "/audit/unlock",
+            Some(&pieper_wire::AuditUnlock { totp: totp.into() }),
+        )
+        .await
+    }
+
+    pub(crate) async fn report_accesses(
+        &self,
+        events: Vec<pieper_wire::ReportedAccess>,
+    ) -> Result<()> {
+        self.call(
+            Method::POST,
+            "/audit/events",
+            Some(&pieper_wire::ReportAccesses { events }),
+        )
+        .await
+    }
+
+    pub(crate) async fn audit(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<pieper_wire::AuditEvent>> {
+        self.call::<(), _>(Method::GET, &format!("/audit?{}", encode(query)), None)
+            .await
+    }
+
+    pub(crate) async fn breach(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<pieper_wire::BreachEntry>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/audit/breach?{}", encode(query)),
+            None,
+        )
+        .await
+    }
+
+    pub(crate) async fn practice_settings(&self) -> Result<pieper_wire::PracticeSettings> {
+        self.call::<(), _>(Method::GET, "/practice/settings", None)
+            .await
+    }
+
+    pub(crate) async fn set_practice_settings(
+        &self,
+        settings: &pieper_wire::PracticeSettings,
+    ) -> Result<pieper_wire::PracticeSettings> {
+        self.call(Method::PUT, "/practice/settings", Some(settings))
+            .await
+    }
+
+    pub(crate) async fn erase(
+        &self,
+        req: &pieper_wire::EraseRequest,
+    ) -> Result<pieper_wire::Erased> {
+        self.call(Method::POST, "/patients/erase", Some(req)).await
+    }
+
+    /// Uploads a sealed attachment; it goes from the server at `expires_at`.
+    pub(crate) async fn upload_blob(
+        &self,
+        conversation: &str,
+        sealed: Vec<u8>,
+        expires_at: Option<i64>,
+    ) -> Result<pieper_wire::BlobCreated> {
+        let mut url = format!(
+            "{}{}/conversations/{conversation}/blobs",
+            self.base,
+            pieper_wire::API_PREFIX
+        );
+        if let Some(at) = expires_at {
+            url.push_str(&format!("?expires_at={at}"));
+        }
+        let bytes = self.raw(self.http.post(url).body(sealed)).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Network(format!("unreadable answer: {e}")))
+    }
+
+    /// A sealed attachment.
+    pub(crate) async fn download_blob(&self, id: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{}/blobs/{id}", self.base, pieper_wire::API_PREFIX);
+        self.raw(self.http.get(url)).await
+    }
+
+    async fn raw(&self, mut request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .header("content-type", "application/octet-stream")
+            .send()
+            .await
+            .map_err(|e| Error::Network(e.without_url().to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Network(e.without_url().to_string()))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(problem_error(status, &bytes))
+    }
+
     pub(crate) async fn ack(&self, position: u64) -> Result<()> {
         self.call(
             Method::POST,
@@ -194,6 +301,26 @@ impl Api {
         )
         .await
     }
+}
+
+/// A query string, each value percent-encoded.
+fn encode(query: &[(&str, String)]) -> String {
+    query
+        .iter()
+        .map(|(k, v)| {
+            let value: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    other => format!("%{other:02X}"),
+                })
+                .collect();
+            format!("{k}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Maps a failed response to an error a caller can act on.

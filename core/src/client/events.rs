@@ -7,6 +7,18 @@ use crate::model::{Conversation, Message, MessageState};
 pub enum Event {
     /// A message from another device arrived.
     MessageReceived(Message),
+    /// Receipts (delivered, read) arrived for these messages.
+    ReceiptsChanged {
+        /// The messages.
+        messages: Vec<String>,
+    },
+    /// Messages expired or passed retention and were removed here.
+    MessagesExpired {
+        /// How many.
+        count: u32,
+    },
+    /// A patient's chat content was erased on request.
+    PatientErased(crate::privacy::ErasureReport),
     /// An urgent message arrived (also reported as `MessageReceived`).
     UrgentMessage(Message),
     /// A message of this device moved on (pending → sent → ...).

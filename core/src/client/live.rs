@@ -97,7 +97,14 @@ async fn session(client: &Client) -> Result<()> {
     let mut membership: Option<JoinHandle<()>> = None;
     let mut own_devices = tokio::time::interval(MEMBERSHIP_EVERY);
     let outcome = loop {
+        // Disappearing messages go on time, also when nothing arrives.
+        let expiry = until_next_expiry(client);
         tokio::select! {
+            () = tokio::time::sleep(expiry) => {
+                if let Err(e) = client.housekeeping().await {
+                    break Err(e);
+                }
+            }
             frame = socket.next() => match frame {
                 Some(Ok(tungstenite::Message::Text(text))) => {
                     // Several pokes in a row need one sync; escalations are
@@ -130,6 +137,19 @@ async fn session(client: &Client) -> Result<()> {
     // The server may have dropped a slow reader: what was missed comes by cursor.
     client.sync().await?;
     Err(Error::Network("live channel closed".into()))
+}
+
+/// How long until the next message here expires (at most a minute: the
+/// retention period moves on too).
+fn until_next_expiry(client: &Client) -> std::time::Duration {
+    const AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
+    match client.device().next_expiry() {
+        Ok(Some(at)) => {
+            let wait = at.saturating_sub(crate::store::queries::now_ms()).max(0) as u64;
+            std::time::Duration::from_millis(wait).min(AT_MOST)
+        }
+        _ => AT_MOST,
+    }
 }
 
 /// Handles a frame's event; returns whether it says an envelope waits.

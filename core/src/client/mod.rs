@@ -11,6 +11,7 @@ mod events;
 mod groups;
 mod live;
 mod practice;
+mod privacy;
 mod push;
 mod spoed;
 mod tasks;
@@ -26,6 +27,7 @@ pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
 pub use practice::RosterFormat;
+pub use privacy::{AuditQuery, BreachPatient};
 pub use push::Notification;
 use tokio::sync::{Mutex, broadcast};
 
@@ -416,7 +418,12 @@ impl Client {
                 .and_then(|s| s.routed_to.clone())
                 .into_iter()
                 .collect();
+            let expires_at = priority.as_ref().and_then(|m| m.expires_at);
             let priority = priority.map(|m| m.priority);
+            // The patient goes to the server only as the practice's
+            // pseudonym, for the audit trail.
+            let conv = next.conversation.clone();
+            let patient = self.store(move |d| d.patient_pseudonym(&conv)).await?;
             let request = SendRequest {
                 id: next.id.clone(),
                 kind: match next.kind {
@@ -428,14 +435,14 @@ impl Client {
                 welcome: next.welcome.clone().map(Into::into),
                 add_devices: next.add_devices.clone(),
                 remove_devices: next.remove_devices.clone(),
-                // The patient stays on the devices; the server gets none.
-                patient: None,
+                patient,
                 priority: match priority {
                     Some(Priority::Urgent) => pieper_wire::Priority::Urgent,
                     _ => pieper_wire::Priority::Routine,
                 },
                 silent: priority.is_none(),
                 urgent_for,
+                expires_at,
             };
             let conversation = next.conversation.clone();
             let result = self.inner.api.send(&conversation, &request).await;
@@ -531,11 +538,21 @@ impl Client {
             }
         }
         drop(_syncing);
+        // Caught up: accesses are reported now (a practice key that another
+        // device shared first has arrived by now), the practice's rules
+        // refreshed, and what expired removed.
+        match self.report_accesses().await {
+            Ok(_) | Err(Error::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.refresh_practice_rules().await?;
+        self.housekeeping().await?;
         // Practice data recorded while this device could not share it (not
         // yet in the practice group, or offline) goes out now, and so does a
         // push token the server did not get.
         self.store(|d| d.share_practice_data()).await?;
         self.store(|d| d.share_notes()).await?;
+        self.store(|d| d.share_receipts()).await?;
         match self.register_pending_push_token().await {
             Ok(()) | Err(Error::Network(_)) => {}
             Err(e) => return Err(e),
@@ -577,6 +594,12 @@ impl Client {
                 self.emit(Event::SpoedTaken { message, by });
             }
             Received::SpoedSettingChanged => self.emit(Event::SpoedSettingChanged),
+            Received::Receipts { messages } => {
+                if !messages.is_empty() {
+                    self.emit(Event::ReceiptsChanged { messages });
+                }
+            }
+            Received::Erased(report) => self.emit(Event::PatientErased(report)),
             Received::PracticeData { new } => {
                 if new > 0 {
                     self.emit(Event::PracticeDataChanged);

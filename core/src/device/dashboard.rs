@@ -50,8 +50,11 @@ impl Device {
     /// Marks the messages of a conversation that arrived up to and with
     /// `message` as read here.
     pub fn mark_read_here(&self, conversation: &str, message: &str) -> Result<u32> {
-        self.store
-            .write(|tx| queries::mark_read(tx, conversation, message, queries::now_ms()))
+        self.store.write(|tx| {
+            let read = queries::mark_read(tx, conversation, message, queries::now_ms())?;
+            crate::privacy::after_read(tx, self, conversation, &read)?;
+            Ok(read.len() as u32)
+        })
     }
 
     /// My messages marked for the record that are not documented yet.

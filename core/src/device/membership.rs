@@ -154,6 +154,7 @@ impl Device {
                 title: c.title,
                 kind: c.kind,
                 patient: c.patient,
+                ttl_secs: crate::privacy::conversation_ttl(s.conn(), conversation)?,
             };
             let id = uuid::Uuid::new_v4().to_string();
             Ok(vec![self.encrypt(s, conversation, &id, &details)?])

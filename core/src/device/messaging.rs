@@ -33,6 +33,8 @@ impl Device {
         let sent_at = queries::now_ms();
         self.transact(|s| {
             s.operational_group(conversation)?;
+            let expires_at =
+                crate::privacy::expiry_for(s.conn(), conversation, message.ttl_secs, sent_at)?;
             let content = Content::Text {
                 id: id.clone(),
                 body: message.body.clone(),
@@ -43,6 +45,7 @@ impl Device {
                 kind: message.kind,
                 triage: message.triage,
                 spoed: None,
+                expires_at,
             };
             let outgoing = self.encrypt(s, conversation, &id, &content)?;
             let stored = Message {
@@ -59,6 +62,8 @@ impl Device {
                 triage: message.triage,
                 spoed: None,
                 documentation: None,
+                expires_at,
+                expired: false,
             };
             queries::insert_message(s.conn(), &stored, outgoing.epoch)?;
             if stored.triage.is_some_and(crate::spoed::Triage::is_spoed) {
@@ -103,6 +108,7 @@ impl Device {
             kind: MessageKind::Overleg,
             triage: post.triage,
             spoed: post.spoed.clone(),
+            expires_at: post.expires_at,
         };
         let out = self.encrypt(s, &channel, &post.id, &content)?;
         queries::insert_message(s.conn(), &post, out.epoch)?;
@@ -132,6 +138,8 @@ impl Device {
             triage: None,
             spoed: None,
             documentation: None,
+            expires_at: None,
+            expired: false,
         };
         self.store
             .write(|tx| queries::insert_message(tx, &message, 0))?;
@@ -159,7 +167,7 @@ impl Device {
     }
 
     /// Encrypts `content` for the conversation and puts it in the outbox.
-    pub(super) fn encrypt(
+    pub(crate) fn encrypt(
         &self,
         s: &mut Session<'_, '_>,
         conversation: &str,
@@ -217,6 +225,7 @@ impl Device {
         self.store.write(|tx| {
             queries::remove_message_from_outbox(tx, id)?;
             if let Some(seq) = seq {
+                crate::privacy::key_sent(tx, id, seq)?;
                 consent::log::batch_sent(tx, id, seq)?;
                 tasks::change_sent(tx, id, seq)?;
                 crate::spoed::setting_sent(tx, id, seq)?;
@@ -367,6 +376,11 @@ impl Device {
                 if let Content::Task(change) = content {
                     return apply_task(conn, &conversation, &sender?, &change, seq);
                 }
+                if let Some(result) =
+                    self.apply_privacy(conn, &conversation, &sender, &content, seq)
+                {
+                    return result;
+                }
                 if let Some(result) = apply_documentation(conn, &conversation, &sender, &content) {
                     return result;
                 }
@@ -414,6 +428,8 @@ impl Device {
                         triage: None,
                         spoed: None,
                         documentation: None,
+                        expires_at: None,
+                        expired: false,
                     };
                     if queries::conversation(conn, &note.conversation)?.is_none() {
                         return Err(Error::NotFound {
@@ -536,6 +552,7 @@ fn apply_content(
             kind,
             triage,
             spoed,
+            expires_at,
         } => {
             if kind == MessageKind::Werkaantekening {
                 // Never in a conversation: a member who sends one is broken.
@@ -558,21 +575,26 @@ fn apply_content(
                     ..p
                 }),
                 documentation: None,
+                expires_at,
+                expired: false,
             };
             if !queries::insert_message(conn, &message, epoch)? {
                 // Same id again: a replay. The error rolls back the ratchet
                 // step too.
                 return Err(Error::Replay);
             }
+            crate::privacy::after_receive(conn, conversation, &message)?;
             Ok(Received::Message(message))
         }
         Content::Details {
             title,
             kind,
             patient,
+            ttl_secs,
         } => {
             validate_title(&title)?;
             queries::update_details(conn, conversation, &title, kind, patient.as_ref())?;
+            crate::privacy::set_conversation_ttl(conn, conversation, ttl_secs)?;
             let updated = queries::conversation(conn, conversation)?.ok_or(Error::NotFound {
                 what: "conversation",
             })?;
@@ -585,6 +607,9 @@ fn apply_content(
         | Content::DocStatus { .. }
         | Content::DocRetry { .. }
         | Content::SpoedTaken { .. }
-        | Content::SpoedSetting(_) => Err(Error::invalid("message", "not a message")),
+        | Content::SpoedSetting(_)
+        | Content::Receipt { .. }
+        | Content::PracticeKey { .. }
+        | Content::Erase { .. } => Err(Error::invalid("message", "not a message")),
     }
 }

@@ -110,6 +110,13 @@ pub enum Received {
         /// The conversation.
         conversation: String,
     },
+    /// Receipts arrived for these messages.
+    Receipts {
+        /// The messages whose receipts changed.
+        messages: Vec<String>,
+    },
+    /// A patient's chat content was erased on request.
+    Erased(crate::privacy::ErasureReport),
     /// A proposal was queued for the next commit.
     Proposal {
         /// The conversation.
@@ -139,14 +146,14 @@ pub enum Received {
 
 /// One device of one user: identity, encrypted store and conversations.
 pub struct Device {
-    store: Store,
+    pub(crate) store: Store,
     /// Groups as of the last committed transaction, loaded on first use.
     groups: Mutex<HashMap<String, MlsGroup>>,
     crypto: RustCrypto,
     signer: SignatureKeyPair,
     credential: CredentialWithKey,
-    me: MemberId,
-    dir: PathBuf,
+    pub(crate) me: MemberId,
+    pub(crate) dir: PathBuf,
 }
 
 impl Device {
@@ -218,7 +225,10 @@ impl Device {
                 what: "signature key",
             })
         })?;
-        Ok(Self::assemble(store, crypto, signer, id, dir))
+        let device = Self::assemble(store, crypto, signer, id, dir);
+        // What expired while this device was off goes before anything is shown.
+        device.housekeeping()?;
+        Ok(device)
     }
 
     fn assemble(
@@ -274,7 +284,10 @@ impl Device {
 
     /// Runs an MLS operation in one store transaction. The groups it changes
     /// are kept for the next call only if the transaction commits.
-    fn transact<T>(&self, f: impl FnOnce(&mut Session<'_, '_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn transact<T>(
+        &self,
+        f: impl FnOnce(&mut Session<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
         let mut cache = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let mut working = std::mem::take(&mut *cache);
         let result = self.store.write(|tx| {
@@ -392,14 +405,14 @@ impl Device {
 
 /// One transaction's view: the provider writing to it, and the groups it has
 /// loaded or changed so far.
-struct Session<'c, 'g> {
+pub(crate) struct Session<'c, 'g> {
     provider: Provider<'c, &'c Connection>,
     groups: &'g mut HashMap<String, MlsGroup>,
 }
 
 impl<'c> Session<'c, '_> {
     /// The transaction's connection.
-    fn conn(&self) -> &'c Connection {
+    pub(crate) fn conn(&self) -> &'c Connection {
         self.provider.connection()
     }
 

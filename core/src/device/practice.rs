@@ -349,6 +349,9 @@ impl Device {
     /// device is in it. Returns the envelopes queued.
     pub(crate) fn share_practice_data(&self) -> Result<Vec<Outgoing>> {
         let queued = self.queue_in(KnownGroup::Practice, |s, group| {
+            // The first device caught up in a practice group without a
+            // pseudonym key makes one.
+            self.make_practice_key(s, group)?;
             let batches = log::take_unshared(s.conn(), || uuid::Uuid::new_v4().to_string())?;
             batches
                 .into_iter()
@@ -382,14 +385,17 @@ impl Device {
     pub(crate) fn share_practice_snapshot(&self) -> Result<Vec<Outgoing>> {
         let group = self.practice_group_id();
         self.transact(|s| {
-            let batches = log::snapshot(s.conn())?;
-            batches
-                .into_iter()
-                .map(|batch| {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    self.encrypt(s, &group, &id, &Content::Practice(batch))
-                })
-                .collect()
+            let mut out = Vec::new();
+            // The pseudonym keys first, with their places in the group's order.
+            for key in Device::practice_key_snapshot(s.conn())? {
+                let id = uuid::Uuid::new_v4().to_string();
+                out.push(self.encrypt(s, &group, &id, &key)?);
+            }
+            for batch in log::snapshot(s.conn())? {
+                let id = uuid::Uuid::new_v4().to_string();
+                out.push(self.encrypt(s, &group, &id, &Content::Practice(batch))?);
+            }
+            Ok(out)
         })
     }
 }

@@ -6,7 +6,7 @@ pub mod identifiers;
 pub mod soep;
 
 pub use documentation::{DocItem, DocProgress, DocState, DocStatus, DocumentDraft};
-pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link};
+pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link, patient_identifier};
 pub use soep::{Clinician, Icpc, SoepEntry, SoepKind, SoepLine};
 
 pub use crate::fhir::{narrative, rfc3339 as fhir_date, stable_uuid};

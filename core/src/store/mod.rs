@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/007_read.sql"),
     include_str!("../../migrations/008_documentation.sql"),
     include_str!("../../migrations/009_spoed.sql"),
+    include_str!("../../migrations/010_privacy.sql"),
 ];
 
 /// An open, keyed store.
@@ -68,6 +69,7 @@ impl Store {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA secure_delete = ON;
              PRAGMA busy_timeout = 2000;",
         )
         .map_err(StoreError::from)?;

@@ -247,8 +247,9 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
     let inserted = conn.execute(
         "INSERT INTO messages (id, conversation_id, sender_practice, sender_user, sender_device,
                                body, priority, sent_at, received_at, reply_to, attachments, state, epoch,
-                               kind, shared, triage, spoed_of_conversation, spoed_of_message, routed_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                               kind, shared, triage, spoed_of_conversation, spoed_of_message, routed_to,
+                               expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
          ON CONFLICT (id) DO NOTHING",
         params![
             m.id,
@@ -272,6 +273,7 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
             m.spoed.as_ref().map(|s| s.of_conversation.as_str()),
             m.spoed.as_ref().map(|s| s.of_message.as_str()),
             m.spoed.as_ref().and_then(|s| s.routed_to.as_deref()),
+            m.expires_at,
         ],
     )?;
     Ok(inserted == 1)
@@ -292,7 +294,7 @@ const MESSAGE_COLUMNS: &str =
     "m.id, m.conversation_id, m.sender_practice, m.sender_user, m.sender_device,
      m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind,
      m.triage, m.spoed_of_conversation, m.spoed_of_message, m.routed_to, m.taken_by,
-     m.doc_state, m.doc_detail";
+     m.doc_state, m.doc_detail, m.expires_at, m.expired";
 
 /// A message row as read; checked into a [`Message`] by [`to_message`].
 struct MessageRow {
@@ -309,6 +311,8 @@ struct MessageRow {
     triage: Option<String>,
     spoed: Option<(String, String, Option<String>, Option<String>)>,
     documentation: Option<(String, Option<String>)>,
+    expires_at: Option<i64>,
+    expired: bool,
 }
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -335,6 +339,8 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
             .get::<_, Option<String>>(17)?
             .map(|state| Ok::<_, rusqlite::Error>((state, r.get(18)?)))
             .transpose()?,
+        expires_at: r.get(19)?,
+        expired: r.get(20)?,
     })
 }
 
@@ -371,6 +377,8 @@ fn to_message(row: MessageRow) -> Result<Message> {
                 })
             })
             .transpose()?,
+        expires_at: row.expires_at,
+        expired: row.expired,
     })
 }
 
@@ -392,7 +400,7 @@ pub(crate) fn mark_read(
     conversation: &str,
     message: &str,
     at: i64,
-) -> Result<u32> {
+) -> Result<Vec<String>> {
     let (sent_at, seq): (i64, i64) = conn
         .query_row(
             "SELECT sent_at, seq FROM messages WHERE id = ?1 AND conversation_id = ?2",
@@ -401,13 +409,14 @@ pub(crate) fn mark_read(
         )
         .optional()?
         .ok_or(Error::NotFound { what: "message" })?;
-    let n = conn.execute(
+    let mut stmt = conn.prepare_cached(
         "UPDATE messages SET read_at = ?4
          WHERE conversation_id = ?1 AND read_at IS NULL AND state = 'received'
-           AND (sent_at < ?2 OR (sent_at = ?2 AND seq <= ?3))",
-        params![conversation, sent_at, seq, at],
+           AND (sent_at < ?2 OR (sent_at = ?2 AND seq <= ?3))
+         RETURNING id",
     )?;
-    Ok(n as u32)
+    let rows = stmt.query_map(params![conversation, sent_at, seq, at], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
 }
 
 /// Unread urgent messages from others, newest first.

@@ -348,4 +348,37 @@ impl Db {
         w.tx.commit().await?;
         Ok((claimed, exhausted))
     }
+
+    /// A user's TOTP secret.
+    pub async fn totp_secret(&self, user_id: &str) -> AppResult<String> {
+        Ok(sqlx::query("SELECT totp_secret FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(AppError::NotFound("user"))?
+            .try_get("totp_secret")?)
+    }
+
+    /// Opens the audit log to a device until `until` (ms).
+    pub async fn unlock_audit(&self, device: &str, until: i64) -> AppResult<()> {
+        sqlx::query("UPDATE devices SET audit_unlocked_until = $1 WHERE id = $2")
+            .bind(until)
+            .bind(device)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the audit log is open to the device now.
+    pub async fn audit_unlocked(&self, device: &str) -> AppResult<bool> {
+        let until: Option<i64> =
+            sqlx::query("SELECT audit_unlocked_until FROM devices WHERE id = $1")
+                .bind(device)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|r| r.try_get::<Option<i64>, _>("audit_unlocked_until"))
+                .transpose()?
+                .flatten();
+        Ok(until.is_some_and(|u| u > super::now_ms()))
+    }
 }

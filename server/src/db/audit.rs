@@ -1,11 +1,28 @@
-//! The append-only audit log (NEN 7513 fields). The database refuses updates
-//! and deletes of it (triggers in the migrations).
+//! The append-only audit log (NEN 7513 fields), one hash chain per practice.
+//!
+//! Each event stores its place in its practice's chain, the hash of the event
+//! before it and its own hash over both and every field; the chain's head
+//! (last place and hash) is kept apart. [`Db::verify_audit`] walks a chain
+//! and reports a changed, removed or reordered record. The database refuses
+//! updates, and deletes of records younger than five years (triggers in the
+//! migrations); every insert runs inside a serialized write transaction, so
+//! a chain never forks.
+//!
+//! Patients appear only as the pseudonym the practice's devices compute (a
+//! keyed hash under a key the server never sees).
 
-use pieper_wire::AuditEvent;
-use sqlx::{Any, Row};
+use pieper_wire::{AuditEvent, BreachEntry};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, any::AnyRow};
 
 use super::{Db, now_ms};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+
+/// The hash before a chain's first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// How long audit records are kept: five years (1826 days), in ms.
+pub const KEEP_MS: i64 = 1826 * 24 * 60 * 60 * 1000;
 
 /// An access event to record.
 #[derive(Clone, Debug, Default)]
@@ -19,30 +36,118 @@ pub struct NewAuditEvent {
     pub patient: Option<String>,
     pub source: Option<String>,
     pub detail: Option<String>,
+    /// A device-reported event's id on that device (recorded once).
+    pub client_event: Option<String>,
+    /// When it happened, if not now (a device-reported event).
+    pub at: Option<i64>,
+}
+
+/// What the hash covers, in this order: every stored field but the hash.
+#[derive(Serialize)]
+struct Chained<'a> {
+    chain_seq: i64,
+    prev_hash: &'a str,
+    at: i64,
+    practice_id: &'a str,
+    user_id: Option<&'a str>,
+    role: Option<&'a str>,
+    device_id: Option<&'a str>,
+    action: &'a str,
+    outcome: &'a str,
+    patient: Option<&'a str>,
+    source: Option<&'a str>,
+    detail: Option<&'a str>,
+    client_event: Option<&'a str>,
+}
+
+impl Chained<'_> {
+    fn hash(&self) -> AppResult<String> {
+        let json = serde_json::to_vec(self).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(hex::encode(Sha256::digest(json)))
+    }
 }
 
 impl NewAuditEvent {
-    /// Records the event inside a transaction (with the action it records).
-    pub async fn insert(&self, tx: &mut sqlx::Transaction<'static, Any>) -> AppResult<()> {
-        self.query().execute(&mut **tx).await?;
-        Ok(())
-    }
-
-    fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+    /// Records the event inside a write transaction (with the action it
+    /// records; see [`Db::begin_write`]). Returns false for a device event
+    /// already recorded.
+    pub async fn insert(&self, tx: &mut sqlx::Transaction<'static, Any>) -> AppResult<bool> {
+        if let (Some(device), Some(id)) = (&self.device_id, &self.client_event) {
+            let seen = sqlx::query(
+                "SELECT 1 AS one FROM audit_events WHERE device_id = $1 AND client_event = $2",
+            )
+            .bind(device)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if seen.is_some() {
+                return Ok(false);
+            }
+        }
+        let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE practice_id = $1")
+            .bind(&self.practice_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let (seq, prev) = match &head {
+            Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+            None => (0, GENESIS.to_owned()),
+        };
+        let chained = Chained {
+            chain_seq: seq + 1,
+            prev_hash: &prev,
+            at: self.at.unwrap_or_else(now_ms),
+            practice_id: &self.practice_id,
+            user_id: self.user_id.as_deref(),
+            role: self.role.as_deref(),
+            device_id: self.device_id.as_deref(),
+            action: self.action,
+            outcome: self.outcome,
+            patient: self.patient.as_deref(),
+            source: self.source.as_deref(),
+            detail: self.detail.as_deref(),
+            client_event: self.client_event.as_deref(),
+        };
+        let hash = chained.hash()?;
         sqlx::query(
-            "INSERT INTO audit_events (at, practice_id, user_id, role, device_id, action, outcome, patient, source, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO audit_events (at, practice_id, user_id, role, device_id, action, outcome,
+                 patient, source, detail, client_event, chain_seq, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
-        .bind(now_ms())
-        .bind(&self.practice_id)
-        .bind(self.user_id.as_deref())
-        .bind(self.role.as_deref())
-        .bind(self.device_id.as_deref())
-        .bind(self.action)
-        .bind(self.outcome)
-        .bind(self.patient.as_deref())
-        .bind(self.source.as_deref())
-        .bind(self.detail.as_deref())
+        .bind(chained.at)
+        .bind(chained.practice_id)
+        .bind(chained.user_id)
+        .bind(chained.role)
+        .bind(chained.device_id)
+        .bind(chained.action)
+        .bind(chained.outcome)
+        .bind(chained.patient)
+        .bind(chained.source)
+        .bind(chained.detail)
+        .bind(chained.client_event)
+        .bind(chained.chain_seq)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+        if head.is_some() {
+            sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE practice_id = $3")
+                .bind(chained.chain_seq)
+                .bind(&hash)
+                .bind(&self.practice_id)
+                .execute(&mut **tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO audit_heads (practice_id, seq, hash, pruned_hash) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&self.practice_id)
+            .bind(chained.chain_seq)
+            .bind(&hash)
+            .bind(GENESIS)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(true)
     }
 }
 
@@ -57,7 +162,7 @@ pub struct AuditFilter {
     pub user: Option<String>,
     /// Only this device.
     pub device: Option<String>,
-    /// Only this patient.
+    /// Only this patient (pseudonym).
     pub patient: Option<String>,
     /// Only this action.
     pub action: Option<String>,
@@ -65,11 +170,60 @@ pub struct AuditFilter {
     pub format: Option<String>,
 }
 
+/// What a chain check found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// The practice.
+    pub practice_id: String,
+    /// Records checked.
+    pub records: u64,
+    /// Problems found, in chain order (empty: the chain holds).
+    pub problems: Vec<String>,
+}
+
+impl ChainReport {
+    /// Whether the chain holds.
+    pub fn intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn event(r: &AnyRow) -> AppResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.try_get::<i64, _>("id")? as u64,
+        at: r.try_get("at")?,
+        practice_id: r.try_get("practice_id")?,
+        user_id: r.try_get("user_id")?,
+        role: r.try_get("role")?,
+        device_id: r.try_get("device_id")?,
+        action: r.try_get("action")?,
+        outcome: r.try_get("outcome")?,
+        patient: r.try_get("patient")?,
+        source: r.try_get("source")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
 impl Db {
-    /// Records an event on its own.
-    pub async fn audit(&self, event: NewAuditEvent) -> AppResult<()> {
-        event.query().execute(self.pool()).await?;
-        Ok(())
+    /// Records an event on its own (in a write transaction of its own).
+    /// Returns false for a device event already recorded.
+    pub async fn audit(&self, event: NewAuditEvent) -> AppResult<bool> {
+        let mut w = self.begin_write().await?;
+        let new = event.insert(&mut w.tx).await?;
+        w.tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Records device-reported events in one transaction; returns how many
+    /// were new.
+    pub async fn audit_many(&self, events: Vec<NewAuditEvent>) -> AppResult<usize> {
+        let mut w = self.begin_write().await?;
+        let mut new = 0;
+        for event in &events {
+            new += usize::from(event.insert(&mut w.tx).await?);
+        }
+        w.tx.commit().await?;
+        Ok(new)
     }
 
     /// A practice's events matching `filter`, oldest first.
@@ -97,23 +251,219 @@ impl Db {
         .bind(filter.action.as_deref())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEvent {
-                    id: r.try_get::<i64, _>("id")? as u64,
-                    at: r.try_get("at")?,
-                    practice_id: r.try_get("practice_id")?,
-                    user_id: r.try_get("user_id")?,
-                    role: r.try_get("role")?,
-                    device_id: r.try_get("device_id")?,
-                    action: r.try_get("action")?,
-                    outcome: r.try_get("outcome")?,
-                    patient: r.try_get("patient")?,
-                    source: r.try_get("source")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
+        rows.iter().map(event).collect()
+    }
+
+    /// Which patients (pseudonyms) a device or a user accessed in
+    /// [from, to): the question a data breach report must answer.
+    pub async fn breach(
+        &self,
+        practice: &str,
+        device: Option<&str>,
+        user: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> AppResult<Vec<BreachEntry>> {
+        if device.is_none() && user.is_none() {
+            return Err(AppError::Invalid("name a device or a user".into()));
+        }
+        let rows = sqlx::query(
+            "SELECT patient, action, at FROM audit_events
+             WHERE practice_id = $1 AND patient IS NOT NULL AND at >= $2 AND at < $3
+               AND ($4 IS NULL OR device_id = $4) AND ($5 IS NULL OR user_id = $5)
+             ORDER BY patient, at",
+        )
+        .bind(practice)
+        .bind(from)
+        .bind(to)
+        .bind(device)
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<BreachEntry> = Vec::new();
+        for r in &rows {
+            let (patient, action, at): (String, String, i64) = (
+                r.try_get("patient")?,
+                r.try_get("action")?,
+                r.try_get("at")?,
+            );
+            match out.last_mut() {
+                Some(row) if row.patient == patient => {
+                    row.events += 1;
+                    row.last = at;
+                    if !row.actions.split(',').any(|a| a == action) {
+                        row.actions.push(',');
+                        row.actions.push_str(&action);
+                    }
+                }
+                _ => out.push(BreachEntry {
+                    patient,
+                    events: 1,
+                    first: at,
+                    last: at,
+                    actions: action,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The practices that have an audit chain.
+    pub async fn audit_practices(&self) -> AppResult<Vec<String>> {
+        sqlx::query("SELECT practice_id FROM audit_heads ORDER BY practice_id")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("practice_id")?))
             .collect()
+    }
+
+    /// Walks a practice's chain and reports every record whose hash does not
+    /// match its fields (changed), whose place does not follow the one
+    /// before (removed, reordered or inserted), and a head the chain does not
+    /// reach (records removed from the end).
+    pub async fn verify_audit(&self, practice: &str) -> AppResult<ChainReport> {
+        let mut report = ChainReport {
+            practice_id: practice.to_owned(),
+            ..ChainReport::default()
+        };
+        let Some(head) = sqlx::query(
+            "SELECT seq, hash, pruned_seq, pruned_hash FROM audit_heads WHERE practice_id = $1",
+        )
+        .bind(practice)
+        .fetch_optional(self.pool())
+        .await?
+        else {
+            return Ok(report);
+        };
+        let rows = sqlx::query(
+            "SELECT id, at, practice_id, user_id, role, device_id, action, outcome, patient,
+                    source, detail, client_event, chain_seq, prev_hash, hash
+             FROM audit_events WHERE practice_id = $1 AND chain_seq IS NOT NULL ORDER BY id",
+        )
+        .bind(practice)
+        .fetch_all(self.pool())
+        .await?;
+        let mut expected_seq: i64 = head.try_get::<i64, _>("pruned_seq")? + 1;
+        let mut expected_prev: String = head.try_get("pruned_hash")?;
+        for r in &rows {
+            report.records += 1;
+            let id: i64 = r.try_get("id")?;
+            let seq: i64 = r.try_get("chain_seq")?;
+            let prev: String = r.try_get("prev_hash")?;
+            let stored: String = r.try_get("hash")?;
+            let get = |c: &str| r.try_get::<Option<String>, _>(c);
+            let (user, role, device, patient, source, detail, client_event) = (
+                get("user_id")?,
+                get("role")?,
+                get("device_id")?,
+                get("patient")?,
+                get("source")?,
+                get("detail")?,
+                get("client_event")?,
+            );
+            let (action, outcome, practice_id): (String, String, String) = (
+                r.try_get("action")?,
+                r.try_get("outcome")?,
+                r.try_get("practice_id")?,
+            );
+            let computed = Chained {
+                chain_seq: seq,
+                prev_hash: &prev,
+                at: r.try_get("at")?,
+                practice_id: &practice_id,
+                user_id: user.as_deref(),
+                role: role.as_deref(),
+                device_id: device.as_deref(),
+                action: &action,
+                outcome: &outcome,
+                patient: patient.as_deref(),
+                source: source.as_deref(),
+                detail: detail.as_deref(),
+                client_event: client_event.as_deref(),
+            }
+            .hash()?;
+            if computed != stored {
+                report
+                    .problems
+                    .push(format!("record {id} (place {seq}) was changed"));
+            }
+            if seq > expected_seq {
+                report.problems.push(format!(
+                    "places {expected_seq} to {} are missing before record {id}",
+                    seq - 1
+                ));
+            } else if seq < expected_seq {
+                report.problems.push(format!(
+                    "record {id} (place {seq}) is out of order: place {expected_seq} expected"
+                ));
+            } else if prev != expected_prev {
+                report.problems.push(format!(
+                    "record {id} (place {seq}) does not follow the record before it"
+                ));
+            }
+            expected_seq = seq + 1;
+            expected_prev = stored;
+        }
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash: String = head.try_get("hash")?;
+        if expected_seq - 1 != head_seq || expected_prev != head_hash {
+            report.problems.push(format!(
+                "the chain ends at place {} but its head is place {head_seq}: records were removed from the end",
+                expected_seq - 1
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Removes audit records older than five years from the start of each
+    /// chain; the last removed record anchors what remains.
+    pub async fn prune_audit(&self) -> AppResult<u64> {
+        let cutoff = now_ms() - KEEP_MS;
+        let mut w = self.begin_write().await?;
+        let old = sqlx::query(
+            "SELECT practice_id, MAX(chain_seq) AS seq FROM audit_events
+             WHERE at < $1 AND chain_seq IS NOT NULL GROUP BY practice_id",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut removed = 0;
+        for r in &old {
+            let practice: String = r.try_get("practice_id")?;
+            let seq: i64 = r.try_get("seq")?;
+            // Only the unbroken run from the start: a younger record in
+            // between keeps everything after it.
+            let hash: Option<String> = sqlx::query(
+                "SELECT hash FROM audit_events WHERE practice_id = $1 AND chain_seq = $2",
+            )
+            .bind(&practice)
+            .bind(seq)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| r.try_get("hash"))
+            .transpose()?;
+            let Some(hash) = hash else { continue };
+            removed += sqlx::query(
+                "DELETE FROM audit_events WHERE practice_id = $1 AND chain_seq <= $2 AND at < $3",
+            )
+            .bind(&practice)
+            .bind(seq)
+            .bind(cutoff)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE audit_heads SET pruned_seq = $1, pruned_hash = $2 WHERE practice_id = $3",
+            )
+            .bind(seq)
+            .bind(&hash)
+            .bind(&practice)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        Ok(removed)
     }
 }
 
@@ -159,6 +509,39 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(at: i64, action: &'static str) -> NewAuditEvent {
+        NewAuditEvent {
+            practice_id: "linde".into(),
+            action,
+            outcome: "success",
+            at: Some(at),
+            ..NewAuditEvent::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn records_older_than_five_years_are_pruned_from_the_chain_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("s.sqlite3").display()
+        );
+        let db = Db::connect(&url).await.expect("database");
+        let now = now_ms();
+        let six_years = now - KEEP_MS - 365 * 86_400_000;
+        for at in [six_years, six_years + 1, now - 1000, now] {
+            db.audit(event(at, "login")).await.expect("insert");
+        }
+        assert!(db.verify_audit("linde").await.expect("verify").intact());
+        assert_eq!(db.prune_audit().await.expect("prune"), 2);
+        let report = db.verify_audit("linde").await.expect("verify");
+        assert!(report.intact(), "{report:?}");
+        assert_eq!(report.records, 2);
+        // The chain goes on from there.
+        db.audit(event(now, "logout")).await.expect("insert");
+        assert!(db.verify_audit("linde").await.expect("verify").intact());
+    }
 
     #[test]
     fn csv_quotes_what_needs_quoting() {

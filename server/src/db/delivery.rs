@@ -86,7 +86,47 @@ fn check_send(req: &SendRequest) -> AppResult<()> {
             "a Welcome goes with added devices, and only then".into(),
         ));
     }
+    if req.expires_at.is_some() && req.kind != EnvelopeKind::Application {
+        return Err(AppError::Invalid("only a message can expire".into()));
+    }
     Ok(())
+}
+
+/// Grace for a sender's clock and the time a message waited in its outbox.
+const TTL_GRACE_MS: i64 = 10 * 60 * 1000;
+
+/// Holds a message to the practice's rule for disappearing messages.
+async fn check_ttl(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    practice: &str,
+    req: &SendRequest,
+    now: i64,
+) -> AppResult<()> {
+    if req.kind != EnvelopeKind::Application {
+        return Ok(());
+    }
+    let row = sqlx::query("SELECT ttl_policy, ttl_secs FROM practices WHERE id = $1")
+        .bind(practice)
+        .fetch_one(&mut **tx)
+        .await?;
+    let policy: String = row.try_get("ttl_policy")?;
+    let ttl_secs: Option<i64> = row.try_get("ttl_secs")?;
+    match (policy.as_str(), req.expires_at) {
+        ("forbidden", Some(_)) => Err(AppError::Invalid(
+            "the practice does not allow disappearing messages".into(),
+        )),
+        // Silent envelopes (receipts, practice data) are not messages.
+        ("enforced", expires) if !req.silent => {
+            let limit = now + ttl_secs.unwrap_or(0).saturating_mul(1000) + TTL_GRACE_MS;
+            match expires {
+                Some(at) if at <= limit => Ok(()),
+                _ => Err(AppError::Invalid(
+                    "the practice makes every message disappear: set its time-to-live".into(),
+                )),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A conversation's row.
@@ -288,6 +328,7 @@ impl Db {
 
         let seq = conv.next_seq;
         let stored_at = now_ms();
+        check_ttl(tx, practice, req, stored_at).await?;
         let position = insert_envelope(
             tx,
             conversation,
@@ -477,7 +518,7 @@ impl Db {
     }
 
     /// The patients declared for these conversations (for the audit trail).
-    pub async fn patients_of(&self, conversation: &str) -> AppResult<Option<String>> {
+    pub async fn patient_of(&self, conversation: &str) -> AppResult<Option<String>> {
         Ok(
             sqlx::query("SELECT patient FROM conversations WHERE id = $1")
                 .bind(conversation)
@@ -506,6 +547,7 @@ impl Db {
         device: &str,
         conversation: &str,
         data: &[u8],
+        expires_at: Option<i64>,
     ) -> AppResult<String> {
         let mut w = self.begin_write().await?;
         conversation_row(&mut w.tx, practice, conversation).await?;
@@ -514,8 +556,8 @@ impl Db {
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO blobs (id, conversation_id, uploader_device, size, data, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO blobs (id, conversation_id, uploader_device, size, data, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(conversation)
@@ -523,6 +565,7 @@ impl Db {
         .bind(data.len() as i64)
         .bind(data)
         .bind(now_ms())
+        .bind(expires_at)
         .execute(&mut *w.tx)
         .await?;
         w.tx.commit().await?;
@@ -572,8 +615,8 @@ async fn insert_envelope(
     };
     let row = sqlx::query(
         "INSERT INTO envelopes (conversation_id, seq, client_id, kind, epoch, sender_device,
-                                recipient_device, priority, payload, stored_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING position",
+                                recipient_device, priority, payload, stored_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING position",
     )
     .bind(conversation)
     .bind(seq)
@@ -585,6 +628,7 @@ async fn insert_envelope(
     .bind(priority_str(req.priority))
     .bind(payload)
     .bind(stored_at)
+    .bind(req.expires_at.filter(|_| recipient.is_none()))
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.try_get("position")?)

@@ -35,12 +35,14 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/002_retention.sql"),
     include_str!("../../migrations/sqlite/003_push.sql"),
     include_str!("../../migrations/sqlite/004_urgent.sql"),
+    include_str!("../../migrations/sqlite/005_audit_chain.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/001_initial.sql"),
     include_str!("../../migrations/postgres/002_retention.sql"),
     include_str!("../../migrations/postgres/003_push.sql"),
     include_str!("../../migrations/postgres/004_urgent.sql"),
+    include_str!("../../migrations/postgres/005_audit_chain.sql"),
 ];
 
 /// The database, shared by all handlers.

@@ -1,12 +1,16 @@
 //! What the server stops keeping: envelopes every recipient device has
 //! acknowledged, and whatever is older than the practice's retention period.
 
+use pieper_wire::{Erased, PracticeSettings};
 use serde::Serialize;
+use sqlx::Row;
 
 use super::{Db, now_ms};
 use crate::error::{AppError, AppResult};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// The longest enforced time-to-live: a year.
+const MAX_TTL_SECS: u64 = 365 * 24 * 60 * 60;
 
 /// What one collection removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -17,6 +21,10 @@ pub struct Collected {
     pub expired: u64,
     /// Blobs past the retention period.
     pub expired_blobs: u64,
+    /// Disappearing messages and their blobs past their time-to-live.
+    pub disappeared: u64,
+    /// Audit records past their five years.
+    pub audit_pruned: u64,
 }
 
 impl Db {
@@ -31,6 +39,139 @@ impl Db {
             return Err(AppError::NotFound("practice"));
         }
         Ok(())
+    }
+
+    /// The practice's rules for chat content.
+    pub async fn practice_settings(&self, practice: &str) -> AppResult<PracticeSettings> {
+        let row =
+            sqlx::query("SELECT retention_days, ttl_policy, ttl_secs FROM practices WHERE id = $1")
+                .bind(practice)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or(AppError::NotFound("practice"))?;
+        Ok(PracticeSettings {
+            retention_days: u32::try_from(row.try_get::<i64, _>("retention_days")?).unwrap_or(0),
+            ttl_policy: row.try_get("ttl_policy")?,
+            ttl_secs: row
+                .try_get::<Option<i64>, _>("ttl_secs")?
+                .and_then(|s| u64::try_from(s).ok()),
+        })
+    }
+
+    /// Changes the practice's rules for chat content.
+    pub async fn set_practice_settings(
+        &self,
+        practice: &str,
+        settings: &PracticeSettings,
+    ) -> AppResult<()> {
+        match (settings.ttl_policy.as_str(), settings.ttl_secs) {
+            ("allowed" | "forbidden", _) => {}
+            ("enforced", Some(secs)) if (1..=MAX_TTL_SECS).contains(&secs) => {}
+            ("enforced", _) => {
+                return Err(AppError::Invalid(format!(
+                    "an enforced time-to-live takes ttl_secs from 1 to {MAX_TTL_SECS}"
+                )));
+            }
+            (other, _) => {
+                return Err(AppError::Invalid(format!(
+                    "ttl_policy {other:?}: allowed, forbidden or enforced"
+                )));
+            }
+        }
+        if settings.retention_days == 0 || settings.retention_days > 36_500 {
+            return Err(AppError::Invalid(
+                "retention_days must be 1 to 36500".into(),
+            ));
+        }
+        let done = sqlx::query(
+            "UPDATE practices SET retention_days = $1, ttl_policy = $2, ttl_secs = $3 WHERE id = $4",
+        )
+        .bind(i64::from(settings.retention_days))
+        .bind(&settings.ttl_policy)
+        .bind(settings.ttl_secs.map(|s| s as i64))
+        .bind(practice)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(AppError::NotFound("practice"));
+        }
+        Ok(())
+    }
+
+    /// Removes what the server keeps of conversations about a patient
+    /// (their envelopes and blobs: ciphertext), on the patient's request.
+    /// Only conversations of the practice are touched.
+    pub async fn erase_conversations(
+        &self,
+        practice: &str,
+        patient: &str,
+        conversations: &[String],
+    ) -> AppResult<Erased> {
+        let mut w = self.begin_write().await?;
+        let mut ids: Vec<String> =
+            sqlx::query("SELECT id FROM conversations WHERE practice_id = $1 AND patient = $2")
+                .bind(practice)
+                .bind(patient)
+                .fetch_all(&mut *w.tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?;
+        for id in conversations {
+            let ours = sqlx::query(
+                "SELECT 1 AS one FROM conversations WHERE id = $1 AND practice_id = $2",
+            )
+            .bind(id)
+            .bind(practice)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            if ours.is_some() && !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        let mut erased = Erased {
+            conversations: ids.len() as u64,
+            envelopes: 0,
+            blobs: 0,
+        };
+        for id in &ids {
+            erased.envelopes += sqlx::query("DELETE FROM envelopes WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+            erased.blobs += sqlx::query("DELETE FROM blobs WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM urgent_messages WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        w.tx.commit().await?;
+        Ok(erased)
+    }
+
+    /// Removes disappearing messages and their blobs whose time-to-live
+    /// passed (delivered or not).
+    pub async fn remove_expired(&self) -> AppResult<u64> {
+        let now = now_ms();
+        let mut w = self.begin_write().await?;
+        let mut removed = 0;
+        for delete in [
+            "DELETE FROM envelopes WHERE expires_at IS NOT NULL AND expires_at <= $1",
+            "DELETE FROM blobs WHERE expires_at IS NOT NULL AND expires_at <= $1",
+        ] {
+            removed += sqlx::query(delete)
+                .bind(now)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+        }
+        w.tx.commit().await?;
+        Ok(removed)
     }
 
     /// Removes what no device needs any more and what retention ends.
@@ -86,10 +227,16 @@ impl Db {
         .await?
         .rows_affected();
         w.tx.commit().await?;
+        // The write gate is released before the next steps take it again.
+        drop(w._gate);
+        let disappeared = self.remove_expired().await?;
+        let audit_pruned = self.prune_audit().await?;
         Ok(Collected {
             delivered: conversation_envelopes + welcomes,
             expired,
             expired_blobs,
+            disappeared,
+            audit_pruned,
         })
     }
 }

@@ -1,33 +1,95 @@
-//! Reading and exporting the audit log (practice managers only).
+//! The audit log: devices report the accesses that happen on them; the
+//! practice's manager reads, exports and queries it (a huisarts one
+//! patient's part, for an access request) after unlocking it with a fresh
+//! second factor; every reading is itself logged.
 
 use std::net::SocketAddr;
 
 use axum::{
     Json,
     extract::{ConnectInfo, State},
-    http::header,
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
+};
+use pieper_wire::{
+    AuditUnlock, AuditUnlocked, BreachEntry, EraseRequest, Erased, PracticeSettings,
+    ReportAccesses, ReportedAccess,
 };
 
 use super::audit_by;
 use crate::{
-    auth::DeviceAuth,
+    auth::{self, DeviceAuth},
     db::audit::{AuditFilter, NewAuditEvent, to_csv},
-    error::{AppError, AppResult, QueryParams},
+    error::{AppError, AppResult, JsonBody, QueryParams},
     state::AppState,
 };
 
+/// How long one unlock keeps the audit log open: 15 minutes.
+const UNLOCK_MS: i64 = 15 * 60 * 1000;
+/// Most events in one report.
+const MAX_REPORTED: usize = 500;
+
+/// Who may open the log: the practice's managers (the privacy officer),
+/// and a huisarts handling a patient's access request.
+fn may_unlock(auth: &DeviceAuth) -> bool {
+    auth.0.role.manages_practice() || auth.0.role == pieper_wire::Role::Huisarts
+}
+
+/// The caller may read this part of the log and unlocked it recently: a
+/// manager all of it, a huisarts one patient's events.
+async fn may_read(state: &AppState, auth: &DeviceAuth, one_patient: bool) -> AppResult<()> {
+    if !(auth.0.role.manages_practice() || (one_patient && may_unlock(auth))) {
+        return Err(AppError::Forbidden);
+    }
+    if !state.db.audit_unlocked(&auth.0.id).await? {
+        return Err(AppError::AuditLocked);
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/audit/unlock`: a fresh TOTP code opens the log to this
+/// device for 15 minutes.
+pub async fn unlock(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<AuditUnlock>,
+) -> AppResult<Json<AuditUnlocked>> {
+    if !may_unlock(&auth) {
+        return Err(AppError::Forbidden);
+    }
+    let secret = state.db.totp_secret(&auth.0.user_id).await?;
+    let now = crate::db::now_ms();
+    let failed = |detail: &str| NewAuditEvent {
+        outcome: "failure",
+        detail: Some(detail.to_owned()),
+        ..audit_by(&auth, source, "audit.unlock")
+    };
+    let Some(step) = auth::totp_step(&secret, &req.totp, (now / 1000) as u64)? else {
+        state.db.audit(failed("wrong TOTP code")).await?;
+        return Err(AppError::TotpInvalid);
+    };
+    if !state.db.consume_totp_step(&auth.0.user_id, step).await? {
+        state.db.audit(failed("TOTP code reused")).await?;
+        return Err(AppError::TotpReused);
+    }
+    let until = now + UNLOCK_MS;
+    state.db.unlock_audit(&auth.0.id, until).await?;
+    state
+        .db
+        .audit(audit_by(&auth, source, "audit.unlock"))
+        .await?;
+    Ok(Json(AuditUnlocked { until }))
+}
+
 /// `GET /api/v1/audit?from&to&user&device&patient&action&format=json|csv`.
-/// Reading the log is itself logged.
 pub async fn query(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
     auth: DeviceAuth,
     QueryParams(filter): QueryParams<AuditFilter>,
 ) -> AppResult<Response> {
-    if !auth.0.role.manages_practice() {
-        return Err(AppError::Forbidden);
-    }
+    may_read(&state, &auth, filter.patient.is_some()).await?;
     let csv = match filter.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -38,7 +100,12 @@ pub async fn query(
         .db
         .audit(NewAuditEvent {
             patient: filter.patient.clone(),
-            detail: Some(format!("events={}", events.len())),
+            detail: Some(format!(
+                "events={} user={} device={}",
+                events.len(),
+                filter.user.as_deref().unwrap_or("-"),
+                filter.device.as_deref().unwrap_or("-")
+            )),
             ..audit_by(&auth, source, "audit.read")
         })
         .await?;
@@ -51,4 +118,178 @@ pub async fn query(
     } else {
         Json(events).into_response()
     })
+}
+
+/// Query of `GET /api/v1/audit/breach`.
+#[derive(Debug, serde::Deserialize)]
+pub struct BreachQuery {
+    /// The device (lost or stolen)...
+    pub device: Option<String>,
+    /// ...or the user (a misused account).
+    pub user: Option<String>,
+    /// From (ms), inclusive.
+    pub from: i64,
+    /// Until (ms), exclusive.
+    pub to: i64,
+}
+
+/// `GET /api/v1/audit/breach?device|user&from&to`: which patients a device
+/// or user accessed in the window, one row per patient pseudonym.
+pub async fn breach(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    QueryParams(q): QueryParams<BreachQuery>,
+) -> AppResult<Json<Vec<BreachEntry>>> {
+    may_read(&state, &auth, false).await?;
+    let rows = state
+        .db
+        .breach(
+            &auth.0.practice_id,
+            q.device.as_deref(),
+            q.user.as_deref(),
+            q.from,
+            q.to,
+        )
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!(
+                "breach query device={} user={} from={} to={} patients={}",
+                q.device.as_deref().unwrap_or("-"),
+                q.user.as_deref().unwrap_or("-"),
+                q.from,
+                q.to,
+                rows.len()
+            )),
+            ..audit_by(&auth, source, "audit.read")
+        })
+        .await?;
+    Ok(Json(rows))
+}
+
+fn check_reported(e: &ReportedAccess) -> AppResult<&'static str> {
+    let action = ReportedAccess::ACTIONS
+        .iter()
+        .find(|a| **a == e.action)
+        .ok_or_else(|| AppError::Invalid(format!("action {:?} cannot be reported", e.action)))?;
+    let short = |v: &str, max: usize| !v.is_empty() && v.len() <= max;
+    if !short(&e.id, 64)
+        || e.patient.as_deref().is_some_and(|p| !short(p, 128))
+        || e.detail.as_deref().is_some_and(|d| d.len() > 500)
+    {
+        return Err(AppError::Invalid(
+            "id 1-64, patient 1-128, detail up to 500 characters".into(),
+        ));
+    }
+    if !matches!(e.outcome.as_str(), "success" | "failure") {
+        return Err(AppError::Invalid("outcome: success or failure".into()));
+    }
+    Ok(action)
+}
+
+/// `POST /api/v1/audit/events`: accesses that happened on the device.
+pub async fn report(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<ReportAccesses>,
+) -> AppResult<StatusCode> {
+    if req.events.len() > MAX_REPORTED {
+        return Err(AppError::Invalid(format!(
+            "at most {MAX_REPORTED} events at once"
+        )));
+    }
+    let now = crate::db::now_ms();
+    let mut events = Vec::with_capacity(req.events.len());
+    for e in &req.events {
+        let action = check_reported(e)?;
+        events.push(NewAuditEvent {
+            outcome: if e.outcome == "success" {
+                "success"
+            } else {
+                "failure"
+            },
+            patient: e.patient.clone(),
+            detail: e.detail.clone(),
+            client_event: Some(e.id.clone()),
+            // A device clock ahead of the server's is not believed.
+            at: Some(e.at.min(now)),
+            ..audit_by(&auth, source, action)
+        });
+    }
+    state.db.audit_many(events).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/practice/settings`: the practice's rules for chat content.
+pub async fn settings(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<PracticeSettings>> {
+    Ok(Json(state.db.practice_settings(&auth.0.practice_id).await?))
+}
+
+/// `PUT /api/v1/practice/settings` (managers).
+pub async fn set_settings(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<PracticeSettings>,
+) -> AppResult<Json<PracticeSettings>> {
+    if !auth.0.role.manages_practice() {
+        return Err(AppError::Forbidden);
+    }
+    state
+        .db
+        .set_practice_settings(&auth.0.practice_id, &req)
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!(
+                "retention_days={} ttl_policy={} ttl_secs={:?}",
+                req.retention_days, req.ttl_policy, req.ttl_secs
+            )),
+            ..audit_by(&auth, source, "practice.settings")
+        })
+        .await?;
+    Ok(Json(state.db.practice_settings(&auth.0.practice_id).await?))
+}
+
+/// `POST /api/v1/patients/erase`: on a patient's request, the server drops
+/// what it keeps of conversations about them (ciphertext). A huisarts or
+/// the practice's manager may ask.
+pub async fn erase(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<EraseRequest>,
+) -> AppResult<Json<Erased>> {
+    use pieper_wire::Role;
+    if !matches!(auth.0.role, Role::Huisarts | Role::Manager | Role::Admin) {
+        return Err(AppError::Forbidden);
+    }
+    if req.patient.is_empty() || req.patient.len() > 128 || req.conversations.len() > 10_000 {
+        return Err(AppError::Invalid(
+            "a patient pseudonym and at most 10000 conversations".into(),
+        ));
+    }
+    let erased = state
+        .db
+        .erase_conversations(&auth.0.practice_id, &req.patient, &req.conversations)
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            patient: Some(req.patient.clone()),
+            detail: Some(format!(
+                "server copy erased: conversations={} envelopes={} blobs={}",
+                erased.conversations, erased.envelopes, erased.blobs
+            )),
+            ..audit_by(&auth, source, "patient.erase")
+        })
+        .await?;
+    Ok(Json(erased))
 }

@@ -18,7 +18,7 @@ use super::audit_by;
 use crate::{
     auth::DeviceAuth,
     db::audit::NewAuditEvent,
-    error::{AppError, AppResult, JsonBody},
+    error::{AppError, AppResult, JsonBody, QueryParams},
     push::PushPayload,
     state::AppState,
 };
@@ -222,12 +222,20 @@ pub(crate) async fn push_to(
     state.push.enqueue(routine, calm, &state.metrics);
 }
 
-/// `POST /api/v1/conversations/{id}/blobs`: a sealed attachment.
+/// Query of a blob upload.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct BlobQuery {
+    /// The attachment of a disappearing message goes when it does (ms).
+    pub expires_at: Option<i64>,
+}
+
+/// `POST /api/v1/conversations/{id}/blobs?expires_at=`: a sealed attachment.
 pub async fn upload_blob(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
     auth: DeviceAuth,
     Path(conversation): Path<String>,
+    QueryParams(query): QueryParams<BlobQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<(StatusCode, Json<BlobCreated>)> {
     let body = body.map_err(|_| AppError::TooLarge)?;
@@ -236,13 +244,19 @@ pub async fn upload_blob(
     }
     let id = state
         .db
-        .store_blob(&auth.0.practice_id, &auth.0.id, &conversation, &body)
+        .store_blob(
+            &auth.0.practice_id,
+            &auth.0.id,
+            &conversation,
+            &body,
+            query.expires_at,
+        )
         .await?;
     state
         .metrics
         .blobs_stored
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let patient = state.db.patients_of(&conversation).await?;
+    let patient = state.db.patient_of(&conversation).await?;
     state
         .db
         .audit(NewAuditEvent {
@@ -268,7 +282,7 @@ pub async fn download_blob(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let (conversation, data) = state.db.blob(&auth.0.practice_id, &auth.0.id, &id).await?;
-    let patient = state.db.patients_of(&conversation).await?;
+    let patient = state.db.patient_of(&conversation).await?;
     state
         .db
         .audit(NewAuditEvent {

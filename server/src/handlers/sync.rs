@@ -55,7 +55,7 @@ pub async fn pull(
         state
             .db
             .audit(NewAuditEvent {
-                patient: state.db.patients_of(conversation).await?,
+                patient: state.db.patient_of(conversation).await?,
                 detail: Some(format!("conversation={conversation} envelopes={count}")),
                 ..audit_by(&auth, source, "message.fetch")
             })

@@ -235,6 +235,7 @@ pub fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
         priority: pieper_wire::Priority::Routine,
         silent: false,
         urgent_for: Vec::new(),
+        expires_at: None,
     }
 }
 

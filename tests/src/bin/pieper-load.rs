@@ -103,6 +103,7 @@ async fn main() -> Result<(), BoxError> {
         priority: Priority::Routine,
         silent: false,
         urgent_for: Vec::new(),
+        expires_at: None,
     };
     post(
         &http,
@@ -197,6 +198,7 @@ async fn main() -> Result<(), BoxError> {
                     // Load runs measure delivery, not push providers.
                     silent: true,
                     urgent_for: Vec::new(),
+                    expires_at: None,
                 };
                 post(
                     &http,

@@ -93,7 +93,12 @@ impl TestDatabase {
             .env("PIEPER_NEW_PASSWORD", PASSWORD)
             .output()?;
         if !out.status.success() {
-            return Err(format!("admin {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+            return Err(format!(
+                "admin {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
         }
         Ok(String::from_utf8(out.stdout)?)
     }

@@ -1,0 +1,308 @@
+//! The device's part of the NEN 7513 audit trail: accesses to patient data
+//! that happen here (reading, documenting, exporting, erasing) wait in the
+//! store and are reported with the patient as a pseudonym; the practice's
+//! log comes back with pseudonyms, which this device turns into the patients
+//! it knows; and it exports as CSV and as FHIR R4 `AuditEvent`s.
+
+use rusqlite::{Connection, params};
+use serde_json::{Value, json};
+
+use super::pseudonym::PracticeKey;
+use crate::{
+    error::Result,
+    fhir::{rfc3339, stable_uuid},
+    model::PatientRef,
+    store::{StoreError, queries},
+};
+
+/// Most accesses reported in one request (the server takes 500).
+const REPORT_BATCH: usize = 500;
+
+/// What was done with patient data on this device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessAction {
+    /// A message was shown to its reader.
+    Read,
+    /// Content was sent to the record (documentation).
+    Document,
+    /// The patient's data was exported (inzage).
+    Export,
+    /// The patient's chat data was erased.
+    Erase,
+    /// The audit log was exported.
+    AuditExport,
+    /// A staff member exported their own account data.
+    AccountExport,
+}
+
+impl AccessAction {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AccessAction::Read => "message.read",
+            AccessAction::Document => "record.document",
+            AccessAction::Export => "patient.export",
+            AccessAction::Erase => "patient.erase",
+            AccessAction::AuditExport => "audit.export",
+            AccessAction::AccountExport => "account.export",
+        }
+    }
+}
+
+/// Notes an access for the audit trail (reported at the next sync).
+pub(crate) fn record(
+    conn: &Connection,
+    action: AccessAction,
+    patient: Option<&PatientRef>,
+    detail: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_outbox (id, action, at, outcome, patient, detail)
+         VALUES (?1, ?2, ?3, 'success', ?4, ?5)",
+        params![
+            uuid::Uuid::new_v4().to_string(),
+            action.as_str(),
+            queries::now_ms(),
+            patient.map(PatientRef::as_str),
+            detail
+        ],
+    )
+    .map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// The accesses waiting to be reported, with pseudonyms under `key`.
+pub(crate) fn pending(
+    conn: &Connection,
+    key: &PracticeKey,
+) -> Result<Vec<pieper_wire::ReportedAccess>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, action, at, outcome, patient, detail FROM audit_outbox
+             ORDER BY at, id LIMIT ?1",
+        )
+        .map_err(StoreError::from)?;
+    let rows = stmt
+        .query_map([REPORT_BATCH as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .map_err(StoreError::from)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, action, at, outcome, patient, detail) = row.map_err(StoreError::from)?;
+        let patient = patient
+            .map(|p| PatientRef::new(&p).map(|p| key.pseudonym(&p)))
+            .transpose()?;
+        out.push(pieper_wire::ReportedAccess {
+            id,
+            action,
+            at,
+            outcome,
+            patient,
+            detail,
+        });
+    }
+    Ok(out)
+}
+
+/// The server recorded these.
+pub(crate) fn reported(conn: &Connection, ids: &[String]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("DELETE FROM audit_outbox WHERE id = ?1")
+        .map_err(StoreError::from)?;
+    for id in ids {
+        stmt.execute([id]).map_err(StoreError::from)?;
+    }
+    Ok(())
+}
+
+/// Every patient this device knows of (conversations, consent, roster), to
+/// turn pseudonyms back into patients.
+pub(crate) fn known_patients(conn: &Connection) -> Result<Vec<PatientRef>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT patient_ref FROM conversations WHERE patient_ref IS NOT NULL
+             UNION SELECT patient FROM consent_changes
+             UNION SELECT reference FROM roster_changes",
+        )
+        .map_err(StoreError::from)?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(StoreError::from)?;
+    let mut out = Vec::new();
+    for row in rows {
+        if let Ok(p) = PatientRef::new(&row.map_err(StoreError::from)?) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// One event of the practice's audit log, with the patient as this device
+/// knows them (`None`: no patient, or one this device does not know).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// The event as the server keeps it (patient as a pseudonym).
+    pub event: pieper_wire::AuditEvent,
+    /// The patient, when this device knows who the pseudonym is.
+    pub patient: Option<PatientRef>,
+}
+
+/// The log as CSV (RFC 4180), with the patient's reference where known.
+pub fn to_csv(entries: &[AuditEntry]) -> String {
+    fn field(out: &mut String, value: &str) {
+        if value.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&value.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(value);
+        }
+    }
+    let mut out = String::from(
+        "id,time,practice,user,role,device,action,outcome,patient,pseudonym,source,detail\r\n",
+    );
+    for entry in entries {
+        let e = &entry.event;
+        let cells = [
+            e.id.to_string(),
+            rfc3339(e.at).unwrap_or_else(|_| e.at.to_string()),
+            e.practice_id.clone(),
+            e.user_id.clone().unwrap_or_default(),
+            e.role.clone().unwrap_or_default(),
+            e.device_id.clone().unwrap_or_default(),
+            e.action.clone(),
+            e.outcome.clone(),
+            entry
+                .patient
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            e.patient.clone().unwrap_or_default(),
+            e.source.clone().unwrap_or_default(),
+            e.detail.clone().unwrap_or_default(),
+        ];
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            field(&mut out, cell);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// DICOM's audit event ids (the type of a FHIR `AuditEvent`).
+const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+const URI_SYSTEM: &str = "urn:ietf:rfc:3986";
+
+/// The FHIR `AuditEvent.action` and DICOM event type of an action.
+fn fhir_action(action: &str) -> (&'static str, &'static str, &'static str) {
+    match action {
+        "message.send" | "attachment.upload" => ("C", "110106", "Export"),
+        "message.read" | "message.fetch" | "attachment.fetch" => ("R", "110110", "Patient Record"),
+        "record.document" => ("C", "110106", "Export"),
+        "patient.export" | "audit.export" | "account.export" => ("E", "110106", "Export"),
+        "patient.erase" => ("D", "110110", "Patient Record"),
+        "login" | "device.enrol" | "audit.unlock" => ("E", "110114", "User Authentication"),
+        _ => ("E", "110100", "Application Activity"),
+    }
+}
+
+/// One event as a FHIR R4 `AuditEvent`.
+pub fn to_fhir(entry: &AuditEntry) -> Result<Value> {
+    let e = &entry.event;
+    let (action, code, display) = fhir_action(&e.action);
+    let mut agent = json!({
+        "type": { "coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+            "code": "humanuser",
+            "display": "human user"
+        }] },
+        "requestor": true,
+    });
+    if let Some(user) = &e.user_id {
+        agent["who"] = json!({
+            "identifier": { "system": URI_SYSTEM, "value": format!("urn:uuid:{}", stable_uuid(&format!("user {user}"))) },
+            "display": user,
+        });
+    }
+    if let Some(role) = &e.role {
+        agent["role"] = json!([{ "text": role }]);
+    }
+    if let Some(source) = &e.source {
+        agent["network"] = json!({ "address": source, "type": "2" });
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": stable_uuid(&format!("audit {} {}", e.practice_id, e.id)),
+        "type": { "system": DCM, "code": code, "display": display },
+        "subtype": [{ "system": "https://pieper.nl/fhir/CodeSystem/audit-action", "code": e.action }],
+        "action": action,
+        "recorded": rfc3339(e.at)?,
+        "outcome": if e.outcome == "success" { "0" } else { "4" },
+        "agent": [agent],
+        "source": {
+            "site": e.practice_id,
+            "observer": {
+                "identifier": { "system": URI_SYSTEM, "value": format!("urn:uuid:{}", stable_uuid(&format!("device {}", e.device_id.as_deref().unwrap_or("server")))) },
+                "display": e.device_id.as_deref().unwrap_or("pieper-server"),
+            },
+            "type": [{
+                "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                "code": "4",
+                "display": "Application Server"
+            }]
+        },
+    });
+    if let Some(detail) = &e.detail {
+        event["outcomeDesc"] = json!(detail);
+    }
+    if let Some(pseudonym) = &e.patient {
+        let what = match &entry.patient {
+            Some(patient) => {
+                let (system, value) = crate::record::patient_identifier(patient)
+                    .unwrap_or((URI_SYSTEM, pseudonym.as_str()));
+                json!({ "identifier": { "system": system, "value": value } })
+            }
+            None => json!({ "identifier": {
+                "system": "https://pieper.nl/fhir/NamingSystem/patient-pseudonym",
+                "value": pseudonym
+            } }),
+        };
+        event["entity"] = json!([{
+            "what": what,
+            "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person" },
+            "role": { "system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient" },
+        }]);
+    }
+    Ok(event)
+}
+
+/// The events as a FHIR R4 `Bundle` (collection) of `AuditEvent`s.
+pub fn to_fhir_bundle(entries: &[AuditEntry], at: i64) -> Result<Value> {
+    let resources = entries
+        .iter()
+        .map(|e| {
+            let resource = to_fhir(e)?;
+            Ok(json!({
+                "fullUrl": format!("urn:uuid:{}", resource["id"].as_str().unwrap_or_default()),
+                "resource": resource,
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "collection",
+        "timestamp": rfc3339(at)?,
+        "entry": resources,
+    }))
+}

@@ -1,0 +1,506 @@
+//! Receipts, the NEN 7513 audit trail, disappearing messages and the
+//! patient's AVG rights, through the real server.
+
+use std::time::Duration;
+
+use pieper_core::{
+    AuditQuery, ConsentKind, ConsentMethod, ConsentStatus, ConversationKind, Event, NewConsent,
+    NewMessage, NewTask, PatientRef, RosterFormat, tasks::Assignee,
+};
+use pieper_e2e::{
+    Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, create_user, sign_in,
+    wait_for, with_fresh_totp,
+};
+
+#[path = "../../core/tests/support/validator.rs"]
+#[allow(dead_code)]
+mod validator;
+
+/// A patient with a valid BSN (11-proof).
+const BSN: &str = "999911120";
+
+/// A roster with the two test patients (valid BSNs).
+fn roster() -> String {
+    format!(
+        "reference,name,birth_date,enrolled\n\
+         bsn:{BSN},Mw. E. Smit,1950-02-03,yes\n\
+         bsn:999911132,Dhr. F. Visser,1962-04-05,yes\n"
+    )
+}
+
+/// Opens the audit log to `client` with a fresh TOTP code.
+async fn unlock(client: &TestClient, user: &User) -> Result<(), BoxError> {
+    with_fresh_totp(user, |code| {
+        let client = client.client.clone();
+        async move {
+            match client.unlock_audit(&code).await {
+                Ok(_) => Ok(Some(())),
+                Err(pieper_core::Error::Rejected { code, .. }) if code == "totp_reused" => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await
+}
+
+/// Polls `check` every 200 ms until it holds or `timeout` passes.
+async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> Result<(), BoxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, BoxError>>,
+{
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            return Err("condition not reached in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let a = create_user(&db, "linde", "jansen", "huisarts")?;
+    let b = create_user(&db, "linde", "bakker", "assistent")?;
+    let c = create_user(&db, "linde", "devries", "poh")?;
+    let server = Server::start(&db, &["--urgent-escalation-secs", "1"])?;
+    let sender = sign_in(&server, &a, "phone").await?;
+    let reader = sign_in(&server, &b, "tablet").await?;
+    let other = sign_in(&server, &c, "desktop").await?;
+    let conversation = sender
+        .create_conversation(
+            "Terugbelverzoek",
+            ConversationKind::Group,
+            None,
+            &[b.id.clone(), c.id.clone()],
+        )
+        .await?;
+    let mut events = sender.events();
+    let sent = sender
+        .send(&conversation.id, NewMessage::urgent("Bel mw. Smit terug"))
+        .await?;
+    // Both receive it; their delivered receipts go back end-to-end.
+    reader.sync().await?;
+    other.sync().await?;
+    reader.sync().await?;
+    other.sync().await?;
+    // Escalation runs while nobody has read it.
+    let first = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+        Event::Escalated {
+            id, escalations, ..
+        } if *id == sent => Some(*escalations),
+        _ => None,
+    });
+    let _live = sender.start_live();
+    let first = first.await?;
+    assert!(first >= 1);
+
+    reader.mark_read(&conversation.id, &sent).await?;
+    reader.sync().await?;
+    sender.sync().await?;
+    let receipts = sender.receipts(&sent).await?;
+    let by_user: Vec<(&str, bool, bool)> = receipts
+        .iter()
+        .map(|r| {
+            (
+                r.user.as_str(),
+                r.delivered_at.is_some(),
+                r.read_at.is_some(),
+            )
+        })
+        .collect();
+    let mut expected = vec![(b.id.as_str(), true, true), (c.id.as_str(), true, false)];
+    expected.sort();
+    assert_eq!(by_user, expected);
+    // The other members see the same receipts (they travel in the group).
+    other.sync().await?;
+    assert_eq!(other.receipts(&sent).await?.len(), 2);
+
+    // After the read no escalation follows (the server escalates every second).
+    while events.try_recv().is_ok() {}
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut later = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let Event::Escalated {
+            id, escalations, ..
+        } = e
+            && id == sent
+        {
+            later.push(escalations);
+        }
+    }
+    assert!(later.is_empty(), "escalated after the read: {later:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let a = create_user(&db, "linde", "jansen", "huisarts")?;
+    let b = create_user(&db, "linde", "devries", "poh")?;
+    let m = create_user(&db, "linde", "mulder", "manager")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &a, "phone").await?;
+    let poh_phone = sign_in(&server, &b, "phone").await?;
+    let poh_desktop = sign_in(&server, &b, "desktop").await?;
+    let manager = sign_in(&server, &m, "desktop").await?;
+    // The practice group carries the pseudonym key (and the roster) to
+    // every device.
+    huisarts
+        .import_roster(roster(), RosterFormat::Csv, true)
+        .await?;
+    assert!(huisarts.sync_practice().await?);
+    for device in [&poh_phone, &poh_desktop, &manager, &huisarts] {
+        device.sync().await?;
+    }
+    let patient = PatientRef::new(&format!("bsn:{BSN}"))?;
+    let key_of = |c: &TestClient| c.device().pseudonym(&patient);
+    let pseudonym = key_of(&huisarts)?.ok_or("no practice key")?;
+    for device in [&poh_phone, &poh_desktop, &manager] {
+        assert_eq!(key_of(device)?.as_deref(), Some(pseudonym.as_str()));
+    }
+
+    let conversation = huisarts
+        .create_conversation(
+            "Controle INR",
+            ConversationKind::Group,
+            Some(patient.clone()),
+            std::slice::from_ref(&b.id),
+        )
+        .await?;
+    let sent = huisarts
+        .send(
+            &conversation.id,
+            NewMessage::text("INR 3,2: dosering gelijk"),
+        )
+        .await?;
+    for device in [&poh_phone, &poh_desktop] {
+        device.sync().await?;
+        device.mark_read(&conversation.id, &sent).await?;
+        device.sync().await?;
+    }
+
+    unlock(&manager, &m).await?;
+    let log = manager
+        .audit_log(&AuditQuery {
+            patient: Some(patient.clone()),
+            ..AuditQuery::default()
+        })
+        .await?;
+    let reads: Vec<&str> = log
+        .iter()
+        .filter(|e| e.event.action == "message.read")
+        .filter_map(|e| e.event.device_id.as_deref())
+        .collect();
+    let mut expected = vec![
+        poh_phone.id().device.as_str(),
+        poh_desktop.id().device.as_str(),
+    ];
+    expected.sort();
+    let mut reads = reads;
+    reads.sort();
+    assert_eq!(reads, expected);
+    let send = log
+        .iter()
+        .find(|e| e.event.action == "message.send")
+        .ok_or("no send event")?;
+    assert_eq!(send.event.user_id.as_deref(), Some(a.id.as_str()));
+    assert_eq!(send.event.role.as_deref(), Some("huisarts"));
+    assert!(log.iter().all(|e| e.patient.as_ref() == Some(&patient)));
+    assert!(
+        log.iter()
+            .all(|e| e.event.patient.as_deref() == Some(pseudonym.as_str()))
+    );
+
+    // For a breach: which patients the POH's phone accessed.
+    let breach = manager
+        .breach_report(Some(&poh_phone.id().device), None, 0, i64::MAX)
+        .await?;
+    assert_eq!(breach.len(), 1);
+    assert_eq!(breach[0].patient.as_ref(), Some(&patient));
+
+    // CSV and FHIR AuditEvent exports; the FHIR one validates.
+    let (csv, fhir) = manager
+        .export_audit(&AuditQuery {
+            patient: Some(patient.clone()),
+            ..AuditQuery::default()
+        })
+        .await?;
+    assert!(csv.starts_with("id,time,practice,user,role,device,action"));
+    assert!(csv.contains(&format!("bsn:{BSN}")));
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("audit.json");
+    std::fs::write(&file, &fhir)?;
+    let (_, report) = validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
+    let errors = validator::errors(&report, &file);
+    assert!(errors.is_empty(), "{errors:#?}\n{fhir}");
+
+    // The server's database and logs never hold the patient in the clear.
+    let server_text = db.dump_server_text()?;
+    assert!(server_text.contains(&pseudonym));
+    assert!(!server_text.contains(BSN), "the BSN is on the server");
+    db.admin(&["audit-verify"])?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let a = create_user(&db, "linde", "jansen", "huisarts")?;
+    let b = create_user(&db, "linde", "devries", "poh")?;
+    let c = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &["--collect-interval-secs", "1"])?;
+    let sender = sign_in(&server, &a, "phone").await?;
+    let online = sign_in(&server, &b, "desktop").await?;
+    let offline = sign_in(&server, &c, "tablet").await?;
+    let conversation = sender
+        .create_conversation(
+            "Uitslag",
+            ConversationKind::Group,
+            None,
+            &[b.id.clone(), c.id.clone()],
+        )
+        .await?;
+    let _live = [sender.start_live(), online.start_live()];
+
+    let ttl = 10;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let attachment = sender
+        .attach(
+            &conversation.id,
+            "uitslag.txt",
+            "text/plain",
+            b"kaliumwaarde vluchtig".to_vec(),
+            Some(now_ms + ttl * 1000),
+        )
+        .await?;
+    let mut message = NewMessage::text("vluchtigbericht kalium 5,9").disappearing(ttl as u64);
+    message.attachments = vec![attachment.clone()];
+    let sent = sender.send(&conversation.id, message).await?;
+    let shown = sender.device().message(&sent)?;
+    assert!(
+        shown
+            .expires_at
+            .is_some_and(|at| at <= now_ms + ttl * 1000 + 1000)
+    );
+
+    offline.sync().await?;
+    assert_eq!(
+        offline.device().message(&sent)?.body,
+        "vluchtigbericht kalium 5,9"
+    );
+    eventually(Duration::from_secs(10), || async {
+        Ok(online.device().message(&sent).is_ok())
+    })
+    .await?;
+    assert_eq!(
+        online.open_attachment(&attachment).await?,
+        b"kaliumwaarde vluchtig"
+    );
+    let attachment_file = online
+        .dir
+        .path()
+        .join("attachments")
+        .join(&attachment.blob_id);
+    assert!(attachment_file.exists());
+    // The tablet goes off before the message expires.
+    let offline_dir = offline.dir.path().to_owned();
+    let offline = {
+        let TestClient { client, dir, user } = offline;
+        drop(client);
+        (dir, user)
+    };
+
+    // Gone from both online devices, their search index and attachment files.
+    for device in [&sender, &online] {
+        eventually(Duration::from_secs(25), || async {
+            Ok(device.device().message(&sent)?.expired)
+        })
+        .await?;
+        let marker = device.device().message(&sent)?;
+        assert_eq!((marker.body.as_str(), marker.attachments.len()), ("", 0));
+        assert_eq!(marker.sender.user, a.id, "the marker keeps who sent it");
+        assert!(device.device().search("vluchtigbericht", 10)?.is_empty());
+    }
+    assert!(!attachment_file.exists(), "the attachment file stayed");
+    assert!(
+        !sender
+            .dir
+            .path()
+            .join("attachments")
+            .join(&attachment.blob_id)
+            .exists()
+    );
+    // Gone from the server: the envelope and the blob.
+    eventually(Duration::from_secs(15), || async {
+        Ok(!db.dump_server_text()?.contains(&sent)
+            && !db.dump_server_text()?.contains(&attachment.blob_id))
+    })
+    .await
+    .map_err(|e| format!("the server kept it: {e}"))?;
+
+    // The device that was off purges it when it starts, before anything shows.
+    let (dir, user) = offline;
+    let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir.path())?);
+    let reopened = pieper_core::Client::open(&offline_dir, keystore).await?;
+    let marker = reopened.device().message(&sent)?;
+    assert!(marker.expired && marker.body.is_empty());
+    assert!(reopened.device().search("vluchtigbericht", 10)?.is_empty());
+    let report = reopened.housekeeping().await?;
+    assert_eq!(report.expired_total, 1);
+    drop((reopened, dir, user));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let a = create_user(&db, "linde", "jansen", "huisarts")?;
+    let b = create_user(&db, "linde", "devries", "poh")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &a, "desktop").await?;
+    let poh = sign_in(&server, &b, "phone").await?;
+    huisarts
+        .import_roster(roster(), RosterFormat::Csv, true)
+        .await?;
+    assert!(huisarts.sync_practice().await?);
+    poh.sync().await?;
+    huisarts.sync().await?;
+
+    let patient = PatientRef::new(&format!("bsn:{BSN}"))?;
+    let other = PatientRef::new("bsn:999911132")?;
+    for p in [&patient, &other] {
+        huisarts
+            .record_consent(NewConsent {
+                patient: p.clone(),
+                kind: ConsentKind::LspSharing,
+                status: ConsentStatus::Given,
+                method: ConsentMethod::InPerson,
+                note: None,
+                obtained_at: None,
+            })
+            .await?;
+    }
+    let about = huisarts
+        .create_conversation(
+            "Wondcontrole",
+            ConversationKind::Group,
+            Some(patient.clone()),
+            std::slice::from_ref(&b.id),
+        )
+        .await?;
+    let elsewhere = huisarts
+        .create_conversation(
+            "Griepprik",
+            ConversationKind::Group,
+            Some(other.clone()),
+            std::slice::from_ref(&b.id),
+        )
+        .await?;
+    let photo = huisarts
+        .attach(
+            &about.id,
+            "wond.txt",
+            "text/plain",
+            b"wondfoto-merkteken".to_vec(),
+            None,
+        )
+        .await?;
+    let mut first = NewMessage::text("wondmerkteken: roodheid rond de hechting");
+    first.attachments = vec![photo];
+    huisarts.send(&about.id, first).await?;
+    huisarts
+        .create_task(
+            &about.id,
+            NewTask {
+                what: "wondmerkteken controle over een week".into(),
+                assignee: Assignee::Role("poh".into()),
+                due: None,
+                from_message: None,
+                follow_up: None,
+            },
+        )
+        .await?;
+    huisarts
+        .send(
+            &elsewhere.id,
+            NewMessage::text("andermerkteken: griepprik gegeven"),
+        )
+        .await?;
+    poh.sync().await?;
+    poh.send(
+        &about.id,
+        NewMessage::text("wondmerkteken: gezien, ziet er rustig uit"),
+    )
+    .await?;
+    huisarts.sync().await?;
+
+    // Inzage: exactly this patient's data, as PDF and FHIR.
+    unlock(&huisarts, &a).await?;
+    let export = huisarts.export_patient(&patient).await?;
+    assert_eq!(
+        (
+            export.conversations,
+            export.messages,
+            export.attachments,
+            export.tasks,
+            export.consent_changes
+        ),
+        (1, 2, 1, 1, 1)
+    );
+    assert!(export.access_events > 0);
+    assert!(export.fhir_bundle.contains("wondmerkteken"));
+    assert!(!export.fhir_bundle.contains("andermerkteken"));
+    assert!(!export.fhir_bundle.contains("999911132"));
+    assert!(export.pdf.starts_with(b"%PDF-"));
+    let pdf_text = String::from_utf8_lossy(&export.pdf);
+    assert!(pdf_text.contains("wondmerkteken") && !pdf_text.contains("andermerkteken"));
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("inzage.json");
+    std::fs::write(&file, &export.fhir_bundle)?;
+    let (_, report) = validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
+    let errors = validator::errors(&report, &file);
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // Erasure: gone from both devices and the server; kept things named.
+    let erased = huisarts.erase_patient(&patient).await?;
+    assert_eq!(
+        (erased.conversations, erased.messages, erased.tasks),
+        (1, 2, 1)
+    );
+    assert!(erased.kept.iter().any(|k| k.what.contains("HIS")));
+    assert!(erased.his_task.is_some());
+    poh.sync().await?;
+    for device in [&huisarts, &poh] {
+        assert!(device.device().search("wondmerkteken", 10)?.is_empty());
+        assert!(device.device().messages(&about.id, 100)?.is_empty());
+        assert_eq!(device.device().messages(&elsewhere.id, 100)?.len(), 1);
+        let files = std::fs::read_dir(device.dir.path().join("attachments"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(files, 0, "attachment files stayed");
+        let task = device
+            .device()
+            .tasks(&device.device().practice_group_id())?
+            .into_iter()
+            .find(|t| t.what.contains("AVG-verzoek"));
+        assert!(task.is_some(), "no task for the huisarts");
+    }
+    let server_text = db.dump_server_text()?;
+    assert!(!server_text.contains("wondmerkteken") && !server_text.contains(BSN));
+    let log = huisarts
+        .audit_log(&AuditQuery {
+            patient: Some(patient.clone()),
+            ..AuditQuery::default()
+        })
+        .await?;
+    assert!(log.iter().any(|e| e.event.action == "patient.erase"));
+    assert!(log.iter().any(|e| e.event.action == "patient.export"));
+    Ok(())
+}
