@@ -3,6 +3,7 @@
 
 mod consent;
 mod demo;
+mod privacy;
 mod record;
 mod tasks;
 
@@ -97,6 +98,13 @@ enum Command {
         /// for your own devices only).
         #[arg(long, default_value = "overleg")]
         kind: String,
+        /// A disappearing message: gone from every device and the server
+        /// after this many seconds.
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Attach a file.
+        #[arg(long)]
+        attach: Option<std::path::PathBuf>,
     },
     /// Spoed: take a post, do-not-disturb, the duty roster.
     #[command(subcommand)]
@@ -153,6 +161,10 @@ enum Command {
     /// The practice's roster and patient consent (LSP opt-in).
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
+    /// Receipts, the audit log, disappearing messages, retention, and the
+    /// patient's AVG rights (inzage, erasure).
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCommand),
     /// Show the whole system: a server, three staff on three devices, a
     /// conversation about a patient, one device offline and back.
     Demo,
@@ -265,7 +277,22 @@ pub fn show(message: &Message, names: &Names) -> String {
     let sender = names
         .get(&message.sender.user)
         .unwrap_or(&message.sender.user);
-    format!("{sender}{urgent}: {}", message.body)
+    if message.expired {
+        return format!("{sender}: [bericht verlopen]");
+    }
+    let timer = if message.expires_at.is_some() {
+        " [verdwijnt]"
+    } else {
+        ""
+    };
+    format!("{sender}{urgent}{timer}: {}", message.body)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -378,6 +405,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             urgent,
             triage,
             kind,
+            ttl,
+            attach,
         } => {
             let mut message = match triage {
                 Some(t) => NewMessage::triaged(text, pieper_core::spoed::Triage::parse(&t)?),
@@ -390,6 +419,27 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "werkaantekening" => pieper_core::MessageKind::Werkaantekening,
                 other => return Err(format!("unknown kind {other:?}").into()),
             };
+            if let Some(secs) = ttl {
+                message = message.disappearing(secs);
+            }
+            if let Some(path) = attach {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "bijlage".into());
+                let expires_at = ttl.map(|s| now_ms() + (s as i64) * 1000);
+                let data = std::fs::read(&path)?;
+                let attachment = client
+                    .attach(
+                        &conversation,
+                        &name,
+                        "application/octet-stream",
+                        data,
+                        expires_at,
+                    )
+                    .await?;
+                message.attachments.push(attachment);
+            }
             let id = client.send(&conversation, message).await?;
             let state = client.device().message(&id)?.state;
             println!("{id}\t{state:?}");
@@ -401,6 +451,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Consent(command) => consent::run(&client, command).await?,
+        Command::Privacy(command) => privacy::run(&client, command).await?,
         Command::Task(command) => tasks::run(&client, command).await?,
         Command::Spoed(command) => spoed(&client, command).await?,
         Command::Document(args) => record::document(&client, args).await?,

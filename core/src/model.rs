@@ -496,6 +496,7 @@ mod tests {
             kind: MessageKind::Overleg,
             triage: None,
             spoed: None,
+            expires_at: None,
         };
         let json = String::from_utf8(text.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
         assert_eq!(
@@ -508,12 +509,35 @@ mod tests {
             title: "Overleg".into(),
             kind: ConversationKind::Group,
             patient: Some(PatientRef::new("his:12345")?),
+            ttl_secs: None,
         };
         let json = String::from_utf8(details.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
         assert_eq!(
             json,
             r#"{"type":"details","title":"Overleg","kind":"group","patient":"his:12345"}"#
         );
+
+        // Receipts and the practice key, as devices of this version write them.
+        let receipt = Content::Receipt {
+            messages: vec!["m-1".into()],
+            read: true,
+            at: 5,
+        };
+        assert_eq!(
+            String::from_utf8(receipt.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?,
+            r#"{"type":"receipt","messages":["m-1"],"read":true,"at":5}"#
+        );
+        let key = Content::PracticeKey {
+            id: "k".into(),
+            key: vec![0xab; 2],
+            seq: Some(3),
+        };
+        let json = String::from_utf8(key.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
+        assert_eq!(
+            json,
+            r#"{"type":"practice_key","id":"k","key":"abab","seq":3}"#
+        );
+        assert_eq!(Content::from_bytes(json.as_bytes())?, key);
         Ok(())
     }
 

@@ -5,8 +5,8 @@ use std::{process::Command, time::Duration};
 
 use pieper_core::{Event, MessageState, NewMessage};
 use pieper_e2e::{
-    Backend, Pair, Server, TestClient, TestDatabase, TestResult, create_user, current_step, pair,
-    sign_in, totp_at, wait_for,
+    Backend, Pair, Server, TestClient, TestDatabase, TestResult, cli_binary, create_user,
+    current_step, pair, pieper, sign_in, totp_at, wait_for,
 };
 
 /// Ids and bodies of a conversation's messages on a device, oldest first.
@@ -91,27 +91,6 @@ async fn a_server_killed_while_clients_send_loses_and_doubles_nothing() -> TestR
     let expected: Vec<String> = (0..120).map(|i| format!("m{i:03}")).collect();
     assert_eq!(bodies(&receiver, &conv.id)?, expected);
     Ok(())
-}
-
-/// Runs the `pieper` CLI on a device directory.
-fn pieper(
-    dir: &std::path::Path,
-    args: &[&str],
-) -> Result<std::process::Output, Box<dyn std::error::Error + Send + Sync>> {
-    Ok(Command::new(cli_binary()?)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()?)
-}
-
-fn cli_binary() -> Result<std::path::PathBuf, Box<dyn std::error::Error + Send + Sync>> {
-    let server = pieper_e2e::server_binary()?;
-    let cli = server.with_file_name("pieper");
-    if !cli.exists() {
-        return Err(format!("{} is missing: cargo build -p pieper-cli", cli.display()).into());
-    }
-    Ok(cli)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,8 @@ use pieper_core::{
     NewMessage, NewTask, PatientRef, RosterFormat, tasks::Assignee,
 };
 use pieper_e2e::{
-    Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, create_user, sign_in,
-    wait_for, with_fresh_totp,
+    Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, create_user,
+    current_step, pieper, sign_in, totp_at, wait_for, with_fresh_totp,
 };
 
 #[path = "../../core/tests/support/validator.rs"]
@@ -79,28 +79,33 @@ async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult 
             &[b.id.clone(), c.id.clone()],
         )
         .await?;
-    let mut events = sender.events();
+    // The third member is live: it hears of escalations (the sender's
+    // devices do not).
+    let mut events = other.events();
+    let _live = other.start_live();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Connection(pieper_core::ConnectionState::Online)).then_some(())
+    })
+    .await?;
     let sent = sender
         .send(&conversation.id, NewMessage::urgent("Bel mw. Smit terug"))
         .await?;
     // Both receive it; their delivered receipts go back end-to-end.
     reader.sync().await?;
-    other.sync().await?;
-    reader.sync().await?;
-    other.sync().await?;
     // Escalation runs while nobody has read it.
     let first = wait_for(&mut events, Duration::from_secs(10), |e| match e {
         Event::Escalated {
             id, escalations, ..
         } if *id == sent => Some(*escalations),
         _ => None,
-    });
-    let _live = sender.start_live();
-    let first = first.await?;
+    })
+    .await?;
     assert!(first >= 1);
+    other.sync().await?;
 
     reader.mark_read(&conversation.id, &sent).await?;
     reader.sync().await?;
+    other.sync().await?;
     sender.sync().await?;
     let receipts = sender.receipts(&sent).await?;
     let by_user: Vec<(&str, bool, bool)> = receipts
@@ -337,13 +342,17 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
             .join(&attachment.blob_id)
             .exists()
     );
-    // Gone from the server: the envelope and the blob.
+    // Gone from the server: the envelope (its id is nowhere in the
+    // server's files any more) and the blob (it cannot be fetched).
     eventually(Duration::from_secs(15), || async {
-        Ok(!db.dump_server_text()?.contains(&sent)
-            && !db.dump_server_text()?.contains(&attachment.blob_id))
+        Ok(!db.dump_server_text()?.contains(&sent))
     })
     .await
-    .map_err(|e| format!("the server kept it: {e}"))?;
+    .map_err(|e| format!("the server kept the envelope: {e}"))?;
+    match online.open_attachment(&attachment).await {
+        Err(pieper_core::Error::Rejected { code, .. }) if code == "not_found" => {}
+        other => return Err(format!("the blob is still served: {other:?}").into()),
+    }
 
     // The device that was off purges it when it starts, before anything shows.
     let (dir, user) = offline;
@@ -502,5 +511,116 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
         .await?;
     assert!(log.iter().any(|e| e.event.action == "patient.erase"));
     assert!(log.iter().any(|e| e.event.action == "patient.export"));
+    Ok(())
+}
+
+/// Runs the CLI and returns its output, failing on a failed command.
+fn cli(dir: &std::path::Path, args: &[&str]) -> Result<String, BoxError> {
+    let out = pieper(dir, args)?;
+    if !out.status.success() {
+        return Err(format!("pieper {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let a = create_user(&db, "linde", "jansen", "huisarts")?;
+    let b = create_user(&db, "linde", "devries", "poh")?;
+    let server = Server::start(&db, &[])?;
+    let poh = sign_in(&server, &b, "phone").await?;
+    let dir = tempfile::tempdir()?;
+    // The login takes this step's code; the audit the next step's.
+    let step = current_step();
+    let login = totp_at(&a, step)?;
+    cli(
+        dir.path(),
+        &[
+            "login",
+            "--server",
+            &server.base,
+            "--practice",
+            "linde",
+            "--username",
+            "jansen",
+            "--password",
+            pieper_e2e::PASSWORD,
+            "--totp",
+            &login,
+            "--device-name",
+            "desktop",
+        ],
+    )?;
+    let roster_file = dir.path().join("roster.csv");
+    std::fs::write(&roster_file, roster())?;
+    cli(
+        dir.path(),
+        &[
+            "consent",
+            "import-roster",
+            roster_file.to_str().ok_or("path")?,
+        ],
+    )?;
+    let patient = format!("bsn:{BSN}");
+    let conv = cli(
+        dir.path(),
+        &[
+            "create",
+            "--title",
+            "Wond",
+            "--patient",
+            &patient,
+            "--with",
+            "devries",
+        ],
+    )?
+    .trim()
+    .to_owned();
+    let sent = cli(dir.path(), &["send", &conv, "cliwondmerk: controle"])?;
+    let sent = sent.split('\t').next().ok_or("no id")?.to_owned();
+    poh.sync().await?;
+    poh.mark_read(&conv, &sent).await?;
+    poh.sync().await?;
+    let receipts = cli(dir.path(), &["privacy", "receipts", &sent])?;
+    assert!(
+        receipts.contains(&b.id) && receipts.contains("read=1"),
+        "{receipts}"
+    );
+
+    let (pdf, fhir) = (
+        dir.path().join("inzage.pdf"),
+        dir.path().join("inzage.json"),
+    );
+    let next = totp_at(&a, step + 1)?;
+    let out = cli(
+        dir.path(),
+        &[
+            "privacy",
+            "inzage",
+            "--totp",
+            &next,
+            "--patient",
+            &patient,
+            "--pdf",
+            pdf.to_str().ok_or("path")?,
+            "--fhir",
+            fhir.to_str().ok_or("path")?,
+        ],
+    )?;
+    assert!(out.contains("1 conversations, 1 messages"), "{out}");
+    assert!(std::fs::read(&pdf)?.starts_with(b"%PDF-"));
+    assert!(std::fs::read_to_string(&fhir)?.contains("cliwondmerk"));
+
+    let out = cli(dir.path(), &["privacy", "erase", "--patient", &patient])?;
+    assert!(out.contains("erased: 1 conversations, 1 messages"), "{out}");
+    assert!(out.contains("kept:") && out.contains("WGBO"), "{out}");
+    poh.sync().await?;
+    assert!(poh.device().search("cliwondmerk", 10)?.is_empty());
+    let housekeeping = cli(dir.path(), &["privacy", "housekeeping"])?;
+    assert!(
+        housekeeping.contains("1 erased on request"),
+        "{housekeeping}"
+    );
     Ok(())
 }

@@ -130,3 +130,21 @@ pub async fn wait_for<T>(
     .await
     .map_err(|_| BoxError::from("timed out waiting for an event"))?
 }
+
+/// Runs the `pieper` CLI on a device directory.
+pub fn pieper(dir: &std::path::Path, args: &[&str]) -> Result<std::process::Output, BoxError> {
+    Ok(std::process::Command::new(cli_binary()?)
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()?)
+}
+
+/// The `pieper` CLI binary, built beside the server's.
+pub fn cli_binary() -> Result<std::path::PathBuf, BoxError> {
+    let cli = server_binary()?.with_file_name("pieper");
+    if !cli.exists() {
+        return Err(format!("{} is missing: cargo build -p pieper-cli", cli.display()).into());
+    }
+    Ok(cli)
+}

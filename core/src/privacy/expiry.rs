@@ -174,13 +174,12 @@ pub(crate) fn expiry_for(
     Ok(ttl.map(|secs| sent_at.saturating_add((secs as i64).saturating_mul(1000))))
 }
 
-/// The messages to purge at `now`: (id, attachment blob ids, whether it
-/// goes entirely: past retention), and how many the record holds back.
-fn due(
-    conn: &Connection,
-    now: i64,
-    retention_days: u32,
-) -> Result<(Vec<(String, String, bool)>, u32)> {
+/// A message to purge: its id, its attachments (JSON), and whether it goes
+/// entirely (past retention) rather than leaving a marker.
+type Due = (String, String, bool);
+
+/// The messages to purge at `now`, and how many the record holds back.
+fn due(conn: &Connection, now: i64, retention_days: u32) -> Result<(Vec<Due>, u32)> {
     let cutoff = now.saturating_sub(i64::from(retention_days).saturating_mul(DAY_MS));
     // A message for the record stays until the record has it.
     const HELD: &str = "(m.kind = 'documenteer' AND COALESCE(m.doc_state, '') <> 'documented')";

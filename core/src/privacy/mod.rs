@@ -235,6 +235,8 @@ impl Device {
                 };
                 let id = uuid::Uuid::new_v4().to_string();
                 self.encrypt(s, &conversation, &id, &content)?;
+                // This device's own receipt never comes back through MLS.
+                receipts::apply(s.conn(), &conversation, &self.me, &messages, read, at)?;
                 receipts::paid(s.conn(), read, &messages)
             });
             match result {

@@ -44,8 +44,12 @@ pub(crate) fn owe(
     Ok(())
 }
 
-/// Receipts owed, per conversation and kind: (conversation, read, ids, at).
-pub(crate) fn owed(conn: &Connection) -> Result<Vec<(String, bool, Vec<String>, i64)>> {
+/// Receipts owed in one conversation, of one kind: (conversation, read,
+/// message ids, the latest time).
+pub(crate) type Owed = (String, bool, Vec<String>, i64);
+
+/// Receipts owed, per conversation and kind.
+pub(crate) fn owed(conn: &Connection) -> Result<Vec<Owed>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT conversation_id, read, message_id, at FROM receipts_pending
@@ -62,7 +66,7 @@ pub(crate) fn owed(conn: &Connection) -> Result<Vec<(String, bool, Vec<String>, 
             ))
         })
         .map_err(StoreError::from)?;
-    let mut out: Vec<(String, bool, Vec<String>, i64)> = Vec::new();
+    let mut out: Vec<Owed> = Vec::new();
     for row in rows {
         let (conversation, read, id, at) = row.map_err(StoreError::from)?;
         match out.last_mut() {

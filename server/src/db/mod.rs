@@ -80,7 +80,8 @@ impl Db {
                         // FULL: an acknowledged message survives a power cut.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA secure_delete = ON;",
                         )
                         .await?;
                     }
@@ -133,6 +134,20 @@ impl Db {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// After removing content (disappearing messages, an erasure): folds
+    /// the SQLite write-ahead log into the file and empties it, so the old
+    /// page images go too (`secure_delete` zeroed the freed ones). Best
+    /// effort: a busy log is folded next time.
+    pub async fn scrub(&self) {
+        if self.backend == Backend::Sqlite
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+        {
+            tracing::debug!(error = %e, "checkpoint after removal failed");
+        }
     }
 
     /// Begins a write transaction; writes are serialized so log positions commit in order.

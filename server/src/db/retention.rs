@@ -151,6 +151,7 @@ impl Db {
                 .await?;
         }
         w.tx.commit().await?;
+        self.scrub().await;
         Ok(erased)
     }
 
@@ -171,6 +172,9 @@ impl Db {
                 .rows_affected();
         }
         w.tx.commit().await?;
+        if removed > 0 {
+            self.scrub().await;
+        }
         Ok(removed)
     }
 

@@ -188,6 +188,42 @@ class ScenarioTest {
     }
 
     @Test
+    fun `receipts, a disappearing message and my own data`() = runBlocking {
+        server.createPractice("iep", "Praktijk De Iep")
+        val artsSecret = server.createUser("vos", "huisarts", "iep")
+        val pohSecret = server.createUser("haan", "poh", "iep")
+        fun iep(username: String, secret: String, device: String) = LoginCredentials(
+            "iep", username, TestServer.PASSWORD, Totp.now(secret), device,
+        )
+        val arts = login(server.url, dir(), InMemoryKeyStore(), iep("vos", artsSecret, "desktop"))
+        val poh = login(server.url, dir(), InMemoryKeyStore(), iep("haan", pohSecret, "telefoon"))
+        val haan = arts.colleagues().single { it.username == "haan" }
+        val conversation = arts.createConversation("Uitslagen", ConversationKind.GROUP, null, listOf(haan.id))
+
+        val sent = arts.send(conversation.id, "Lab binnen", false, MessageKind.OVERLEG)
+        poh.sync()
+        poh.markRead(conversation.id, sent)
+        poh.sync()
+        arts.sync()
+        val receipt = arts.receipts(sent).single()
+        assertEquals(haan.id, receipt.user)
+        assertTrue(receipt.deliveredAt != null && receipt.readAt != null)
+
+        assertEquals("allowed", arts.practiceRules().ttlPolicy)
+        val fleeting = arts.sendDisappearing(conversation.id, "Vluchtig", 2uL)
+        val shown = arts.messages(conversation.id, 10u).single { it.id == fleeting }
+        assertTrue(shown.expiresAt != null && !shown.expired)
+        delay(2_500)
+        arts.sync()
+        val marker = arts.messages(conversation.id, 10u).single { it.id == fleeting }
+        assertTrue(marker.expired)
+        assertEquals("", marker.body)
+
+        val mine = arts.exportMyAccount()
+        assertTrue(mine.contains("Lab binnen") && !mine.contains("Vluchtig"))
+    }
+
+    @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
         val e = assertThrows<PieperException.Rejected> {
