@@ -107,7 +107,43 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "get",
         "/api/v1/audit",
-        "Read or export the audit log (managers).",
+        "Read or export the audit log (managers; a huisarts one patient), after unlocking it.",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/audit/unlock",
+        "Open the audit log to this device for 15 minutes with a fresh TOTP code.",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/audit/events",
+        "Report accesses to patient data made on the device (patients as pseudonyms).",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/audit/breach",
+        "Which patients (pseudonyms) a device or user accessed in a time window.",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/practice/settings",
+        "The practice's retention and disappearing-message rules.",
+        true,
+    ),
+    (
+        "put",
+        "/api/v1/practice/settings",
+        "Change the practice's rules (managers).",
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/patients/erase",
+        "Remove the server's copy of conversations about a patient (erasure request).",
         true,
     ),
 ];

@@ -30,6 +30,7 @@ on_both_backends!(
     the_audit_chain_reports_a_changed_or_removed_record,
     reading_the_audit_log_needs_a_fresh_second_factor,
     devices_report_accesses_and_a_breach_query_names_the_patients,
+    the_practice_decides_on_disappearing_messages_and_they_go,
     acknowledged_envelopes_survive_kill_9,
     the_openapi_document_covers_every_route,
     envelopes_are_kept_until_every_device_has_them_or_retention_ends,
@@ -1118,6 +1119,94 @@ async fn devices_report_accesses_and_a_breach_query_names_the_patients(
     Ok(())
 }
 
+async fn the_practice_decides_on_disappearing_messages_and_they_go(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let [a, b, manager] = staff(
+        &db,
+        &server,
+        [
+            ("a", "huisarts", "phone"),
+            ("b", "poh", "phone"),
+            ("m", "manager", "desktop"),
+        ],
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    };
+    let set = |device: &Device, policy: &str, secs: Option<u64>| {
+        let client = device.client.clone();
+        let settings = pieper_wire::PracticeSettings {
+            retention_days: 90,
+            ttl_policy: policy.into(),
+            ttl_secs: secs,
+        };
+        async move {
+            client
+                .call::<_, pieper_wire::PracticeSettings>(
+                    Method::PUT,
+                    "/api/v1/practice/settings",
+                    Some(&settings),
+                )
+                .await
+        }
+    };
+    expect_problem(set(&b, "forbidden", None).await?, "forbidden")?;
+    expect_problem(set(&manager, "enforced", None).await?, "invalid")?;
+
+    set(&manager, "forbidden", None).await??;
+    let mut fleeting = application("f1", 1, b"ct");
+    fleeting.expires_at = Some(now() + 60_000);
+    expect_problem(a.send(&conv, &fleeting).await?, "invalid")?;
+
+    set(&manager, "enforced", Some(60)).await??;
+    expect_problem(
+        a.send(&conv, &application("plain", 1, b"ct")).await?,
+        "invalid",
+    )?;
+    let mut too_long = application("long", 1, b"ct");
+    too_long.expires_at = Some(now() + 3_600_000);
+    expect_problem(a.send(&conv, &too_long).await?, "invalid")?;
+    // Silent envelopes (receipts, practice data) are no messages.
+    let mut receipt = application("receipt", 1, b"ct");
+    receipt.silent = true;
+    a.send(&conv, &receipt).await??;
+    let mut short = application("short", 1, b"ct");
+    short.expires_at = Some(now() + 300);
+    a.send(&conv, &short).await??;
+    let settings: pieper_wire::PracticeSettings = b
+        .client
+        .call::<(), _>(Method::GET, "/api/v1/practice/settings", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert_eq!(
+        (settings.ttl_policy.as_str(), settings.ttl_secs),
+        ("enforced", Some(60))
+    );
+
+    // Past its time it is gone, delivered or not.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let collected = collect(&db)?;
+    assert!(collected["disappeared"].as_u64() >= Some(1), "{collected}");
+    let ids: Vec<String> = b
+        .sync(0)
+        .await?
+        .envelopes
+        .into_iter()
+        .filter(|e| e.kind == EnvelopeKind::Application)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["receipt"]);
+    let shown = db.admin(&["practice-settings", "--practice", "linde"])?;
+    assert!(shown.contains("\"enforced\""), "{shown}");
+    Ok(())
+}
+
 async fn acknowledged_envelopes_survive_kill_9(backend: Backend) -> TestResult {
     let (db, mut server) = setup(backend, &[]).await?;
     let [a, b] = staff(
@@ -1157,7 +1246,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 25);
     for (path, operations) in paths {
         for method in operations.as_object().ok_or("operations")?.keys() {
             let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");

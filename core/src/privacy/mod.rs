@@ -442,3 +442,6 @@ pub(crate) fn build_export(input: &subject::ExportInput<'_>) -> Result<PatientEx
 }
 
 pub(crate) use subject::ExportInput;
+
+#[cfg(test)]
+mod tests;
