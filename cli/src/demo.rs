@@ -308,6 +308,47 @@ pub async fn run() -> DemoResult<()> {
             .join(", ")
     );
 
+    // Receipts travel end-to-end; a read one stops the urgent escalation.
+    assistent.mark_read(&conversation.id, &urgent.id).await?;
+    assistent.sync().await?;
+    poh.sync().await?;
+    huisarts.sync().await?;
+    let receipts = huisarts.receipts(&urgent.id).await?;
+    let read_by: Vec<&str> = receipts
+        .iter()
+        .filter(|r| r.read_at.is_some())
+        .map(|r| names.get(&r.user).map_or(r.user.as_str(), String::as_str))
+        .collect();
+    println!(
+        "
+the urgent message reached {} devices; read by: {}",
+        receipts.len(),
+        read_by.join(", ")
+    );
+
+    // A disappearing message: gone from every device and the server.
+    let fleeting = huisarts
+        .send(
+            &conversation.id,
+            NewMessage::text("Pincode sleutelkastje: 4711 (verdwijnt over 3 s)").disappearing(3),
+        )
+        .await?;
+    assistent.sync().await?;
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    assistent.housekeeping().await?;
+    let gone = assistent.device().message(&fleeting)?;
+    println!(
+        "a disappearing message after 3 s on bakker's tablet: {}",
+        if gone.expired {
+            "expired (marker only, no content)"
+        } else {
+            "STILL THERE (this is a bug)"
+        }
+    );
+    if !gone.expired {
+        return Err("a disappearing message stayed".into());
+    }
+
     for (s, client) in staff.iter().zip(&clients) {
         println!("\n-- what {}'s {} shows --", s.username, s.device);
         let c = client.device().conversation(&conversation.id)?;
@@ -334,6 +375,7 @@ pub async fn run() -> DemoResult<()> {
             "de Boer",
             "lsp_sharing",
             "in_person",
+            "sleutelkastje",
         ]
         .iter()
         .any(|needle| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));

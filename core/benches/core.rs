@@ -277,8 +277,53 @@ fn dashboard(c: &mut Criterion) {
     group.finish();
 }
 
+/// A device that was off while 1,000 of its 10,000 messages expired opens:
+/// the purge (markers, attachment files, receipts) and the search index
+/// merge happen before anything is shown.
+fn expiry_on_open(c: &mut Criterion) {
+    let (dev, template) = device("expiring");
+    let conv = dev
+        .create_conversation("10k", ConversationKind::Group, None)
+        .expect("conversation");
+    for i in 0..10_000 {
+        let message = NewMessage::text(format!("bericht {i} over de patiënt"));
+        let message = if i % 10 == 0 {
+            message.disappearing(1)
+        } else {
+            message
+        };
+        dev.send(&conv.id, message).expect("send");
+    }
+    drop(dev);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut group = c.benchmark_group("housekeeping");
+    group.sample_size(10);
+    group.bench_function("open with 1,000 of 10,000 messages expired", |b| {
+        b.iter_batched(
+            || {
+                let copy = tempfile::tempdir().expect("temp dir");
+                for entry in std::fs::read_dir(template.path()).expect("template") {
+                    let entry = entry.expect("entry");
+                    std::fs::copy(entry.path(), copy.path().join(entry.file_name())).expect("copy");
+                }
+                copy
+            },
+            |copy| {
+                let keystore = FileKeyStore::in_dir(copy.path()).expect("keystore");
+                let dev = Device::open(copy.path(), &keystore).expect("open");
+                let report = dev.housekeeping().expect("report");
+                assert_eq!(report.expired_total, 1_000);
+                black_box((dev, copy))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    expiry_on_open,
     dashboard,
     mls_round_trip,
     attachment_sealing,

@@ -48,6 +48,7 @@ ALTER TABLE messages ADD COLUMN expires_at INTEGER;
 ALTER TABLE messages ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX messages_expiring ON messages (expires_at) WHERE expires_at IS NOT NULL AND expired = 0;
 CREATE INDEX messages_by_sent ON messages (sent_at);
+CREATE INDEX messages_spoed_of ON messages (spoed_of_message) WHERE spoed_of_message IS NOT NULL;
 -- A conversation's time-to-live for new messages (seconds).
 ALTER TABLE conversations ADD COLUMN ttl_secs INTEGER;
 

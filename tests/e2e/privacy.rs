@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use pieper_core::{
     AuditQuery, ConsentKind, ConsentMethod, ConsentStatus, ConversationKind, Event, NewConsent,
-    NewMessage, NewTask, PatientRef, RosterFormat, tasks::Assignee,
+    NewMessage, NewTask, PatientRef, RosterFormat,
+    record::{Clinician, DocumentDraft, PractitionerId, SoepKind, SoepLine},
+    tasks::Assignee,
 };
 use pieper_e2e::{
     Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, create_user,
@@ -41,6 +43,24 @@ async fn unlock(client: &TestClient, user: &User) -> Result<(), BoxError> {
         }
     })
     .await
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Result<bool, BoxError> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let found = if path.is_dir() {
+            files_contain(&path, needle)?
+        } else {
+            std::fs::read(&path)?
+                .windows(needle.len())
+                .any(|w| w == needle)
+        };
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Polls `check` every 200 ms until it holds or `timeout` passes.
@@ -188,6 +208,27 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
         device.mark_read(&conversation.id, &sent).await?;
         device.sync().await?;
     }
+    // Documenting (here by hand) is an access too.
+    huisarts
+        .document_by_hand(
+            &conversation.id,
+            DocumentDraft {
+                title: "Antistolling".into(),
+                lines: vec![SoepLine {
+                    kind: SoepKind::P,
+                    text: "Dosering gelijk.".into(),
+                    icpc: None,
+                }],
+                messages: vec![sent.clone()],
+                author: Clinician {
+                    name: "H.A. Jansen".into(),
+                    ids: vec![PractitionerId::Agb("01999999".into())],
+                },
+                patient_visible_confirmed: true,
+            },
+        )
+        .await?;
+    huisarts.sync().await?;
 
     unlock(&manager, &m).await?;
     let log = manager
@@ -213,6 +254,14 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
         .iter()
         .find(|e| e.event.action == "message.send")
         .ok_or("no send event")?;
+    let documented = log
+        .iter()
+        .find(|e| e.event.action == "record.document")
+        .ok_or("no documentation event")?;
+    assert_eq!(
+        documented.event.device_id.as_deref(),
+        Some(huisarts.id().device.as_str())
+    );
     assert_eq!(send.event.user_id.as_deref(), Some(a.id.as_str()));
     assert_eq!(send.event.role.as_deref(), Some("huisarts"));
     assert!(log.iter().all(|e| e.patient.as_ref() == Some(&patient)));
@@ -503,6 +552,11 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     }
     let server_text = db.dump_server_text()?;
     assert!(!server_text.contains("wondmerkteken") && !server_text.contains(BSN));
+    // Every file of both devices (the store is encrypted, so this alone
+    // proves little: the queries above are the proof that it is gone).
+    for device in [&huisarts, &poh] {
+        assert!(!files_contain(device.dir.path(), b"wondmerkteken")?);
+    }
     let log = huisarts
         .audit_log(&AuditQuery {
             patient: Some(patient.clone()),

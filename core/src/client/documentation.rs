@@ -67,8 +67,26 @@ impl Client {
         self.add_users(conversation, &connectors).await?;
         let conv = conversation.to_owned();
         let status = self.store(move |d| d.document(&conv, draft)).await?;
+        self.documented_access(conversation, &status).await?;
         self.flush_quietly().await?;
         Ok(status)
+    }
+
+    /// Sending content to the record is an access to the patient's data.
+    async fn documented_access(&self, conversation: &str, status: &DocStatus) -> Result<()> {
+        let (conv, detail) = (
+            conversation.to_owned(),
+            format!("conversation={conversation} item={}", status.item.id),
+        );
+        self.store(move |d| {
+            let patient = d.conversation(&conv)?.patient;
+            d.record_access(
+                crate::privacy::AccessAction::Document,
+                patient.as_ref(),
+                &detail,
+            )
+        })
+        .await
     }
 
     /// Confirms an item the user entered into the HIS by hand.
@@ -81,6 +99,7 @@ impl Client {
         let status = self
             .store(move |d| d.document_by_hand(&conv, draft))
             .await?;
+        self.documented_access(conversation, &status).await?;
         self.flush_quietly().await?;
         Ok(status)
     }

@@ -386,12 +386,14 @@ impl Device {
 
     /// The `limit` newest messages of a conversation, oldest first.
     pub fn messages(&self, conversation: &str, limit: u32) -> Result<Vec<Message>> {
+        self.purge_if_due()?;
         self.store
             .read(|c| queries::recent_messages(c, conversation, limit))
     }
 
     /// One message by id.
     pub fn message(&self, id: &str) -> Result<Message> {
+        self.purge_if_due()?;
         self.store
             .read(|c| queries::message(c, id))?
             .ok_or(Error::NotFound { what: "message" })
@@ -399,6 +401,7 @@ impl Device {
 
     /// Searches this device's messages; every word must match (as a prefix).
     pub fn search(&self, query: &str, limit: u32) -> Result<Vec<Message>> {
+        self.purge_if_due()?;
         self.store.read(|c| queries::search(c, query, limit))
     }
 }

@@ -181,43 +181,44 @@ type Due = (String, String, bool);
 /// The messages to purge at `now`, and how many the record holds back.
 fn due(conn: &Connection, now: i64, retention_days: u32) -> Result<(Vec<Due>, u32)> {
     let cutoff = now.saturating_sub(i64::from(retention_days).saturating_mul(DAY_MS));
-    // A message for the record stays until the record has it.
-    const HELD: &str = "(m.kind = 'documenteer' AND COALESCE(m.doc_state, '') <> 'documented')";
+    // Each branch uses its own index; a message for the record stays until
+    // the record has it (`held`).
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT m.id, m.attachments, m.sent_at < ?2 FROM messages m
-             WHERE ((m.expires_at IS NOT NULL AND m.expires_at <= ?1 AND m.expired = 0)
-                    OR m.sent_at < ?2)
-               AND NOT {HELD}
-             UNION
-             SELECT s.id, s.attachments, s.sent_at < ?2 FROM messages s
-             JOIN messages m ON m.id = s.spoed_of_message
-             WHERE m.expires_at IS NOT NULL AND m.expires_at <= ?1 AND s.expired = 0"
-        ))
+        .prepare_cached(
+            "WITH candidates (id) AS (
+                 SELECT id FROM messages
+                 WHERE expires_at IS NOT NULL AND expired = 0 AND expires_at <= ?1
+                 UNION SELECT id FROM messages WHERE sent_at < ?2
+                 UNION SELECT s.id FROM messages m JOIN messages s ON s.spoed_of_message = m.id
+                 WHERE m.expires_at IS NOT NULL AND m.expired = 0 AND m.expires_at <= ?1
+             )
+             SELECT m.id, m.attachments, m.sent_at < ?2,
+                    m.kind = 'documenteer' AND COALESCE(m.doc_state, '') <> 'documented'
+             FROM candidates c JOIN messages m ON m.id = c.id",
+        )
         .map_err(StoreError::from)?;
     let rows = stmt
         .query_map(params![now, cutoff], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ),
+                r.get::<_, bool>(3)?,
             ))
         })
         .map_err(StoreError::from)?;
-    let due = rows
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(StoreError::from)?;
-    let held: u32 = conn
-        .query_row(
-            &format!(
-                "SELECT count(*) FROM messages m
-                 WHERE ((m.expires_at IS NOT NULL AND m.expires_at <= ?1 AND m.expired = 0)
-                        OR m.sent_at < ?2) AND {HELD}"
-            ),
-            params![now, cutoff],
-            |r| r.get(0),
-        )
-        .map_err(StoreError::from)?;
+    let mut due = Vec::new();
+    let mut held = 0;
+    for row in rows {
+        let (message, on_hold) = row.map_err(StoreError::from)?;
+        if on_hold {
+            held += 1;
+        } else {
+            due.push(message);
+        }
+    }
     Ok((due, held))
 }
 
@@ -264,13 +265,16 @@ pub(crate) fn purge(conn: &Connection, dir: &Path, now: i64) -> Result<Housekeep
         }
         gone.push(id.clone());
     }
-    super::receipts::forget(conn, &gone)?;
-    conn.execute(
-        "UPDATE housekeeping SET expired_total = expired_total + ?1,
-             retention_total = retention_total + ?2, last_run = ?3 WHERE id = 1",
-        params![report.expired, report.past_retention, now],
-    )
-    .map_err(StoreError::from)?;
+    // Nothing due (the usual case, at every open): nothing is written.
+    if !gone.is_empty() {
+        super::receipts::forget(conn, &gone)?;
+        conn.execute(
+            "UPDATE housekeeping SET expired_total = expired_total + ?1,
+                 retention_total = retention_total + ?2, last_run = ?3 WHERE id = 1",
+            params![report.expired, report.past_retention, now],
+        )
+        .map_err(StoreError::from)?;
+    }
     let totals: (i64, i64, i64) = conn
         .query_row(
             "SELECT expired_total, retention_total, erased_total FROM housekeeping WHERE id = 1",

@@ -307,6 +307,18 @@ impl Device {
         Ok(report)
     }
 
+    /// Purges first when a message is past its time: what is shown never
+    /// includes content that should be gone, even between housekeeping runs.
+    pub(crate) fn purge_if_due(&self) -> Result<()> {
+        if self
+            .next_expiry()?
+            .is_some_and(|at| at <= queries::now_ms())
+        {
+            self.housekeeping()?;
+        }
+        Ok(())
+    }
+
     /// When the next message here expires (ms), if any will.
     pub fn next_expiry(&self) -> Result<Option<i64>> {
         self.store.read(expiry::next_expiry)

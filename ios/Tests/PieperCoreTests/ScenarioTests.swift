@@ -73,6 +73,48 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(try assistent.search(query: "smit", limit: 10).count, 1)
     }
 
+    func testReceiptsADisappearingMessageAndMyOwnData() async throws {
+        try Self.server.createPractice("iep", name: "Praktijk De Iep")
+        let artsSecret = try Self.server.createUser("vos", role: "huisarts", practice: "iep")
+        let pohSecret = try Self.server.createUser("haan", role: "poh", practice: "iep")
+        func iep(_ username: String, _ secret: String, _ device: String) -> LoginCredentials {
+            LoginCredentials(
+                practice: "iep", username: username, password: TestServer.password,
+                totp: Totp.now(secret), deviceName: device)
+        }
+        let arts = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: iep("vos", artsSecret, "desktop"))
+        let poh = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: iep("haan", pohSecret, "telefoon"))
+        let haan = try XCTUnwrap(try await arts.colleagues().first { $0.username == "haan" })
+        let conversation = try await arts.createConversation(
+            title: "Uitslagen", kind: .group, patient: nil, withUsers: [haan.id])
+
+        let sent = try await arts.send(conversation: conversation.id, body: "Lab binnen", urgent: false, kind: .overleg)
+        _ = try await poh.sync()
+        try await poh.markRead(conversation: conversation.id, message: sent)
+        _ = try await poh.sync()
+        _ = try await arts.sync()
+        let receipt = try XCTUnwrap(try await arts.receipts(message: sent).first)
+        XCTAssertEqual(receipt.user, haan.id)
+        XCTAssertNotNil(receipt.readAt)
+
+        let rules = try await arts.practiceRules()
+        XCTAssertEqual(rules.ttlPolicy, "allowed")
+        let fleeting = try await arts.sendDisappearing(conversation: conversation.id, body: "Vluchtig", ttlSecs: 2)
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        _ = try await arts.sync()
+        let marker = try XCTUnwrap(try arts.messages(conversation: conversation.id, limit: 10).first { $0.id == fleeting })
+        XCTAssertTrue(marker.expired)
+        XCTAssertEqual(marker.body, "")
+
+        let mine = try await arts.exportMyAccount()
+        XCTAssertTrue(mine.contains("Lab binnen"))
+        XCTAssertFalse(mine.contains("Vluchtig"))
+    }
+
     func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {
         // Its own practice, so its practice group starts empty.
         try Self.server.createPractice("eik", name: "Praktijk De Eik")
