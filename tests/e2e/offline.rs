@@ -5,8 +5,8 @@ use std::{process::Command, time::Duration};
 
 use pieper_core::{Event, MessageState, NewMessage};
 use pieper_e2e::{
-    Backend, Pair, Server, TestClient, TestDatabase, TestResult, cli_binary, create_user,
-    current_step, pair, pieper, sign_in, totp_at, wait_for,
+    Backend, Pair, Server, TestClient, TestDatabase, TestResult, cli_binary, cli_login,
+    create_user, current_step, pair, pieper, sign_in, totp_at, wait_for,
 };
 
 /// Ids and bodies of a conversation's messages on a device, oldest first.
@@ -105,29 +105,7 @@ async fn a_client_killed_with_a_full_outbox_drains_it_once_on_restart() -> TestR
     let receiver = sign_in(&server, &b, "tablet").await?;
     let dir = tempfile::tempdir()?;
     let code = totp_at(&a, current_step())?;
-    let out = pieper(
-        dir.path(),
-        &[
-            "login",
-            "--server",
-            &server.base,
-            "--practice",
-            "linde",
-            "--username",
-            "a",
-            "--password",
-            pieper_e2e::PASSWORD,
-            "--totp",
-            &code,
-            "--device-name",
-            "desktop",
-        ],
-    )?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_login(dir.path(), &server, &a, &code, "desktop")?;
     let out = pieper(dir.path(), &["create", "--title", "CLI", "--with", "b"])?;
     assert!(
         out.status.success(),

@@ -10,8 +10,8 @@ use pieper_core::{
     tasks::Assignee,
 };
 use pieper_e2e::{
-    Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, create_user,
-    current_step, pieper, sign_in, totp_at, wait_for, with_fresh_totp,
+    Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, cli_login, create_user,
+    current_step, pieper_ok, sign_in, totp_at, wait_for, with_fresh_totp,
 };
 
 #[path = "../../core/tests/support/validator.rs"]
@@ -568,15 +568,6 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     Ok(())
 }
 
-/// Runs the CLI and returns its output, failing on a failed command.
-fn cli(dir: &std::path::Path, args: &[&str]) -> Result<String, BoxError> {
-    let out = pieper(dir, args)?;
-    if !out.status.success() {
-        return Err(format!("pieper {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
     let db = TestDatabase::new(Backend::Sqlite).await?;
@@ -588,27 +579,10 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
     // The login takes this step's code; the audit the next step's.
     let step = current_step();
     let login = totp_at(&a, step)?;
-    cli(
-        dir.path(),
-        &[
-            "login",
-            "--server",
-            &server.base,
-            "--practice",
-            "linde",
-            "--username",
-            "jansen",
-            "--password",
-            pieper_e2e::PASSWORD,
-            "--totp",
-            &login,
-            "--device-name",
-            "desktop",
-        ],
-    )?;
+    cli_login(dir.path(), &server, &a, &login, "desktop")?;
     let roster_file = dir.path().join("roster.csv");
     std::fs::write(&roster_file, roster())?;
-    cli(
+    pieper_ok(
         dir.path(),
         &[
             "consent",
@@ -617,7 +591,7 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
         ],
     )?;
     let patient = format!("bsn:{BSN}");
-    let conv = cli(
+    let conv = pieper_ok(
         dir.path(),
         &[
             "create",
@@ -631,12 +605,12 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
     )?
     .trim()
     .to_owned();
-    let sent = cli(dir.path(), &["send", &conv, "cliwondmerk: controle"])?;
+    let sent = pieper_ok(dir.path(), &["send", &conv, "cliwondmerk: controle"])?;
     let sent = sent.split('\t').next().ok_or("no id")?.to_owned();
     poh.sync().await?;
     poh.mark_read(&conv, &sent).await?;
     poh.sync().await?;
-    let receipts = cli(dir.path(), &["privacy", "receipts", &sent])?;
+    let receipts = pieper_ok(dir.path(), &["privacy", "receipts", &sent])?;
     assert!(
         receipts.contains(&b.id) && receipts.contains("read=1"),
         "{receipts}"
@@ -647,7 +621,7 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
         dir.path().join("inzage.json"),
     );
     let next = totp_at(&a, step + 1)?;
-    let out = cli(
+    let out = pieper_ok(
         dir.path(),
         &[
             "privacy",
@@ -666,12 +640,12 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
     assert!(std::fs::read(&pdf)?.starts_with(b"%PDF-"));
     assert!(std::fs::read_to_string(&fhir)?.contains("cliwondmerk"));
 
-    let out = cli(dir.path(), &["privacy", "erase", "--patient", &patient])?;
+    let out = pieper_ok(dir.path(), &["privacy", "erase", "--patient", &patient])?;
     assert!(out.contains("erased: 1 conversations, 1 messages"), "{out}");
     assert!(out.contains("kept:") && out.contains("WGBO"), "{out}");
     poh.sync().await?;
     assert!(poh.device().search("cliwondmerk", 10)?.is_empty());
-    let housekeeping = cli(dir.path(), &["privacy", "housekeeping"])?;
+    let housekeeping = pieper_ok(dir.path(), &["privacy", "housekeeping"])?;
     assert!(
         housekeeping.contains("1 erased on request"),
         "{housekeeping}"

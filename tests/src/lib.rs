@@ -148,3 +148,41 @@ pub fn cli_binary() -> Result<std::path::PathBuf, BoxError> {
     }
     Ok(cli)
 }
+
+/// Runs the `pieper` CLI and returns what it printed; a failed command is
+/// an error with what it said.
+pub fn pieper_ok(dir: &std::path::Path, args: &[&str]) -> Result<String, BoxError> {
+    let out = pieper(dir, args)?;
+    if !out.status.success() {
+        return Err(format!("pieper {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Signs `user` in with the CLI on the device in `dir`, with TOTP `code`.
+pub fn cli_login(
+    dir: &std::path::Path,
+    server: &Server,
+    user: &User,
+    code: &str,
+    device: &str,
+) -> Result<String, BoxError> {
+    pieper_ok(
+        dir,
+        &[
+            "login",
+            "--server",
+            &server.base,
+            "--practice",
+            &user.practice,
+            "--username",
+            &user.username,
+            "--password",
+            PASSWORD,
+            "--totp",
+            code,
+            "--device-name",
+            device,
+        ],
+    )
+}

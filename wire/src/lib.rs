@@ -464,6 +464,25 @@ pub struct Erased {
     pub blobs: u64,
 }
 
+/// Appends one CSV record (RFC 4180: a field with a comma, quote or line
+/// break is quoted, quotes doubled; CRLF at the end), as the audit exports
+/// of the server and of the devices write them.
+pub fn csv_record(out: &mut String, cells: &[String]) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if cell.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&cell.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(cell);
+        }
+    }
+    out.push_str("\r\n");
+}
+
 /// One access event (NEN 7513 fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {

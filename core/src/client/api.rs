@@ -69,11 +69,19 @@ impl Api {
     ) -> Result<R> {
         let url = format!("{}{}{path}", self.base, pieper_wire::API_PREFIX);
         let mut request = self.http.request(method, url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
         if let Some(body) = body {
             request = request.json(body);
+        }
+        let bytes = self.exchange(request).await?;
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| Error::Network(format!("unreadable answer: {e}")))
+    }
+
+    /// Sends a request with the device's token; the answer's body, or the
+    /// problem it reports as an error.
+    async fn exchange(&self, mut request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
         }
         let response = request
             .send()
@@ -85,9 +93,7 @@ impl Api {
             .await
             .map_err(|e| Error::Network(e.without_url().to_string()))?;
         if status.is_success() {
-            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(bytes)
-                .map_err(|e| Error::Network(format!("unreadable answer: {e}")));
+            return Ok(bytes.to_vec());
         }
         match problem_error(status, &bytes) {
             // With a token, "unauthorized" means the session is gone.
@@ -262,7 +268,12 @@ impl Api {
         if let Some(at) = expires_at {
             url.push_str(&format!("?expires_at={at}"));
         }
-        let bytes = self.raw(self.http.post(url).body(sealed)).await?;
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", "application/octet-stream")
+            .body(sealed);
+        let bytes = self.exchange(request).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Network(format!("unreadable answer: {e}")))
     }
@@ -270,27 +281,7 @@ impl Api {
     /// A sealed attachment.
     pub(crate) async fn download_blob(&self, id: &str) -> Result<Vec<u8>> {
         let url = format!("{}{}/blobs/{id}", self.base, pieper_wire::API_PREFIX);
-        self.raw(self.http.get(url)).await
-    }
-
-    async fn raw(&self, mut request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .header("content-type", "application/octet-stream")
-            .send()
-            .await
-            .map_err(|e| Error::Network(e.without_url().to_string()))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Error::Network(e.without_url().to_string()))?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
-        Err(problem_error(status, &bytes))
+        self.exchange(self.http.get(url)).await
     }
 
     pub(crate) async fn ack(&self, position: u64) -> Result<()> {

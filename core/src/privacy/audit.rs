@@ -156,45 +156,32 @@ pub struct AuditEntry {
 
 /// The log as CSV (RFC 4180), with the patient's reference where known.
 pub fn to_csv(entries: &[AuditEntry]) -> String {
-    fn field(out: &mut String, value: &str) {
-        if value.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&value.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(value);
-        }
-    }
     let mut out = String::from(
         "id,time,practice,user,role,device,action,outcome,patient,pseudonym,source,detail\r\n",
     );
     for entry in entries {
         let e = &entry.event;
-        let cells = [
-            e.id.to_string(),
-            rfc3339(e.at).unwrap_or_else(|_| e.at.to_string()),
-            e.practice_id.clone(),
-            e.user_id.clone().unwrap_or_default(),
-            e.role.clone().unwrap_or_default(),
-            e.device_id.clone().unwrap_or_default(),
-            e.action.clone(),
-            e.outcome.clone(),
-            entry
-                .patient
-                .as_ref()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default(),
-            e.patient.clone().unwrap_or_default(),
-            e.source.clone().unwrap_or_default(),
-            e.detail.clone().unwrap_or_default(),
-        ];
-        for (i, cell) in cells.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            field(&mut out, cell);
-        }
-        out.push_str("\r\n");
+        pieper_wire::csv_record(
+            &mut out,
+            &[
+                e.id.to_string(),
+                rfc3339(e.at).unwrap_or_else(|_| e.at.to_string()),
+                e.practice_id.clone(),
+                e.user_id.clone().unwrap_or_default(),
+                e.role.clone().unwrap_or_default(),
+                e.device_id.clone().unwrap_or_default(),
+                e.action.clone(),
+                e.outcome.clone(),
+                entry
+                    .patient
+                    .as_ref()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
+                e.patient.clone().unwrap_or_default(),
+                e.source.clone().unwrap_or_default(),
+                e.detail.clone().unwrap_or_default(),
+            ],
+        );
     }
     out
 }

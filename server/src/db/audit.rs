@@ -469,39 +469,26 @@ impl Db {
 
 /// The events as CSV (RFC 4180 quoting).
 pub fn to_csv(events: &[AuditEvent]) -> String {
-    fn field(out: &mut String, value: &str) {
-        if value.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&value.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(value);
-        }
-    }
     let mut out = String::from(
         "id,at,practice_id,user_id,role,device_id,action,outcome,patient,source,detail\r\n",
     );
     for e in events {
-        let cells = [
-            e.id.to_string(),
-            e.at.to_string(),
-            e.practice_id.clone(),
-            e.user_id.clone().unwrap_or_default(),
-            e.role.clone().unwrap_or_default(),
-            e.device_id.clone().unwrap_or_default(),
-            e.action.clone(),
-            e.outcome.clone(),
-            e.patient.clone().unwrap_or_default(),
-            e.source.clone().unwrap_or_default(),
-            e.detail.clone().unwrap_or_default(),
-        ];
-        for (i, cell) in cells.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            field(&mut out, cell);
-        }
-        out.push_str("\r\n");
+        pieper_wire::csv_record(
+            &mut out,
+            &[
+                e.id.to_string(),
+                e.at.to_string(),
+                e.practice_id.clone(),
+                e.user_id.clone().unwrap_or_default(),
+                e.role.clone().unwrap_or_default(),
+                e.device_id.clone().unwrap_or_default(),
+                e.action.clone(),
+                e.outcome.clone(),
+                e.patient.clone().unwrap_or_default(),
+                e.source.clone().unwrap_or_default(),
+                e.detail.clone().unwrap_or_default(),
+            ],
+        );
     }
     out
 }
