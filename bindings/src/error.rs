@@ -13,9 +13,13 @@ pub enum PieperError {
         /// For logs.
         msg: String,
     },
-    /// The session ended (device revoked): show the sign-in screen.
+    /// The session ended: show the sign-in screen.
     #[error("signed out")]
     SignedOut,
+    /// This device was revoked (lost or stolen) and wiped its data: show
+    /// the sign-in screen; signing in makes it a new device.
+    #[error("device revoked and wiped")]
+    Revoked,
     /// The server refused, with a stable code (`totp_invalid`, `totp_reused`,
     /// `throttled`, `not_found`, ...).
     #[error("refused: {code}")]
@@ -91,6 +95,7 @@ impl From<CoreError> for PieperError {
         match e {
             CoreError::Network(msg) => PieperError::Network { msg },
             CoreError::SignedOut => PieperError::SignedOut,
+            CoreError::Revoked => PieperError::Revoked,
             CoreError::Rejected { code, detail } => PieperError::Rejected { code, detail },
             CoreError::WrongKey => PieperError::WrongKey,
             CoreError::Tampered => crypto(CryptoErrorKind::Tampered),

@@ -73,6 +73,10 @@ pub enum Error {
     /// sign in again.
     #[error("this device is signed out")]
     SignedOut,
+    /// This device was revoked (lost or stolen): its store and keys were
+    /// wiped when it heard of it. Sign in again as a new device.
+    #[error("this device was revoked and its data wiped")]
+    Revoked,
     /// The server refused the request, with its stable code
     /// (`totp_invalid`, `totp_reused`, `throttled`, `not_found`, ...).
     #[error("the server refused: {code}")]

@@ -42,6 +42,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         "Remove the caller's push token.",
         true,
     ),
+    (
+        "get",
+        "/api/v1/devices/revoked",
+        "Revoked devices still in a conversation (members remove them).",
+        true,
+    ),
     ("delete", "/api/v1/devices/{id}", "Revoke a device.", true),
     (
         "post",

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
             "/devices/me/push-token",
             put(accounts::set_push_token).delete(accounts::remove_push_token),
         )
+        .route("/devices/revoked", get(accounts::revoked_members))
         .route("/devices/{id}", delete(accounts::revoke_device))
         .route("/key-packages", post(accounts::upload_key_packages))
         .route("/key-packages/claim", post(accounts::claim_key_packages))

@@ -74,11 +74,9 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
 
     let mut lost_events = lost.events();
     let _lost_live = lost.start_live();
-    // b revokes the lost phone from the desktop and removes it from the conversation.
+    // b revokes the lost phone from the desktop, which removes it from the
+    // conversation in the same action.
     desktop.revoke_device(&lost.id().device).await?;
-    desktop
-        .remove_devices(&conv.id, &[lost.id().clone()])
-        .await?;
     wait_for(&mut lost_events, Duration::from_secs(10), |e| {
         matches!(e, Event::Connection(ConnectionState::SignedOut)).then_some(())
     })
@@ -93,7 +91,7 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
     desktop.sync().await?;
     assert_eq!(desktop.device().search("intrekking", 5)?.len(), 1);
 
-    assert!(matches!(lost.sync().await, Err(Error::SignedOut)));
+    assert!(matches!(lost.sync().await, Err(Error::Revoked)));
     // Even holding the ciphertext, the lost phone cannot read it.
     let attempt = lost.device().receive(&secret.payload);
     assert!(
@@ -101,6 +99,77 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
         "{attempt:?}"
     );
     assert!(lost.device().search("intrekking", 5)?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let (a, b, m) = (
+        create_user(&db, "linde", "a", "huisarts")?,
+        create_user(&db, "linde", "b", "poh")?,
+        create_user(&db, "linde", "m", "manager")?,
+    );
+    let server = Server::start(&db, &[])?;
+    let phone = sign_in(&server, &a, "phone").await?;
+    let lost = sign_in(&server, &b, "lost-phone").await?;
+    let desktop = sign_in(&server, &b, "desktop").await?;
+    let manager = sign_in(&server, &m, "desktop").await?;
+    let conv = phone
+        .create_conversation(
+            "Overleg",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&b.id),
+        )
+        .await?;
+    lost.sync().await?;
+    desktop.sync().await?;
+    let lost_device = lost.id().device.clone();
+    // The phone is switched off somewhere.
+    let lost_dir = lost.dir.path().to_owned();
+    let (lost_client, lost_tempdir) = (lost.client, lost.dir);
+    drop(lost_client);
+
+    // The practice manager revokes it in one action (the audit records who).
+    manager.revoke_device(&lost_device).await?;
+    // The members' devices remove it at their next membership check.
+    assert_eq!(phone.remove_revoked_devices().await?, 1);
+    desktop.sync().await?;
+    assert_eq!(desktop.remove_revoked_devices().await?, 0);
+    let members: Vec<String> = desktop
+        .device()
+        .members(&conv.id)?
+        .into_iter()
+        .map(|m| m.id.device)
+        .collect();
+    assert!(!members.contains(&lost_device), "{members:?}");
+    phone
+        .send(&conv.id, NewMessage::text("na de intrekking"))
+        .await?;
+    desktop.sync().await?;
+    assert_eq!(desktop.device().search("intrekking", 5)?.len(), 1);
+
+    // Back online: it learns it was revoked and wipes its store and keys.
+    let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
+    let returned = pieper_core::Client::open(&lost_dir, keystore).await?;
+    let mut events = returned.events();
+    assert!(matches!(returned.sync().await, Err(Error::Revoked)));
+    assert!(matches!(
+        events.try_recv(),
+        Ok(Event::Connection(ConnectionState::SignedOut))
+    ));
+    for file in ["pieper.db", "pieper.db.key", "pieper.db-wal"] {
+        assert!(!lost_dir.join(file).exists(), "{file} survived the wipe");
+    }
+    assert!(matches!(returned.receipts("x").await, Err(Error::Revoked)));
+    let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
+    assert!(
+        pieper_core::Client::open(&lost_dir, keystore)
+            .await
+            .is_err()
+    );
+    drop(lost_tempdir);
     Ok(())
 }
 

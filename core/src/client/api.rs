@@ -284,6 +284,11 @@ impl Api {
         self.exchange(self.http.get(url)).await
     }
 
+    pub(crate) async fn revoked_devices(&self) -> Result<Vec<String>> {
+        self.call::<(), _>(Method::GET, "/devices/revoked", None)
+            .await
+    }
+
     pub(crate) async fn ack(&self, position: u64) -> Result<()> {
         self.call(
             Method::POST,
@@ -323,7 +328,7 @@ fn problem_error(status: StatusCode, body: &[u8]) -> Error {
         return Error::Network(format!("unexpected answer {}", status.as_u16()));
     };
     match problem.code.as_str() {
-        codes::DEVICE_REVOKED => Error::SignedOut,
+        codes::DEVICE_REVOKED => Error::Revoked,
         codes::STALE_EPOCH => Error::StaleEpoch {
             message: 0,
             current: problem.current_epoch.unwrap_or(0),
@@ -355,7 +360,7 @@ mod tests {
         };
         assert!(matches!(
             problem_error(StatusCode::UNAUTHORIZED, &body("device_revoked")),
-            Error::SignedOut
+            Error::Revoked
         ));
         assert!(matches!(
             problem_error(StatusCode::CONFLICT, &body("stale_epoch")),

@@ -55,7 +55,7 @@ async fn run(client: Client) {
     let mut attempt = 0u32;
     loop {
         match session(&client).await {
-            Err(Error::SignedOut) => return,
+            Err(Error::SignedOut | Error::Revoked) => return,
             Ok(()) => attempt = 0,
             Err(e) => tracing::debug!(error = %e, "live channel down"),
         }
@@ -175,6 +175,9 @@ fn announce(client: &Client, text: &str) -> bool {
 /// Adds this user's new devices to their conversations, and new staff
 /// devices to the practice group.
 async fn check_membership(client: &Client) {
+    if let Err(e) = client.remove_revoked_devices().await {
+        tracing::debug!(error = %e, "removing revoked devices failed");
+    }
     if let Err(e) = client.add_my_new_devices().await {
         tracing::debug!(error = %e, "adding own devices failed");
     }

@@ -201,6 +201,9 @@ impl Client {
         &self,
         f: impl FnOnce(&Device) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if self.inner.device.is_wiped() {
+            return Err(Error::Revoked);
+        }
         blocking(&self.inner.device, f).await
     }
 
@@ -211,12 +214,57 @@ impl Client {
         Err(Error::SignedOut)
     }
 
-    /// Runs a server call; a revoked session is recorded on the way.
+    /// Runs a server call; a revoked session is recorded on the way, and a
+    /// revoked device wipes itself.
     async fn server<T>(&self, result: Result<T>) -> Result<T> {
         match result {
             Err(Error::SignedOut) => self.signed_out().await,
+            Err(Error::Revoked) => self.wiped().await,
             other => other,
         }
+    }
+
+    /// This device was revoked: it wipes its store and keys and tells the
+    /// app it is signed out.
+    async fn wiped<T>(&self) -> Result<T> {
+        if let Err(e) = self.inner.device.wipe() {
+            tracing::warn!(error = %e, "wiping the revoked device failed");
+        }
+        self.emit(Event::Connection(ConnectionState::SignedOut));
+        Err(Error::Revoked)
+    }
+
+    /// Removes the practice's revoked devices from every conversation this
+    /// device is in (an MLS commit each), so they cannot read what is sent
+    /// after. Returns in how many conversations a device was removed.
+    pub async fn remove_revoked_devices(&self) -> Result<usize> {
+        let result = self.inner.api.revoked_devices().await;
+        let revoked: HashSet<String> = self.server(result).await?.into_iter().collect();
+        if revoked.is_empty() {
+            return Ok(0);
+        }
+        let conversations = self.store(|d| d.all_conversations()).await?;
+        let mut removed = 0;
+        for conversation in conversations.iter().filter(|c| c.active) {
+            let conv = conversation.id.clone();
+            let gone: Vec<MemberId> = self
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .filter(|id| revoked.contains(&id.device))
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            match self.remove_devices(&conversation.id, &gone).await {
+                Ok(()) => removed += 1,
+                // Another member removed it first, or this device left.
+                Err(Error::NotMember | Error::Rejected { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
     }
 
     /// Uploads `count` one-time KeyPackages and a fresh last-resort one.
@@ -244,10 +292,13 @@ impl Client {
         self.server(result).await
     }
 
-    /// Revokes a device (lost or replaced).
+    /// Revokes a device (lost or replaced): its token stops at once, and
+    /// this device removes it from its conversations (the others' devices do
+    /// the same within their next membership check).
     pub async fn revoke_device(&self, device: &str) -> Result<()> {
         let result = self.inner.api.revoke(device).await;
-        self.server(result).await
+        self.server(result).await?;
+        self.remove_revoked_devices().await.map(|_| ())
     }
 
     /// Starts a conversation with the given colleagues (user ids); all
@@ -468,6 +519,7 @@ impl Client {
                     return Err(e);
                 }
                 (_, Err(Error::SignedOut)) => return self.signed_out().await,
+                (_, Err(Error::Revoked)) => return self.wiped().await,
                 (kind, Err(Error::Rejected { code, .. })) => {
                     // Refused for good (not a member any more, invalid): it
                     // must not block what follows.

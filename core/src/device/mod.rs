@@ -154,6 +154,8 @@ pub struct Device {
     credential: CredentialWithKey,
     pub(crate) me: MemberId,
     pub(crate) dir: PathBuf,
+    /// Set once the device was wiped: nothing is read or written after.
+    wiped: std::sync::atomic::AtomicBool,
 }
 
 impl Device {
@@ -250,12 +252,39 @@ impl Device {
             credential,
             me,
             dir: dir.to_owned(),
+            wiped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Who this device is.
     pub fn id(&self) -> &MemberId {
         &self.me
+    }
+
+    /// Wipes this device (it was revoked): the wrapped database key goes
+    /// first — without it the encrypted store is unreadable — then the
+    /// store's files and the attachment copies. Every later call fails.
+    pub fn wipe(&self) -> Result<()> {
+        self.wiped.store(true, std::sync::atomic::Ordering::SeqCst);
+        let remove = |name: &str| match std::fs::remove_file(self.dir.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io(e.to_string())),
+        };
+        remove(WRAPPED_KEY_FILE)?;
+        for suffix in ["", "-wal", "-shm"] {
+            remove(&format!("{DB_FILE}{suffix}"))?;
+        }
+        match std::fs::remove_dir_all(self.attachments_dir()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io(e.to_string()).into()),
+        }
+    }
+
+    /// Whether this device was wiped.
+    pub fn is_wiped(&self) -> bool {
+        self.wiped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The directory holding this device's store.

@@ -381,4 +381,20 @@ impl Db {
                 .flatten();
         Ok(until.is_some_and(|u| u > super::now_ms()))
     }
+
+    /// The practice's revoked devices that are still a member somewhere:
+    /// the members of those conversations remove them.
+    pub async fn revoked_members(&self, practice: &str) -> AppResult<Vec<String>> {
+        sqlx::query(
+            "SELECT DISTINCT d.id FROM devices d JOIN memberships m ON m.device_id = d.id
+             WHERE d.practice_id = $1 AND d.revoked_at IS NOT NULL AND m.until_position IS NULL
+             ORDER BY d.id",
+        )
+        .bind(practice)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("id")?))
+        .collect()
+    }
 }

@@ -161,6 +161,16 @@ pub async fn list_devices(
     ))
 }
 
+/// `GET /api/v1/devices/revoked`: the practice's revoked devices that are
+/// still members of a conversation; member devices remove them (an MLS
+/// commit), so they cannot read what is sent afterwards.
+pub async fn revoked_members(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<Vec<String>>> {
+    Ok(Json(state.db.revoked_members(&auth.0.practice_id).await?))
+}
+
 /// `DELETE /api/v1/devices/{id}`: revoke one of the caller's devices (a
 /// manager: any of the practice's). Its token stops working at once.
 pub async fn revoke_device(
