@@ -22,7 +22,7 @@ pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
 pub use keystore::{KeyStore, KeyStoreError};
 pub use privacy::*;
-pub use push::{ApnsEnvironment, Notification, PushProvider};
+pub use push::{ApnsEnvironment, Notification, PushProvider, SelfTestReport};
 pub use record::{DocState, DocStatus, SoepKind, SoepLine, patient_from_launch_link};
 pub use tasks::{
     Assignee, ConversationSummary, Dashboard, DashboardGroup, DayPart, DutySlot, Task, TaskState,

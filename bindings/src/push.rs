@@ -41,8 +41,50 @@ pub struct Notification {
     pub decrypted: bool,
 }
 
+/// What a notification self-test found.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SelfTestReport {
+    /// `delivered`, `token_gone`, `failed`, `no_token` or `no_provider`.
+    pub provider_outcome: String,
+    /// The provider's reason, when it failed.
+    pub detail: Option<String>,
+    /// Latency by push (ms), if it arrived that way.
+    pub push_latency_ms: Option<i64>,
+    /// Latency over the live connection (ms), if it arrived that way.
+    pub live_latency_ms: Option<i64>,
+    /// What to fix, for the user.
+    pub advice: Vec<String>,
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl PieperClient {
+    /// The notification self-test: a test push, routine or urgent; waits up
+    /// to `wait_ms` for it (the app's notification service hands pushes to
+    /// `notification`).
+    pub async fn notification_self_test(
+        &self,
+        urgent: bool,
+        wait_ms: u32,
+    ) -> Result<SelfTestReport, PieperError> {
+        let r = self
+            .inner
+            .notification_self_test(urgent, std::time::Duration::from_millis(u64::from(wait_ms)))
+            .await?;
+        let latency = |path| {
+            r.arrivals
+                .iter()
+                .find(|a| a.path == path)
+                .map(|a| a.latency_ms)
+        };
+        Ok(SelfTestReport {
+            push_latency_ms: latency(pieper_core::NotificationPath::Push),
+            live_latency_ms: latency(pieper_core::NotificationPath::Live),
+            provider_outcome: r.provider_outcome,
+            detail: r.detail,
+            advice: r.advice,
+        })
+    }
+
     /// The notification service's entry point: the push's data in, what to
     /// show out, within `budget_ms`.
     pub async fn notification(

@@ -346,6 +346,15 @@ pub enum PieperEvent {
         /// What went and what stays.
         report: crate::privacy::ErasureReport,
     },
+    /// A notification self-test arrived.
+    SelfTestArrived {
+        /// The test's id.
+        id: String,
+        /// By the live connection (else by push).
+        live: bool,
+        /// From the server's send to arrival (ms).
+        latency_ms: i64,
+    },
     /// The server refused a queued envelope for good.
     SendFailed {
         /// The envelope.
@@ -386,6 +395,16 @@ impl From<CoreEvent> for PieperEvent {
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::ReceiptsChanged { messages } => PieperEvent::ReceiptsChanged { messages },
+            CoreEvent::SelfTestArrived {
+                id,
+                path,
+                sent_at,
+                at,
+            } => PieperEvent::SelfTestArrived {
+                id,
+                live: path == pieper_core::NotificationPath::Live,
+                latency_ms: at - sent_at,
+            },
             CoreEvent::MessagesExpired { count } => PieperEvent::MessagesExpired { count },
             CoreEvent::PatientErased(report) => PieperEvent::PatientErased {
                 report: report.into(),

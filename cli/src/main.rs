@@ -161,6 +161,16 @@ enum Command {
     /// The practice's roster and patient consent (LSP opt-in).
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
+    /// Notification self-test: ask the server for a test push and report
+    /// what arrived, how late, and what to fix.
+    Selftest {
+        /// As an urgent push.
+        #[arg(long)]
+        urgent: bool,
+        /// Seconds to wait for it.
+        #[arg(long, default_value_t = 10)]
+        wait_secs: u64,
+    },
     /// Receipts, the audit log, disappearing messages, retention, and the
     /// patient's AVG rights (inzage, erasure).
     #[command(subcommand)]
@@ -452,6 +462,38 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Consent(command) => consent::run(&client, command).await?,
         Command::Privacy(command) => privacy::run(&client, command).await?,
+        Command::Selftest { urgent, wait_secs } => {
+            // The live connection is one of the ways a test may come.
+            let mut events = client.events();
+            let _live = client.start_live();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while let Ok(event) = events.recv().await {
+                    if matches!(
+                        event,
+                        Event::Connection(pieper_core::ConnectionState::Online)
+                    ) {
+                        return;
+                    }
+                }
+            })
+            .await;
+            let report = client
+                .notification_self_test(urgent, std::time::Duration::from_secs(wait_secs))
+                .await?;
+            println!("push service: {}", report.provider_outcome);
+            if let Some(detail) = report.detail {
+                println!("  reason: {detail}");
+            }
+            for a in &report.arrivals {
+                println!("arrived by {:?} after {} ms", a.path, a.latency_ms);
+            }
+            if report.arrivals.is_empty() {
+                println!("nothing arrived within {wait_secs} s");
+            }
+            for advice in report.advice {
+                println!("to fix: {advice}");
+            }
+        }
         Command::Task(command) => tasks::run(&client, command).await?,
         Command::Spoed(command) => spoed(&client, command).await?,
         Command::Document(args) => record::document(&client, args).await?,

@@ -26,7 +26,8 @@ pub mod tasks;
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
     AuditQuery, BreachPatient, Client, ConnectionState, Credentials, DeliveryReport, Event,
-    HisEndpoint, LiveHandle, Notification, RosterFormat, SyncReport,
+    HisEndpoint, LiveHandle, Notification, NotificationPath, RosterFormat, SelfTestArrival,
+    SelfTestReport, SyncReport,
 };
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,

@@ -119,6 +119,7 @@ async fn escalate_due(state: &AppState, every_ms: u64) -> AppResult<()> {
             seq: due.seq,
             urgent: true,
             escalation: escalations,
+            self_test: None,
         };
         handlers::conversations::push_to(state.clone(), devices, payload, Vec::new()).await;
     }

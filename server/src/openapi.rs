@@ -43,6 +43,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "post",
+        "/api/v1/devices/me/push-test",
+        "Notification self-test: a test push to this device now, and what the provider did.",
+        true,
+    ),
+    (
         "get",
         "/api/v1/devices/revoked",
         "Revoked devices still in a conversation (members remove them).",

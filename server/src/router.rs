@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
             put(accounts::set_push_token).delete(accounts::remove_push_token),
         )
         .route("/devices/revoked", get(accounts::revoked_members))
+        .route("/devices/me/push-test", post(accounts::push_test))
         .route("/devices/{id}", delete(accounts::revoke_device))
         .route("/key-packages", post(accounts::upload_key_packages))
         .route("/key-packages/claim", post(accounts::claim_key_packages))

@@ -55,7 +55,7 @@ async fn a_token_is_registered_rotated_and_kept_while_offline() -> TestResult {
 
 use std::{collections::HashMap, time::Duration};
 
-use pieper_core::{ConversationKind, Event, NewMessage, PatientRef};
+use pieper_core::{ConversationKind, Event, NewMessage, NotificationPath, PatientRef};
 use pieper_e2e::{BoxError, wait_for};
 
 use crate::push_endpoints::{
@@ -399,5 +399,102 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
         outsider.mark_read(&conversation.id, &urgent).await,
         Err(Error::Rejected { .. })
     ));
+    Ok(())
+}
+
+/// The data of a recorded push (FCM `message.data`, or the APNs body's own
+/// fields) as the app's notification service would hand it over.
+fn push_data(r: &Recorded) -> HashMap<String, String> {
+    let data = if r.body["message"].is_object() {
+        &r.body["message"]["data"]
+    } else {
+        &r.body
+    };
+    data.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notification_self_test_reports_arrival_latency_and_a_dead_token() -> TestResult {
+    let g = gateway(120).await?;
+    let huisarts = create_user(&g.db, "linde", "jansen", "huisarts")?;
+    let poh = create_user(&g.db, "linde", "devries", "poh")?;
+    let phone = sign_in(&g.server, &huisarts, "phone").await?;
+    let iphone = sign_in(&g.server, &poh, "iphone").await?;
+    let tablet = sign_in(&g.server, &poh, "tablet").await?;
+    let old = sign_in(&g.server, &huisarts, "old-phone").await?;
+    phone.register_push_token(fcm("fcm-selftest")).await?;
+    iphone.register_push_token(apns("apns-selftest")).await?;
+    old.register_push_token(fcm("fcm-dead")).await?;
+
+    // The Android phone, app open: the test comes live and by FCM, which
+    // the test hands to the notification entry point as the OS would.
+    let mut events = phone.events();
+    let _live = phone.start_live();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Connection(pieper_core::ConnectionState::Online)).then_some(())
+    })
+    .await?;
+    let test = {
+        let phone = phone.client.clone();
+        tokio::spawn(async move {
+            phone
+                .notification_self_test(false, Duration::from_secs(10))
+                .await
+        })
+    };
+    let pushed = g.fcm.log.wait_for(1, to("fcm-selftest")).await?.remove(0);
+    let data = push_data(&pushed);
+    assert_eq!(data.get("self_test").map(String::as_str), Some("1"));
+    assert_eq!(pushed.body["message"]["android"]["priority"], "NORMAL");
+    let shown = phone.notification(&data, Duration::from_secs(1)).await?;
+    assert!(shown.preview.contains("Testmelding"));
+    let report = test.await??;
+    assert_eq!(report.provider_outcome, "delivered");
+    let mut paths: Vec<NotificationPath> = report.arrivals.iter().map(|a| a.path).collect();
+    paths.sort_by_key(|p| *p == NotificationPath::Push);
+    assert_eq!(paths, [NotificationPath::Live, NotificationPath::Push]);
+    assert!(
+        report
+            .arrivals
+            .iter()
+            .all(|a| (0..10_000).contains(&a.latency_ms))
+    );
+    assert!(report.advice.is_empty(), "{:?}", report.advice);
+
+    // The iPhone, urgent: APNs took it, but nothing reached the app in time.
+    let report = iphone
+        .notification_self_test(true, Duration::from_millis(800))
+        .await?;
+    assert_eq!(report.provider_outcome, "delivered");
+    assert!(report.arrivals.is_empty());
+    assert!(
+        report.advice.iter().any(|a| a.contains("Focus")),
+        "{:?}",
+        report.advice
+    );
+    let apns_push = g.apns.log.wait_for(1, to("apns-selftest")).await?.remove(0);
+    assert_eq!(apns_push.headers["apns-priority"], "10");
+
+    // A dead token is named as such (and removed); no token says so too.
+    let report = old
+        .notification_self_test(false, Duration::from_millis(500))
+        .await?;
+    assert_eq!(report.provider_outcome, "token_gone");
+    assert!(
+        report.advice.iter().any(|a| a.contains("token")),
+        "{:?}",
+        report.advice
+    );
+    let report = tablet
+        .notification_self_test(false, Duration::from_millis(500))
+        .await?;
+    assert_eq!(report.provider_outcome, "no_token");
+    assert!(!report.advice.is_empty());
     Ok(())
 }

@@ -351,6 +351,13 @@ pub enum ServerEvent {
         /// How many times it was pushed again so far.
         escalations: u32,
     },
+    /// A notification self-test this device asked for, over the live path.
+    SelfTest {
+        /// The test's id.
+        id: String,
+        /// When the server sent it (ms).
+        sent_at: i64,
+    },
 }
 
 /// An uploaded sealed attachment.
@@ -360,6 +367,32 @@ pub struct BlobCreated {
     pub id: String,
     /// Its size in bytes.
     pub size: u64,
+}
+
+/// `POST /devices/me/push-test`: send this device a test notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTest {
+    /// As an urgent push (wakes through do-not-disturb where allowed).
+    pub urgent: bool,
+}
+
+/// What the server did with a test notification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTestResult {
+    /// The test's id (the push carries it as `message`, with `self_test`).
+    pub id: String,
+    /// When the server sent it (ms).
+    pub sent_at: i64,
+    /// The device's push service, if it registered a token.
+    pub provider: Option<PushProvider>,
+    /// `delivered` (the provider took it), `token_gone` (the provider says
+    /// the token is dead; it was removed), `failed`, `no_token` or
+    /// `no_provider` (the server has no credentials for that service).
+    pub outcome: String,
+    /// The provider's reason, when it failed.
+    pub detail: Option<String>,
+    /// The device is connected live (the test also went that way).
+    pub live: bool,
 }
 
 /// `POST /audit/unlock`: a fresh second factor opens the audit log to this

@@ -284,6 +284,15 @@ impl Api {
         self.exchange(self.http.get(url)).await
     }
 
+    pub(crate) async fn push_test(&self, urgent: bool) -> Result<pieper_wire::PushTestResult> {
+        self.call(
+            Method::POST,
+            "/devices/me/push-test",
+            Some(&pieper_wire::PushTest { urgent }),
+        )
+        .await
+    }
+
     pub(crate) async fn revoked_devices(&self) -> Result<Vec<String>> {
         self.call::<(), _>(Method::GET, "/devices/revoked", None)
             .await

@@ -19,6 +19,17 @@ pub enum Event {
     },
     /// A patient's chat content was erased on request.
     PatientErased(crate::privacy::ErasureReport),
+    /// A notification self-test arrived (see `Client::notification_self_test`).
+    SelfTestArrived {
+        /// The test's id.
+        id: String,
+        /// Which way it came.
+        path: super::NotificationPath,
+        /// When the server sent it (ms).
+        sent_at: i64,
+        /// When it arrived here (ms).
+        at: i64,
+    },
     /// An urgent message arrived (also reported as `MessageReceived`).
     UrgentMessage(Message),
     /// A message of this device moved on (pending → sent → ...).

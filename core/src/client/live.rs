@@ -167,6 +167,15 @@ fn announce(client: &Client, text: &str) -> bool {
             });
             false
         }
+        Ok(ServerEvent::SelfTest { id, sent_at }) => {
+            client.emit(Event::SelfTestArrived {
+                id,
+                path: super::NotificationPath::Live,
+                sent_at,
+                at: crate::store::queries::now_ms(),
+            });
+            false
+        }
         // An envelope, or an event this version does not know: sync.
         _ => true,
     }

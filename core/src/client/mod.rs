@@ -28,7 +28,7 @@ pub use live::LiveHandle;
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
 pub use practice::RosterFormat;
 pub use privacy::{AuditQuery, BreachPatient};
-pub use push::Notification;
+pub use push::{Notification, NotificationPath, SelfTestArrival, SelfTestReport};
 use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;

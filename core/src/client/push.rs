@@ -97,6 +97,9 @@ impl Client {
         budget: std::time::Duration,
     ) -> Result<Notification> {
         let started = std::time::Instant::now();
+        if data.get("self_test").is_some_and(|v| v == "1") {
+            return Ok(self.self_test_arrived(data));
+        }
         let field = |name: &'static str| {
             data.get(name)
                 .filter(|v| !v.is_empty() && v.len() <= 128)
@@ -166,4 +169,167 @@ impl Client {
         let result = self.api().mark_read(conversation, message).await;
         self.server(result).await
     }
+}
+
+/// Which way a notification reached the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationPath {
+    /// The OS push service (FCM, APNs), through the app's notification
+    /// service.
+    Push,
+    /// The live connection, while the app is open.
+    Live,
+}
+
+/// One arrival of a self-test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelfTestArrival {
+    /// Which way.
+    pub path: NotificationPath,
+    /// From the server's send to arrival here (ms; clocks may differ a little).
+    pub latency_ms: i64,
+}
+
+/// What a notification self-test found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfTestReport {
+    /// Asked as urgent.
+    pub urgent: bool,
+    /// The device's push service, if it has a token.
+    pub provider: Option<PushProvider>,
+    /// What the push service did: `delivered`, `token_gone`, `failed`,
+    /// `no_token`, `no_provider`.
+    pub provider_outcome: String,
+    /// The provider's reason, when it failed.
+    pub detail: Option<String>,
+    /// What arrived, by which way, how late.
+    pub arrivals: Vec<SelfTestArrival>,
+    /// What to fix, in words for the user (empty: all is well).
+    pub advice: Vec<String>,
+}
+
+/// A push arriving later than this is reported as slow.
+const SLOW_MS: i64 = 10_000;
+
+impl Client {
+    /// A self-test push reached the app's notification service.
+    fn self_test_arrived(&self, data: &std::collections::HashMap<String, String>) -> Notification {
+        let id = data.get("message").cloned().unwrap_or_default();
+        let sent_at = data
+            .get("sent_at")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default();
+        self.emit(super::Event::SelfTestArrived {
+            id: id.clone(),
+            path: NotificationPath::Push,
+            sent_at,
+            at: crate::store::queries::now_ms(),
+        });
+        Notification {
+            conversation: String::new(),
+            conversation_title: "Pieper".into(),
+            message: id,
+            sender: "Pieper".into(),
+            preview: "Testmelding: meldingen komen aan.".into(),
+            urgent: data.get("priority").is_some_and(|p| p == "urgent"),
+            decrypted: true,
+        }
+    }
+
+    /// The notification self-test: asks the server for a test push
+    /// (routine or urgent) and waits up to `wait` for it to arrive here, by
+    /// push (the app's notification service hands it to
+    /// [`Client::notification`]) or over the live connection. Reports what
+    /// the push service did, what arrived how late, and what to fix.
+    pub async fn notification_self_test(
+        &self,
+        urgent: bool,
+        wait: std::time::Duration,
+    ) -> Result<SelfTestReport> {
+        let mut events = self.events();
+        let result = self.api().push_test(urgent).await;
+        let sent = self.server(result).await?;
+        let mut arrivals: Vec<SelfTestArrival> = Vec::new();
+        let expect_push = sent.outcome == "delivered";
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let push_arrived = arrivals.iter().any(|a| a.path == NotificationPath::Push);
+            let live_done = !sent.live || arrivals.iter().any(|a| a.path == NotificationPath::Live);
+            if (push_arrived || !expect_push) && live_done {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(super::Event::SelfTestArrived {
+                    id,
+                    path,
+                    sent_at,
+                    at,
+                })) if id == sent.id => {
+                    if !arrivals.iter().any(|a| a.path == path) {
+                        arrivals.push(SelfTestArrival {
+                            path,
+                            latency_ms: at - sent_at,
+                        });
+                    }
+                }
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let advice = advise(&sent, &arrivals);
+        Ok(SelfTestReport {
+            urgent,
+            provider: sent.provider,
+            provider_outcome: sent.outcome,
+            detail: sent.detail,
+            arrivals,
+            advice,
+        })
+    }
+}
+
+/// What to tell the user to fix, from what the self-test saw.
+fn advise(sent: &pieper_wire::PushTestResult, arrivals: &[SelfTestArrival]) -> Vec<String> {
+    let mut advice = Vec::new();
+    let platform = match sent.provider {
+        Some(PushProvider::Apns) => "iOS",
+        _ => "Android",
+    };
+    match sent.outcome.as_str() {
+        "no_token" => advice.push(
+            "Dit toestel heeft geen pushtoken bij de server: sta meldingen toe voor Pieper en open de app opnieuw."
+                .to_owned(),
+        ),
+        "token_gone" => advice.push(
+            "De pushdienst kent dit toestel niet meer (token verlopen): start Pieper opnieuw zodat het een nieuw token aanvraagt; helpt dat niet, installeer de app opnieuw."
+                .to_owned(),
+        ),
+        "no_provider" => advice.push(format!(
+            "De server kan geen {platform}-meldingen versturen (niet ingesteld): meld het aan de beheerder."
+        )),
+        "failed" => advice.push(format!(
+            "De pushdienst weigerde de melding ({}): probeer het later opnieuw of meld het aan de beheerder.",
+            sent.detail.as_deref().unwrap_or("onbekend")
+        )),
+        _ => {}
+    }
+    let push = arrivals.iter().find(|a| a.path == NotificationPath::Push);
+    if sent.outcome == "delivered" {
+        match push {
+            None if platform == "Android" => advice.push(
+                "De melding kwam niet aan: zet batterijoptimalisatie uit voor Pieper (Instellingen > Apps > Pieper > Batterij: niet beperkt) en sta meldingen toe, ook voor het kanaal Spoed."
+                    .to_owned(),
+            ),
+            None => advice.push(
+                "De melding kwam niet aan: sta meldingen toe voor Pieper (Instellingen > Meldingen) en zet Pieper bij de uitzonderingen van je Focus-modus."
+                    .to_owned(),
+            ),
+            Some(a) if a.latency_ms > SLOW_MS => advice.push(format!(
+                "De melding kwam pas na {} s aan: batterijbesparing of een zwak netwerk houdt meldingen op; zet batterijoptimalisatie uit voor Pieper.",
+                a.latency_ms / 1000
+            )),
+            Some(_) => {}
+        }
+    }
+    advice
 }

@@ -308,3 +308,69 @@ pub async fn remove_push_token(
     state.db.remove_push_token(&auth.0.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /api/v1/devices/me/push-test`: the notification self-test. Sends
+/// this device a test push now (and over its live channel, if connected)
+/// and says what the provider did with it.
+pub async fn push_test(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    JsonBody(req): JsonBody<pieper_wire::PushTest>,
+) -> AppResult<Json<pieper_wire::PushTestResult>> {
+    use crate::push::{PushPayload, PushResult};
+    let id = uuid::Uuid::new_v4().to_string();
+    let sent_at = crate::db::now_ms();
+    let device = auth.0.id.clone();
+    let live = state.hub.is_connected(&device);
+    if live {
+        state.hub.notify(
+            &pieper_wire::ServerEvent::SelfTest {
+                id: id.clone(),
+                sent_at,
+            },
+            std::slice::from_ref(&device),
+        );
+    }
+    let target = state.db.push_targets(std::slice::from_ref(&device)).await?;
+    let (provider, outcome, detail) = match target.first() {
+        None => (None, "no_token", None),
+        Some(target) => {
+            let payload = PushPayload {
+                conversation: "self-test".into(),
+                message: id.clone(),
+                seq: 0,
+                urgent: req.urgent,
+                escalation: 0,
+                self_test: Some(sent_at),
+            };
+            let (outcome, detail) = match state.push.send_now(target, &payload).await {
+                PushResult::Delivered => ("delivered", None),
+                PushResult::TokenGone => ("token_gone", None),
+                PushResult::Failed(reason) => ("failed", Some(reason)),
+                PushResult::NoProvider => ("no_provider", None),
+            };
+            (Some(target.provider), outcome, detail)
+        }
+    };
+    state
+        .db
+        .audit(NewAuditEvent {
+            outcome: if outcome == "delivered" {
+                "success"
+            } else {
+                "failure"
+            },
+            detail: Some(format!("push self-test {outcome} live={live}")),
+            ..audit_by(&auth, source, "device.push_test")
+        })
+        .await?;
+    Ok(Json(pieper_wire::PushTestResult {
+        id,
+        sent_at,
+        provider,
+        outcome: outcome.into(),
+        detail,
+        live,
+    }))
+}

@@ -151,6 +151,7 @@ pub async fn send(
                 seq: stored.response.seq,
                 urgent,
                 escalation: 0,
+                self_test: None,
             };
             tokio::spawn(push_to(state.clone(), asleep, payload, urgent_for.clone()));
         }

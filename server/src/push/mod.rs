@@ -36,6 +36,9 @@ pub struct PushPayload {
     pub urgent: bool,
     /// 0 for the first push; n for the n-th escalation.
     pub escalation: u32,
+    /// A notification self-test: when the server sent it (ms); `message`
+    /// is then the test's id.
+    pub self_test: Option<i64>,
 }
 
 impl PushPayload {
@@ -49,6 +52,10 @@ impl PushPayload {
         data.insert("priority".into(), priority.into());
         if self.escalation > 0 {
             data.insert("escalation".into(), self.escalation.to_string().into());
+        }
+        if let Some(sent_at) = self.self_test {
+            data.insert("self_test".into(), "1".into());
+            data.insert("sent_at".into(), sent_at.to_string().into());
         }
         data
     }
@@ -97,10 +104,24 @@ struct Senders {
     attempts: u32,
 }
 
+/// What became of one push, after retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushResult {
+    /// The provider took it.
+    Delivered,
+    /// The provider says the token is dead; it was removed.
+    TokenGone,
+    /// It failed, with the provider's reason.
+    Failed(String),
+    /// No provider is configured for the token's platform.
+    NoProvider,
+}
+
 /// The gateway's queue.
 #[derive(Clone)]
 pub struct Push {
     tx: mpsc::Sender<Job>,
+    senders: Arc<Senders>,
 }
 
 impl Push {
@@ -141,8 +162,14 @@ impl Push {
             attempts: settings.push_attempts.max(1),
         });
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(senders, rx));
-        Ok(Self { tx })
+        tokio::spawn(run(Arc::clone(&senders), rx));
+        Ok(Self { tx, senders })
+    }
+
+    /// Sends one push now and says what became of it (the notification
+    /// self-test).
+    pub async fn send_now(&self, target: &PushTarget, payload: &PushPayload) -> PushResult {
+        self.senders.deliver(target, payload).await
     }
 
     /// Queues pushes for `targets`; never waits.
@@ -171,7 +198,7 @@ async fn run(senders: Arc<Senders>, mut rx: mpsc::Receiver<Job>) {
             };
             let (senders, payload) = (Arc::clone(&senders), Arc::clone(&job.payload));
             tokio::spawn(async move {
-                senders.deliver(&target, &payload).await;
+                let _ = senders.deliver(&target, &payload).await;
                 drop(permit);
             });
         }
@@ -197,17 +224,17 @@ impl Senders {
     }
 
     /// Sends one push, retrying what the provider could not take now.
-    async fn deliver(&self, target: &PushTarget, payload: &PushPayload) {
+    async fn deliver(&self, target: &PushTarget, payload: &PushPayload) -> PushResult {
         let mut wait = self.retry;
         for attempt in 1..=self.attempts {
             let Some(outcome) = self.attempt(target, payload).await else {
                 tracing::debug!(device = %target.device_id, "no push provider configured for it");
-                return;
+                return PushResult::NoProvider;
             };
             match outcome {
                 Outcome::Delivered => {
                     self.metrics.pushes_sent.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return PushResult::Delivered;
                 }
                 Outcome::Gone => {
                     self.metrics
@@ -217,7 +244,7 @@ impl Senders {
                     if let Err(e) = self.db.remove_dead_token(&target.token).await {
                         tracing::warn!(error = %e, "removing a dead push token failed");
                     }
-                    return;
+                    return PushResult::TokenGone;
                 }
                 Outcome::Retry(after, reason) if attempt < self.attempts => {
                     tracing::debug!(device = %target.device_id, %reason, attempt, "push retried");
@@ -227,9 +254,10 @@ impl Senders {
                 Outcome::Retry(_, reason) | Outcome::Failed(reason) => {
                     self.metrics.pushes_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(device = %target.device_id, %reason, "push failed");
-                    return;
+                    return PushResult::Failed(reason);
                 }
             }
         }
+        PushResult::Failed("no attempts".into())
     }
 }
