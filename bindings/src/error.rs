@@ -20,6 +20,12 @@ pub enum PieperError {
     /// the sign-in screen; signing in makes it a new device.
     #[error("device revoked and wiped")]
     Revoked,
+    /// The app is locked: call `unlock` (the platform checks the user).
+    #[error("locked")]
+    Locked,
+    /// Too many failed unlocks: the device wiped itself; sign in again.
+    #[error("wiped after failed unlocks")]
+    Wiped,
     /// The server refused, with a stable code (`totp_invalid`, `totp_reused`,
     /// `throttled`, `not_found`, ...).
     #[error("refused: {code}")]
@@ -96,6 +102,8 @@ impl From<CoreError> for PieperError {
             CoreError::Network(msg) => PieperError::Network { msg },
             CoreError::SignedOut => PieperError::SignedOut,
             CoreError::Revoked => PieperError::Revoked,
+            CoreError::Locked => PieperError::Locked,
+            CoreError::Wiped => PieperError::Wiped,
             CoreError::Rejected { code, detail } => PieperError::Rejected { code, detail },
             CoreError::WrongKey => PieperError::WrongKey,
             CoreError::Tampered => crypto(CryptoErrorKind::Tampered),

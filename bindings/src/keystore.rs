@@ -54,3 +54,20 @@ impl CoreKeyStore for KeyStoreShim {
         self.0.unwrap_key(wrapped.to_vec()).map_err(to_core)
     }
 }
+
+/// The platform's check that the person holding the device is its user
+/// (PIN screen, fingerprint, Face ID), implemented by the app.
+#[uniffi::export(foreign)]
+pub trait UserCheck: Send + Sync {
+    /// Asks the user; true when they passed. May block until they answer.
+    fn verify(&self) -> bool;
+}
+
+/// The app's user check as the core's.
+pub(crate) struct UserCheckShim(pub Arc<dyn UserCheck>);
+
+impl pieper_core::UserCheck for UserCheckShim {
+    fn verify(&self) -> bool {
+        self.0.verify()
+    }
+}

@@ -20,7 +20,7 @@ pub use client::{PieperClient, login, open_device};
 pub use consent::*;
 pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};
-pub use keystore::{KeyStore, KeyStoreError};
+pub use keystore::{KeyStore, KeyStoreError, UserCheck};
 pub use privacy::*;
 pub use push::{ApnsEnvironment, Notification, PushProvider, SelfTestReport};
 pub use record::{DocState, DocStatus, SoepKind, SoepLine, patient_from_launch_link};

@@ -58,6 +58,36 @@ pub struct SelfTestReport {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl PieperClient {
+    /// Sets the app lock: lock after `idle_ms` without a call; wipe after
+    /// `max_failed_unlocks` failed unlocks in a row.
+    pub async fn set_lock_policy(&self, idle_ms: u64, max_failed_unlocks: u32) {
+        self.inner.set_lock_policy(pieper_core::LockPolicy {
+            idle: std::time::Duration::from_millis(idle_ms),
+            max_failed_unlocks,
+        });
+    }
+
+    /// Locks now (the app went to the background, or the user asked).
+    pub fn lock(&self) {
+        self.inner.lock();
+    }
+
+    /// Whether the app is locked.
+    pub fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
+    /// Unlocks after the platform's check of the user.
+    pub async fn unlock(
+        &self,
+        check: std::sync::Arc<dyn crate::keystore::UserCheck>,
+    ) -> Result<(), PieperError> {
+        Ok(self
+            .inner
+            .unlock(std::sync::Arc::new(crate::keystore::UserCheckShim(check)))
+            .await?)
+    }
+
     /// The notification self-test: a test push, routine or urgent; waits up
     /// to `wait_ms` for it (the app's notification service hands pushes to
     /// `notification`).

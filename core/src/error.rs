@@ -73,6 +73,14 @@ pub enum Error {
     /// sign in again.
     #[error("this device is signed out")]
     SignedOut,
+    /// The app is locked (idle, or locked by the user): the database key is
+    /// not in memory. Unlock with the platform's check first.
+    #[error("locked: unlock first")]
+    Locked,
+    /// Too many failed unlocks: the device wiped its store and keys. Sign
+    /// in again as a new device.
+    #[error("wiped after too many failed unlocks")]
+    Wiped,
     /// This device was revoked (lost or stolen): its store and keys were
     /// wiped when it heard of it. Sign in again as a new device.
     #[error("this device was revoked and its data wiped")]

@@ -26,8 +26,8 @@ pub mod tasks;
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
     AuditQuery, BreachPatient, Client, ConnectionState, Credentials, DeliveryReport, Event,
-    HisEndpoint, LiveHandle, Notification, NotificationPath, RosterFormat, SelfTestArrival,
-    SelfTestReport, SyncReport,
+    HisEndpoint, LiveHandle, LockPolicy, Notification, NotificationPath, RosterFormat,
+    SelfTestArrival, SelfTestReport, SharedTablet, SyncReport, UserCheck,
 };
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,

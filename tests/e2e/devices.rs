@@ -219,3 +219,176 @@ async fn two_members_changing_the_group_at_once_both_succeed() -> TestResult {
     }
     Ok(())
 }
+
+/// The platform's check as a test sets it: passes or not.
+struct Check(bool);
+
+impl pieper_core::UserCheck for Check {
+    fn verify(&self) -> bool {
+        self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failures() -> TestResult
+{
+    let Pair {
+        db: _db,
+        server: _server,
+        a: phone,
+        b: colleague,
+        conversation: conv,
+    } = pair("Slot", "phone", "desktop").await?;
+    colleague.sync().await?;
+    colleague
+        .send(&conv.id, NewMessage::text("vertrouwelijk: uitslag"))
+        .await?;
+    phone.sync().await?;
+    phone.set_lock_policy(pieper_core::LockPolicy {
+        idle: Duration::from_millis(300),
+        max_failed_unlocks: 3,
+    });
+    assert!(!phone.is_locked());
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(phone.is_locked(), "idle, and not locked");
+    // Every call that needs the key answers Locked.
+    assert!(matches!(
+        phone.device().search("uitslag", 5),
+        Err(Error::Locked)
+    ));
+    assert!(matches!(phone.sync().await, Err(Error::Locked)));
+    assert!(matches!(
+        phone.send(&conv.id, NewMessage::text("x")).await,
+        Err(Error::Locked)
+    ));
+    // A push while locked shows no content.
+    let data: std::collections::HashMap<String, String> = [
+        ("conversation".to_owned(), conv.id.clone()),
+        ("message".to_owned(), "m".to_owned()),
+    ]
+    .into();
+    let shown = phone
+        .notification(&data, Duration::from_millis(300))
+        .await?;
+    assert!(!shown.decrypted && shown.preview.is_empty() && shown.conversation_title.is_empty());
+
+    // A failed check stays locked and is counted; a passed one unlocks.
+    assert!(matches!(
+        phone.unlock(std::sync::Arc::new(Check(false))).await,
+        Err(Error::Locked)
+    ));
+    assert_eq!(phone.failed_unlocks(), 1);
+    phone.unlock(std::sync::Arc::new(Check(true))).await?;
+    assert_eq!(phone.failed_unlocks(), 0);
+    assert_eq!(phone.device().search("uitslag", 5)?.len(), 1);
+
+    // Locked again, three failures in a row wipe it.
+    phone.lock();
+    for _ in 0..2 {
+        assert!(matches!(
+            phone.unlock(std::sync::Arc::new(Check(false))).await,
+            Err(Error::Locked)
+        ));
+    }
+    assert!(matches!(
+        phone.unlock(std::sync::Arc::new(Check(false))).await,
+        Err(Error::Wiped)
+    ));
+    assert!(!phone.dir.path().join("pieper.db").exists());
+    assert!(!phone.dir.path().join("pieper.db.key").exists());
+    assert!(matches!(
+        phone.unlock(std::sync::Arc::new(Check(true))).await,
+        Err(Error::Wiped)
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let (a, b, h) = (
+        create_user(&db, "linde", "bakker", "assistent")?,
+        create_user(&db, "linde", "smit", "assistent")?,
+        create_user(&db, "linde", "jansen", "huisarts")?,
+    );
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &h, "phone").await?;
+    let root = tempfile::tempdir()?;
+    let tablet = pieper_core::SharedTablet::new(
+        root.path(),
+        std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(root.path())?),
+    );
+    let credentials = |user: &pieper_e2e::User, totp: String| pieper_core::Credentials {
+        practice: user.practice.clone(),
+        username: user.username.clone(),
+        password: pieper_e2e::PASSWORD.into(),
+        totp,
+        device_name: "balie-tablet".into(),
+    };
+    let code = |user: &pieper_e2e::User| pieper_e2e::totp_at(user, pieper_e2e::current_step());
+
+    let first = tablet
+        .sign_in(&server.base, credentials(&a, code(&a)?))
+        .await?;
+    let conv = huisarts
+        .create_conversation(
+            "Mw. Smit",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&a.id),
+        )
+        .await?;
+    huisarts
+        .send(&conv.id, NewMessage::text("alleenvoorbakker: bel terug"))
+        .await?;
+    first.sync().await?;
+    assert_eq!(first.device().search("alleenvoorbakker", 5)?.len(), 1);
+
+    // smit signs in on the same tablet: bakker's profile locks.
+    let second = tablet
+        .sign_in(&server.base, credentials(&b, code(&b)?))
+        .await?;
+    assert!(first.is_locked());
+    second.sync().await?;
+    assert!(second.device().search("alleenvoorbakker", 5)?.is_empty());
+    assert!(
+        second
+            .device()
+            .conversations()?
+            .iter()
+            .all(|c| c.id != conv.id)
+    );
+    assert!(matches!(
+        first.device().search("alleenvoorbakker", 5),
+        Err(Error::Locked)
+    ));
+    // A push for bakker while smit works shows nothing.
+    let data: std::collections::HashMap<String, String> = [
+        ("conversation".to_owned(), conv.id.clone()),
+        ("message".to_owned(), "m".to_owned()),
+    ]
+    .into();
+    let shown = first
+        .notification(&data, Duration::from_millis(300))
+        .await?;
+    assert!(!shown.decrypted && shown.preview.is_empty());
+    // Separate stores in separate folders.
+    assert_eq!(
+        tablet.profiles()?,
+        ["linde+bakker".to_owned(), "linde+smit".to_owned()]
+    );
+
+    // Back to bakker: her PIN first.
+    assert!(matches!(
+        tablet
+            .switch_to("linde+bakker", std::sync::Arc::new(Check(false)))
+            .await,
+        Err(Error::Locked)
+    ));
+    let back = tablet
+        .switch_to("linde+bakker", std::sync::Arc::new(Check(true)))
+        .await?;
+    assert!(second.is_locked());
+    assert_eq!(back.device().search("alleenvoorbakker", 5)?.len(), 1);
+    Ok(())
+}

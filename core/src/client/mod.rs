@@ -10,10 +10,12 @@ mod documentation;
 mod events;
 mod groups;
 mod live;
+mod lock;
 mod practice;
 mod privacy;
 mod push;
 mod spoed;
+mod tablet;
 mod tasks;
 
 use std::{
@@ -25,10 +27,12 @@ use std::{
 pub use documentation::{DeliveryReport, HisEndpoint};
 pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;
+pub use lock::{LockPolicy, UserCheck};
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
 pub use practice::RosterFormat;
 pub use privacy::{AuditQuery, BreachPatient};
 pub use push::{Notification, NotificationPath, SelfTestArrival, SelfTestReport};
+pub use tablet::SharedTablet;
 use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;
@@ -91,6 +95,8 @@ pub struct Client {
 
 struct Inner {
     device: Arc<Device>,
+    keystore: Arc<dyn KeyStore>,
+    lock: std::sync::Mutex<lock::LockState>,
     api: Api,
     events: broadcast::Sender<Event>,
     sync_lock: Mutex<()>,
@@ -137,6 +143,7 @@ impl Client {
             cursor: 0,
             signed_out: false,
         };
+        let kept = Arc::clone(&keystore);
         let device = tokio::task::spawn_blocking(move || {
             let device = Device::create(&dir, keystore.as_ref(), id)?;
             device.save_session(&session)?;
@@ -144,7 +151,7 @@ impl Client {
         })
         .await
         .map_err(|e| Error::Mls(e.to_string()))??;
-        let client = Client::assemble(Arc::new(device), api.with_token(login.device_token));
+        let client = Client::assemble(Arc::new(device), kept, api.with_token(login.device_token));
         client.publish_key_packages(KEY_PACKAGES_AT_LOGIN).await?;
         Ok(client)
     }
@@ -152,6 +159,7 @@ impl Client {
     /// Opens the device in `dir` that signed in before.
     pub async fn open(dir: impl AsRef<Path>, keystore: Arc<dyn KeyStore>) -> Result<Client> {
         let dir: PathBuf = dir.as_ref().to_owned();
+        let kept = Arc::clone(&keystore);
         let device = tokio::task::spawn_blocking(move || Device::open(&dir, keystore.as_ref()))
             .await
             .map_err(|e| Error::Mls(e.to_string()))??;
@@ -160,14 +168,16 @@ impl Client {
             return Err(Error::SignedOut);
         }
         let api = Api::new(&session.server_url)?.with_token(session.token);
-        Ok(Client::assemble(Arc::new(device), api))
+        Ok(Client::assemble(Arc::new(device), kept, api))
     }
 
-    fn assemble(device: Arc<Device>, api: Api) -> Client {
+    fn assemble(device: Arc<Device>, keystore: Arc<dyn KeyStore>, api: Api) -> Client {
         let (events, _) = broadcast::channel(1024);
         Client {
             inner: Arc::new(Inner {
                 device,
+                keystore,
+                lock: std::sync::Mutex::new(lock::LockState::default()),
                 api,
                 events,
                 sync_lock: Mutex::new(()),
@@ -203,6 +213,9 @@ impl Client {
     ) -> Result<T> {
         if self.inner.device.is_wiped() {
             return Err(Error::Revoked);
+        }
+        if !self.inner.device.is_locked() {
+            self.touch();
         }
         blocking(&self.inner.device, f).await
     }

@@ -41,6 +41,26 @@ use crate::{
 const DB_FILE: &str = "pieper.db";
 const WRAPPED_KEY_FILE: &str = "pieper.db.key";
 
+/// The database key, unwrapped by the platform keystore.
+fn unwrap_db_key(dir: &Path, keystore: &dyn KeyStore) -> Result<DbKey> {
+    let wrapped = match std::fs::read(dir.join(WRAPPED_KEY_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound {
+                what: "device store",
+            });
+        }
+        Err(e) => return Err(StoreError::Io(e.to_string()).into()),
+    };
+    keystore
+        .unwrap_key(&wrapped)
+        .and_then(|bytes| DbKey::from_bytes(&bytes))
+        .map_err(|e| match e {
+            KeyStoreError::CannotUnwrap => Error::WrongKey,
+            other => other.into(),
+        })
+}
+
 /// What kind of envelope goes to the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutgoingKind {
@@ -192,23 +212,31 @@ impl Device {
     /// disk changes.
     pub fn open(dir: impl AsRef<Path>, keystore: &dyn KeyStore) -> Result<Self> {
         let dir = dir.as_ref();
-        let wrapped = match std::fs::read(dir.join(WRAPPED_KEY_FILE)) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound {
-                    what: "device store",
-                });
-            }
-            Err(e) => return Err(StoreError::Io(e.to_string()).into()),
-        };
-        let key = keystore
-            .unwrap_key(&wrapped)
-            .and_then(|bytes| DbKey::from_bytes(&bytes))
-            .map_err(|e| match e {
-                KeyStoreError::CannotUnwrap => Error::WrongKey,
-                other => other.into(),
-            })?;
-        Self::open_with_key(dir, &key)
+        Self::open_with_key(dir, &unwrap_db_key(dir, keystore)?)
+    }
+
+    /// Locks the device: the store closes (SQLCipher forgets the key) and
+    /// the loaded MLS groups are dropped; calls answer [`Error::Locked`].
+    pub fn lock(&self) {
+        self.store.close();
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Unlocks the device with the keystore's help (after the platform's
+    /// check of the user).
+    pub fn unlock(&self, keystore: &dyn KeyStore) -> Result<()> {
+        if !self.store.is_closed() {
+            return Ok(());
+        }
+        self.store.reopen(&unwrap_db_key(&self.dir, keystore)?)
+    }
+
+    /// Whether the device is locked.
+    pub fn is_locked(&self) -> bool {
+        self.store.is_closed()
     }
 
     /// Opens the device store in `dir` with the raw database key.

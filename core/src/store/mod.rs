@@ -38,9 +38,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/010_privacy.sql"),
 ];
 
-/// An open, keyed store.
+/// An open, keyed store; closed (its key gone from memory) while the app
+/// is locked.
 pub(crate) struct Store {
-    conn: Mutex<Connection>,
+    conn: Mutex<Option<Connection>>,
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -48,57 +50,43 @@ impl Store {
     /// schema up to date. A wrong key gives [`Error::WrongKey`] and writes
     /// nothing.
     pub(crate) fn open(path: &Path, key: &DbKey) -> Result<Self> {
-        let mut conn = Connection::open(path).map_err(StoreError::from)?;
-        let pragma =
-            zeroize::Zeroizing::new(format!("PRAGMA key = \"{}\";", *key.sqlcipher_pragma()));
-        conn.execute_batch(&pragma).map_err(StoreError::from)?;
-        // SQLCipher would log a wrong key to stderr; the caller gets a typed
-        // error instead.
-        conn.execute_batch("PRAGMA cipher_log_level = NONE;")
-            .map_err(StoreError::from)?;
-        // The first read tells whether the key fits; it writes nothing.
-        match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        }) {
-            Ok(_) => {}
-            Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
-                return Err(Error::WrongKey);
-            }
-            Err(e) => return Err(StoreError::from(e).into()),
-        }
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA secure_delete = ON;
-             PRAGMA busy_timeout = 2000;",
-        )
-        .map_err(StoreError::from)?;
-        SqliteStorageProvider::<StateCodec, &mut Connection>::new(&mut conn)
-            .run_migrations()
-            .map_err(|e| StoreError::Record(format!("OpenMLS storage migration: {e}")))?;
-        // Foreign keys are enforced once the schema is current: a step that
-        // rebuilds a table must not cascade into its children.
-        run_migrations(&mut conn)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;")
-            .map_err(StoreError::from)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(connect(path, key)?)),
+            path: path.to_owned(),
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+    /// Closes the connection: SQLCipher forgets the key. Every call answers
+    /// [`Error::Locked`] until [`Store::reopen`].
+    pub(crate) fn close(&self) {
+        *self.guard() = None;
+    }
+
+    /// Opens the store again with its key (after an unlock).
+    pub(crate) fn reopen(&self, key: &DbKey) -> Result<()> {
+        let conn = connect(&self.path, key)?;
+        *self.guard() = Some(conn);
+        Ok(())
+    }
+
+    /// Whether the store is closed (locked).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.guard().is_none()
+    }
+
+    fn guard(&self) -> MutexGuard<'_, Option<Connection>> {
         // A panic while holding the lock rolled its transaction back, so the
         // connection itself is still sound.
-        Ok(self
-            .conn
+        self.conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` in one transaction: committed if it returns `Ok`, rolled
     /// back (nothing written) if it returns `Err`.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock()?;
+        let mut guard = self.guard();
+        let conn = guard.as_mut().ok_or(Error::Locked)?;
         let tx = conn.transaction().map_err(StoreError::from)?;
         let value = f(&tx)?;
         tx.commit().map_err(StoreError::from)?;
@@ -107,9 +95,48 @@ impl Store {
 
     /// Runs a read-only `f` on the connection.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.lock()?;
-        f(&conn)
+        let guard = self.guard();
+        let conn = guard.as_ref().ok_or(Error::Locked)?;
+        f(conn)
     }
+}
+
+/// Opens the SQLCipher file with `key` and brings its schema up to date. A
+/// wrong key gives [`Error::WrongKey`] and writes nothing.
+fn connect(path: &Path, key: &DbKey) -> Result<Connection> {
+    let mut conn = Connection::open(path).map_err(StoreError::from)?;
+    let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = \"{}\";", *key.sqlcipher_pragma()));
+    conn.execute_batch(&pragma).map_err(StoreError::from)?;
+    // SQLCipher would log a wrong key to stderr; the caller gets a typed
+    // error instead.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+        .map_err(StoreError::from)?;
+    // The first read tells whether the key fits; it writes nothing.
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => {}
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            return Err(Error::WrongKey);
+        }
+        Err(e) => return Err(StoreError::from(e).into()),
+    }
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA secure_delete = ON;
+             PRAGMA busy_timeout = 2000;",
+    )
+    .map_err(StoreError::from)?;
+    SqliteStorageProvider::<StateCodec, &mut Connection>::new(&mut conn)
+        .run_migrations()
+        .map_err(|e| StoreError::Record(format!("OpenMLS storage migration: {e}")))?;
+    // Foreign keys are enforced once the schema is current: a step that
+    // rebuilds a table must not cascade into its children.
+    run_migrations(&mut conn)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")
+        .map_err(StoreError::from)?;
+    Ok(conn)
 }
 
 /// Brings the schema to the newest version, one transaction per step.

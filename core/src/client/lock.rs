@@ -1,0 +1,152 @@
+//! The app lock: after an idle time (or on request) the device locks — the
+//! database key leaves memory and every call answers [`Error::Locked`] —
+//! until the user passes the platform's check (PIN, biometrics) through
+//! [`UserCheck`]. Failed checks are counted on disk, so restarting the app
+//! does not reset them; after too many the device wipes itself.
+
+use std::{
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
+};
+
+use super::{Client, Inner};
+use crate::error::{Error, Result};
+
+/// The platform's check that the person holding the device is its user
+/// (a PIN screen, a fingerprint, Face ID). The app implements it.
+pub trait UserCheck: Send + Sync {
+    /// Asks the user; true when they passed. May block until they answer.
+    fn verify(&self) -> bool;
+}
+
+/// When the device locks, and when it gives up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockPolicy {
+    /// Lock after this long without a call.
+    pub idle: Duration,
+    /// Wipe the device after this many failed unlocks in a row.
+    pub max_failed_unlocks: u32,
+}
+
+/// The lock's state in memory.
+#[derive(Debug)]
+pub(super) struct LockState {
+    pub(super) policy: Option<LockPolicy>,
+    pub(super) last_active: Instant,
+}
+
+impl Default for LockState {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            last_active: Instant::now(),
+        }
+    }
+}
+
+/// Where failed unlocks are counted (plain: a count is no secret).
+const FAILURES_FILE: &str = "unlock-failures";
+
+impl Client {
+    /// Sets the lock policy and starts watching for idleness (on the tokio
+    /// runtime this is called on).
+    pub fn set_lock_policy(&self, policy: LockPolicy) {
+        self.lock_state().policy = Some(policy);
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(watch_idle(weak));
+    }
+
+    /// Locks now (the user pressed "lock", or the app went to the background).
+    pub fn lock(&self) {
+        self.inner.device.lock();
+    }
+
+    /// Whether the device is locked.
+    pub fn is_locked(&self) -> bool {
+        self.inner.device.is_locked()
+    }
+
+    /// Unlocks after the platform's check of the user. A failed check is
+    /// counted; after the policy's maximum the device wipes itself and
+    /// answers [`Error::Wiped`].
+    pub async fn unlock(&self, check: Arc<dyn UserCheck>) -> Result<()> {
+        if self.inner.device.is_wiped() {
+            return Err(Error::Wiped);
+        }
+        if !self.is_locked() {
+            return Ok(());
+        }
+        let passed = tokio::task::spawn_blocking(move || check.verify())
+            .await
+            .map_err(|e| Error::Mls(format!("user check failed: {e}")))?;
+        let path = self.device().dir().join(FAILURES_FILE);
+        if !passed {
+            let failures = failed_unlocks(&path) + 1;
+            std::fs::write(&path, failures.to_string())
+                .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
+            let max = self
+                .lock_state()
+                .policy
+                .map_or(u32::MAX, |p| p.max_failed_unlocks);
+            if failures >= max {
+                self.inner.device.wipe()?;
+                let _ = std::fs::remove_file(&path);
+                self.emit(super::Event::Connection(super::ConnectionState::SignedOut));
+                return Err(Error::Wiped);
+            }
+            return Err(Error::Locked);
+        }
+        let (device, keystore) = (
+            Arc::clone(&self.inner.device),
+            Arc::clone(&self.inner.keystore),
+        );
+        tokio::task::spawn_blocking(move || device.unlock(keystore.as_ref()))
+            .await
+            .map_err(|e| Error::Mls(format!("unlock failed: {e}")))??;
+        let _ = std::fs::remove_file(&path);
+        self.touch();
+        Ok(())
+    }
+
+    /// How many unlocks failed in a row.
+    pub fn failed_unlocks(&self) -> u32 {
+        failed_unlocks(&self.device().dir().join(FAILURES_FILE))
+    }
+
+    /// A call was made: the idle time starts again.
+    pub(super) fn touch(&self) {
+        self.lock_state().last_active = Instant::now();
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, LockState> {
+        self.inner.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn failed_unlocks(path: &std::path::Path) -> u32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Locks the device once it has been idle for the policy's time; ends with
+/// the client.
+async fn watch_idle(inner: Weak<Inner>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let (idle, since) = {
+            let state = inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+            match state.policy {
+                Some(p) => (p.idle, state.last_active.elapsed()),
+                None => return,
+            }
+        };
+        if since >= idle && !inner.device.is_locked() {
+            inner.device.lock();
+        }
+        let next = idle.saturating_sub(since).max(Duration::from_millis(50));
+        drop(inner);
+        tokio::time::sleep(next.min(Duration::from_secs(30))).await;
+    }
+}
