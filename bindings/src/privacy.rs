@@ -86,6 +86,8 @@ pub struct PracticeRules {
     pub ttl_policy: String,
     /// With `enforced`: the longest time-to-live (s).
     pub ttl_secs: Option<u64>,
+    /// How many of each conversation's newest messages a new device gets.
+    pub history_messages: u32,
 }
 
 impl From<CoreRules> for PracticeRules {
@@ -99,6 +101,7 @@ impl From<CoreRules> for PracticeRules {
             retention_days: r.retention_days,
             ttl_policy: policy.into(),
             ttl_secs: secs,
+            history_messages: r.history_messages,
         }
     }
 }

@@ -346,6 +346,13 @@ pub enum PieperEvent {
         /// What went and what stays.
         report: crate::privacy::ErasureReport,
     },
+    /// History arrived for a conversation (on a new device of this user).
+    HistoryArrived {
+        /// The conversation.
+        conversation: String,
+        /// Messages added.
+        added: u32,
+    },
     /// A notification self-test arrived.
     SelfTestArrived {
         /// The test's id.
@@ -395,6 +402,13 @@ impl From<CoreEvent> for PieperEvent {
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::ReceiptsChanged { messages } => PieperEvent::ReceiptsChanged { messages },
+            CoreEvent::HistoryArrived {
+                conversation,
+                added,
+            } => PieperEvent::HistoryArrived {
+                conversation,
+                added: u32::try_from(added).unwrap_or(u32::MAX),
+            },
             CoreEvent::SelfTestArrived {
                 id,
                 path,

@@ -32,6 +32,9 @@ pub enum PrivacyCommand {
         /// With enforced: the longest time-to-live (seconds).
         #[arg(long)]
         ttl_secs: Option<u64>,
+        /// How many of each conversation's newest messages a new device gets.
+        #[arg(long)]
+        history_messages: Option<u32>,
     },
     /// Remove what expired or passed retention on this device now, and
     /// report what housekeeping removed.
@@ -134,11 +137,13 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             retention_days,
             ttl_policy,
             ttl_secs,
+            history_messages,
         } => {
             let mut rules = client.refresh_practice_rules().await?;
-            if retention_days.is_some() || ttl_policy.is_some() {
+            if retention_days.is_some() || ttl_policy.is_some() || history_messages.is_some() {
                 rules = PracticeRules {
                     retention_days: retention_days.unwrap_or(rules.retention_days),
+                    history_messages: history_messages.unwrap_or(rules.history_messages),
                     ttl: match ttl_policy.as_deref() {
                         None => rules.ttl,
                         Some("allowed") => TtlPolicy::Allowed,
@@ -152,8 +157,8 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
                 rules = client.set_practice_rules(rules).await?;
             }
             println!(
-                "retention: {} days\ndisappearing messages: {:?}",
-                rules.retention_days, rules.ttl
+                "retention: {} days\ndisappearing messages: {:?}\nhistory for a new device: {} messages per conversation",
+                rules.retention_days, rules.ttl, rules.history_messages
             );
         }
         PrivacyCommand::Housekeeping => {

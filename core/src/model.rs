@@ -135,7 +135,7 @@ impl MessageKind {
         }
     }
 
-    fn is_overleg(&self) -> bool {
+    pub(crate) fn is_overleg(&self) -> bool {
         *self == Self::Overleg
     }
 }
@@ -391,6 +391,12 @@ pub(crate) enum Content {
         key: Vec<u8>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+    },
+    /// Recent messages of a conversation for this user's new device (in
+    /// the user's personal group only).
+    History {
+        conversation: String,
+        messages: Vec<crate::device::HistoryMessage>,
     },
     /// On a patient's request, every device removes the chat content about
     /// them (practice group only).

@@ -193,9 +193,15 @@ async fn admin(
             retention_days,
             ttl_policy,
             ttl_secs,
+            history_messages,
         } => {
             let mut settings = db.practice_settings(&practice).await?;
-            if retention_days.is_some() || ttl_policy.is_some() || ttl_secs.is_some() {
+            if retention_days.is_some()
+                || ttl_policy.is_some()
+                || ttl_secs.is_some()
+                || history_messages.is_some()
+            {
+                settings.history_messages = history_messages.unwrap_or(settings.history_messages);
                 settings.retention_days = retention_days.unwrap_or(settings.retention_days);
                 settings.ttl_policy = ttl_policy.unwrap_or(settings.ttl_policy);
                 settings.ttl_secs = ttl_secs.or(settings.ttl_secs);

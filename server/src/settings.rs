@@ -136,6 +136,9 @@ pub enum AdminCommand {
         /// With enforced: every message's time-to-live at most (seconds).
         #[arg(long)]
         ttl_secs: Option<u64>,
+        /// How many of each conversation's newest messages a new device gets.
+        #[arg(long)]
+        history_messages: Option<u32>,
     },
 }
 

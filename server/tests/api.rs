@@ -1145,6 +1145,7 @@ async fn the_practice_decides_on_disappearing_messages_and_they_go(backend: Back
             retention_days: 90,
             ttl_policy: policy.into(),
             ttl_secs: secs,
+            history_messages: 50,
         };
         async move {
             client

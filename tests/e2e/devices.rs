@@ -8,20 +8,36 @@ use pieper_e2e::{
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_device_joins_its_users_conversations_from_enrolment_on() -> TestResult {
+async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult {
     let Pair {
-        db: _db,
+        db,
         server,
         a: phone,
         b: colleague,
         conversation: conv,
     } = pair("Voor de nieuwe tablet", "phone", "desktop").await?;
+    // The practice gives a new device the 3 newest messages of each conversation.
+    db.admin(&[
+        "practice-settings",
+        "--practice",
+        "linde",
+        "--history-messages",
+        "3",
+    ])?;
     colleague.sync().await?;
-    colleague
-        .send(&conv.id, NewMessage::text("van voor de tablet"))
-        .await?;
+    for i in 1..=4 {
+        colleague
+            .send(
+                &conv.id,
+                NewMessage::text(format!("van voor de tablet {i}")),
+            )
+            .await?;
+    }
+    phone.sync().await?;
 
     let tablet = sign_in(&server, &phone.user, "tablet").await?;
+    // The phone adds it (no verification ritual: login with 2FA enrolled it)
+    // and sends it the history, end-to-end through the user's own group.
     assert_eq!(phone.add_my_new_devices().await?, 1);
     tablet.sync().await?;
     assert!(tablet.device().conversation(&conv.id)?.active);
@@ -29,8 +45,23 @@ async fn a_new_device_joins_its_users_conversations_from_enrolment_on() -> TestR
         tablet.device().conversation(&conv.id)?.title,
         "Voor de nieuwe tablet"
     );
-    // It reads from its enrolment on, and takes part at once.
-    assert!(tablet.device().messages(&conv.id, 10)?.is_empty());
+    let history: Vec<String> = tablet
+        .device()
+        .messages(&conv.id, 10)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "van voor de tablet 2",
+            "van voor de tablet 3",
+            "van voor de tablet 4"
+        ]
+    );
+    // History counts as read.
+    assert!(tablet.device().dashboard()?.unread.is_empty());
+    // It takes part at once.
     colleague.sync().await?;
     colleague
         .send(&conv.id, NewMessage::text("welkom tablet"))
@@ -41,9 +72,9 @@ async fn a_new_device_joins_its_users_conversations_from_enrolment_on() -> TestR
     tablet.sync().await?;
     phone.sync().await?;
     colleague.sync().await?;
-    assert_eq!(tablet.device().messages(&conv.id, 10)?.len(), 2);
-    assert_eq!(phone.device().messages(&conv.id, 10)?.len(), 3);
-    assert_eq!(colleague.device().messages(&conv.id, 10)?.len(), 3);
+    assert_eq!(tablet.device().messages(&conv.id, 10)?.len(), 5);
+    assert_eq!(phone.device().messages(&conv.id, 10)?.len(), 6);
+    assert_eq!(colleague.device().messages(&conv.id, 10)?.len(), 6);
     // Nothing left to add.
     assert_eq!(phone.add_my_new_devices().await?, 0);
     Ok(())

@@ -474,6 +474,16 @@ pub struct PracticeSettings {
     /// With `enforced`: the time-to-live every message gets at most (s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
+    /// How many of each conversation's newest messages a user's new device
+    /// gets from their other devices (0: none).
+    #[serde(default = "PracticeSettings::default_history")]
+    pub history_messages: u32,
+}
+
+impl PracticeSettings {
+    fn default_history() -> u32 {
+        50
+    }
 }
 
 /// `POST /patients/erase`: remove what the server keeps of conversations

@@ -19,6 +19,13 @@ pub enum Event {
     },
     /// A patient's chat content was erased on request.
     PatientErased(crate::privacy::ErasureReport),
+    /// History arrived for a conversation (on a new device of this user).
+    HistoryArrived {
+        /// The conversation.
+        conversation: String,
+        /// Messages added.
+        added: usize,
+    },
     /// A notification self-test arrived (see `Client::notification_self_test`).
     SelfTestArrived {
         /// The test's id.

@@ -665,6 +665,17 @@ impl Client {
                 }
             }
             Received::Erased(report) => self.emit(Event::PatientErased(report)),
+            Received::History {
+                conversation,
+                added,
+            } => {
+                if added > 0 {
+                    self.emit(Event::HistoryArrived {
+                        conversation,
+                        added,
+                    });
+                }
+            }
             Received::PracticeData { new } => {
                 if new > 0 {
                     self.emit(Event::PracticeDataChanged);
@@ -700,6 +711,7 @@ impl Client {
         }
         let conversations = self.store(|d| d.all_conversations()).await?;
         let mut added = 0;
+        let mut joined: Vec<String> = Vec::new();
         for conversation in conversations.iter().filter(|c| c.active) {
             let conv = conversation.id.clone();
             let members: HashSet<String> = self
@@ -712,7 +724,16 @@ impl Client {
                 self.add_users(&conversation.id, std::slice::from_ref(&self.id().user))
                     .await?;
                 added += 1;
+                if !matches!(
+                    conversation.kind,
+                    ConversationKind::Practice | ConversationKind::Personal
+                ) {
+                    joined.push(conversation.id.clone());
+                }
             }
+        }
+        if !joined.is_empty() {
+            self.send_history(joined).await?;
         }
         self.inner
             .known_devices
@@ -720,6 +741,23 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .extend(mine);
         Ok(added)
+    }
+
+    /// Sends this user's devices (the new one among them) the recent
+    /// history of `conversations`, as far back as the practice allows,
+    /// through the user's personal group (made now if there is none).
+    async fn send_history(&self, conversations: Vec<String>) -> Result<()> {
+        let per_conversation = self.store(|d| d.practice_rules()).await?.history_messages;
+        if per_conversation == 0 {
+            return Ok(());
+        }
+        match self.sync_personal().await {
+            Ok(_) | Err(Error::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.store(move |d| d.share_history(&conversations, per_conversation))
+            .await?;
+        self.flush_quietly().await
     }
 
     /// Keeps this device live: a WebSocket that triggers syncs, with

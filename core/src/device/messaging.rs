@@ -381,6 +381,13 @@ impl Device {
                 {
                     return result;
                 }
+                if let Content::History {
+                    conversation: about,
+                    messages,
+                } = &content
+                {
+                    return self.apply_history(conn, &conversation, &sender, about, messages);
+                }
                 if let Some(result) = apply_documentation(conn, &conversation, &sender, &content) {
                     return result;
                 }
@@ -609,6 +616,7 @@ fn apply_content(
         | Content::SpoedTaken { .. }
         | Content::SpoedSetting(_)
         | Content::Receipt { .. }
+        | Content::History { .. }
         | Content::PracticeKey { .. }
         | Content::Erase { .. } => Err(Error::invalid("message", "not a message")),
     }

@@ -8,6 +8,7 @@
 
 mod dashboard;
 mod documentation;
+mod history;
 mod membership;
 mod messaging;
 mod practice;
@@ -16,6 +17,7 @@ mod spoed;
 mod tasks;
 
 pub use dashboard::{ConversationSummary, Dashboard, DashboardGroup};
+pub(crate) use history::HistoryMessage;
 pub use practice::{KnownGroup, NewConsent, PatientConsent};
 
 use std::{
@@ -137,6 +139,13 @@ pub enum Received {
     },
     /// A patient's chat content was erased on request.
     Erased(crate::privacy::ErasureReport),
+    /// History arrived from another device of this user.
+    History {
+        /// The conversation.
+        conversation: String,
+        /// Messages that were new here.
+        added: usize,
+    },
     /// A proposal was queued for the next commit.
     Proposal {
         /// The conversation.

@@ -39,6 +39,9 @@ pub struct PracticeRules {
     pub retention_days: u32,
     /// Disappearing messages.
     pub ttl: TtlPolicy,
+    /// How many of each conversation's newest messages a user's new device
+    /// gets from their other devices.
+    pub history_messages: u32,
 }
 
 impl Default for PracticeRules {
@@ -46,6 +49,7 @@ impl Default for PracticeRules {
         Self {
             retention_days: 90,
             ttl: TtlPolicy::Allowed,
+            history_messages: 50,
         }
     }
 }
@@ -66,6 +70,7 @@ impl PracticeRules {
         Ok(Self {
             retention_days: s.retention_days,
             ttl,
+            history_messages: s.history_messages,
         })
     }
 
@@ -79,6 +84,7 @@ impl PracticeRules {
             retention_days: self.retention_days,
             ttl_policy: policy.into(),
             ttl_secs: secs,
+            history_messages: self.history_messages,
         }
     }
 }
@@ -103,36 +109,40 @@ pub struct HousekeepingReport {
 }
 
 pub(crate) fn rules(conn: &Connection) -> Result<PracticeRules> {
-    let row: Option<(u32, String, Option<i64>)> = conn
+    let row: Option<(u32, String, Option<i64>, u32)> = conn
         .query_row(
-            "SELECT retention_days, ttl_policy, ttl_secs FROM practice_settings WHERE id = 1",
+            "SELECT retention_days, ttl_policy, ttl_secs, history_messages
+             FROM practice_settings WHERE id = 1",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()
         .map_err(StoreError::from)?;
-    let Some((retention_days, policy, secs)) = row else {
+    let Some((retention_days, policy, secs, history_messages)) = row else {
         return Ok(PracticeRules::default());
     };
     PracticeRules::from_wire(&pieper_wire::PracticeSettings {
         retention_days,
         ttl_policy: policy,
         ttl_secs: secs.map(|s| s as u64),
+        history_messages,
     })
 }
 
 pub(crate) fn set_rules(conn: &Connection, rules: PracticeRules) -> Result<()> {
     let wire = rules.to_wire();
     conn.execute(
-        "INSERT INTO practice_settings (id, retention_days, ttl_policy, ttl_secs, fetched_at)
-         VALUES (1, ?1, ?2, ?3, ?4)
+        "INSERT INTO practice_settings
+             (id, retention_days, ttl_policy, ttl_secs, history_messages, fetched_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO UPDATE SET retention_days = excluded.retention_days,
              ttl_policy = excluded.ttl_policy, ttl_secs = excluded.ttl_secs,
-             fetched_at = excluded.fetched_at",
+             history_messages = excluded.history_messages, fetched_at = excluded.fetched_at",
         params![
             wire.retention_days,
             wire.ttl_policy,
             wire.ttl_secs.map(|s| s as i64),
+            wire.history_messages,
             queries::now_ms()
         ],
     )

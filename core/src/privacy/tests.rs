@@ -92,6 +92,7 @@ fn retention_removes_old_chat_entirely() -> TestResult {
     d.set_practice_rules(PracticeRules {
         retention_days: 30,
         ttl: TtlPolicy::Allowed,
+        history_messages: 50,
     })?;
     let c = d.create_conversation("Oud", ConversationKind::Group, None)?;
     let old = d.send(&c.id, NewMessage::text("oudbericht"))?;
@@ -132,6 +133,7 @@ fn the_practice_allows_forbids_or_enforces_disappearing_messages() -> TestResult
     d.set_practice_rules(PracticeRules {
         retention_days: 90,
         ttl: TtlPolicy::Forbidden,
+        history_messages: 50,
     })?;
     assert!(matches!(
         d.send(&c.id, NewMessage::text("c").disappearing(30)),
@@ -145,6 +147,7 @@ fn the_practice_allows_forbids_or_enforces_disappearing_messages() -> TestResult
     d.set_practice_rules(PracticeRules {
         retention_days: 90,
         ttl: TtlPolicy::Enforced { secs: 3600 },
+        history_messages: 50,
     })?;
     assert_eq!(ttl_of(NewMessage::text("d"))?, Some(3600));
     assert_eq!(ttl_of(NewMessage::text("e").disappearing(60))?, Some(60));

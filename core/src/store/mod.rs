@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/008_documentation.sql"),
     include_str!("../../migrations/009_spoed.sql"),
     include_str!("../../migrations/010_privacy.sql"),
+    include_str!("../../migrations/011_history.sql"),
 ];
 
 /// An open, keyed store; closed (its key gone from memory) while the app

@@ -36,6 +36,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/003_push.sql"),
     include_str!("../../migrations/sqlite/004_urgent.sql"),
     include_str!("../../migrations/sqlite/005_audit_chain.sql"),
+    include_str!("../../migrations/sqlite/006_history.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/001_initial.sql"),
@@ -43,6 +44,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/003_push.sql"),
     include_str!("../../migrations/postgres/004_urgent.sql"),
     include_str!("../../migrations/postgres/005_audit_chain.sql"),
+    include_str!("../../migrations/postgres/006_history.sql"),
 ];
 
 /// The database, shared by all handlers.

@@ -43,18 +43,22 @@ impl Db {
 
     /// The practice's rules for chat content.
     pub async fn practice_settings(&self, practice: &str) -> AppResult<PracticeSettings> {
-        let row =
-            sqlx::query("SELECT retention_days, ttl_policy, ttl_secs FROM practices WHERE id = $1")
-                .bind(practice)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or(AppError::NotFound("practice"))?;
+        let row = sqlx::query(
+            "SELECT retention_days, ttl_policy, ttl_secs, history_messages
+             FROM practices WHERE id = $1",
+        )
+        .bind(practice)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(AppError::NotFound("practice"))?;
         Ok(PracticeSettings {
             retention_days: u32::try_from(row.try_get::<i64, _>("retention_days")?).unwrap_or(0),
             ttl_policy: row.try_get("ttl_policy")?,
             ttl_secs: row
                 .try_get::<Option<i64>, _>("ttl_secs")?
                 .and_then(|s| u64::try_from(s).ok()),
+            history_messages: u32::try_from(row.try_get::<i64, _>("history_messages")?)
+                .unwrap_or(0),
         })
     }
 
@@ -78,17 +82,24 @@ impl Db {
                 )));
             }
         }
+        if settings.history_messages > 1_000 {
+            return Err(AppError::Invalid(
+                "history_messages must be 0 to 1000".into(),
+            ));
+        }
         if settings.retention_days == 0 || settings.retention_days > 36_500 {
             return Err(AppError::Invalid(
                 "retention_days must be 1 to 36500".into(),
             ));
         }
         let done = sqlx::query(
-            "UPDATE practices SET retention_days = $1, ttl_policy = $2, ttl_secs = $3 WHERE id = $4",
+            "UPDATE practices SET retention_days = $1, ttl_policy = $2, ttl_secs = $3,
+                 history_messages = $4 WHERE id = $5",
         )
         .bind(i64::from(settings.retention_days))
         .bind(&settings.ttl_policy)
         .bind(settings.ttl_secs.map(|s| s as i64))
+        .bind(i64::from(settings.history_messages))
         .bind(practice)
         .execute(self.pool())
         .await?;

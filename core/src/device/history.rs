@@ -1,0 +1,146 @@
+//! History for a new device: when a user enrols another device, their
+//! devices that were there already add it to their conversations and send
+//! it, end-to-end through the user's personal group, the newest messages of
+//! each (as many as the practice allows). No verification ritual, no
+//! recovery key: login with 2FA is the enrolment.
+
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Device, KnownGroup, Received};
+use crate::{
+    error::{Error, Result},
+    identity::MemberId,
+    model::{AttachmentRef, Content, Message, MessageKind, MessageState, Priority},
+    store::{StoreError, queries},
+};
+
+/// One message of the history, as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HistoryMessage {
+    id: String,
+    sender_practice: String,
+    sender_user: String,
+    sender_device: String,
+    body: String,
+    priority: Priority,
+    sent_at: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<AttachmentRef>,
+    #[serde(default, skip_serializing_if = "MessageKind::is_overleg")]
+    kind: MessageKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+/// Most messages in one history envelope.
+const PER_ENVELOPE: usize = 100;
+
+impl Device {
+    /// Queues the newest `per_conversation` messages of each of
+    /// `conversations` for this user's other devices (the personal group).
+    /// Returns how many messages were queued; none when this device is not
+    /// in the personal group yet.
+    pub(crate) fn share_history(
+        &self,
+        conversations: &[String],
+        per_conversation: u32,
+    ) -> Result<usize> {
+        let now = queries::now_ms();
+        let queued = self.queue_in(KnownGroup::Personal, |s, group| {
+            let mut count = 0;
+            for conversation in conversations {
+                let messages: Vec<HistoryMessage> =
+                    queries::recent_messages(s.conn(), conversation, per_conversation)?
+                        .into_iter()
+                        .filter(|m| !m.expired && m.expires_at.is_none_or(|at| at > now))
+                        .filter(|m| m.state != MessageState::Pending)
+                        .map(|m| HistoryMessage {
+                            id: m.id,
+                            sender_practice: m.sender.practice,
+                            sender_user: m.sender.user,
+                            sender_device: m.sender.device,
+                            body: m.body,
+                            priority: m.priority,
+                            sent_at: m.sent_at,
+                            attachments: m.attachments,
+                            kind: m.kind,
+                            expires_at: m.expires_at,
+                        })
+                        .collect();
+                for chunk in messages.chunks(PER_ENVELOPE) {
+                    let content = Content::History {
+                        conversation: conversation.clone(),
+                        messages: chunk.to_vec(),
+                    };
+                    let id = uuid::Uuid::new_v4().to_string();
+                    self.encrypt(s, group, &id, &content)?;
+                    count += chunk.len();
+                }
+            }
+            Ok(count)
+        })?;
+        Ok(queued.unwrap_or_default())
+    }
+
+    /// Stores history from another device of this user, in the personal
+    /// group, for a conversation this device is in; what it has already
+    /// stays as it is. History counts as read.
+    pub(crate) fn apply_history(
+        &self,
+        conn: &Connection,
+        group: &str,
+        sender: &Result<MemberId>,
+        conversation: &str,
+        messages: &[HistoryMessage],
+    ) -> Result<Received> {
+        let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
+        if group != self.known_group_id(KnownGroup::Personal) || sender.user != self.me.user {
+            return Err(Error::invalid("message", "history from elsewhere"));
+        }
+        if !queries::conversation(conn, conversation)?.is_some_and(|c| c.active) {
+            // Not (yet) in it: nothing to show the history in.
+            return Ok(Received::Own);
+        }
+        let now = queries::now_ms();
+        let mut added = 0;
+        for h in messages {
+            if h.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let message = Message {
+                id: h.id.clone(),
+                conversation: conversation.to_owned(),
+                sender: MemberId::new(&h.sender_practice, &h.sender_user, &h.sender_device)?,
+                body: h.body.clone(),
+                priority: h.priority,
+                sent_at: h.sent_at,
+                reply_to: None,
+                attachments: h.attachments.clone(),
+                state: if h.sender_user == self.me.user {
+                    MessageState::Sent
+                } else {
+                    MessageState::Received
+                },
+                kind: h.kind,
+                triage: None,
+                spoed: None,
+                documentation: None,
+                expires_at: h.expires_at,
+                expired: false,
+            };
+            if queries::insert_message(conn, &message, 0)? {
+                conn.execute(
+                    "UPDATE messages SET read_at = ?2 WHERE id = ?1",
+                    params![message.id, now],
+                )
+                .map_err(StoreError::from)?;
+                added += 1;
+            }
+        }
+        Ok(Received::History {
+            conversation: conversation.to_owned(),
+            added,
+        })
+    }
+}
