@@ -215,8 +215,36 @@ impl PieperClient {
             .into())
     }
 
+    /// Backs up the chat history (the newest `per_conversation` messages of
+    /// each conversation), sealed with a recovery code only the user holds.
+    /// Returns the number of messages in it.
+    pub async fn create_backup(
+        &self,
+        recovery_code: String,
+        per_conversation: u32,
+    ) -> Result<u32, PieperError> {
+        Ok(self
+            .inner
+            .create_backup(&recovery_code, per_conversation)
+            .await?
+            .messages)
+    }
+
+    /// Restores the user's backup onto this device; a wrong code is
+    /// `WrongKey` and changes nothing. Returns the number of messages.
+    pub async fn restore_backup(&self, recovery_code: String) -> Result<u32, PieperError> {
+        Ok(self.inner.restore_backup(&recovery_code).await?.messages)
+    }
+
     /// This staff member's own account data, as JSON.
     pub async fn export_my_account(&self) -> Result<String, PieperError> {
         Ok(self.inner.export_my_account().await?)
     }
+}
+
+/// A new recovery code for the history backup (24 characters, grouped): the
+/// user writes it down; it is never stored.
+#[uniffi::export]
+pub fn new_recovery_code() -> String {
+    pieper_core::new_recovery_code()
 }

@@ -161,6 +161,16 @@ enum Command {
     /// The practice's roster and patient consent (LSP opt-in).
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
+    /// Back up your chat history, sealed with a new recovery code (printed
+    /// once: write it down), or restore it onto this device.
+    Backup {
+        /// Restore with this recovery code instead of making a backup.
+        #[arg(long)]
+        restore: Option<String>,
+        /// Messages per conversation in a new backup.
+        #[arg(long, default_value_t = 200)]
+        per_conversation: u32,
+    },
     /// Notification self-test: ask the server for a test push and report
     /// what arrived, how late, and what to fix.
     Selftest {
@@ -462,6 +472,26 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Consent(command) => consent::run(&client, command).await?,
         Command::Privacy(command) => privacy::run(&client, command).await?,
+        Command::Backup {
+            restore,
+            per_conversation,
+        } => {
+            if let Some(code) = restore {
+                let r = client.restore_backup(&code).await?;
+                println!(
+                    "restored {} conversations, {} messages; they become active again when a member adds this device",
+                    r.conversations, r.messages
+                );
+            } else {
+                client.sync().await?;
+                let code = pieper_core::new_recovery_code();
+                let r = client.create_backup(&code, per_conversation).await?;
+                println!(
+                    "backed up {} conversations, {} messages ({} bytes, encrypted)\nrecovery code (write it down, it is not stored): {code}",
+                    r.conversations, r.messages, r.bytes
+                );
+            }
+        }
         Command::Selftest { urgent, wait_secs } => {
             // The live connection is one of the ways a test may come.
             let mut events = client.events();

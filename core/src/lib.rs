@@ -25,9 +25,9 @@ pub mod tasks;
 
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{
-    AuditQuery, BreachPatient, Client, ConnectionState, Credentials, DeliveryReport, Event,
-    HisEndpoint, LiveHandle, LockPolicy, Notification, NotificationPath, RosterFormat,
-    SelfTestArrival, SelfTestReport, SharedTablet, SyncReport, UserCheck,
+    AuditQuery, BackupReport, BreachPatient, Client, ConnectionState, Credentials, DeliveryReport,
+    Event, HisEndpoint, LiveHandle, LockPolicy, Notification, NotificationPath, RosterFormat,
+    SelfTestArrival, SelfTestReport, SharedTablet, SyncReport, UserCheck, new_recovery_code,
 };
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,

@@ -43,6 +43,18 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "put",
+        "/api/v1/backups/me",
+        "Store the user's encrypted history backup (ciphertext only).",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/backups/me",
+        "The user's encrypted history backup.",
+        true,
+    ),
+    (
         "post",
         "/api/v1/devices/me/push-test",
         "Notification self-test: a test push to this device now, and what the provider did.",

@@ -30,6 +30,12 @@ pub fn router(state: AppState) -> Router {
             put(accounts::set_push_token).delete(accounts::remove_push_token),
         )
         .route("/devices/revoked", get(accounts::revoked_members))
+        .route(
+            "/backups/me",
+            put(accounts::put_backup)
+                .get(accounts::get_backup)
+                .layer(DefaultBodyLimit::max(max_blob)),
+        )
         .route("/devices/me/push-test", post(accounts::push_test))
         .route("/devices/{id}", delete(accounts::revoke_device))
         .route("/key-packages", post(accounts::upload_key_packages))

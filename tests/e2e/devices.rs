@@ -423,3 +423,68 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
     assert_eq!(back.device().search("alleenvoorbakker", 5)?.len(), 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code() -> TestResult {
+    let Pair {
+        db: _db,
+        server,
+        a: phone,
+        b: colleague,
+        conversation: conv,
+    } = pair("Voor de backup", "phone", "desktop").await?;
+    colleague.sync().await?;
+    colleague
+        .send(&conv.id, NewMessage::text("uitslag binnen: lab normaal"))
+        .await?;
+    phone.sync().await?;
+    phone
+        .send(&conv.id, NewMessage::text("dank, ik bel de patiënt"))
+        .await?;
+    let code = pieper_core::new_recovery_code();
+    let made = phone.create_backup(&code, 100).await?;
+    assert_eq!((made.conversations, made.messages), (1, 2));
+    // The server holds ciphertext only.
+    assert!(!_db.dump_server_text()?.contains("lab normaal"));
+    let user = phone.user.clone();
+    drop(phone);
+
+    // A new phone, same account: login with 2FA is enough to get in.
+    let new_phone = sign_in(&server, &user, "new-phone").await?;
+    let wrong = new_phone
+        .restore_backup(&pieper_core::new_recovery_code())
+        .await;
+    assert!(matches!(wrong, Err(Error::WrongKey)), "{wrong:?}");
+    assert!(
+        new_phone.device().conversations()?.is_empty(),
+        "a wrong code changed something"
+    );
+
+    let restored = new_phone.restore_backup(&code.to_lowercase()).await?;
+    assert_eq!((restored.conversations, restored.messages), (1, 2));
+    let back: Vec<String> = new_phone
+        .device()
+        .messages(&conv.id, 10)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        back,
+        ["uitslag binnen: lab normaal", "dank, ik bel de patiënt"]
+    );
+    assert!(!new_phone.device().conversation(&conv.id)?.active);
+
+    // A colleague's device adds the new phone; it takes part again.
+    colleague
+        .add_users(&conv.id, std::slice::from_ref(&user.id))
+        .await?;
+    new_phone.sync().await?;
+    assert!(new_phone.device().conversation(&conv.id)?.active);
+    new_phone
+        .send(&conv.id, NewMessage::text("weer bereikbaar"))
+        .await?;
+    colleague.sync().await?;
+    assert_eq!(colleague.device().search("bereikbaar", 5)?.len(), 1);
+    assert_eq!(new_phone.device().messages(&conv.id, 10)?.len(), 3);
+    Ok(())
+}

@@ -293,6 +293,21 @@ impl Api {
         .await
     }
 
+    pub(crate) async fn put_backup(&self, sealed: Vec<u8>) -> Result<()> {
+        let url = format!("{}{}/backups/me", self.base, pieper_wire::API_PREFIX);
+        let request = self
+            .http
+            .put(url)
+            .header("content-type", "application/octet-stream")
+            .body(sealed);
+        self.exchange(request).await.map(|_| ())
+    }
+
+    pub(crate) async fn get_backup(&self) -> Result<Vec<u8>> {
+        let url = format!("{}{}/backups/me", self.base, pieper_wire::API_PREFIX);
+        self.exchange(self.http.get(url)).await
+    }
+
     pub(crate) async fn revoked_devices(&self) -> Result<Vec<String>> {
         self.call::<(), _>(Method::GET, "/devices/revoked", None)
             .await

@@ -6,6 +6,7 @@
 //! gaps never depend on the live channel.
 
 mod api;
+mod backup;
 mod documentation;
 mod events;
 mod groups;
@@ -24,6 +25,7 @@ use std::{
     sync::Arc,
 };
 
+pub use backup::{BackupReport, new_recovery_code};
 pub use documentation::{DeliveryReport, HisEndpoint};
 pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;

@@ -33,6 +33,24 @@ pub(crate) struct HistoryMessage {
     expires_at: Option<i64>,
 }
 
+impl HistoryMessage {
+    /// A stored message as history.
+    pub(crate) fn from_message(m: Message) -> Self {
+        Self {
+            id: m.id,
+            sender_practice: m.sender.practice,
+            sender_user: m.sender.user,
+            sender_device: m.sender.device,
+            body: m.body,
+            priority: m.priority,
+            sent_at: m.sent_at,
+            attachments: m.attachments,
+            kind: m.kind,
+            expires_at: m.expires_at,
+        }
+    }
+}
+
 /// Most messages in one history envelope.
 const PER_ENVELOPE: usize = 100;
 
@@ -55,18 +73,7 @@ impl Device {
                         .into_iter()
                         .filter(|m| !m.expired && m.expires_at.is_none_or(|at| at > now))
                         .filter(|m| m.state != MessageState::Pending)
-                        .map(|m| HistoryMessage {
-                            id: m.id,
-                            sender_practice: m.sender.practice,
-                            sender_user: m.sender.user,
-                            sender_device: m.sender.device,
-                            body: m.body,
-                            priority: m.priority,
-                            sent_at: m.sent_at,
-                            attachments: m.attachments,
-                            kind: m.kind,
-                            expires_at: m.expires_at,
-                        })
+                        .map(HistoryMessage::from_message)
                         .collect();
                 for chunk in messages.chunks(PER_ENVELOPE) {
                     let content = Content::History {
@@ -102,45 +109,87 @@ impl Device {
             // Not (yet) in it: nothing to show the history in.
             return Ok(Received::Own);
         }
-        let now = queries::now_ms();
-        let mut added = 0;
-        for h in messages {
-            if h.expires_at.is_some_and(|at| at <= now) {
-                continue;
-            }
-            let message = Message {
-                id: h.id.clone(),
-                conversation: conversation.to_owned(),
-                sender: MemberId::new(&h.sender_practice, &h.sender_user, &h.sender_device)?,
-                body: h.body.clone(),
-                priority: h.priority,
-                sent_at: h.sent_at,
-                reply_to: None,
-                attachments: h.attachments.clone(),
-                state: if h.sender_user == self.me.user {
-                    MessageState::Sent
-                } else {
-                    MessageState::Received
-                },
-                kind: h.kind,
-                triage: None,
-                spoed: None,
-                documentation: None,
-                expires_at: h.expires_at,
-                expired: false,
-            };
-            if queries::insert_message(conn, &message, 0)? {
-                conn.execute(
-                    "UPDATE messages SET read_at = ?2 WHERE id = ?1",
-                    params![message.id, now],
-                )
-                .map_err(StoreError::from)?;
-                added += 1;
-            }
-        }
+        let added = insert_history(conn, &self.me, conversation, messages)?;
         Ok(Received::History {
             conversation: conversation.to_owned(),
             added,
         })
     }
+}
+
+impl Device {
+    /// Puts a conversation from a backup back on this device: readable, not
+    /// active until a member adds this device (its MLS group comes then).
+    pub(crate) fn restore_conversation(
+        &self,
+        id: &str,
+        title: &str,
+        kind: crate::model::ConversationKind,
+        patient: Option<&crate::model::PatientRef>,
+        messages: &[HistoryMessage],
+    ) -> Result<usize> {
+        self.store.write(|tx| {
+            if queries::conversation(tx, id)?.is_none() {
+                queries::insert_conversation(
+                    tx,
+                    &crate::model::Conversation {
+                        id: id.to_owned(),
+                        title: title.to_owned(),
+                        kind,
+                        patient: patient.cloned(),
+                        epoch: 0,
+                        active: false,
+                    },
+                )?;
+            }
+            insert_history(tx, &self.me, id, messages)
+        })
+    }
+}
+
+/// Stores history messages in a conversation (what is there stays);
+/// returns how many were new. History counts as read.
+fn insert_history(
+    conn: &Connection,
+    me: &MemberId,
+    conversation: &str,
+    messages: &[HistoryMessage],
+) -> Result<usize> {
+    let now = queries::now_ms();
+    let mut added = 0;
+    for h in messages {
+        if h.expires_at.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let message = Message {
+            id: h.id.clone(),
+            conversation: conversation.to_owned(),
+            sender: MemberId::new(&h.sender_practice, &h.sender_user, &h.sender_device)?,
+            body: h.body.clone(),
+            priority: h.priority,
+            sent_at: h.sent_at,
+            reply_to: None,
+            attachments: h.attachments.clone(),
+            state: if h.sender_user == me.user {
+                MessageState::Sent
+            } else {
+                MessageState::Received
+            },
+            kind: h.kind,
+            triage: None,
+            spoed: None,
+            documentation: None,
+            expires_at: h.expires_at,
+            expired: false,
+        };
+        if queries::insert_message(conn, &message, 0)? {
+            conn.execute(
+                "UPDATE messages SET read_at = ?2 WHERE id = ?1",
+                params![message.id, now],
+            )
+            .map_err(StoreError::from)?;
+            added += 1;
+        }
+    }
+    Ok(added)
 }

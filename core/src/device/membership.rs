@@ -187,9 +187,12 @@ impl Device {
         let group = staged.into_group(&s.provider).map_err(mls::mls_err)?;
         let id = String::from_utf8(group.group_id().as_slice().to_vec())
             .map_err(|_| Error::invalid("welcome", "group id is not a Pieper conversation"))?;
-        if queries::conversation(s.conn(), &id)?.is_some() {
-            return Err(Error::Replay);
-        }
+        // A conversation this device is in already is a replay; one it has
+        // only from a backup becomes active again, keeping its details.
+        let restored = match queries::conversation(s.conn(), &id)? {
+            Some(c) if c.active => return Err(Error::Replay),
+            other => other,
+        };
         // The well-known groups are named by their id; others by the
         // details that follow the Welcome.
         let (title, kind) = self
@@ -208,6 +211,14 @@ impl Device {
         queries::insert_conversation(s.conn(), &conversation)?;
         queries::replace_members(s.conn(), &id, &mls::members(&group)?)?;
         s.groups.insert(id, group);
+        let conversation = match restored {
+            Some(c) => Conversation {
+                epoch: conversation.epoch,
+                active: true,
+                ..c
+            },
+            None => conversation,
+        };
         Ok(Received::Joined(conversation))
     }
 }

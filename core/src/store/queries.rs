@@ -105,7 +105,9 @@ pub(crate) fn set_signed_out(conn: &Connection) -> Result<()> {
 pub(crate) fn insert_conversation(conn: &Connection, c: &Conversation) -> Result<()> {
     conn.execute(
         "INSERT INTO conversations (id, title, kind, patient_ref, epoch, active, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         -- Joining a conversation restored from a backup: it becomes active.
+         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, active = excluded.active",
         params![
             c.id,
             c.title,

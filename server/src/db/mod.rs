@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod delivery;
 pub mod push;
 pub mod retention;
@@ -37,6 +38,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/004_urgent.sql"),
     include_str!("../../migrations/sqlite/005_audit_chain.sql"),
     include_str!("../../migrations/sqlite/006_history.sql"),
+    include_str!("../../migrations/sqlite/007_backups.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/001_initial.sql"),
@@ -45,6 +47,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/004_urgent.sql"),
     include_str!("../../migrations/postgres/005_audit_chain.sql"),
     include_str!("../../migrations/postgres/006_history.sql"),
+    include_str!("../../migrations/postgres/007_backups.sql"),
 ];
 
 /// The database, shared by all handlers.

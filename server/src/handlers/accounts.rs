@@ -374,3 +374,45 @@ pub async fn push_test(
         live,
     }))
 }
+
+/// `PUT /api/v1/backups/me`: the user's encrypted history backup
+/// (ciphertext; the server cannot open it), replacing the one before.
+pub async fn put_backup(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> AppResult<StatusCode> {
+    let body = body.map_err(|_| AppError::TooLarge)?;
+    if body.is_empty() {
+        return Err(AppError::Invalid("empty backup".into()));
+    }
+    state.db.put_backup(&auth.0.user_id, &body).await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!("size={}", body.len())),
+            ..audit_by(&auth, source, "backup.store")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/backups/me`: the user's encrypted history backup.
+pub async fn get_backup(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let data = state.db.backup(&auth.0.user_id).await?;
+    state
+        .db
+        .audit(audit_by(&auth, source, "backup.fetch"))
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        data,
+    )
+        .into_response())
+}
