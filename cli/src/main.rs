@@ -56,6 +56,14 @@ enum Command {
     },
     /// The practice's staff.
     Colleagues,
+    /// Your devices (a manager: the practice's).
+    Devices,
+    /// Revoke a lost or stolen device: its token stops at once and it is
+    /// removed from your conversations; it wipes itself when it comes back.
+    Revoke {
+        /// The device id (from `pieper devices`).
+        device: String,
+    },
     /// Your conversations.
     Conversations,
     /// Start a conversation.
@@ -366,6 +374,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     user.display_name
                 );
             }
+        }
+        Command::Devices => {
+            for d in client.devices().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    d.id,
+                    d.user_id,
+                    d.name,
+                    if d.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
+                );
+            }
+        }
+        Command::Revoke { device } => {
+            client.revoke_device(&device).await?;
+            println!("revoked {device}; removed from this device's conversations");
         }
         Command::Conversations => {
             client.sync().await?;

@@ -122,6 +122,23 @@ async fn admin(
         AdminCommand::Collect => {
             println!("{}", serde_json::to_string(&db.collect().await?)?);
         }
+        AdminCommand::RevokeDevice { device } => {
+            let (practice, user) = db.device_owner(&device).await?.ok_or("no such device")?;
+            db.revoke_device(&device).await?;
+            db.remove_push_token(&device).await?;
+            db.audit(NewAuditEvent {
+                practice_id: practice,
+                role: Some("operator".into()),
+                device_id: Some(device.clone()),
+                action: "device.revoke",
+                outcome: "success",
+                source: Some("pieper-server admin".into()),
+                detail: Some(format!("device of user {user} revoked by the operator")),
+                ..NewAuditEvent::default()
+            })
+            .await?;
+            println!("revoked {device}");
+        }
         AdminCommand::AuditVerify { practice } => {
             let practices = match practice {
                 Some(p) => vec![p],

@@ -78,6 +78,14 @@ pub enum AdminCommand {
     },
     /// Remove delivered and expired data now; prints what went, as JSON.
     Collect,
+    /// Revoke a lost or stolen device: its token stops working; members'
+    /// devices remove it from their conversations at their next check, and
+    /// it wipes itself when it comes back.
+    RevokeDevice {
+        /// The device id.
+        #[arg(long)]
+        device: String,
+    },
     /// Check every practice's audit chain (or one's); exits non-zero and
     /// names each changed, removed or reordered record.
     AuditVerify {

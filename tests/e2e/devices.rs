@@ -488,3 +488,35 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
     assert_eq!(new_phone.device().messages(&conv.id, 10)?.len(), 3);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_revokes_a_device_from_the_command_line() -> TestResult {
+    let Pair {
+        db,
+        server: _server,
+        a: phone,
+        b: colleague,
+        conversation: conv,
+    } = pair("Beheer", "phone", "desktop").await?;
+    colleague.sync().await?;
+    let device = colleague.id().device.clone();
+    db.admin(&["revoke-device", "--device", &device])?;
+    // The members' devices remove it at their next check.
+    assert_eq!(phone.remove_revoked_devices().await?, 1);
+    assert!(
+        !phone
+            .device()
+            .members(&conv.id)?
+            .iter()
+            .any(|m| m.id.device == device)
+    );
+    assert!(matches!(colleague.sync().await, Err(Error::Revoked)));
+    assert!(!colleague.dir.path().join("pieper.db.key").exists());
+    let log = db.admin(&["audit-export", "--practice", "linde"])?;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("device.revoke") && l.contains("operator")),
+        "{log}"
+    );
+    Ok(())
+}

@@ -397,4 +397,14 @@ impl Db {
         .map(|r| Ok(r.try_get("id")?))
         .collect()
     }
+
+    /// A device's practice and user.
+    pub async fn device_owner(&self, device: &str) -> AppResult<Option<(String, String)>> {
+        sqlx::query("SELECT practice_id, user_id FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| Ok((r.try_get("practice_id")?, r.try_get("user_id")?)))
+            .transpose()
+    }
 }
