@@ -19,6 +19,7 @@ pub struct Metrics {
     pub pushes_dropped: AtomicU64,
     pub push_tokens_removed: AtomicU64,
     pub urgent_escalations: AtomicU64,
+    pub undecryptable_messages: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +45,11 @@ impl Metrics {
                 "pieper_envelopes_stored_total",
                 "Envelopes stored.",
                 &self.envelopes_stored,
+            ),
+            (
+                "pieper_undecryptable_messages_total",
+                "Envelopes member devices reported they could not decrypt (target: 0).",
+                &self.undecryptable_messages,
             ),
             (
                 "pieper_stale_commits_total",

@@ -43,6 +43,18 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "post",
+        "/api/v1/conversations/{id}/heal",
+        "This device cannot decrypt the conversation any more: add it again (counted).",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/heal-requests",
+        "Member devices to add again, in the caller's conversations.",
+        true,
+    ),
+    (
         "put",
         "/api/v1/backups/me",
         "Store the user's encrypted history backup (ciphertext only).",

@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}", get(conversations::info))
         .route("/conversations/{id}/envelopes", post(conversations::send))
         .route("/conversations/{id}/read", post(conversations::read))
+        .route("/conversations/{id}/heal", post(conversations::heal))
+        .route("/heal-requests", get(conversations::heal_requests))
         .route(
             "/conversations/{id}/blobs",
             post(conversations::upload_blob).layer(DefaultBodyLimit::max(max_blob)),

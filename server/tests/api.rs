@@ -1247,7 +1247,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 28);
+    assert_eq!(paths.len(), 30);
     for (path, operations) in paths {
         for method in operations.as_object().ok_or("operations")?.keys() {
             let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");

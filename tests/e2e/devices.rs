@@ -520,3 +520,104 @@ async fn the_operator_revokes_a_device_from_the_command_line() -> TestResult {
     );
     Ok(())
 }
+
+/// Copies the files of a device folder (a store, its key, its keystore).
+fn copy_files(from: &std::path::Path, to: &std::path::Path) -> Result<(), pieper_e2e::BoxError> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
+    let Pair {
+        db,
+        server,
+        a: phone,
+        b: colleague,
+        conversation: conv,
+    } = pair("Herstel", "phone", "desktop").await?;
+    colleague.sync().await?;
+    let keystore = |dir: &std::path::Path| -> Result<std::sync::Arc<dyn pieper_core::KeyStore>, pieper_e2e::BoxError> {
+        Ok(std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir)?))
+    };
+    // The desktop's state is copied (an old backup of the machine)...
+    let pieper_e2e::TestClient { client, dir, user } = colleague;
+    drop(client);
+    let old_copy = tempfile::tempdir()?;
+    copy_files(dir.path(), old_copy.path())?;
+    let desktop = pieper_core::Client::open(dir.path(), keystore(dir.path())?).await?;
+
+    // ...then the group moves on: the huisarts adds a tablet and writes.
+    let tablet = sign_in(&server, &phone.user, "tablet").await?;
+    assert_eq!(phone.add_my_new_devices().await?, 1);
+    phone
+        .send(&conv.id, NewMessage::text("na de wissel"))
+        .await?;
+    desktop.sync().await?;
+    tablet.sync().await?;
+    // Everyone acknowledged: the server lets those envelopes go.
+    db.admin(&["collect"])?;
+
+    // The machine is restored from the old copy: its MLS state is behind.
+    drop(desktop);
+    for entry in std::fs::read_dir(dir.path())? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    copy_files(old_copy.path(), dir.path())?;
+    let desktop = pieper_core::Client::open(dir.path(), keystore(dir.path())?).await?;
+    phone
+        .send(&conv.id, NewMessage::text("gemist bericht"))
+        .await?;
+    let report = desktop.sync().await?;
+    assert!(
+        report.skipped >= 1,
+        "the new message cannot be decrypted yet"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await?
+        .text()
+        .await?;
+    let undecryptable: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pieper_undecryptable_messages_total "))
+        .ok_or("no undecryptable metric")?
+        .trim()
+        .parse()?;
+    assert!(undecryptable >= 1, "{metrics}");
+
+    // A member's device adds it again (at its next check), with history.
+    assert_eq!(phone.heal_others().await?, 1);
+    desktop.sync().await?;
+    let bodies = |c: &pieper_core::Client| -> Result<Vec<String>, pieper_e2e::BoxError> {
+        Ok(c.device()
+            .messages(&conv.id, 20)?
+            .into_iter()
+            .map(|m| m.body)
+            .collect())
+    };
+    let seen = bodies(&desktop)?;
+    assert!(seen.contains(&"gemist bericht".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"na de wissel".to_owned()), "{seen:?}");
+    // And it decrypts what comes next, and takes part.
+    phone
+        .send(&conv.id, NewMessage::text("na het herstel"))
+        .await?;
+    desktop.sync().await?;
+    assert!(bodies(&desktop)?.contains(&"na het herstel".to_owned()));
+    desktop.send(&conv.id, NewMessage::text("weer bij")).await?;
+    phone.sync().await?;
+    assert!(bodies(&phone)?.contains(&"weer bij".to_owned()));
+    // Nothing is left to heal.
+    assert_eq!(phone.heal_others().await?, 0);
+    drop((desktop, dir, user));
+    Ok(())
+}

@@ -369,6 +369,23 @@ pub struct BlobCreated {
     pub size: u64,
 }
 
+/// `POST /conversations/{id}/heal`: this device cannot decrypt the
+/// conversation any more and asks a member to add it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealAsk {
+    /// Envelopes it could not decrypt (counted in the server's metric).
+    pub undecryptable: u32,
+}
+
+/// A member device that asked to be added again to a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealRequest {
+    /// The conversation.
+    pub conversation: String,
+    /// The device.
+    pub device: String,
+}
+
 /// `POST /devices/me/push-test`: send this device a test notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushTest {

@@ -308,6 +308,20 @@ impl Api {
         self.exchange(self.http.get(url)).await
     }
 
+    pub(crate) async fn heal(&self, conversation: &str, undecryptable: u32) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/conversations/{conversation}/heal"),
+            Some(&pieper_wire::HealAsk { undecryptable }),
+        )
+        .await
+    }
+
+    pub(crate) async fn heal_requests(&self) -> Result<Vec<pieper_wire::HealRequest>> {
+        self.call::<(), _>(Method::GET, "/heal-requests", None)
+            .await
+    }
+
     pub(crate) async fn revoked_devices(&self) -> Result<Vec<String>> {
         self.call::<(), _>(Method::GET, "/devices/revoked", None)
             .await

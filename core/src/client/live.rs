@@ -187,6 +187,9 @@ async fn check_membership(client: &Client) {
     if let Err(e) = client.remove_revoked_devices().await {
         tracing::debug!(error = %e, "removing revoked devices failed");
     }
+    if let Err(e) = client.heal_others().await {
+        tracing::debug!(error = %e, "healing members failed");
+    }
     if let Err(e) = client.add_my_new_devices().await {
         tracing::debug!(error = %e, "adding own devices failed");
     }

@@ -249,6 +249,47 @@ impl Client {
         Err(Error::Revoked)
     }
 
+    /// Adds again the member devices that asked for it (they fell behind
+    /// and cannot decrypt): removes each from the conversation, adds it
+    /// back with a fresh KeyPackage, and sends the conversation's recent
+    /// history so it sees what it missed. Returns how many were healed.
+    pub async fn heal_others(&self) -> Result<usize> {
+        let result = self.inner.api.heal_requests().await;
+        let requests = self.server(result).await?;
+        let mut healed = 0;
+        for request in requests {
+            let conv = request.conversation.clone();
+            let stuck: Option<MemberId> = self
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .find(|id| id.device == request.device);
+            let Some(stuck) = stuck else { continue };
+            match self
+                .remove_devices(&request.conversation, std::slice::from_ref(&stuck))
+                .await
+            {
+                Ok(()) => {}
+                Err(Error::NotMember | Error::Rejected { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            self.add_devices(
+                &request.conversation,
+                std::slice::from_ref(&stuck.user),
+                true,
+            )
+            .await?;
+            let per_conversation = self.store(|d| d.practice_rules()).await?.history_messages;
+            let conv = request.conversation.clone();
+            self.store(move |d| d.share_history_in(&conv, per_conversation))
+                .await?;
+            self.flush_quietly().await?;
+            healed += 1;
+        }
+        Ok(healed)
+    }
+
     /// Removes the practice's revoked devices from every conversation this
     /// device is in (an MLS commit each), so they cannot read what is sent
     /// after. Returns in how many conversations a device was removed.
@@ -556,6 +597,9 @@ impl Client {
     pub async fn sync(&self) -> Result<SyncReport> {
         let _syncing = self.inner.sync_lock.lock().await;
         let mut report = SyncReport::default();
+        // Conversations this device fell behind in (messages of an epoch it
+        // never reached): it asks to be added again.
+        let mut behind: std::collections::HashMap<String, u32> = Default::default();
         loop {
             let cursor = self
                 .store(|d| Ok(d.session()?.map_or(0, |s| s.cursor)))
@@ -585,9 +629,17 @@ impl Client {
                 match result {
                     Ok(received) => {
                         report.applied += 1;
+                        if let Received::Joined(c) = &received {
+                            behind.remove(&c.id);
+                        }
                         self.announce(received);
                     }
                     Err(e) => {
+                        if let Error::StaleEpoch { message, current } = &e
+                            && message > current
+                        {
+                            *behind.entry(envelope.conversation.clone()).or_default() += 1;
+                        }
                         report.skipped += 1;
                         tracing::warn!(position = envelope.position, error = %e, "envelope skipped");
                         self.emit(Event::Undecryptable {
@@ -605,6 +657,15 @@ impl Client {
             }
         }
         drop(_syncing);
+        for (conversation, undecryptable) in behind {
+            tracing::info!(%conversation, undecryptable, "behind in a conversation: asking to be added again");
+            let conv = conversation.clone();
+            self.store(move |d| d.forget_stale_group(&conv)).await?;
+            match self.inner.api.heal(&conversation, undecryptable).await {
+                Ok(()) | Err(Error::Network(_) | Error::Rejected { .. }) => {}
+                Err(e) => return self.server(Err(e)).await,
+            }
+        }
         // Caught up: accesses are reported now (a practice key that another
         // device shared first has arrived by now), the practice's rules
         // refreshed, and what expired removed.

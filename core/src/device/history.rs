@@ -4,6 +4,7 @@
 //! each (as many as the practice allows). No verification ritual, no
 //! recovery key: login with 2FA is the enrolment.
 
+use openmls::prelude::OpenMlsProvider;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,40 @@ impl Device {
         Ok(queued.unwrap_or_default())
     }
 
+    /// Queues the newest `per_conversation` messages of a conversation in
+    /// the conversation itself, for a member device that was added again
+    /// after it fell behind (the others already have them and skip them).
+    pub(crate) fn share_history_in(
+        &self,
+        conversation: &str,
+        per_conversation: u32,
+    ) -> Result<usize> {
+        if per_conversation == 0 {
+            return Ok(0);
+        }
+        let now = queries::now_ms();
+        self.transact(|s| {
+            let messages: Vec<HistoryMessage> =
+                queries::recent_messages(s.conn(), conversation, per_conversation)?
+                    .into_iter()
+                    .filter(|m| !m.expired && m.expires_at.is_none_or(|at| at > now))
+                    .filter(|m| {
+                        m.state != MessageState::Pending && m.kind != MessageKind::Werkaantekening
+                    })
+                    .map(HistoryMessage::from_message)
+                    .collect();
+            for chunk in messages.chunks(PER_ENVELOPE) {
+                let content = Content::History {
+                    conversation: conversation.to_owned(),
+                    messages: chunk.to_vec(),
+                };
+                let id = uuid::Uuid::new_v4().to_string();
+                self.encrypt(s, conversation, &id, &content)?;
+            }
+            Ok(messages.len())
+        })
+    }
+
     /// Stores history from another device of this user, in the personal
     /// group, for a conversation this device is in; what it has already
     /// stays as it is. History counts as read.
@@ -102,7 +137,10 @@ impl Device {
         messages: &[HistoryMessage],
     ) -> Result<Received> {
         let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
-        if group != self.known_group_id(KnownGroup::Personal) || sender.user != self.me.user {
+        // From this user's devices in their personal group, or from any
+        // member in the conversation itself (after this device was re-added).
+        let own = group == self.known_group_id(KnownGroup::Personal) && sender.user == self.me.user;
+        if !own && group != conversation {
             return Err(Error::invalid("message", "history from elsewhere"));
         }
         if !queries::conversation(conn, conversation)?.is_some_and(|c| c.active) {
@@ -192,4 +230,19 @@ fn insert_history(
         }
     }
     Ok(added)
+}
+
+impl Device {
+    /// Drops this device's MLS state of a conversation it fell behind in
+    /// (it cannot decrypt with it any more), so that the Welcome of the
+    /// member who adds it again can take its place.
+    pub(crate) fn forget_stale_group(&self, conversation: &str) -> Result<()> {
+        self.transact(|s| {
+            s.groups.remove(conversation);
+            if let Ok(mut stale) = crate::mls::load_group(&s.provider, conversation) {
+                stale.delete(s.provider.storage()).map_err(Error::from)?;
+            }
+            Ok(())
+        })
+    }
 }

@@ -184,15 +184,21 @@ impl Device {
                     WelcomeError::StorageError(e) => StoreError::from(e).into(),
                     other => mls::mls_err(other),
                 })?;
-        let group = staged.into_group(&s.provider).map_err(mls::mls_err)?;
-        let id = String::from_utf8(group.group_id().as_slice().to_vec())
+        let id = String::from_utf8(staged.group_context().group_id().as_slice().to_vec())
             .map_err(|_| Error::invalid("welcome", "group id is not a Pieper conversation"))?;
-        // A conversation this device is in already is a replay; one it has
-        // only from a backup becomes active again, keeping its details.
+        let welcome_epoch = staged.group_context().epoch().as_u64();
+        // A conversation this device is in already is a replay, unless this
+        // device fell behind in it (it asked to be added again): then its
+        // stale group state makes way. One it has only from a backup becomes
+        // active again, keeping its details.
         let restored = match queries::conversation(s.conn(), &id)? {
-            Some(c) if c.active => return Err(Error::Replay),
+            Some(c) if c.active && c.epoch >= welcome_epoch => return Err(Error::Replay),
+            // Its stale group was dropped when it asked (see
+            // `forget_stale_group`).
+            Some(c) if c.active => Some(c),
             other => other,
         };
+        let group = staged.into_group(&s.provider).map_err(mls::mls_err)?;
         // The well-known groups are named by their id; others by the
         // details that follow the Welcome.
         let (title, kind) = self

@@ -157,7 +157,7 @@ async fn conversation_row(
     })
 }
 
-pub(super) async fn is_member(
+pub(crate) async fn is_member(
     executor: impl sqlx::Executor<'_, Database = Any>,
     conversation: &str,
     device: &str,
@@ -400,6 +400,14 @@ impl Db {
                 .bind(conversation)
                 .bind(device)
                 .bind(position)
+                .execute(&mut **tx)
+                .await?;
+                // Added again: a heal request of the device is answered.
+                sqlx::query(
+                    "DELETE FROM heal_requests WHERE conversation_id = $1 AND device_id = $2",
+                )
+                .bind(conversation)
+                .bind(device)
                 .execute(&mut **tx)
                 .await?;
                 deliveries.push((

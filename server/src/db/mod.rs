@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod backup;
 pub mod delivery;
+pub mod heal;
 pub mod push;
 pub mod retention;
 
@@ -39,6 +40,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/005_audit_chain.sql"),
     include_str!("../../migrations/sqlite/006_history.sql"),
     include_str!("../../migrations/sqlite/007_backups.sql"),
+    include_str!("../../migrations/sqlite/008_heal.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/001_initial.sql"),
@@ -48,6 +50,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/005_audit_chain.sql"),
     include_str!("../../migrations/postgres/006_history.sql"),
     include_str!("../../migrations/postgres/007_backups.sql"),
+    include_str!("../../migrations/postgres/008_heal.sql"),
 ];
 
 /// The database, shared by all handlers.

@@ -294,3 +294,42 @@ pub async fn download_blob(
         .await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
+
+/// `POST /api/v1/conversations/{id}/heal`: the device cannot decrypt the
+/// conversation any more; counted, and a member's device adds it again.
+pub async fn heal(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(conversation): Path<String>,
+    JsonBody(req): JsonBody<pieper_wire::HealAsk>,
+) -> AppResult<StatusCode> {
+    state
+        .db
+        .request_heal(&auth.0.practice_id, &auth.0.id, &conversation)
+        .await?;
+    state.metrics.undecryptable_messages.fetch_add(
+        u64::from(req.undecryptable.min(10_000)),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!(
+                "conversation={conversation} undecryptable={}",
+                req.undecryptable
+            )),
+            ..audit_by(&auth, source, "device.heal")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/heal-requests`: member devices to add again, in the
+/// caller's conversations.
+pub async fn heal_requests(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<Vec<pieper_wire::HealRequest>>> {
+    Ok(Json(state.db.heal_requests(&auth.0.id).await?))
+}
