@@ -115,6 +115,46 @@ final class ScenarioTests: XCTestCase {
         XCTAssertFalse(mine.contains("Vluchtig"))
     }
 
+    /// The platform's user check as a test sets it.
+    final class Check: UserCheck {
+        let passes: Bool
+        init(_ passes: Bool) { self.passes = passes }
+        func verify() -> Bool { passes }
+    }
+
+    func testTheAppLockAsksThePlatformsCheckAndABackupNeedsItsCode() async throws {
+        try Self.server.createPractice("wilg", name: "Praktijk De Wilg")
+        let secret = try Self.server.createUser("kuipers", role: "huisarts", practice: "wilg")
+        let client = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: LoginCredentials(
+                practice: "wilg", username: "kuipers", password: TestServer.password,
+                totp: Totp.now(secret), deviceName: "telefoon"))
+        let conversation = try await client.createConversation(
+            title: "Notities", kind: .group, patient: nil, withUsers: [])
+        _ = try await client.send(conversation: conversation.id, body: "Alleen voor mij", urgent: false, kind: .overleg)
+
+        await client.setLockPolicy(idleMs: 60_000, maxFailedUnlocks: 3)
+        client.lock()
+        XCTAssertTrue(client.isLocked())
+        XCTAssertThrowsError(try client.messages(conversation: conversation.id, limit: 10)) { error in
+            guard case PieperError.Locked = error else { return XCTFail("\(error)") }
+        }
+        do {
+            try await client.unlock(check: Check(false))
+            XCTFail("a failed check unlocked")
+        } catch PieperError.Locked {}
+        try await client.unlock(check: Check(true))
+        XCTAssertEqual(try client.messages(conversation: conversation.id, limit: 10).map(\.body), ["Alleen voor mij"])
+
+        let code = newRecoveryCode()
+        XCTAssertEqual(try await client.createBackup(recoveryCode: code, perConversation: 50), 1)
+        do {
+            _ = try await client.restoreBackup(recoveryCode: newRecoveryCode())
+            XCTFail("a wrong recovery code restored")
+        } catch PieperError.WrongKey {}
+    }
+
     func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {
         // Its own practice, so its practice group starts empty.
         try Self.server.createPractice("eik", name: "Praktijk De Eik")

@@ -223,6 +223,35 @@ class ScenarioTest {
         assertTrue(mine.contains("Lab binnen") && !mine.contains("Vluchtig"))
     }
 
+    /** The platform's user check as a test sets it. */
+    private class Check(private val passes: Boolean) : UserCheck {
+        override fun verify(): Boolean = passes
+    }
+
+    @Test
+    fun `the app lock asks the platform's check, and a backup needs its code`() = runBlocking<Unit> {
+        server.createPractice("wilg", "Praktijk De Wilg")
+        val secret = server.createUser("kuipers", "huisarts", "wilg")
+        val client = login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("wilg", "kuipers", TestServer.PASSWORD, Totp.now(secret), "telefoon"),
+        )
+        val conversation = client.createConversation("Notities", ConversationKind.GROUP, null, emptyList())
+        client.send(conversation.id, "Alleen voor mij", false, MessageKind.OVERLEG)
+
+        client.setLockPolicy(60_000uL, 3u)
+        client.lock()
+        assertTrue(client.isLocked())
+        assertThrows<PieperException.Locked> { client.messages(conversation.id, 10u) }
+        assertThrows<PieperException.Locked> { runBlocking { client.unlock(Check(false)) } }
+        client.unlock(Check(true))
+        assertEquals(listOf("Alleen voor mij"), client.messages(conversation.id, 10u).map { it.body })
+
+        val code = newRecoveryCode()
+        assertEquals(1u, client.createBackup(code, 50u))
+        assertThrows<PieperException.WrongKey> { runBlocking { client.restoreBackup(newRecoveryCode()) } }
+    }
+
     @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
