@@ -48,6 +48,21 @@ struct BackupContent {
     conversations: Vec<BackedUpConversation>,
 }
 
+impl BackupContent {
+    /// What it holds, for a sealed size of `bytes`.
+    fn report(&self, bytes: u64) -> BackupReport {
+        BackupReport {
+            conversations: self.conversations.len() as u32,
+            messages: self
+                .conversations
+                .iter()
+                .map(|c| c.messages.len() as u32)
+                .sum(),
+            bytes,
+        }
+    }
+}
+
 /// What a backup or a restore did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackupReport {
@@ -187,15 +202,6 @@ impl Client {
                 })
             })
             .await?;
-        let report = |bytes: u64| BackupReport {
-            conversations: content.conversations.len() as u32,
-            messages: content
-                .conversations
-                .iter()
-                .map(|c| c.messages.len() as u32)
-                .sum(),
-            bytes,
-        };
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&content).map_err(|e| Error::invalid("backup", e.to_string()))?,
         );
@@ -206,7 +212,7 @@ impl Client {
         let bytes = sealed.len() as u64;
         let result = self.api().put_backup(sealed).await;
         self.server(result).await?;
-        Ok(report(bytes))
+        Ok(content.report(bytes))
     }
 
     /// Restores the user's backup onto this (new) device with the recovery
@@ -228,15 +234,7 @@ impl Client {
         if content.user != self.id().user {
             return Err(Error::WrongKey);
         }
-        let report = BackupReport {
-            conversations: content.conversations.len() as u32,
-            messages: content
-                .conversations
-                .iter()
-                .map(|c| c.messages.len() as u32)
-                .sum(),
-            bytes,
-        };
+        let report = content.report(bytes);
         self.store(move |d| {
             for c in &content.conversations {
                 d.restore_conversation(&c.id, &c.title, c.kind, c.patient.as_ref(), &c.messages)?;

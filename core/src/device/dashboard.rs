@@ -52,7 +52,7 @@ impl Device {
     pub fn mark_read_here(&self, conversation: &str, message: &str) -> Result<u32> {
         self.store.write(|tx| {
             let read = queries::mark_read(tx, conversation, message, queries::now_ms())?;
-            crate::privacy::after_read(tx, self, conversation, &read)?;
+            crate::privacy::after_read(tx, conversation, &read)?;
             Ok(read.len() as u32)
         })
     }

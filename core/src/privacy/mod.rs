@@ -55,13 +55,6 @@ pub(crate) fn set_conversation_ttl(
 }
 
 /// Receipts go in conversations people read, not in the well-known groups.
-fn takes_receipts(conn: &Connection, conversation: &str) -> Result<Option<PatientRef>> {
-    let c = queries::conversation(conn, conversation)?.ok_or(Error::NotFound {
-        what: "conversation",
-    })?;
-    Ok(c.patient)
-}
-
 fn is_chat(kind: ConversationKind) -> bool {
     !matches!(
         kind,
@@ -71,12 +64,7 @@ fn is_chat(kind: ConversationKind) -> bool {
 
 /// This device's user read `read` (ids) in a conversation: read receipts
 /// are owed, and each read of a patient-linked message is an access.
-pub(crate) fn after_read(
-    conn: &Connection,
-    _device: &Device,
-    conversation: &str,
-    read: &[String],
-) -> Result<()> {
+pub(crate) fn after_read(conn: &Connection, conversation: &str, read: &[String]) -> Result<()> {
     if read.is_empty() {
         return Ok(());
     }
@@ -86,12 +74,12 @@ pub(crate) fn after_read(
     if is_chat(c.kind) {
         receipts::owe(conn, conversation, read, true)?;
     }
-    if let Some(patient) = takes_receipts(conn, conversation)? {
+    if let Some(patient) = &c.patient {
         for id in read {
             audit::record(
                 conn,
                 AccessAction::Read,
-                Some(&patient),
+                Some(patient),
                 &format!("conversation={conversation} message={id}"),
             )?;
         }
