@@ -3,7 +3,7 @@
 //! FHIR plain server, `tests/his`) validating against the Nictiz profiles.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -39,21 +39,28 @@ struct TestHis {
 impl TestHis {
     fn start() -> Result<Self, BoxError> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("his/run");
-        let mut child = Command::new(script)
-            .arg("0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+        // Its build and JVM output, kept to say why it did not start.
+        let log = tempfile::tempfile()?;
+        let mut child = Stopped(
+            Command::new(script)
+                .arg("0")
+                .stdout(Stdio::piped())
+                .stderr(log.try_clone()?)
+                .spawn()?,
+        );
+        let stdout = child.0.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or_else(|| format!("the test HIS did not start: {line:?}"))?
-            .to_owned();
+        let Some(port) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+            drop(child);
+            let mut output = String::new();
+            let mut log = log;
+            log.seek(SeekFrom::Start(0))?;
+            log.read_to_string(&mut output)?;
+            return Err(format!("the test HIS did not start: {line:?}\n{output}").into());
+        };
         Ok(Self {
-            _process: Stopped(child),
+            _process: child,
             base: format!("http://127.0.0.1:{port}/fhir"),
             http: reqwest::Client::new(),
         })
