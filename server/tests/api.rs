@@ -20,6 +20,7 @@ on_both_backends!(
     login_needs_password_and_a_fresh_totp_code,
     repeated_failures_are_throttled,
     devices_are_listed_and_revoked_at_once,
+    an_operator_revoke_stops_live_delivery_held_by_the_server,
     key_packages_are_claimed_once_with_a_last_resort,
     delivery_follows_membership_epochs_and_ids,
     another_practice_sees_nothing,
@@ -328,6 +329,55 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
     let revocations = audit(&manager, "action=device.revoke").await?;
     assert_eq!(revocations.len(), 1);
     assert_eq!(revocations[0].device_id.as_deref(), Some(phone.id()));
+    Ok(())
+}
+
+/// The operator's `admin revoke-device` runs as its own process, so it cannot
+/// close the live connection the server holds; and the device stays a group
+/// member until a member's device commits its removal. The server must still
+/// put nothing new on that connection: a patched app would read the frame.
+async fn an_operator_revoke_stops_live_delivery_held_by_the_server(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let [a, b] = staff(
+        &db,
+        &server,
+        [("a", "huisarts", "phone"), ("b", "poh", "phone")],
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let mut ws = connect_ws(&server, &b).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Ids of the envelopes the connection carries within `wait`.
+    async fn live_ids(
+        ws: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        wait: Duration,
+    ) -> Result<Vec<String>, BoxError> {
+        let mut ids = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
+            match frame {
+                Some(Ok(tungstenite::Message::Text(text))) => {
+                    if let ServerEvent::Envelope(e) = serde_json::from_str(&text)? {
+                        ids.push(e.id);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        Ok(ids)
+    }
+
+    a.send(&conv, &application("before", 1, b"x")).await??;
+    assert_eq!(live_ids(&mut ws, Duration::from_secs(2)).await?, ["before"]);
+
+    db.admin(&["revoke-device", "--device", b.id()])?;
+    a.send(&conv, &application("after", 1, b"y")).await??;
+    assert!(live_ids(&mut ws, Duration::from_secs(2)).await?.is_empty());
     Ok(())
 }
 

@@ -642,7 +642,10 @@ async fn insert_envelope(
     Ok(row.try_get("position")?)
 }
 
-/// Devices that receive a conversation envelope at `position`, but its sender.
+/// Devices that receive a conversation envelope at `position`, but its sender
+/// and revoked devices: a revoked device stays a member until a member's
+/// device commits its removal, and its live connection may be held by
+/// another process than the one that revoked it (the operator's command).
 async fn recipients(
     tx: &mut sqlx::Transaction<'static, Any>,
     conversation: &str,
@@ -650,8 +653,10 @@ async fn recipients(
     sender: &str,
 ) -> AppResult<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT DISTINCT device_id FROM memberships WHERE conversation_id = $1 AND from_position < $2
-           AND (until_position IS NULL OR until_position >= $2) AND device_id <> $3",
+        "SELECT DISTINCT m.device_id FROM memberships m JOIN devices d ON d.id = m.device_id
+         WHERE m.conversation_id = $1 AND m.from_position < $2
+           AND (m.until_position IS NULL OR m.until_position >= $2) AND m.device_id <> $3
+           AND d.revoked_at IS NULL",
     )
     .bind(conversation)
     .bind(position)
