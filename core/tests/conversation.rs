@@ -401,3 +401,29 @@ fn an_attachment_key_travels_inside_the_message_and_opens_the_blob() -> TestResu
     assert_eq!(attachments::open(&blob, &stored.attachments[0].key)?, photo);
     Ok(())
 }
+
+/// When its one-time KeyPackages are used up, a device is added with its
+/// last-resort one, which stays usable for the next add too.
+#[test]
+fn the_last_resort_key_package_adds_a_device_more_than_once() -> TestResult {
+    let huisarts = TestDevice::new("dr.jansen", "phone")?;
+    let poh = TestDevice::new("poh.devries", "desktop")?;
+    let last_resort = poh.last_resort_key_package()?;
+    for title in ["Eerste", "Tweede"] {
+        let c = huisarts.create_conversation(title, ConversationKind::Group, None)?;
+        let out = huisarts.add_members(&c.id, std::slice::from_ref(&last_resort))?;
+        let follow_up = accept(&huisarts, &out, &[])?;
+        let welcome = out.welcome.ok_or("an add has a Welcome")?;
+        assert!(matches!(poh.receive(&welcome)?, Received::Joined(_)));
+        for envelope in &follow_up {
+            poh.receive(&envelope.payload)?;
+            huisarts.mark_sent(&envelope.id)?;
+        }
+        let hello = huisarts.send(&c.id, NewMessage::text(title))?;
+        let Received::Message(m) = poh.receive(&hello.payload)? else {
+            return Err("expected a message".into());
+        };
+        assert_eq!(m.body, title);
+    }
+    Ok(())
+}

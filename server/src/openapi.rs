@@ -82,7 +82,13 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "post",
         "/api/v1/key-packages",
-        "Upload the caller's KeyPackages.",
+        "Upload the caller's KeyPackages (optionally replacing the unclaimed ones).",
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/key-packages",
+        "How many one-time KeyPackages the server holds for the caller.",
         true,
     ),
     (

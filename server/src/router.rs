@@ -38,7 +38,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/devices/me/push-test", post(accounts::push_test))
         .route("/devices/{id}", delete(accounts::revoke_device))
-        .route("/key-packages", post(accounts::upload_key_packages))
+        .route(
+            "/key-packages",
+            post(accounts::upload_key_packages).get(accounts::count_key_packages),
+        )
         .route("/key-packages/claim", post(accounts::claim_key_packages))
         .route("/conversations", post(conversations::create))
         .route("/conversations/{id}", get(conversations::info))

@@ -10,8 +10,8 @@ use common::{
 };
 use futures_util::StreamExt;
 use pieper_wire::{
-    AuditEvent, ClaimKeyPackages, ClaimedKeyPackages, ConversationInfo, EnvelopeKind, Problem,
-    ServerEvent, UploadKeyPackages,
+    AuditEvent, ClaimKeyPackages, ClaimedKeyPackages, ConversationInfo, EnvelopeKind,
+    KeyPackageCount, Problem, ServerEvent, UploadKeyPackages,
 };
 use reqwest::Method;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
@@ -389,14 +389,52 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
         [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let upload = UploadKeyPackages {
-        key_packages: vec![b"kp-1".to_vec().into(), b"kp-2".to_vec().into()],
+    let upload = |names: &[&str], replace: bool| UploadKeyPackages {
+        key_packages: names.iter().map(|n| n.as_bytes().to_vec().into()).collect(),
         last_resort: Some(b"kp-last".to_vec().into()),
+        replace,
     };
-    b.client
-        .call::<_, serde_json::Value>(Method::POST, "/api/v1/key-packages", Some(&upload))
-        .await?
-        .map_err(|p| format!("{p:?}"))?;
+    let held = |device: &Device| {
+        let client = device.client.clone();
+        async move {
+            let count: KeyPackageCount = client
+                .call::<(), _>(Method::GET, "/api/v1/key-packages", None)
+                .await?
+                .map_err(|p| format!("{p:?}"))?;
+            Ok::<_, BoxError>(count.one_time)
+        }
+    };
+    assert_eq!(held(&b).await?, 0);
+    // Restored from an old copy, a device replaces the packages whose keys
+    // it lost; the stale ones are never handed out.
+    for (names, replace) in [
+        (&["stale-1", "stale-2", "stale-3"][..], false),
+        (&["kp-1", "kp-2"][..], true),
+    ] {
+        b.client
+            .call::<_, serde_json::Value>(
+                Method::POST,
+                "/api/v1/key-packages",
+                Some(&upload(names, replace)),
+            )
+            .await?
+            .map_err(|p| format!("{p:?}"))?;
+    }
+    assert_eq!(held(&b).await?, 2);
+    // A device cannot pile up packages without bound; the refused upload
+    // changes nothing.
+    let too_many: Vec<String> = (0..199).map(|i| format!("kp-x{i}")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let r = b
+        .client
+        .call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/v1/key-packages",
+            Some(&upload(&too_many, false)),
+        )
+        .await?;
+    expect_problem(r, "invalid")?;
+    assert_eq!(held(&b).await?, 2);
     let mut got = Vec::new();
     for _ in 0..4 {
         let claimed: ClaimedKeyPackages = a
@@ -418,6 +456,7 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
         )?);
     }
     assert_eq!(got, ["kp-1", "kp-2", "kp-last", "kp-last"]);
+    assert_eq!(held(&b).await?, 0);
     // A device that never uploaded is reported as exhausted.
     let claimed: ClaimedKeyPackages = b
         .client
@@ -1298,6 +1337,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
     assert_eq!(paths.len(), 30);
+    assert!(paths["/api/v1/key-packages"].get("get").is_some());
     for (path, operations) in paths {
         for method in operations.as_object().ok_or("operations")?.keys() {
             let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");

@@ -490,6 +490,44 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_added_often_uploads_new_key_packages() -> TestResult {
+    let Pair {
+        db: _db,
+        server: _server,
+        a: phone,
+        b: colleague,
+        conversation: _,
+    } = pair("Veel overleg", "phone", "desktop").await?;
+    colleague.sync().await?;
+    let start = colleague.key_packages_left().await?;
+    assert!((5..20).contains(&start), "{start}");
+    // Each conversation it is added to uses one; the last few stay.
+    for i in 0..start - 4 {
+        phone
+            .create_conversation(
+                &format!("Overleg {i}"),
+                ConversationKind::Group,
+                None,
+                std::slice::from_ref(&colleague.user.id),
+            )
+            .await?;
+    }
+    assert_eq!(colleague.key_packages_left().await?, 4);
+    // Joining them, it tops the server up again; a second look adds none.
+    colleague.sync().await?;
+    assert_eq!(colleague.key_packages_left().await?, 20);
+    assert_eq!(colleague.top_up_key_packages().await?, 0);
+    let joined = colleague
+        .device()
+        .conversations()?
+        .into_iter()
+        .filter(|c| c.title.starts_with("Overleg "))
+        .count();
+    assert_eq!(joined as u32, start - 4);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_revokes_a_device_from_the_command_line() -> TestResult {
     let Pair {
         db,
@@ -553,9 +591,28 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     copy_files(dir.path(), old_copy.path())?;
     let desktop = pieper_core::Client::open(dir.path(), keystore(dir.path())?).await?;
 
-    // ...then the group moves on: the huisarts adds a tablet and writes.
+    // ...then the desktop is added to so many conversations that every
+    // KeyPackage it had at the copy is used; it uploads new ones, whose keys
+    // the copy will not have.
+    let mut added = 0;
+    while desktop.key_packages_left().await? > 0 && added < 30 {
+        phone
+            .create_conversation(
+                &format!("Overleg {added}"),
+                ConversationKind::Group,
+                None,
+                std::slice::from_ref(&user.id),
+            )
+            .await?;
+        added += 1;
+    }
+    assert_eq!(desktop.key_packages_left().await?, 0);
+    desktop.sync().await?;
+    assert_eq!(desktop.key_packages_left().await?, 20);
+
+    // Then the group moves on: the huisarts adds a tablet and writes.
     let tablet = sign_in(&server, &phone.user, "tablet").await?;
-    assert_eq!(phone.add_my_new_devices().await?, 1);
+    assert_eq!(phone.add_my_new_devices().await?, added + 1);
     phone
         .send(&conv.id, NewMessage::text("na de wissel"))
         .await?;

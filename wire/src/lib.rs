@@ -133,6 +133,19 @@ pub struct UploadKeyPackages {
     pub key_packages: Vec<Bytes>,
     /// The device's last-resort KeyPackage, replacing an earlier one.
     pub last_resort: Option<Bytes>,
+    /// Drop the device's unclaimed one-time KeyPackages first: its store no
+    /// longer holds their private keys (restored from an older copy).
+    #[serde(default)]
+    pub replace: bool,
+}
+
+/// How many one-time KeyPackages the server still holds for the calling
+/// device; below a few, it uploads more (else every add uses the last-resort
+/// one, whose key is never deleted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPackageCount {
+    /// Unclaimed one-time KeyPackages.
+    pub one_time: u32,
 }
 
 /// Claim one KeyPackage of every active device of these users.

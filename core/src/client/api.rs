@@ -112,6 +112,10 @@ impl Api {
         self.call(Method::POST, "/key-packages", Some(req)).await
     }
 
+    pub(crate) async fn key_package_count(&self) -> Result<pieper_wire::KeyPackageCount> {
+        self.call::<(), _>(Method::GET, "/key-packages", None).await
+    }
+
     pub(crate) async fn claim(
         &self,
         users: Vec<String>,

@@ -187,6 +187,9 @@ async fn check_membership(client: &Client) {
     if let Err(e) = client.remove_revoked_devices().await {
         tracing::debug!(error = %e, "removing revoked devices failed");
     }
+    if let Err(e) = client.top_up_key_packages().await {
+        tracing::debug!(error = %e, "topping up KeyPackages failed");
+    }
     if let Err(e) = client.heal_others().await {
         tracing::debug!(error = %e, "healing members failed");
     }

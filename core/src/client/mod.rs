@@ -51,6 +51,8 @@ use crate::{
 
 /// One-time KeyPackages uploaded at sign-in.
 const KEY_PACKAGES_AT_LOGIN: usize = 20;
+/// Below this many one-time KeyPackages on the server, a device uploads more.
+const KEY_PACKAGES_LOW: usize = 5;
 /// Envelopes fetched per sync page.
 const SYNC_PAGE: u32 = 500;
 /// How often a membership change is made again after losing its epoch.
@@ -325,15 +327,54 @@ impl Client {
 
     /// Uploads `count` one-time KeyPackages and a fresh last-resort one.
     pub async fn publish_key_packages(&self, count: usize) -> Result<()> {
+        self.upload_key_packages(count, true, false).await
+    }
+
+    /// Uploads `count` one-time KeyPackages, with a fresh last-resort one if
+    /// asked; `replace` drops the unclaimed ones the server holds.
+    async fn upload_key_packages(
+        &self,
+        count: usize,
+        last_resort: bool,
+        replace: bool,
+    ) -> Result<()> {
         let (packages, last_resort) = self
-            .store(move |d| Ok((d.key_packages(count)?, d.last_resort_key_package()?)))
+            .store(move |d| {
+                let last_resort = if last_resort {
+                    Some(d.last_resort_key_package()?)
+                } else {
+                    None
+                };
+                Ok((d.key_packages(count)?, last_resort))
+            })
             .await?;
         let upload = UploadKeyPackages {
             key_packages: packages.into_iter().map(Into::into).collect(),
-            last_resort: Some(last_resort.into()),
+            last_resort: last_resort.map(Into::into),
+            replace,
         };
         let result = self.inner.api.upload_key_packages(&upload).await;
         self.server(result).await
+    }
+
+    /// How many one-time KeyPackages the server still holds for this device.
+    pub async fn key_packages_left(&self) -> Result<u32> {
+        let result = self.inner.api.key_package_count().await;
+        Ok(self.server(result).await?.one_time)
+    }
+
+    /// Uploads one-time KeyPackages when the server holds fewer than
+    /// [`KEY_PACKAGES_LOW`], back up to [`KEY_PACKAGES_AT_LOGIN`]; without
+    /// this every add would use the last-resort package, whose private key
+    /// is kept. Returns how many it uploaded.
+    pub async fn top_up_key_packages(&self) -> Result<usize> {
+        let left = self.key_packages_left().await? as usize;
+        if left >= KEY_PACKAGES_LOW {
+            return Ok(0);
+        }
+        let count = KEY_PACKAGES_AT_LOGIN - left;
+        self.upload_key_packages(count, false, false).await?;
+        Ok(count)
     }
 
     /// The practice's staff.
@@ -600,6 +641,8 @@ impl Client {
         // Conversations this device fell behind in (messages of an epoch it
         // never reached): it asks to be added again.
         let mut behind: std::collections::HashMap<String, u32> = Default::default();
+        // Each Welcome used up one of this device's KeyPackages.
+        let mut joined = 0;
         loop {
             let cursor = self
                 .store(|d| Ok(d.session()?.map_or(0, |s| s.cursor)))
@@ -631,6 +674,7 @@ impl Client {
                         report.applied += 1;
                         if let Received::Joined(c) = &received {
                             behind.remove(&c.id);
+                            joined += 1;
                         }
                         self.announce(received);
                     }
@@ -657,6 +701,24 @@ impl Client {
             }
         }
         drop(_syncing);
+        if !behind.is_empty() {
+            // Behind means this store is older than the device's last
+            // uploads (restored from a copy): the KeyPackages the server
+            // holds may be ones it has no keys for. Fresh ones replace them,
+            // so the member that adds it again uses one it can open.
+            match self
+                .upload_key_packages(KEY_PACKAGES_AT_LOGIN, true, true)
+                .await
+            {
+                Ok(()) | Err(Error::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
+        } else if joined > 0 {
+            match self.top_up_key_packages().await {
+                Ok(_) | Err(Error::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         for (conversation, undecryptable) in behind {
             tracing::info!(%conversation, undecryptable, "behind in a conversation: asking to be added again");
             let conv = conversation.clone();

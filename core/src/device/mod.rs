@@ -375,7 +375,13 @@ impl Device {
     ) -> Result<Vec<u8>> {
         let mut builder = KeyPackage::builder();
         if last_resort {
-            builder = builder.mark_as_last_resort();
+            // A KeyPackage's extensions must be in its leaf's capabilities,
+            // or adding the device with it fails validation.
+            builder = builder.mark_as_last_resort().leaf_node_capabilities(
+                Capabilities::builder()
+                    .extensions(vec![ExtensionType::LastResort])
+                    .build(),
+            );
         }
         let bundle = builder
             .build(

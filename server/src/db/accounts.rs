@@ -244,14 +244,30 @@ impl Db {
         Ok(())
     }
 
-    /// Stores a device's KeyPackages; a new last-resort one replaces the old.
+    /// Stores a device's KeyPackages; a new last-resort one replaces the old,
+    /// and with `replace` the new one-time ones replace the unclaimed. A
+    /// device holds at most `max_held` one-time packages.
     pub async fn add_key_packages(
         &self,
         device: &str,
         key_packages: &[Vec<u8>],
         last_resort: Option<&[u8]>,
+        replace: bool,
+        max_held: u64,
     ) -> AppResult<()> {
         let mut w = self.begin_write().await?;
+        if replace {
+            sqlx::query("DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 0")
+                .bind(device)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        let held = one_time_key_packages(&mut w.tx, device).await?;
+        if held + key_packages.len() as u64 > max_held {
+            return Err(AppError::Invalid(format!(
+                "a device holds at most {max_held} one-time KeyPackages ({held} held)"
+            )));
+        }
         for kp in key_packages {
             sqlx::query(
                 "INSERT INTO key_packages (device_id, data, last_resort) VALUES ($1, $2, 0)",
@@ -276,6 +292,12 @@ impl Db {
         }
         w.tx.commit().await?;
         Ok(())
+    }
+
+    /// How many one-time KeyPackages the server holds for `device`.
+    pub async fn key_package_count(&self, device: &str) -> AppResult<u64> {
+        let mut conn = self.pool().acquire().await?;
+        one_time_key_packages(&mut conn, device).await
     }
 
     /// Claims one KeyPackage of every active device of `users` (all in
@@ -407,4 +429,15 @@ impl Db {
             .map(|r| Ok((r.try_get("practice_id")?, r.try_get("user_id")?)))
             .transpose()
     }
+}
+
+/// The unclaimed one-time KeyPackages of `device`.
+async fn one_time_key_packages(conn: &mut sqlx::AnyConnection, device: &str) -> AppResult<u64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM key_packages WHERE device_id = $1 AND last_resort = 0",
+    )
+    .bind(device)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
 }

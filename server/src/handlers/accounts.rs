@@ -8,8 +8,8 @@ use axum::{
     http::StatusCode,
 };
 use pieper_wire::{
-    ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, DeviceInfo, LoginRequest,
-    LoginResponse, PushProvider, PushTokenRegistration, UploadKeyPackages, UserInfo,
+    ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, DeviceInfo, KeyPackageCount,
+    LoginRequest, LoginResponse, PushProvider, PushTokenRegistration, UploadKeyPackages, UserInfo,
 };
 
 use super::audit_by;
@@ -227,9 +227,23 @@ pub async fn upload_key_packages(
             &auth.0.id,
             &packages,
             req.last_resort.as_ref().map(|b| b.0.as_slice()),
+            req.replace,
+            MAX_KEY_PACKAGES as u64,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/key-packages`: how many one-time KeyPackages the server
+/// holds for the caller.
+pub async fn count_key_packages(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<KeyPackageCount>> {
+    let held = state.db.key_package_count(&auth.0.id).await?;
+    Ok(Json(KeyPackageCount {
+        one_time: u32::try_from(held).unwrap_or(u32::MAX),
+    }))
 }
 
 /// `POST /api/v1/key-packages/claim`: one KeyPackage per device of the users.
