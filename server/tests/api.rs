@@ -344,8 +344,7 @@ async fn an_operator_revoke_stops_live_delivery_held_by_the_server(backend: Back
         [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
     let mut ws = connect_ws(&server, &b).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -838,8 +837,7 @@ async fn blobs_are_for_members_and_size_limited(backend: Backend) -> TestResult 
         ],
     )
     .await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
     let sealed: Vec<u8> = (0..90_000u32).map(|i| (i % 251) as u8).collect();
     let path = format!("/api/v1/conversations/{conv}/blobs");
     let (status, text) = a
@@ -905,8 +903,7 @@ async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> Test
         ],
     )
     .await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
     let mut req = application("m1", 1, b"ct");
     req.patient = Some("pseudo-42".into());
     a.send(&conv, &req).await??;
@@ -993,8 +990,7 @@ async fn the_audit_chain_reports_a_changed_or_removed_record(backend: Backend) -
         [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
     for i in 0..5 {
         a.send(&conv, &application(&format!("m{i}"), 1, b"ct"))
             .await??;
@@ -1220,8 +1216,7 @@ async fn the_practice_decides_on_disappearing_messages_and_they_go(backend: Back
         ],
     )
     .await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1305,8 +1300,7 @@ async fn acknowledged_envelopes_survive_kill_9(backend: Backend) -> TestResult {
         [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
     for i in 0..50 {
         a.send(&conv, &application(&format!("m{i}"), 1, b"ct"))
             .await??;
@@ -1364,8 +1358,7 @@ async fn two_instances_on_one_postgres_deliver_to_each_other() -> TestResult {
     let two = Server::start(&db, &[])?;
     let a = enrol(&one, &create_user(&db, "linde", "a", "huisarts")?, "phone").await?;
     let b = enrol(&two, &create_user(&db, "linde", "b", "poh")?, "phone").await?;
-    let conv = a.create_conversation().await?;
-    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let conv = a.conversation_with(&b).await?;
 
     let mut on_two = connect_ws(&two, &b).await?;
     let mut on_one = connect_ws(&one, &a).await?;

@@ -178,6 +178,15 @@ impl Device {
         Ok(id)
     }
 
+    /// Registers a conversation and adds `other` at epoch 0 (a commit).
+    pub async fn conversation_with(&self, other: &Device) -> Result<String, BoxError> {
+        let conversation = self.create_conversation().await?;
+        self.send(&conversation, &commit("add", 0, &[other.id()], &[]))
+            .await?
+            .map_err(|p| format!("add {}: {p:?}", other.id()))?;
+        Ok(conversation)
+    }
+
     pub async fn send(
         &self,
         conversation: &str,
