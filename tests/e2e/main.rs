@@ -9,5 +9,6 @@ mod privacy;
 mod push;
 mod push_endpoints;
 mod record;
+mod setup;
 mod spoed;
 mod tasks;
