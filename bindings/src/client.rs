@@ -10,8 +10,8 @@ use crate::{
     keystore::{KeyStore, KeyStoreShim},
     runtime,
     types::{
-        Colleague, Conversation, ConversationKind, LoginCredentials, Message, MessageKind,
-        SyncReport,
+        Colleague, Conversation, ConversationKind, DeviceEntry, LoginCredentials, Message,
+        MessageKind, SyncReport,
     },
 };
 
@@ -74,12 +74,29 @@ impl PieperClient {
             .collect())
     }
 
+    /// This user's devices (a manager: the practice's).
+    pub async fn devices(&self) -> Result<Vec<DeviceEntry>, PieperError> {
+        Ok(self
+            .inner
+            .devices()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Revokes a device (lost or replaced): it stops at once and is removed
+    /// from every conversation; it wipes itself when it hears of it.
+    pub async fn revoke_device(&self, device: String) -> Result<(), PieperError> {
+        Ok(self.inner.revoke_device(&device).await?)
+    }
+
     /// This device's conversations.
     pub fn conversations(&self) -> Result<Vec<Conversation>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .conversations()?
+            .conversations()
+            .list()?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -138,7 +155,7 @@ impl PieperClient {
     pub fn messages(&self, conversation: String, limit: u32) -> Result<Vec<Message>, PieperError> {
         Ok(self
             .inner
-            .device()
+            .conversations()
             .messages(&conversation, limit)?
             .into_iter()
             .map(Into::into)
@@ -149,7 +166,7 @@ impl PieperClient {
     pub fn search(&self, query: String, limit: u32) -> Result<Vec<Message>, PieperError> {
         Ok(self
             .inner
-            .device()
+            .conversations()
             .search(&query, limit)?
             .into_iter()
             .map(Into::into)

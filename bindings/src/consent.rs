@@ -216,7 +216,7 @@ impl PieperClient {
     pub fn roster(&self) -> Result<Vec<RosterPatient>, PieperError> {
         Ok(self
             .inner
-            .device()
+            .consent()
             .roster()?
             .into_iter()
             .map(Into::into)
@@ -268,8 +268,8 @@ impl PieperClient {
         let patient = patient.as_deref().map(PatientRef::new).transpose()?;
         Ok(self
             .inner
-            .device()
-            .consent_history(patient.as_ref())?
+            .consent()
+            .history(patient.as_ref())?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -279,8 +279,8 @@ impl PieperClient {
     pub fn patient_consent(&self, patient: String) -> Result<PatientConsent, PieperError> {
         Ok(self
             .inner
-            .device()
-            .patient_consent(&PatientRef::new(&patient)?)?
+            .consent()
+            .of_patient(&PatientRef::new(&patient)?)?
             .into())
     }
 
@@ -291,14 +291,14 @@ impl PieperClient {
     ) -> Result<Option<PatientConsent>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .conversation_consent(&conversation)?
+            .consent()
+            .of_conversation(&conversation)?
             .map(Into::into))
     }
 
     /// The figures now against the 75 % target.
     pub fn consent_figures(&self, kind: ConsentKind) -> Result<ConsentFigures, PieperError> {
-        let f = self.inner.device().consent_figures(kind.into())?;
+        let f = self.inner.consent().figures(kind.into())?;
         Ok(figures(String::new(), f))
     }
 
@@ -306,8 +306,8 @@ impl PieperClient {
     pub fn consent_monthly(&self, kind: ConsentKind) -> Result<Vec<ConsentFigures>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .consent_monthly(kind.into())?
+            .consent()
+            .monthly(kind.into())?
             .into_iter()
             .map(|(month, f)| figures(month, f))
             .collect())
@@ -317,8 +317,8 @@ impl PieperClient {
     pub fn consent_worklist(&self, kind: ConsentKind) -> Result<Vec<RosterPatient>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .consent_worklist(kind.into())?
+            .consent()
+            .worklist(kind.into())?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -326,7 +326,7 @@ impl PieperClient {
 
     /// The worklist as CSV for the front desk.
     pub fn consent_worklist_csv(&self, kind: ConsentKind) -> Result<String, PieperError> {
-        let list = self.inner.device().consent_worklist(kind.into())?;
+        let list = self.inner.consent().worklist(kind.into())?;
         Ok(consent::worklist_csv(&list.iter().collect::<Vec<_>>()))
     }
 
@@ -338,7 +338,7 @@ impl PieperClient {
 
     /// The consent history as a FHIR R4 Bundle of Consent resources.
     pub fn export_consent_fhir(&self) -> Result<String, PieperError> {
-        let history = self.inner.device().consent_history(None)?;
+        let history = self.inner.consent().history(None)?;
         Ok(consent::consent_to_fhir_bundle(&history)?)
     }
 

@@ -23,8 +23,9 @@ pub enum PieperError {
     /// The app is locked: call `unlock` (the platform checks the user).
     #[error("locked")]
     Locked,
-    /// Too many failed unlocks: the device wiped itself; sign in again.
-    #[error("wiped after failed unlocks")]
+    /// The device wiped itself (revoked, or too many failed unlocks); every
+    /// call after the wipe answers this: sign in again.
+    #[error("device wiped")]
     Wiped,
     /// The server refused, with a stable code (`totp_invalid`, `totp_reused`,
     /// `throttled`, `not_found`, ...).

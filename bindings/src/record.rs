@@ -154,8 +154,8 @@ impl PieperClient {
     pub fn doc_items(&self, conversation: String) -> Result<Vec<DocStatus>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .doc_items(&conversation)?
+            .record()
+            .items(&conversation)?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -177,7 +177,7 @@ impl PieperClient {
     pub fn to_document(&self) -> Result<Vec<crate::types::Message>, PieperError> {
         Ok(self
             .inner
-            .device()
+            .record()
             .to_document()?
             .into_iter()
             .map(Into::into)

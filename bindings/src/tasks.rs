@@ -146,8 +146,8 @@ impl PieperClient {
     pub fn tasks(&self, conversation: String) -> Result<Vec<Task>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .tasks(&conversation)?
+            .tasks()
+            .of_conversation(&conversation)?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -157,8 +157,8 @@ impl PieperClient {
     pub fn my_open_tasks(&self) -> Result<Vec<Task>, PieperError> {
         Ok(self
             .inner
-            .device()
-            .my_open_tasks()?
+            .tasks()
+            .my_open()?
             .into_iter()
             .map(Into::into)
             .collect())
@@ -206,7 +206,7 @@ pub struct Dashboard {
 impl PieperClient {
     /// What the app opens with (refresh it on events).
     pub fn dashboard(&self) -> Result<Dashboard, PieperError> {
-        let d = self.inner.device().dashboard()?;
+        let d = self.inner.dashboard()?;
         let messages = |v: Vec<pieper_core::Message>| v.into_iter().map(Into::into).collect();
         Ok(Dashboard {
             spoed: messages(d.spoed),

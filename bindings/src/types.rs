@@ -226,6 +226,33 @@ impl From<pieper_wire::UserInfo> for Colleague {
     }
 }
 
+/// A device of this user (a manager: of the practice).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DeviceEntry {
+    /// Its id.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was enrolled (ms since the Unix epoch).
+    pub created_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+impl From<pieper_wire::DeviceInfo> for DeviceEntry {
+    fn from(d: pieper_wire::DeviceInfo) -> Self {
+        DeviceEntry {
+            id: d.id,
+            user_id: d.user_id,
+            name: d.name,
+            created_at: d.created_at,
+            revoked_at: d.revoked_at,
+        }
+    }
+}
+
 /// How to sign in.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct LoginCredentials {

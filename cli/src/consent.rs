@@ -102,7 +102,7 @@ pub async fn run(
         Ok(()) | Err(pieper_core::Error::Network(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let device = client.device();
+    let consent = client.consent();
     match command {
         ConsentCommand::ImportRoster { file, full } => {
             let format = if file.extension().is_some_and(|e| e == "json") {
@@ -156,13 +156,13 @@ pub async fn run(
         }
         ConsentCommand::History { patient } => {
             let patient = patient.as_deref().map(PatientRef::new).transpose()?;
-            for c in device.consent_history(patient.as_ref())? {
+            for c in consent.history(patient.as_ref())? {
                 println!("{}", line(&c));
             }
         }
         ConsentCommand::Figures { kind } => {
             let kind = ConsentKind::parse(&kind)?;
-            let f = device.consent_figures(kind)?;
+            let f = consent.figures(kind)?;
             println!(
                 "enrolled {}, given {}, refused {}, not asked {}: {:.1} % ({} the 75 % target)",
                 f.enrolled,
@@ -172,7 +172,7 @@ pub async fn run(
                 f.rate * 100.0,
                 if f.meets_target { "meets" } else { "below" }
             );
-            for (month, f) in device.consent_monthly(kind)? {
+            for (month, f) in consent.monthly(kind)? {
                 println!(
                     "{month}\t{:.1} %\t{}/{}",
                     f.rate * 100.0,
@@ -182,7 +182,7 @@ pub async fn run(
             }
         }
         ConsentCommand::Worklist { kind } => {
-            let list = device.consent_worklist(ConsentKind::parse(&kind)?)?;
+            let list = consent.worklist(ConsentKind::parse(&kind)?)?;
             print!(
                 "{}",
                 consent::worklist_csv(&list.iter().collect::<Vec<_>>())
@@ -197,7 +197,7 @@ pub async fn run(
         ConsentCommand::ExportFhir => {
             println!(
                 "{}",
-                consent::consent_to_fhir_bundle(&device.consent_history(None)?)?
+                consent::consent_to_fhir_bundle(&consent.history(None)?)?
             );
         }
     }

@@ -241,7 +241,7 @@ pub async fn run() -> DemoResult<()> {
             NewMessage::text("Dank je, ik zet het in het dossier."),
         )
         .await?;
-    let shown = poh.device().messages(&conversation.id, 50)?.len();
+    let shown = poh.conversations().messages(&conversation.id, 50)?.len();
     println!("bakker and jansen send two more; the offline desktop still shows {shown} messages");
     let report = poh.sync().await?;
     println!(
@@ -283,7 +283,7 @@ pub async fn run() -> DemoResult<()> {
             .await?;
     }
     huisarts.sync().await?;
-    let f = huisarts.device().consent_figures(ConsentKind::LspSharing)?;
+    let f = huisarts.consent().figures(ConsentKind::LspSharing)?;
     println!(
         "jansen's telefoon sees LSP consent {} of {} enrolled ({:.0} %, target 75 %: {})",
         f.given,
@@ -291,14 +291,12 @@ pub async fn run() -> DemoResult<()> {
         f.rate * 100.0,
         if f.meets_target { "met" } else { "not met" }
     );
-    let shown = huisarts.device().conversation_consent(&conversation.id)?;
+    let shown = huisarts.consent().of_conversation(&conversation.id)?;
     println!(
         "the conversation about his:patient/48213 shows LSP consent: {}",
         shown.map_or("-", |c| c.lsp_sharing.as_str())
     );
-    let worklist = huisarts
-        .device()
-        .consent_worklist(ConsentKind::LspSharing)?;
+    let worklist = huisarts.consent().worklist(ConsentKind::LspSharing)?;
     println!(
         "still to ask: {}",
         worklist
@@ -336,7 +334,7 @@ the urgent message reached {} devices; read by: {}",
     assistent.sync().await?;
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     assistent.housekeeping().await?;
-    let gone = assistent.device().message(&fleeting)?;
+    let gone = assistent.conversations().message(&fleeting)?;
     println!(
         "a disappearing message after 3 s on bakker's tablet: {}",
         if gone.expired {
@@ -351,13 +349,13 @@ the urgent message reached {} devices; read by: {}",
 
     for (s, client) in staff.iter().zip(&clients) {
         println!("\n-- what {}'s {} shows --", s.username, s.device);
-        let c = client.device().conversation(&conversation.id)?;
+        let c = client.conversations().get(&conversation.id)?;
         println!(
             "[{}] patient {}",
             c.title,
             c.patient.as_ref().map_or("-", |p| p.as_str())
         );
-        for m in client.device().messages(&conversation.id, 50)? {
+        for m in client.conversations().messages(&conversation.id, 50)? {
             println!("  {} ({:?})", show(&m, &names), m.state);
         }
     }

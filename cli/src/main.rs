@@ -11,8 +11,8 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use pieper_core::{
-    Client, ConversationKind, Credentials, Event, FileKeyStore, KeyStore, Message, NewMessage,
-    PatientRef,
+    Client, ConnectionState, ConversationKind, Credentials, Event, FileKeyStore, KeyStore, Message,
+    NewMessage, PatientRef,
 };
 
 /// Pieper from the command line.
@@ -254,7 +254,7 @@ async fn spoed(client: &Client, command: SpoedCommand) -> Result<(), Box<dyn std
                 "evening" => DayPart::Evening,
                 other => return Err(format!("unknown day part {other:?}").into()),
             };
-            let mut roster = client.device().duty_roster()?;
+            let mut roster = client.spoed().duty_roster()?;
             roster.slots.retain(|s| !(s.date == date && s.part == part));
             roster.slots.push(DutySlot {
                 date,
@@ -396,7 +396,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Conversations => {
             client.sync().await?;
-            for c in client.device().conversations()? {
+            for c in client.conversations().list()? {
                 let patient = c
                     .patient
                     .as_ref()
@@ -435,14 +435,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             client.sync().await?;
             let names = names(&client).await?;
-            if let Some(c) = client.device().conversation_consent(&conversation)? {
+            if let Some(c) = client.consent().of_conversation(&conversation)? {
                 println!(
                     "consent: LSP {}, e-communication {}",
                     c.lsp_sharing.as_str(),
                     c.e_communication.as_str()
                 );
             }
-            for m in client.device().messages(&conversation, limit)? {
+            for m in client.conversations().messages(&conversation, limit)? {
                 println!("{}", show(&m, &names));
             }
         }
@@ -488,12 +488,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 message.attachments.push(attachment);
             }
             let id = client.send(&conversation, message).await?;
-            let state = client.device().message(&id)?.state;
+            let state = client.conversations().message(&id)?.state;
             println!("{id}\t{state:?}");
         }
         Command::Search { query } => {
             let names = names(&client).await.unwrap_or_default();
-            for m in client.device().search(&query, 50)? {
+            for m in client.conversations().search(&query, 50)? {
                 println!("{}\t{}", m.conversation, show(&m, &names));
             }
         }
@@ -556,7 +556,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Document(args) => record::document(&client, args).await?,
         Command::Documented { conversation } => {
             client.sync().await?;
-            for s in client.device().doc_items(&conversation)? {
+            for s in client.record().items(&conversation)? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     s.item.id,
@@ -589,7 +589,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Dashboard => {
             client.sync().await?;
             let names = names(&client).await?;
-            let d = client.device().dashboard()?;
+            let d = client.dashboard()?;
             for m in &d.spoed {
                 println!("SPOED\t{}\t{}", m.conversation, show(m, &names));
             }
@@ -625,7 +625,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Link { link } => {
             let patient = pieper_core::record::parse_launch_link(&link)?;
             client.sync().await?;
-            let found = client.device().conversations_about(&patient)?;
+            let found = client.conversations().about(&patient)?;
             if found.is_empty() {
                 println!(
                     "no conversation about {} yet: pieper create --patient {} --title ...",
@@ -651,6 +651,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     event = events.recv() => match event {
                         Ok(Event::MessageReceived(m)) => println!("{}", show(&m, &names)),
                         Ok(Event::ConversationChanged(c)) => println!("* {} ({})", c.title, c.id),
+                        Ok(Event::Connection(ConnectionState::SignedOut)) => {
+                            // Revoked (and wiped) or signed out: the sync
+                            // says which, and the command ends with it.
+                            client.sync().await?;
+                            return Err("signed out".into());
+                        }
                         Ok(Event::Connection(state)) => eprintln!("~ {state:?}"),
                         Ok(_) => {}
                         Err(_) => break,

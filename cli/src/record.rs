@@ -198,7 +198,7 @@ async fn pull_tasks(
     if let Err(e) = pull.client.sync().await {
         return outcome(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
-    let pending = match pull.client.device().pending_doc_items() {
+    let pending = match pull.client.record().pending() {
         Ok(p) => p,
         Err(e) => return outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -226,8 +226,8 @@ async fn pull_bundle(
     }
     let bundle = pull
         .client
-        .device()
-        .doc_item(&id)
+        .record()
+        .item(&id)
         .and_then(|s| s.item.entry())
         .and_then(|e| e.transaction_bundle());
     match bundle {
@@ -268,8 +268,8 @@ async fn pull_receipt(
     };
     let matches_task = pull
         .client
-        .device()
-        .doc_item(&item)
+        .record()
+        .item(&item)
         .ok()
         .and_then(|s| task_for(&s).ok())
         .is_some_and(|t| t["id"] == task_id);

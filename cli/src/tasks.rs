@@ -125,8 +125,8 @@ pub async fn run(client: &Client, command: TaskCommand) -> Result<(), Box<dyn st
         TaskCommand::Cancel { id } => client.cancel_task(&id).await?,
         TaskCommand::List { conversation } => {
             let list = match conversation {
-                Some(c) => client.device().tasks(&c)?,
-                None => client.device().my_open_tasks()?,
+                Some(c) => client.tasks().of_conversation(&c)?,
+                None => client.tasks().my_open()?,
             };
             for t in &list {
                 println!("{}", line(t));

@@ -77,12 +77,14 @@ pub enum Error {
     /// not in memory. Unlock with the platform's check first.
     #[error("locked: unlock first")]
     Locked,
-    /// Too many failed unlocks: the device wiped its store and keys. Sign
-    /// in again as a new device.
-    #[error("wiped after too many failed unlocks")]
+    /// This device wiped its store and keys (it was revoked, or too many
+    /// unlocks failed); every call after the wipe answers this. Sign in
+    /// again as a new device.
+    #[error("this device was wiped")]
     Wiped,
     /// This device was revoked (lost or stolen): its store and keys were
-    /// wiped when it heard of it. Sign in again as a new device.
+    /// wiped as it heard of it (the call that heard it answers this, later
+    /// ones [`Error::Wiped`]). Sign in again as a new device.
     #[error("this device was revoked and its data wiped")]
     Revoked,
     /// The server refused the request, with its stable code

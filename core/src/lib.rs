@@ -1,15 +1,21 @@
 //! Pieper's device core: one device of one user in a GP practice.
 //!
-//! The [`Device`] is the entry point. It owns the device's identity (an Ed25519
-//! signature key and an MLS credential naming practice, user and device), its
-//! encrypted store (SQLCipher, keyed by a random key that the platform
-//! [`KeyStore`] wraps), and the MLS groups that carry its conversations.
-//! Every MLS operation runs inside one store transaction, so a failure half-way
-//! leaves the conversation exactly as it was.
+//! The [`Client`] is the one entry point: a signed-in device with its
+//! features as sub-clients ([`Client::conversations`], [`Client::tasks`],
+//! [`Client::consent`], [`Client::record`], [`Client::spoed`],
+//! [`Client::privacy`]). Every call passes one gate: a wiped device answers
+//! [`Error::Wiped`], a locked one [`Error::Locked`], and any call counts as
+//! activity for the idle lock. Behind it the in-transaction engine (the
+//! crate-private `Device`) owns the identity (an Ed25519 signature key and an
+//! MLS credential naming practice, user and device), the encrypted store
+//! (SQLCipher, keyed by a random key that the platform [`KeyStore`] wraps) and
+//! the MLS groups; every MLS operation runs inside one store transaction, so
+//! a failure half-way leaves the conversation exactly as it was.
 
 pub mod attachments;
 mod client;
 pub mod consent;
+pub mod conversations;
 mod device;
 mod error;
 mod fhir;
@@ -29,12 +35,16 @@ pub use client::{
     Event, HisEndpoint, LiveHandle, LockPolicy, Notification, NotificationPath, RosterFormat,
     SelfTestArrival, SelfTestReport, SharedTablet, SyncReport, UserCheck, new_recovery_code,
 };
+pub use consent::client::ConsentClient;
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
 };
+pub use conversations::ConversationsClient;
+// The engine is public only for the core's own tests and benchmarks.
+#[cfg(feature = "testing")]
+pub use device::{CommitOut, Device, Outgoing, OutgoingKind, Received};
 pub use device::{
-    CommitOut, ConversationSummary, Dashboard, DashboardGroup, Device, KnownGroup, NewConsent,
-    Outgoing, OutgoingKind, PatientConsent, Received,
+    ConversationSummary, Dashboard, DashboardGroup, KnownGroup, NewConsent, PatientConsent,
 };
 pub use error::{Error, Result};
 pub use identity::MemberId;
@@ -46,7 +56,9 @@ pub use model::{
 pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
 pub use privacy::{
     AccessAction, AuditEntry, ErasureReport, HousekeepingReport, Kept, PatientExport,
-    PracticeRules, Receipt, TtlPolicy,
+    PracticeRules, Receipt, TtlPolicy, client::PrivacyClient,
 };
+pub use record::client::RecordClient;
+pub use spoed::client::SpoedClient;
 pub use store::StoreError;
-pub use tasks::{Assignee, NewTask, Task, TaskState, TaskStep};
+pub use tasks::{Assignee, NewTask, Task, TaskState, TaskStep, client::TasksClient};

@@ -39,12 +39,12 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
         .import_roster(ROSTER.into(), RosterFormat::Csv, true)
         .await?;
     assert_eq!(imported.added.len(), 4);
-    assert!(balie.device().in_practice_group()?);
+    assert!(balie.consent().in_practice_group()?);
     // The practice group is no chat: it is not listed with the conversations
     // (the spoed channel, made with it, is).
     let listed: Vec<ConversationKind> = balie
-        .device()
-        .conversations()?
+        .conversations()
+        .list()?
         .iter()
         .map(|c| c.kind)
         .collect();
@@ -52,8 +52,8 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
 
     // The phone was added and reads the roster from the group.
     phone.sync().await?;
-    assert!(phone.device().in_practice_group()?);
-    assert_eq!(phone.device().roster()?.len(), 4);
+    assert!(phone.consent().in_practice_group()?);
+    assert_eq!(phone.consent().roster()?.len(), 4);
 
     let p1 = PatientRef::new("his:1001")?;
     let p2 = PatientRef::new("his:1002")?;
@@ -70,14 +70,14 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
         balie.sync().await?;
         phone.sync().await?;
     }
-    let on_balie = balie.device().consent_history(Some(&p1))?;
-    let on_phone = phone.device().consent_history(Some(&p1))?;
+    let on_balie = balie.consent().history(Some(&p1))?;
+    let on_phone = phone.consent().history(Some(&p1))?;
     assert_eq!(on_balie, on_phone, "both devices fold the same log");
     let ids: Vec<&str> = on_balie.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids.len(), 2, "both changes stay in the history");
     assert!(ids.contains(&given.id.as_str()) && ids.contains(&refused.id.as_str()));
-    let state = balie.device().patient_consent(&p1)?.lsp_sharing;
-    assert_eq!(state, phone.device().patient_consent(&p1)?.lsp_sharing);
+    let state = balie.consent().of_patient(&p1)?.lsp_sharing;
+    assert_eq!(state, phone.consent().of_patient(&p1)?.lsp_sharing);
     assert_eq!(state, on_balie[1].status, "the last in server order wins");
     assert_eq!(on_balie[0].recorded_by, {
         if on_balie[0].id == given.id {
@@ -88,11 +88,8 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
     });
 
     // Figures agree on both devices: 4 enrolled, p2 given, p1 either way.
-    let figures = phone.device().consent_figures(ConsentKind::LspSharing)?;
-    assert_eq!(
-        figures,
-        balie.device().consent_figures(ConsentKind::LspSharing)?
-    );
+    let figures = phone.consent().figures(ConsentKind::LspSharing)?;
+    assert_eq!(figures, balie.consent().figures(ConsentKind::LspSharing)?);
     assert_eq!(figures.enrolled, 4);
     assert_eq!(figures.given + figures.refused, 2);
 
@@ -102,18 +99,18 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
     let about = phone
         .create_conversation("Mw. Bakker", ConversationKind::Group, Some(p3.clone()), &[])
         .await?;
-    let shown = phone.device().conversation_consent(&about.id)?;
+    let shown = phone.consent().of_conversation(&about.id)?;
     assert_eq!(shown.map(|c| c.lsp_sharing), Some(ConsentStatus::NotAsked));
     assert!(matches!(
-        phone.device().require_lsp_consent(&p3),
+        phone.consent().require_lsp(&p3),
         Err(Error::ConsentRequired {
             kind: ConsentKind::LspSharing
         })
     ));
-    phone.device().require_lsp_consent(&p2)?;
+    phone.consent().require_lsp(&p2)?;
 
     // The worklist puts the patient with an open conversation first.
-    let worklist = phone.device().consent_worklist(ConsentKind::LspSharing)?;
+    let worklist = phone.consent().worklist(ConsentKind::LspSharing)?;
     let refs: Vec<&str> = worklist.iter().map(|p| p.reference.as_str()).collect();
     assert_eq!(refs, ["his:1003", "his:1004"]);
 
@@ -127,11 +124,11 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
         )
         .await?;
     balie.sync().await?;
-    let p2_history = balie.device().consent_history(Some(&p2))?;
+    let p2_history = balie.consent().history(Some(&p2))?;
     assert_eq!(p2_history.len(), 2);
     assert!(p2_history[1].withdrawal);
     assert!(matches!(
-        balie.device().require_lsp_consent(&p2),
+        balie.consent().require_lsp(&p2),
         Err(Error::ConsentRequired { .. })
     ));
 
@@ -165,7 +162,7 @@ async fn a_device_that_joins_later_gets_the_practice_history() -> TestResult {
     // one (the server has the practice's), and waits to be added.
     let laptop = sign_in(&server, &poh, "laptop").await?;
     assert!(!laptop.sync_practice().await?);
-    assert!(!laptop.device().in_practice_group()?);
+    assert!(!laptop.consent().in_practice_group()?);
     // It may record offline from the group: its change waits.
     assert!(
         matches!(
@@ -180,14 +177,14 @@ async fn a_device_that_joins_later_gets_the_practice_history() -> TestResult {
     // A member's check adds it and sends what it missed.
     assert!(balie.sync_practice().await?);
     laptop.sync().await?;
-    assert!(laptop.device().in_practice_group()?);
-    assert_eq!(laptop.device().roster()?, balie.device().roster()?);
+    assert!(laptop.consent().in_practice_group()?);
+    assert_eq!(laptop.consent().roster()?, balie.consent().roster()?);
     assert_eq!(
-        laptop.device().consent_history(None)?,
-        balie.device().consent_history(None)?
+        laptop.consent().history(None)?,
+        balie.consent().history(None)?
     );
     assert_eq!(
-        laptop.device().patient_consent(&p4)?.lsp_sharing,
+        laptop.consent().of_patient(&p4)?.lsp_sharing,
         ConsentStatus::Refused
     );
     Ok(())

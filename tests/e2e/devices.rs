@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use pieper_core::{ConnectionState, ConversationKind, Error, Event, NewMessage};
 use pieper_e2e::{
-    Backend, Pair, Server, TestDatabase, TestResult, create_user, pair, sign_in, wait_for,
+    Backend, Pair, Server, TestDatabase, TestResult, cli_binary, cli_login, create_user,
+    current_step, pair, pieper, pieper_ok, sign_in, totp_at, wait_for,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,13 +41,13 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     // and sends it the history, end-to-end through the user's own group.
     assert_eq!(phone.add_my_new_devices().await?, 1);
     tablet.sync().await?;
-    assert!(tablet.device().conversation(&conv.id)?.active);
+    assert!(tablet.conversations().get(&conv.id)?.active);
     assert_eq!(
-        tablet.device().conversation(&conv.id)?.title,
+        tablet.conversations().get(&conv.id)?.title,
         "Voor de nieuwe tablet"
     );
     let history: Vec<String> = tablet
-        .device()
+        .conversations()
         .messages(&conv.id, 10)?
         .into_iter()
         .map(|m| m.body)
@@ -60,7 +61,7 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
         ]
     );
     // History counts as read.
-    assert!(tablet.device().dashboard()?.unread.is_empty());
+    assert!(tablet.dashboard()?.unread.is_empty());
     // It takes part at once.
     colleague.sync().await?;
     colleague
@@ -72,9 +73,9 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     tablet.sync().await?;
     phone.sync().await?;
     colleague.sync().await?;
-    assert_eq!(tablet.device().messages(&conv.id, 10)?.len(), 5);
-    assert_eq!(phone.device().messages(&conv.id, 10)?.len(), 6);
-    assert_eq!(colleague.device().messages(&conv.id, 10)?.len(), 6);
+    assert_eq!(tablet.conversations().messages(&conv.id, 10)?.len(), 5);
+    assert_eq!(phone.conversations().messages(&conv.id, 10)?.len(), 6);
+    assert_eq!(colleague.conversations().messages(&conv.id, 10)?.len(), 6);
     // Nothing left to add.
     assert_eq!(phone.add_my_new_devices().await?, 0);
     Ok(())
@@ -101,7 +102,7 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
         .await?;
     lost.sync().await?;
     desktop.sync().await?;
-    assert_eq!(phone.device().members(&conv.id)?.len(), 3);
+    assert_eq!(phone.conversations().members(&conv.id)?.len(), 3);
 
     let mut lost_events = lost.events();
     let _lost_live = lost.start_live();
@@ -114,22 +115,24 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
     .await?;
 
     phone.sync().await?;
-    assert_eq!(phone.device().members(&conv.id)?.len(), 2);
+    assert_eq!(phone.conversations().members(&conv.id)?.len(), 2);
     let secret = phone
         .device()
         .send(&conv.id, NewMessage::text("na de intrekking"))?;
     phone.flush_outbox().await?;
     desktop.sync().await?;
-    assert_eq!(desktop.device().search("intrekking", 5)?.len(), 1);
+    assert_eq!(desktop.conversations().search("intrekking", 5)?.len(), 1);
 
-    assert!(matches!(lost.sync().await, Err(Error::Revoked)));
-    // Even holding the ciphertext, the lost phone cannot read it.
+    // Wiped by its live channel: every later call says so.
+    assert!(matches!(lost.sync().await, Err(Error::Wiped)));
+    // Even holding the ciphertext, the lost phone cannot read it: its store
+    // closed with the wipe (the open handle reads nothing more).
     let attempt = lost.device().receive(&secret.payload);
-    assert!(
-        matches!(attempt, Err(Error::StaleEpoch { .. } | Error::NotMember)),
-        "{attempt:?}"
-    );
-    assert!(lost.device().search("intrekking", 5)?.is_empty());
+    assert!(matches!(attempt, Err(Error::Locked)), "{attempt:?}");
+    assert!(matches!(
+        lost.conversations().search("intrekking", 5),
+        Err(Error::Wiped)
+    ));
     Ok(())
 }
 
@@ -169,7 +172,7 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
     desktop.sync().await?;
     assert_eq!(desktop.remove_revoked_devices().await?, 0);
     let members: Vec<String> = desktop
-        .device()
+        .conversations()
         .members(&conv.id)?
         .into_iter()
         .map(|m| m.id.device)
@@ -179,7 +182,7 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
         .send(&conv.id, NewMessage::text("na de intrekking"))
         .await?;
     desktop.sync().await?;
-    assert_eq!(desktop.device().search("intrekking", 5)?.len(), 1);
+    assert_eq!(desktop.conversations().search("intrekking", 5)?.len(), 1);
 
     // Back online: it learns it was revoked and wipes its store and keys.
     let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
@@ -193,7 +196,7 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
     for file in ["pieper.db", "pieper.db.key", "pieper.db-wal"] {
         assert!(!lost_dir.join(file).exists(), "{file} survived the wipe");
     }
-    assert!(matches!(returned.receipts("x").await, Err(Error::Revoked)));
+    assert!(matches!(returned.receipts("x").await, Err(Error::Wiped)));
     let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
     assert!(
         pieper_core::Client::open(&lost_dir, keystore)
@@ -235,10 +238,10 @@ async fn two_members_changing_the_group_at_once_both_succeed() -> TestResult {
     for client in [&a, &b, &c, &d] {
         client.sync().await?;
     }
-    let epoch = a.device().conversation(&conv.id)?.epoch;
+    let epoch = a.conversations().get(&conv.id)?.epoch;
     for client in [&b, &c, &d] {
-        assert_eq!(client.device().conversation(&conv.id)?.epoch, epoch);
-        assert_eq!(client.device().members(&conv.id)?.len(), 4);
+        assert_eq!(client.conversations().get(&conv.id)?.epoch, epoch);
+        assert_eq!(client.conversations().members(&conv.id)?.len(), 4);
     }
     let hello = d
         .device()
@@ -246,7 +249,10 @@ async fn two_members_changing_the_group_at_once_both_succeed() -> TestResult {
     d.flush_outbox().await?;
     for client in [&a, &b, &c] {
         client.sync().await?;
-        assert_eq!(client.device().message(&hello.id)?.body, "hallo allemaal");
+        assert_eq!(
+            client.conversations().message(&hello.id)?.body,
+            "hallo allemaal"
+        );
     }
     Ok(())
 }
@@ -284,7 +290,7 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
     assert!(phone.is_locked(), "idle, and not locked");
     // Every call that needs the key answers Locked.
     assert!(matches!(
-        phone.device().search("uitslag", 5),
+        phone.conversations().search("uitslag", 5),
         Err(Error::Locked)
     ));
     assert!(matches!(phone.sync().await, Err(Error::Locked)));
@@ -311,7 +317,7 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
     assert_eq!(phone.failed_unlocks(), 1);
     phone.unlock(std::sync::Arc::new(Check(true))).await?;
     assert_eq!(phone.failed_unlocks(), 0);
-    assert_eq!(phone.device().search("uitslag", 5)?.len(), 1);
+    assert_eq!(phone.conversations().search("uitslag", 5)?.len(), 1);
 
     // Locked again, three failures in a row wipe it.
     phone.lock();
@@ -373,7 +379,10 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
         .send(&conv.id, NewMessage::text("alleenvoorbakker: bel terug"))
         .await?;
     first.sync().await?;
-    assert_eq!(first.device().search("alleenvoorbakker", 5)?.len(), 1);
+    assert_eq!(
+        first.conversations().search("alleenvoorbakker", 5)?.len(),
+        1
+    );
 
     // smit signs in on the same tablet: bakker's profile locks.
     let second = tablet
@@ -381,16 +390,21 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
         .await?;
     assert!(first.is_locked());
     second.sync().await?;
-    assert!(second.device().search("alleenvoorbakker", 5)?.is_empty());
     assert!(
         second
-            .device()
-            .conversations()?
+            .conversations()
+            .search("alleenvoorbakker", 5)?
+            .is_empty()
+    );
+    assert!(
+        second
+            .conversations()
+            .list()?
             .iter()
             .all(|c| c.id != conv.id)
     );
     assert!(matches!(
-        first.device().search("alleenvoorbakker", 5),
+        first.conversations().search("alleenvoorbakker", 5),
         Err(Error::Locked)
     ));
     // A push for bakker while smit works shows nothing.
@@ -420,7 +434,7 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
         .switch_to("linde+bakker", std::sync::Arc::new(Check(true)))
         .await?;
     assert!(second.is_locked());
-    assert_eq!(back.device().search("alleenvoorbakker", 5)?.len(), 1);
+    assert_eq!(back.conversations().search("alleenvoorbakker", 5)?.len(), 1);
     Ok(())
 }
 
@@ -456,14 +470,14 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
         .await;
     assert!(matches!(wrong, Err(Error::WrongKey)), "{wrong:?}");
     assert!(
-        new_phone.device().conversations()?.is_empty(),
+        new_phone.conversations().list()?.is_empty(),
         "a wrong code changed something"
     );
 
     let restored = new_phone.restore_backup(&code.to_lowercase()).await?;
     assert_eq!((restored.conversations, restored.messages), (1, 2));
     let back: Vec<String> = new_phone
-        .device()
+        .conversations()
         .messages(&conv.id, 10)?
         .into_iter()
         .map(|m| m.body)
@@ -472,20 +486,20 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
         back,
         ["uitslag binnen: lab normaal", "dank, ik bel de patiënt"]
     );
-    assert!(!new_phone.device().conversation(&conv.id)?.active);
+    assert!(!new_phone.conversations().get(&conv.id)?.active);
 
     // A colleague's device adds the new phone; it takes part again.
     colleague
         .add_users(&conv.id, std::slice::from_ref(&user.id))
         .await?;
     new_phone.sync().await?;
-    assert!(new_phone.device().conversation(&conv.id)?.active);
+    assert!(new_phone.conversations().get(&conv.id)?.active);
     new_phone
         .send(&conv.id, NewMessage::text("weer bereikbaar"))
         .await?;
     colleague.sync().await?;
-    assert_eq!(colleague.device().search("bereikbaar", 5)?.len(), 1);
-    assert_eq!(new_phone.device().messages(&conv.id, 10)?.len(), 3);
+    assert_eq!(colleague.conversations().search("bereikbaar", 5)?.len(), 1);
+    assert_eq!(new_phone.conversations().messages(&conv.id, 10)?.len(), 3);
     Ok(())
 }
 
@@ -518,8 +532,8 @@ async fn a_device_added_often_uploads_new_key_packages() -> TestResult {
     assert_eq!(colleague.key_packages_left().await?, 20);
     assert_eq!(colleague.top_up_key_packages().await?, 0);
     let joined = colleague
-        .device()
-        .conversations()?
+        .conversations()
+        .list()?
         .into_iter()
         .filter(|c| c.title.starts_with("Overleg "))
         .count();
@@ -543,7 +557,7 @@ async fn the_operator_revokes_a_device_from_the_command_line() -> TestResult {
     assert_eq!(phone.remove_revoked_devices().await?, 1);
     assert!(
         !phone
-            .device()
+            .conversations()
             .members(&conv.id)?
             .iter()
             .any(|m| m.id.device == device)
@@ -655,7 +669,7 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     assert_eq!(phone.heal_others().await?, 1);
     desktop.sync().await?;
     let bodies = |c: &pieper_core::Client| -> Result<Vec<String>, pieper_e2e::BoxError> {
-        Ok(c.device()
+        Ok(c.conversations()
             .messages(&conv.id, 20)?
             .into_iter()
             .map(|m| m.body)
@@ -676,5 +690,80 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     // Nothing is left to heal.
     assert_eq!(phone.heal_others().await?, 0);
     drop((desktop, dir, user));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_nothing_once_its_running_device_was_revoked() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let huisarts = create_user(&db, "linde", "visser", "huisarts")?;
+    let beheer = create_user(&db, "linde", "mulder", "manager")?;
+    let server = Server::start(&db, &[])?;
+    let manager = sign_in(&server, &beheer, "laptop").await?;
+    let dir = tempfile::tempdir()?;
+    cli_login(
+        dir.path(),
+        &server,
+        &huisarts,
+        &totp_at(&huisarts, current_step())?,
+        "desktop",
+    )?;
+    let conv = pieper_ok(dir.path(), &["create", "--title", "Overleg"])?
+        .trim()
+        .to_owned();
+    pieper_ok(dir.path(), &["send", &conv, "Labuitslag besproken"])?;
+    assert!(pieper_ok(dir.path(), &["search", "Labuitslag"])?.contains("Labuitslag"));
+
+    // The CLI runs live (`pieper follow`) while the manager revokes it.
+    let mut follow = std::process::Command::new(cli_binary()?)
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("follow")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let desktop = manager
+        .devices()
+        .await?
+        .into_iter()
+        .find(|d| d.user_id == huisarts.id)
+        .ok_or("the CLI's device is not listed")?;
+    manager.revoke_device(&desktop.id).await?;
+
+    // The running client hears of it, wipes itself and stops, saying why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = follow.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            follow.kill()?;
+            return Err("pieper follow kept running after the revoke".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut follow.stderr.take().ok_or("stderr")?, &mut said)?;
+    assert!(!status.success());
+    assert!(said.contains("wiped"), "{said}");
+
+    // Every later read says the device was wiped, and shows nothing.
+    for args in [
+        vec!["conversations"],
+        vec!["search", "Labuitslag"],
+        vec!["open", conv.as_str()],
+    ] {
+        let out = pieper(dir.path(), &args)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("this device was wiped"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("Labuitslag"),
+            "{args:?} showed content"
+        );
+    }
     Ok(())
 }

@@ -35,7 +35,7 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
         )
         .await?;
     // Four devices: the huisarts's phone and desktop, the tablet, the POH's desktop.
-    assert_eq!(phone.device().members(&conversation.id)?.len(), 4);
+    assert_eq!(phone.conversations().members(&conversation.id)?.len(), 4);
 
     let sent = phone
         .send(
@@ -43,7 +43,10 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
             NewMessage::urgent("INR 4,1 — bel mw. Smit vandaag"),
         )
         .await?;
-    assert_eq!(phone.device().message(&sent)?.state, MessageState::Sent);
+    assert_eq!(
+        phone.conversations().message(&sent)?.state,
+        MessageState::Sent
+    );
 
     let urgent = wait_for(&mut tablet_events, Duration::from_secs(10), |e| match e {
         Event::UrgentMessage(m) => Some(m.clone()),
@@ -53,7 +56,7 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
     assert_eq!(urgent.body, "INR 4,1 — bel mw. Smit vandaag");
     assert_eq!(urgent.sender.user, huisarts.id);
     assert_eq!(urgent.priority, Priority::Urgent);
-    let seen = tablet.device().conversation(&conversation.id)?;
+    let seen = tablet.conversations().get(&conversation.id)?;
     assert_eq!(
         (seen.title.as_str(), seen.patient.as_ref()),
         ("Mw. Smit — INR", Some(&patient))
@@ -80,7 +83,7 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
         let bodies = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 let bodies: Vec<String> = device
-                    .device()
+                    .conversations()
                     .messages(&conversation.id, 10)?
                     .into_iter()
                     .map(|m| m.body)
@@ -98,6 +101,6 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
         want.sort();
         assert_eq!(sorted, want, "device {}", device.user.username);
     }
-    assert_eq!(desktop.device().search("dosering", 5)?.len(), 1);
+    assert_eq!(desktop.conversations().search("dosering", 5)?.len(), 1);
     Ok(())
 }

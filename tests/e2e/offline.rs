@@ -12,7 +12,7 @@ use pieper_e2e::{
 /// Ids and bodies of a conversation's messages on a device, oldest first.
 fn bodies(client: &TestClient, conversation: &str) -> Result<Vec<String>, pieper_core::Error> {
     Ok(client
-        .device()
+        .conversations()
         .messages(conversation, 10_000)?
         .into_iter()
         .map(|m| m.body)
@@ -76,9 +76,9 @@ async fn a_server_killed_while_clients_send_loses_and_doubles_nothing() -> TestR
     sending.await??;
 
     sender.flush_outbox().await?;
-    assert!(sender.device().outbox()?.is_empty());
+    assert_eq!(sender.conversations().waiting()?, 0);
     let states: Vec<MessageState> = sender
-        .device()
+        .conversations()
         .messages(&conv.id, 200)?
         .into_iter()
         .map(|m| m.state)

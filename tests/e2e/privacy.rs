@@ -183,7 +183,7 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
         device.sync().await?;
     }
     let patient = PatientRef::new(&format!("bsn:{BSN}"))?;
-    let key_of = |c: &TestClient| c.device().pseudonym(&patient);
+    let key_of = |c: &TestClient| c.privacy().pseudonym(&patient);
     let pseudonym = key_of(&huisarts)?.ok_or("no practice key")?;
     for device in [&poh_phone, &poh_desktop, &manager] {
         assert_eq!(key_of(device)?.as_deref(), Some(pseudonym.as_str()));
@@ -337,7 +337,7 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
     let mut message = NewMessage::text("vluchtigbericht kalium 5,9").disappearing(ttl as u64);
     message.attachments = vec![attachment.clone()];
     let sent = sender.send(&conversation.id, message).await?;
-    let shown = sender.device().message(&sent)?;
+    let shown = sender.conversations().message(&sent)?;
     assert!(
         shown
             .expires_at
@@ -346,11 +346,11 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
 
     offline.sync().await?;
     assert_eq!(
-        offline.device().message(&sent)?.body,
+        offline.conversations().message(&sent)?.body,
         "vluchtigbericht kalium 5,9"
     );
     eventually(Duration::from_secs(10), || async {
-        Ok(online.device().message(&sent).is_ok())
+        Ok(online.conversations().message(&sent).is_ok())
     })
     .await?;
     assert_eq!(
@@ -374,13 +374,18 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
     // Gone from both online devices, their search index and attachment files.
     for device in [&sender, &online] {
         eventually(Duration::from_secs(25), || async {
-            Ok(device.device().message(&sent)?.expired)
+            Ok(device.conversations().message(&sent)?.expired)
         })
         .await?;
-        let marker = device.device().message(&sent)?;
+        let marker = device.conversations().message(&sent)?;
         assert_eq!((marker.body.as_str(), marker.attachments.len()), ("", 0));
         assert_eq!(marker.sender.user, a.id, "the marker keeps who sent it");
-        assert!(device.device().search("vluchtigbericht", 10)?.is_empty());
+        assert!(
+            device
+                .conversations()
+                .search("vluchtigbericht", 10)?
+                .is_empty()
+        );
     }
     assert!(!attachment_file.exists(), "the attachment file stayed");
     assert!(
@@ -407,9 +412,14 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
     let (dir, user) = offline;
     let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir.path())?);
     let reopened = pieper_core::Client::open(&offline_dir, keystore).await?;
-    let marker = reopened.device().message(&sent)?;
+    let marker = reopened.conversations().message(&sent)?;
     assert!(marker.expired && marker.body.is_empty());
-    assert!(reopened.device().search("vluchtigbericht", 10)?.is_empty());
+    assert!(
+        reopened
+            .conversations()
+            .search("vluchtigbericht", 10)?
+            .is_empty()
+    );
     let report = reopened.housekeeping().await?;
     assert_eq!(report.expired_total, 1);
     drop((reopened, dir, user));
@@ -536,16 +546,24 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     assert!(erased.his_task.is_some());
     poh.sync().await?;
     for device in [&huisarts, &poh] {
-        assert!(device.device().search("wondmerkteken", 10)?.is_empty());
-        assert!(device.device().messages(&about.id, 100)?.is_empty());
-        assert_eq!(device.device().messages(&elsewhere.id, 100)?.len(), 1);
+        assert!(
+            device
+                .conversations()
+                .search("wondmerkteken", 10)?
+                .is_empty()
+        );
+        assert!(device.conversations().messages(&about.id, 100)?.is_empty());
+        assert_eq!(
+            device.conversations().messages(&elsewhere.id, 100)?.len(),
+            1
+        );
         let files = std::fs::read_dir(device.dir.path().join("attachments"))
             .map(|d| d.count())
             .unwrap_or(0);
         assert_eq!(files, 0, "attachment files stayed");
         let task = device
-            .device()
-            .tasks(&device.device().practice_group_id())?
+            .tasks()
+            .of_conversation(&device.consent().practice_group_id()?)?
             .into_iter()
             .find(|t| t.what.contains("AVG-verzoek"));
         assert!(task.is_some(), "no task for the huisarts");
@@ -644,7 +662,7 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
     assert!(out.contains("erased: 1 conversations, 1 messages"), "{out}");
     assert!(out.contains("kept:") && out.contains("WGBO"), "{out}");
     poh.sync().await?;
-    assert!(poh.device().search("cliwondmerk", 10)?.is_empty());
+    assert!(poh.conversations().search("cliwondmerk", 10)?.is_empty());
     let housekeeping = pieper_ok(dir.path(), &["privacy", "housekeeping"])?;
     assert!(
         housekeeping.contains("1 erased on request"),

@@ -209,7 +209,7 @@ async fn wait_state(
 ) -> Result<pieper_core::record::DocStatus, BoxError> {
     for _ in 0..240 {
         client.sync().await?;
-        let status = client.device().doc_item(id)?;
+        let status = client.record().item(id)?;
         if status.state == want {
             return Ok(status);
         }
@@ -217,7 +217,7 @@ async fn wait_state(
     }
     Err(format!(
         "item {id} never became {want:?}: {:?}",
-        client.device().doc_item(id)?
+        client.record().item(id)?
     )
     .into())
 }
@@ -309,23 +309,23 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
         .await?;
     assert_eq!(first.state, DocState::Pending);
     assert_eq!(
-        desktop.device().message(&message)?.kind,
+        desktop.conversations().message(&message)?.kind,
         pieper_core::MessageKind::Documenteer
     );
     // The connector is a visible member of the conversation.
-    assert_eq!(desktop.device().members(&conversation.id)?.len(), 2);
+    assert_eq!(desktop.conversations().members(&conversation.id)?.len(), 2);
     let documented = wait_state(desktop, &first.item.id, DocState::Documented).await?;
     assert_eq!(documented.detail.as_deref(), Some("in the HIS"));
-    assert!(desktop.device().to_document()?.is_empty());
+    assert!(desktop.record().to_document()?.is_empty());
     let progress = desktop
-        .device()
+        .conversations()
         .message(&message)?
         .documentation
         .ok_or("the message shows no documentation state")?;
     assert_eq!(progress.state, DocState::Documented);
     // The launch link from the HIS opens this conversation.
     let patient = pieper_core::record::parse_launch_link("pieper://patient/bsn:999911120")?;
-    let about = desktop.device().conversations_about(&patient)?;
+    let about = desktop.conversations().about(&patient)?;
     assert_eq!(
         about.first().map(|c| c.id.as_str()),
         Some(conversation.id.as_str())
@@ -352,7 +352,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     tokio::time::sleep(Duration::from_secs(2)).await;
     desktop.sync().await?;
     assert_eq!(
-        desktop.device().doc_item(&second.item.id)?.state,
+        desktop.record().item(&second.item.id)?.state,
         DocState::Pending
     );
     his.toggle("outage", false).await?;
@@ -490,7 +490,7 @@ async fn a_polling_his_takes_the_items_and_its_receipt_reaches_the_author() -> T
         assert_eq!(status.detail.as_deref(), Some("taken by the HIS"));
     }
     assert_eq!(
-        desktop.device().message(&message)?.kind,
+        desktop.conversations().message(&message)?.kind,
         pieper_core::MessageKind::Documenteer
     );
     // Nothing is left to pull.

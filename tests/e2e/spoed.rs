@@ -35,8 +35,8 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     assert!(poh.sync_practice().await?);
     on_duty.sync().await?;
     backup.sync().await?;
-    let channel = poh.device().spoed_channel_id();
-    let shown = on_duty.device().conversation(&channel)?;
+    let channel = poh.spoed().channel_id()?;
+    let shown = on_duty.conversations().get(&channel)?;
     assert_eq!(
         (shown.title.as_str(), shown.kind),
         ("Spoed", ConversationKind::Spoed)
@@ -57,7 +57,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     .await?;
     on_duty.sync().await?;
     backup.sync().await?;
-    assert_eq!(on_duty.device().spoed_route_now()?, Some(jansen.id.clone()));
+    assert_eq!(on_duty.spoed().route_now()?, Some(jansen.id.clone()));
 
     let conversation = poh
         .create_conversation(
@@ -77,7 +77,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     on_duty.sync().await?;
     backup.sync().await?;
     let first = on_duty
-        .device()
+        .conversations()
         .messages(&channel, 10)?
         .into_iter()
         .find(|m| m.spoed.is_some())
@@ -93,7 +93,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
         std::slice::from_ref(&first.id)
     );
     assert!(urgent_ids(&mut backup_events).is_empty());
-    assert!(backup.device().message(&first.id).is_ok());
+    assert!(backup.conversations().message(&first.id).is_ok());
 
     // Unattended, it escalates.
     let live = backup.start_live();
@@ -116,7 +116,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     on_duty.sync().await?;
     backup.sync().await?;
     let second = backup
-        .device()
+        .conversations()
         .messages(&channel, 10)?
         .into_iter()
         .rfind(|m| m.spoed.is_some())
@@ -134,7 +134,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     poh.sync().await?;
     on_duty.sync().await?;
     for device in [&poh, &on_duty] {
-        let seen = device.device().message(&second.id)?;
+        let seen = device.conversations().message(&second.id)?;
         assert_eq!(
             seen.spoed.and_then(|s| s.taken_by).as_deref(),
             Some(smit.id.as_str())
@@ -145,7 +145,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
         Err(pieper_core::Error::Invalid { field: "taken", .. })
     ));
     // The POH's dashboard: the untaken one first, the taken one gone.
-    let dashboard = poh.device().dashboard()?;
+    let dashboard = poh.dashboard()?;
     let spoed: Vec<&str> = dashboard.spoed.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(spoed, [first.id.as_str()]);
     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -20,13 +20,10 @@ async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
         )
         .await?;
     b.sync().await?;
-    assert_eq!(
-        b.device().task(&made.id)?.what,
-        "INR over een week herhalen"
-    );
+    assert_eq!(b.tasks().get(&made.id)?.what, "INR over een week herhalen");
     // The POH has it in their list; the huisarts who asked does not.
-    assert_eq!(b.device().my_open_tasks()?.len(), 1);
-    assert!(a.device().my_open_tasks()?.is_empty());
+    assert_eq!(b.tasks().my_open()?.len(), 1);
+    assert!(a.tasks().my_open()?.is_empty());
 
     // One takes it on while the other cancels it, neither having seen the other.
     let (accepted, cancelled) = tokio::join!(b.accept_task(&made.id), a.cancel_task(&made.id));
@@ -37,8 +34,8 @@ async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
         a.sync().await?;
         b.sync().await?;
     }
-    let on_a = a.device().task(&made.id)?;
-    let on_b = b.device().task(&made.id)?;
+    let on_a = a.tasks().get(&made.id)?;
+    let on_b = b.tasks().get(&made.id)?;
     assert_eq!(on_a, on_b, "both devices fold the same log");
     assert_eq!(on_a.history.len(), 3, "both changes stay in the history");
     // In either server order it ends cancelled: accept then cancel both
@@ -95,7 +92,7 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
         )
         .await?;
     balie.sync().await?;
-    let open = balie.device().my_open_tasks()?;
+    let open = balie.tasks().my_open()?;
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].patient.as_ref(), Some(&patient));
     assert_eq!(open[0].from_message.as_deref(), Some(message.as_str()));
@@ -107,10 +104,10 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
     let done = balie.complete_task(&task.id).await?;
     assert_eq!(done.state, TaskState::Completed);
     arts.sync().await?;
-    let seen = arts.device().task(&task.id)?;
+    let seen = arts.tasks().get(&task.id)?;
     assert_eq!(seen.state, TaskState::Completed);
     assert_eq!(seen.history[1].by, assistent.id);
-    assert!(balie.device().my_open_tasks()?.is_empty());
+    assert!(balie.tasks().my_open()?.is_empty());
     // Bad input is refused before anything is sent.
     assert!(matches!(
         arts.create_task(
@@ -165,26 +162,31 @@ async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
         .send(&conversation.id, pieper_core::NewMessage::note(MARKER))
         .await?;
     assert_eq!(
-        desktop.device().message(&note)?.kind,
+        desktop.conversations().message(&note)?.kind,
         pieper_core::MessageKind::Werkaantekening
     );
     phone.sync().await?;
     colleague.sync().await?;
-    let on_phone = phone.device().message(&note)?;
+    let on_phone = phone.conversations().message(&note)?;
     assert_eq!(on_phone.body, MARKER);
     assert_eq!(on_phone.conversation, conversation.id);
     assert_eq!(on_phone.kind, pieper_core::MessageKind::Werkaantekening);
     assert!(matches!(
-        colleague.device().message(&note),
+        colleague.conversations().message(&note),
         Err(Error::NotFound { .. })
     ));
-    assert!(colleague.device().search("therapietrouw", 10)?.is_empty());
+    assert!(
+        colleague
+            .conversations()
+            .search("therapietrouw", 10)?
+            .is_empty()
+    );
     assert_eq!(
-        colleague.device().message(&record)?.kind,
+        colleague.conversations().message(&record)?.kind,
         pieper_core::MessageKind::Documenteer
     );
     // The personal group is no conversation of its own.
-    assert_eq!(phone.device().conversations()?.len(), 1);
+    assert_eq!(phone.conversations().list()?.len(), 1);
     // The server has only ciphertext of it, in its files and its log.
     assert!(!db.dump_server_text()?.contains("WERKNOTITIE-7Q2"));
     assert!(!server.log_text().contains("WERKNOTITIE-7Q2"));

@@ -19,7 +19,7 @@ impl Client {
         if self.store(move |d| d.in_known_group(which)).await? {
             return Ok(true);
         }
-        let group = self.device().known_group_id(which);
+        let group = self.inner.device.known_group_id(which);
         let known = self.store(|d| d.all_conversations()).await?;
         if known.iter().any(|c| c.id == group) {
             // Removed from it earlier: not ours to make again.
@@ -43,7 +43,7 @@ impl Client {
     /// Adds the devices of `users` that are missing from a group this
     /// device is in; returns whether any was added.
     pub(super) async fn top_up(&self, which: KnownGroup, users: &[String]) -> Result<bool> {
-        let group = self.device().known_group_id(which);
+        let group = self.inner.device.known_group_id(which);
         let mut added = false;
         for chunk in users.chunks(USERS_PER_CLAIM) {
             added |= self.add_devices(&group, chunk, true).await?;

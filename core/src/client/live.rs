@@ -55,7 +55,7 @@ async fn run(client: Client) {
     let mut attempt = 0u32;
     loop {
         match session(&client).await {
-            Err(Error::SignedOut | Error::Revoked) => return,
+            Err(Error::SignedOut | Error::Revoked | Error::Wiped) => return,
             Ok(()) => attempt = 0,
             Err(e) => tracing::debug!(error = %e, "live channel down"),
         }
@@ -143,7 +143,7 @@ async fn session(client: &Client) -> Result<()> {
 /// retention period moves on too).
 fn until_next_expiry(client: &Client) -> std::time::Duration {
     const AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
-    match client.device().next_expiry() {
+    match client.inner.device.next_expiry() {
         Ok(Some(at)) => {
             let wait = at.saturating_sub(crate::store::queries::now_ms()).max(0) as u64;
             std::time::Duration::from_millis(wait).min(AT_MOST)
@@ -203,7 +203,8 @@ async fn check_membership(client: &Client) {
     // this user's devices that are missing are added.
     if matches!(
         client
-            .device()
+            .inner
+            .device
             .in_known_group(crate::device::KnownGroup::Personal),
         Ok(true)
     ) && let Err(e) = client.sync_personal().await

@@ -79,7 +79,7 @@ impl Client {
         let passed = tokio::task::spawn_blocking(move || check.verify())
             .await
             .map_err(|e| Error::Mls(format!("user check failed: {e}")))?;
-        let path = self.device().dir().join(FAILURES_FILE);
+        let path = self.inner.device.dir().join(FAILURES_FILE);
         if !passed {
             let failures = failed_unlocks(&path) + 1;
             std::fs::write(&path, failures.to_string())
@@ -110,7 +110,7 @@ impl Client {
 
     /// How many unlocks failed in a row.
     pub fn failed_unlocks(&self) -> u32 {
-        failed_unlocks(&self.device().dir().join(FAILURES_FILE))
+        failed_unlocks(&self.inner.device.dir().join(FAILURES_FILE))
     }
 
     /// A call was made: the idle time starts again.

@@ -191,7 +191,9 @@ impl Client {
         }
     }
 
-    /// The device (identity, store, conversations) behind this client.
+    /// The in-transaction engine behind this client, ungated: for the
+    /// core's own tests and benchmarks only.
+    #[cfg(feature = "testing")]
     pub fn device(&self) -> &Device {
         &self.inner.device
     }
@@ -199,6 +201,12 @@ impl Client {
     /// Who this device is.
     pub fn id(&self) -> &MemberId {
         self.inner.device.id()
+    }
+
+    /// The opening screen: unread spoed, unread urgent, my open tasks, what
+    /// I still have to document, then conversations with unread messages.
+    pub fn dashboard(&self) -> Result<crate::device::Dashboard> {
+        self.read(|d| d.dashboard())
     }
 
     /// Subscribes to what happens from now on.
@@ -211,16 +219,33 @@ impl Client {
         let _ = self.inner.events.send(event);
     }
 
+    /// The gate every call passes: a wiped device answers [`Error::Wiped`],
+    /// a locked one [`Error::Locked`]; any other call counts as activity for
+    /// the idle lock.
+    fn gate(&self) -> Result<()> {
+        if self.inner.device.is_wiped() {
+            return Err(Error::Wiped);
+        }
+        if self.inner.device.is_locked() {
+            return Err(Error::Locked);
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// Reads the store on the caller's thread, through the gate (what the
+    /// app shows: conversations, messages, search, tasks, consent).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Device) -> Result<T>) -> Result<T> {
+        self.gate()?;
+        f(&self.inner.device)
+    }
+
+    /// Runs store work off the async executor, through the gate.
     async fn store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Device) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        if self.inner.device.is_wiped() {
-            return Err(Error::Revoked);
-        }
-        if !self.inner.device.is_locked() {
-            self.touch();
-        }
+        self.gate()?;
         blocking(&self.inner.device, f).await
     }
 

@@ -271,8 +271,8 @@ impl Client {
             .upload_blob(conversation, sealed.clone(), expires_at)
             .await;
         let created = self.server(result).await?;
-        let path = self.device().attachment_file(&created.id)?;
-        std::fs::create_dir_all(self.device().attachments_dir())
+        let path = self.inner.device.attachment_file(&created.id)?;
+        std::fs::create_dir_all(self.inner.device.attachments_dir())
             .and_then(|()| std::fs::write(&path, &sealed))
             .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
         Ok(AttachmentRef {
@@ -285,13 +285,13 @@ impl Client {
 
     /// Opens an attachment: the sealed copy here, or fetched and kept.
     pub async fn open_attachment(&self, attachment: &AttachmentRef) -> Result<Vec<u8>> {
-        let path = self.device().attachment_file(&attachment.blob_id)?;
+        let path = self.inner.device.attachment_file(&attachment.blob_id)?;
         let sealed = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(_) => {
                 let result = self.api().download_blob(&attachment.blob_id).await;
                 let bytes = self.server(result).await?;
-                std::fs::create_dir_all(self.device().attachments_dir())
+                std::fs::create_dir_all(self.inner.device.attachments_dir())
                     .and_then(|()| std::fs::write(&path, &bytes))
                     .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
                 bytes
@@ -371,7 +371,7 @@ impl Client {
                 .await;
             self.server(result).await?;
         }
-        let practice_group = self.device().practice_group_id();
+        let practice_group = self.inner.device.practice_group_id();
         let task = NewTask {
             what: format!(
                 "AVG-verzoek tot verwijdering (WGBO 7:455) van patiënt {}: beoordeel en verwerk in het HIS; \

@@ -43,7 +43,7 @@ impl Client {
 
     /// The token this device has, and whether the server has it.
     pub fn push_token(&self) -> Result<Option<(PushTokenRegistration, bool)>> {
-        self.device().stored_push_token()
+        self.read(|d| d.stored_push_token())
     }
 
     /// Registers a kept token the server did not get yet.
@@ -108,6 +108,20 @@ impl Client {
         };
         let (conversation, message) = (field("conversation")?, field("message")?);
         let urgent = data.get("priority").is_some_and(|p| p == "urgent");
+        let content_free = |conversation, message| Notification {
+            conversation,
+            conversation_title: String::new(),
+            message,
+            sender: String::new(),
+            preview: String::new(),
+            urgent,
+            decrypted: false,
+        };
+        // Locked, the key is not in memory: the alert shows no content (and
+        // does not count as activity).
+        if self.inner.device.is_locked() && !self.inner.device.is_wiped() {
+            return Ok(content_free(conversation, message));
+        }
         let id = message.clone();
         let mut found = self.store(move |d| Ok(d.message(&id).ok())).await?;
         if found.is_none() {
@@ -122,13 +136,8 @@ impl Client {
             .await?;
         let Some(found) = found else {
             return Ok(Notification {
-                conversation,
                 conversation_title,
-                message,
-                sender: String::new(),
-                preview: String::new(),
-                urgent,
-                decrypted: false,
+                ..content_free(conversation, message)
             });
         };
         let left = budget.saturating_sub(started.elapsed());

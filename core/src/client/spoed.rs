@@ -35,7 +35,7 @@ impl Client {
         let id = post.to_owned();
         self.store(move |d| d.take_spoed(&id)).await?;
         self.flush_quietly().await?;
-        let channel = self.device().spoed_channel_id();
+        let channel = self.inner.device.spoed_channel_id();
         self.mark_read(&channel, post).await
     }
 }

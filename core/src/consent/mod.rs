@@ -12,6 +12,7 @@
 //! of all the practice's staff devices, and its order is the server's order
 //! of that group's envelopes ([`log`]); the server sees ciphertext only.
 
+pub mod client;
 mod fhir;
 pub(crate) mod log;
 mod roster;

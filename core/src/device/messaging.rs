@@ -213,6 +213,8 @@ impl Device {
         Ok(outgoing)
     }
 
+    // Used by the core's own tests and benchmarks only.
+    #[cfg(any(test, feature = "testing"))]
     /// The server stored an application envelope: take it off the outbox and
     /// mark its message sent.
     pub fn mark_sent(&self, id: &str) -> Result<()> {
@@ -278,12 +280,16 @@ impl Device {
             .collect())
     }
 
+    // Used by the core's own tests and benchmarks only.
+    #[cfg(any(test, feature = "testing"))]
     /// Applies an envelope from the server: a Welcome, a commit, a proposal
     /// or an application message. On any error nothing is stored.
     pub fn receive(&self, bytes: &[u8]) -> Result<Received> {
         self.transact(|s| self.apply_envelope(s, bytes, None))
     }
 
+    // Used by the core's own tests and benchmarks only.
+    #[cfg(any(test, feature = "testing"))]
     /// Applies envelopes in server order in one transaction, each under its
     /// own savepoint: one that fails is rolled back alone and reported in its
     /// place, the others are applied. Catching up this way writes the group

@@ -42,12 +42,18 @@ use crate::{
 
 const DB_FILE: &str = "pieper.db";
 const WRAPPED_KEY_FILE: &str = "pieper.db.key";
+/// Left by a wipe, so that opening the device again says it was wiped
+/// rather than that there is none (no secret: it holds nothing).
+const WIPED_FILE: &str = "wiped";
 
 /// The database key, unwrapped by the platform keystore.
 fn unwrap_db_key(dir: &Path, keystore: &dyn KeyStore) -> Result<DbKey> {
     let wrapped = match std::fs::read(dir.join(WRAPPED_KEY_FILE)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if dir.join(WIPED_FILE).exists() {
+                return Err(Error::Wiped);
+            }
             return Err(Error::NotFound {
                 what: "device store",
             });
@@ -204,6 +210,12 @@ impl Device {
                 StoreError::Io(e.to_string()).into()
             }
         })?;
+        // A new sign-in where a wiped device was is a new device.
+        match std::fs::remove_file(dir.join(WIPED_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io(e.to_string()).into()),
+        }
         let store = Store::open(&dir.join(DB_FILE), &key)?;
         let crypto = RustCrypto::default();
         let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(mls::mls_err)?;
@@ -298,11 +310,14 @@ impl Device {
         &self.me
     }
 
-    /// Wipes this device (it was revoked): the wrapped database key goes
-    /// first — without it the encrypted store is unreadable — then the
-    /// store's files and the attachment copies. Every later call fails.
+    /// Wipes this device (it was revoked): the store closes (its key and
+    /// the loaded groups leave memory, so an open handle reads nothing
+    /// more), the wrapped database key goes — without it the encrypted store
+    /// is unreadable — then the store's files and the attachment copies.
+    /// Every later call fails.
     pub fn wipe(&self) -> Result<()> {
         self.wiped.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.lock();
         let remove = |name: &str| match std::fs::remove_file(self.dir.join(name)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -313,10 +328,12 @@ impl Device {
             remove(&format!("{DB_FILE}{suffix}"))?;
         }
         match std::fs::remove_dir_all(self.attachments_dir()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Io(e.to_string()).into()),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io(e.to_string()).into()),
         }
+        std::fs::write(self.dir.join(WIPED_FILE), b"")
+            .map_err(|e| StoreError::Io(e.to_string()).into())
     }
 
     /// Whether this device was wiped.
@@ -329,6 +346,8 @@ impl Device {
         &self.dir
     }
 
+    // Used by the core's own tests and benchmarks only.
+    #[cfg(any(test, feature = "testing"))]
     /// This device's Ed25519 public signature key.
     pub fn signature_public_key(&self) -> &[u8] {
         self.signer.public()

@@ -3,6 +3,7 @@
 //! export and erasure).
 
 pub mod audit;
+pub mod client;
 mod expiry;
 mod pseudonym;
 mod receipts;

@@ -1,6 +1,7 @@
 //! The patient record: Dutch identifiers and the FHIR resources that go
 //! into the HIS (the SOEP entry as the Nictiz zib2020 profiles write it).
 
+pub mod client;
 pub mod documentation;
 pub mod identifiers;
 pub mod soep;

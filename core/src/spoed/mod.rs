@@ -5,6 +5,8 @@
 //! the channel, routed to the member on duty (or the backup when that member
 //! does not want to be disturbed); one of them takes it.
 
+pub mod client;
+
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 

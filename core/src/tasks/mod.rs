@@ -8,6 +8,8 @@
 //! wins; a later one that no longer applies stays in the history, marked
 //! as not applied).
 
+pub mod client;
+
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

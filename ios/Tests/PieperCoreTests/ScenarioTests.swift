@@ -155,6 +155,48 @@ final class ScenarioTests: XCTestCase {
         } catch PieperError.WrongKey {}
     }
 
+    func testARevokedDeviceIsWipedAndEveryLaterReadSaysSo() async throws {
+        try Self.server.createPractice("beuk", name: "Praktijk De Beuk")
+        let secret = try Self.server.createUser("visser", role: "huisarts", practice: "beuk")
+        let managerSecret = try Self.server.createUser("mulder", role: "manager", practice: "beuk")
+        let phoneDir = try dir()
+        let phone = try await login(
+            server: Self.server.url, dir: phoneDir, keystore: MemoryKeyStore(),
+            credentials: LoginCredentials(
+                practice: "beuk", username: "visser", password: TestServer.password,
+                totp: Totp.now(secret), deviceName: "telefoon"))
+        let manager = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: LoginCredentials(
+                practice: "beuk", username: "mulder", password: TestServer.password,
+                totp: Totp.now(managerSecret), deviceName: "laptop"))
+        let conversation = try await phone.createConversation(
+            title: "Overleg", kind: .group, patient: nil, withUsers: [])
+        _ = try await phone.send(conversation: conversation.id, body: "Labuitslag besproken", urgent: false, kind: .overleg)
+
+        let devices = try await manager.devices()
+        XCTAssertTrue(devices.contains { $0.id == phone.deviceId() && $0.revokedAt == nil })
+        try await manager.revokeDevice(device: phone.deviceId())
+
+        do {
+            _ = try await phone.sync()
+            XCTFail("a revoked device synced")
+        } catch PieperError.Revoked {}
+        for read in [
+            { _ = try phone.conversations() },
+            { _ = try phone.messages(conversation: conversation.id, limit: 10) },
+            { _ = try phone.search(query: "Labuitslag", limit: 10) },
+        ] as [() throws -> Void] {
+            XCTAssertThrowsError(try read()) { error in
+                guard case PieperError.Wiped = error else { return XCTFail("\(error)") }
+            }
+        }
+        do {
+            _ = try await openDevice(dir: phoneDir, keystore: MemoryKeyStore())
+            XCTFail("a wiped device opened")
+        } catch PieperError.Wiped {}
+    }
+
     func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {
         // Its own practice, so its practice group starts empty.
         try Self.server.createPractice("eik", name: "Praktijk De Eik")

@@ -253,6 +253,39 @@ class ScenarioTest {
     }
 
     @Test
+    fun `a revoked device is wiped and every later read says so`() = runBlocking<Unit> {
+        server.createPractice("beuk", "Praktijk De Beuk")
+        val secret = server.createUser("visser", "huisarts", "beuk")
+        val managerSecret = server.createUser("mulder", "manager", "beuk")
+        val phoneDir = dir()
+        val phone = login(
+            server.url, phoneDir, InMemoryKeyStore(),
+            LoginCredentials("beuk", "visser", TestServer.PASSWORD, Totp.now(secret), "telefoon"),
+        )
+        val manager = login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("beuk", "mulder", TestServer.PASSWORD, Totp.now(managerSecret), "laptop"),
+        )
+        val conversation = phone.createConversation("Overleg", ConversationKind.GROUP, null, emptyList())
+        phone.send(conversation.id, "Labuitslag besproken", false, MessageKind.OVERLEG)
+
+        // The manager sees the phone among the practice's devices and revokes it.
+        assertTrue(manager.devices().any { it.id == phone.deviceId() && it.revokedAt == null })
+        manager.revokeDevice(phone.deviceId())
+        assertTrue(manager.devices().single { it.id == phone.deviceId() }.revokedAt != null)
+
+        // The phone hears of it on its next sync and wipes itself; from then on
+        // every read of the running app answers Wiped.
+        assertThrows<PieperException.Revoked> { runBlocking { phone.sync() } }
+        assertThrows<PieperException.Wiped> { phone.conversations() }
+        assertThrows<PieperException.Wiped> { phone.messages(conversation.id, 10u) }
+        assertThrows<PieperException.Wiped> { phone.search("Labuitslag", 10u) }
+        assertThrows<PieperException.Wiped> { runBlocking { phone.sync() } }
+        // Restarting the app does not bring it back.
+        assertThrows<PieperException.Wiped> { runBlocking { openDevice(phoneDir, InMemoryKeyStore()) } }
+    }
+
+    @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
         val e = assertThrows<PieperException.Rejected> {
