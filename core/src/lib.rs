@@ -17,29 +17,34 @@ mod client;
 pub mod consent;
 pub mod conversations;
 mod device;
+mod devices;
 mod error;
 mod fhir;
 pub mod identity;
 pub mod keystore;
+mod lifecycle;
 mod mls;
 pub mod model;
 pub mod privacy;
+mod push;
 pub mod record;
 pub mod spoed;
 mod store;
 pub mod tasks;
 
 pub use attachments::{AttachmentError, AttachmentKey};
-pub use client::{
-    AuditQuery, BackupReport, BreachPatient, Client, ConnectionState, Credentials, DeliveryReport,
-    Event, HisEndpoint, LiveHandle, LockPolicy, Notification, NotificationPath, RosterFormat,
-    SelfTestArrival, SelfTestReport, SharedTablet, SyncReport, UserCheck, new_recovery_code,
-};
+pub use client::{Client, ConnectionState, Credentials, Event, LiveHandle, SyncReport};
+pub use consent::RosterFormat;
 pub use consent::client::ConsentClient;
 pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
 };
 pub use conversations::ConversationsClient;
+pub use devices::{BackupReport, new_recovery_code};
+pub use lifecycle::{LockPolicy, SharedTablet, UserCheck};
+pub use privacy::{AuditQuery, BreachPatient};
+pub use push::{Notification, NotificationPath, SelfTestArrival, SelfTestReport};
+pub use record::{DeliveryReport, HisEndpoint};
 // The engine is public only for the core's own tests and benchmarks.
 #[cfg(feature = "testing")]
 pub use device::{CommitOut, Device, Outgoing, OutgoingKind, Received};

@@ -31,7 +31,7 @@ pub enum Event {
         /// The test's id.
         id: String,
         /// Which way it came.
-        path: super::NotificationPath,
+        path: crate::push::NotificationPath,
         /// When the server sent it (ms).
         sent_at: i64,
         /// When it arrived here (ms).

@@ -15,7 +15,7 @@ impl Client {
     /// Makes sure the group exists and this device is in it: registers it
     /// at the server if there is none. False if another device has it (a
     /// member will add this one) or this device was removed from it.
-    pub(super) async fn ensure_known_group(&self, which: KnownGroup) -> Result<bool> {
+    pub(crate) async fn ensure_known_group(&self, which: KnownGroup) -> Result<bool> {
         if self.store(move |d| d.in_known_group(which)).await? {
             return Ok(true);
         }
@@ -42,7 +42,7 @@ impl Client {
 
     /// Adds the devices of `users` that are missing from a group this
     /// device is in; returns whether any was added.
-    pub(super) async fn top_up(&self, which: KnownGroup, users: &[String]) -> Result<bool> {
+    pub(crate) async fn top_up(&self, which: KnownGroup, users: &[String]) -> Result<bool> {
         let group = self.inner.device.known_group_id(which);
         let mut added = false;
         for chunk in users.chunks(USERS_PER_CLAIM) {

@@ -36,7 +36,7 @@ impl Drop for LiveHandle {
     }
 }
 
-pub(super) fn start(client: Client) -> LiveHandle {
+pub(crate) fn start(client: Client) -> LiveHandle {
     LiveHandle {
         task: tokio::spawn(run(client)),
     }
@@ -170,7 +170,7 @@ fn announce(client: &Client, text: &str) -> bool {
         Ok(ServerEvent::SelfTest { id, sent_at }) => {
             client.emit(Event::SelfTestArrived {
                 id,
-                path: super::NotificationPath::Live,
+                path: crate::push::NotificationPath::Live,
                 sent_at,
                 at: crate::store::queries::now_ms(),
             });
@@ -218,7 +218,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
+    pub(crate) fn backoff_grows_with_jitter_and_is_capped() {
         for attempt in 1..40 {
             let wait = backoff(attempt);
             let ceiling = BACKOFF_START

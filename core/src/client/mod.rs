@@ -5,19 +5,10 @@
 //! "there is more": what arrives is always fetched by cursor, so order and
 //! gaps never depend on the live channel.
 
-mod api;
-mod backup;
-mod documentation;
-mod events;
+pub(crate) mod api;
+pub(crate) mod events;
 mod groups;
-mod live;
-mod lock;
-mod practice;
-mod privacy;
-mod push;
-mod spoed;
-mod tablet;
-mod tasks;
+pub(crate) mod live;
 
 use std::{
     collections::HashSet,
@@ -25,16 +16,9 @@ use std::{
     sync::Arc,
 };
 
-pub use backup::{BackupReport, new_recovery_code};
-pub use documentation::{DeliveryReport, HisEndpoint};
 pub use events::{ConnectionState, Event};
 pub use live::LiveHandle;
-pub use lock::{LockPolicy, UserCheck};
 use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
-pub use practice::RosterFormat;
-pub use privacy::{AuditQuery, BreachPatient};
-pub use push::{Notification, NotificationPath, SelfTestArrival, SelfTestReport};
-pub use tablet::SharedTablet;
 use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;
@@ -94,18 +78,18 @@ pub struct SyncReport {
 /// A signed-in device.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    device: Arc<Device>,
-    keystore: Arc<dyn KeyStore>,
-    lock: std::sync::Mutex<lock::LockState>,
-    api: Api,
-    events: broadcast::Sender<Event>,
-    sync_lock: Mutex<()>,
-    flush_lock: Mutex<()>,
-    known_devices: std::sync::Mutex<HashSet<String>>,
+pub(crate) struct Inner {
+    pub(crate) device: Arc<Device>,
+    pub(crate) keystore: Arc<dyn KeyStore>,
+    pub(crate) lock: std::sync::Mutex<crate::lifecycle::lock::LockState>,
+    pub(crate) api: Api,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) sync_lock: Mutex<()>,
+    pub(crate) flush_lock: Mutex<()>,
+    pub(crate) known_devices: std::sync::Mutex<HashSet<String>>,
 }
 
 /// Runs blocking store work off the async executor.
@@ -175,13 +159,13 @@ impl Client {
         Ok(Client::assemble(Arc::new(device), kept, api))
     }
 
-    fn assemble(device: Arc<Device>, keystore: Arc<dyn KeyStore>, api: Api) -> Client {
+    pub(crate) fn assemble(device: Arc<Device>, keystore: Arc<dyn KeyStore>, api: Api) -> Client {
         let (events, _) = broadcast::channel(1024);
         Client {
             inner: Arc::new(Inner {
                 device,
                 keystore,
-                lock: std::sync::Mutex::new(lock::LockState::default()),
+                lock: std::sync::Mutex::new(crate::lifecycle::lock::LockState::default()),
                 api,
                 events,
                 sync_lock: Mutex::new(()),
@@ -214,7 +198,7 @@ impl Client {
         self.inner.events.subscribe()
     }
 
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         // Nobody listening is fine.
         let _ = self.inner.events.send(event);
     }
@@ -222,7 +206,7 @@ impl Client {
     /// The gate every call passes: a wiped device answers [`Error::Wiped`],
     /// a locked one [`Error::Locked`]; any other call counts as activity for
     /// the idle lock.
-    fn gate(&self) -> Result<()> {
+    pub(crate) fn gate(&self) -> Result<()> {
         if self.inner.device.is_wiped() {
             return Err(Error::Wiped);
         }
@@ -241,7 +225,7 @@ impl Client {
     }
 
     /// Runs store work off the async executor, through the gate.
-    async fn store<T: Send + 'static>(
+    pub(crate) async fn store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Device) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -250,7 +234,7 @@ impl Client {
     }
 
     /// Remembers that the session ended, tells the app, and returns the error.
-    async fn signed_out<T>(&self) -> Result<T> {
+    pub(crate) async fn signed_out<T>(&self) -> Result<T> {
         let _ = self.store(|d| d.set_signed_out()).await;
         self.emit(Event::Connection(ConnectionState::SignedOut));
         Err(Error::SignedOut)
@@ -258,7 +242,7 @@ impl Client {
 
     /// Runs a server call; a revoked session is recorded on the way, and a
     /// revoked device wipes itself.
-    async fn server<T>(&self, result: Result<T>) -> Result<T> {
+    pub(crate) async fn server<T>(&self, result: Result<T>) -> Result<T> {
         match result {
             Err(Error::SignedOut) => self.signed_out().await,
             Err(Error::Revoked) => self.wiped().await,
@@ -268,7 +252,7 @@ impl Client {
 
     /// This device was revoked: it wipes its store and keys and tells the
     /// app it is signed out.
-    async fn wiped<T>(&self) -> Result<T> {
+    pub(crate) async fn wiped<T>(&self) -> Result<T> {
         if let Err(e) = self.inner.device.wipe() {
             tracing::warn!(error = %e, "wiping the revoked device failed");
         }
@@ -357,7 +341,7 @@ impl Client {
 
     /// Uploads `count` one-time KeyPackages, with a fresh last-resort one if
     /// asked; `replace` drops the unclaimed ones the server holds.
-    async fn upload_key_packages(
+    pub(crate) async fn upload_key_packages(
         &self,
         count: usize,
         last_resort: bool,
@@ -455,7 +439,7 @@ impl Client {
     /// Adds the devices of `users` missing from the conversation; with
     /// `top_up`, the server claims KeyPackages only for those and skips
     /// users without devices. Returns whether any device was added.
-    async fn add_devices(
+    pub(crate) async fn add_devices(
         &self,
         conversation: &str,
         users: &[String],
@@ -520,7 +504,7 @@ impl Client {
     /// is nothing to do) and hands it to the server. When another member's
     /// commit won the epoch, the refused one is dropped, the conversation
     /// caught up, and the change made again.
-    async fn change_members<F, Fut>(&self, mut change: F) -> Result<()>
+    pub(crate) async fn change_members<F, Fut>(&self, mut change: F) -> Result<()>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<bool>>,
@@ -778,7 +762,7 @@ impl Client {
         }
     }
 
-    fn announce(&self, received: Received) {
+    pub(crate) fn announce(&self, received: Received) {
         match received {
             Received::Message(m) => {
                 // A spoed post alerts whom it was routed to (everyone when
@@ -896,7 +880,7 @@ impl Client {
     /// Sends this user's devices (the new one among them) the recent
     /// history of `conversations`, as far back as the practice allows,
     /// through the user's personal group (made now if there is none).
-    async fn send_history(&self, conversations: Vec<String>) -> Result<()> {
+    pub(crate) async fn send_history(&self, conversations: Vec<String>) -> Result<()> {
         let per_conversation = self.store(|d| d.practice_rules()).await?.history_messages;
         if per_conversation == 0 {
             return Ok(());

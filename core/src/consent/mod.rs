@@ -12,7 +12,9 @@
 //! of all the practice's staff devices, and its order is the server's order
 //! of that group's envelopes ([`log`]); the server sees ciphertext only.
 
+mod actions;
 pub mod client;
+pub(crate) mod engine;
 mod fhir;
 pub(crate) mod log;
 mod roster;
@@ -20,6 +22,7 @@ mod time;
 
 use std::collections::{HashMap, HashSet};
 
+pub use actions::RosterFormat;
 pub use fhir::{consent_from_fhir, consent_to_fhir_bundle};
 pub use roster::{
     RosterChanges, RosterPatient, merge_roster, roster_from_csv, roster_from_fhir_bundle,

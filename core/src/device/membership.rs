@@ -174,7 +174,7 @@ impl Device {
     }
 
     /// Joins a conversation from a Welcome addressed to this device.
-    pub(super) fn join(&self, s: &mut Session<'_, '_>, welcome: Welcome) -> Result<Received> {
+    pub(crate) fn join(&self, s: &mut Session<'_, '_>, welcome: Welcome) -> Result<Received> {
         let staged =
             StagedWelcome::new_from_welcome(&s.provider, &mls::join_config(), welcome, None)
                 .map_err(|e| match e {

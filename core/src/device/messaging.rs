@@ -75,7 +75,7 @@ impl Device {
 
     /// Posts a spoed message into the practice's spoed channel (if this
     /// device is in it), routed to whoever is on duty now.
-    fn post_spoed(&self, s: &mut Session<'_, '_>, original: &Message) -> Result<()> {
+    pub(crate) fn post_spoed(&self, s: &mut Session<'_, '_>, original: &Message) -> Result<()> {
         let channel = self.known_group_id(KnownGroup::Spoed);
         if original.conversation == channel
             || !queries::conversation(s.conn(), &channel)?.is_some_and(|c| c.active)
@@ -259,7 +259,7 @@ impl Device {
         Ok(self.queued(Some(1))?.into_iter().next())
     }
 
-    fn queued(&self, limit: Option<u32>) -> Result<Vec<Outgoing>> {
+    pub(crate) fn queued(&self, limit: Option<u32>) -> Result<Vec<Outgoing>> {
         let rows = self.store.read(|c| queries::outbox(c, limit))?;
         Ok(rows
             .into_iter()
@@ -331,7 +331,7 @@ impl Device {
         })
     }
 
-    fn apply_envelope(
+    pub(crate) fn apply_envelope(
         &self,
         s: &mut Session<'_, '_>,
         bytes: &[u8],
@@ -345,7 +345,7 @@ impl Device {
         }
     }
 
-    fn process(
+    pub(crate) fn process(
         &self,
         s: &mut Session<'_, '_>,
         message: ProtocolMessage,

@@ -7,18 +7,13 @@
 //! half-applied change.
 
 mod dashboard;
-mod documentation;
 mod history;
 mod membership;
 mod messaging;
-mod practice;
-mod push_token;
-mod spoed;
-mod tasks;
 
+pub use crate::consent::engine::{KnownGroup, NewConsent, PatientConsent};
 pub use dashboard::{ConversationSummary, Dashboard, DashboardGroup};
 pub(crate) use history::HistoryMessage;
-pub use practice::{KnownGroup, NewConsent, PatientConsent};
 
 use std::{
     collections::HashMap,
@@ -282,7 +277,7 @@ impl Device {
         Ok(device)
     }
 
-    fn assemble(
+    pub(crate) fn assemble(
         store: Store,
         crypto: RustCrypto,
         signer: SignatureKeyPair,
@@ -387,7 +382,7 @@ impl Device {
         result
     }
 
-    fn key_package(
+    pub(crate) fn key_package(
         &self,
         provider: &Provider<'_, &Connection>,
         last_resort: bool,
@@ -500,8 +495,8 @@ impl Device {
 /// One transaction's view: the provider writing to it, and the groups it has
 /// loaded or changed so far.
 pub(crate) struct Session<'c, 'g> {
-    provider: Provider<'c, &'c Connection>,
-    groups: &'g mut HashMap<String, MlsGroup>,
+    pub(crate) provider: Provider<'c, &'c Connection>,
+    pub(crate) groups: &'g mut HashMap<String, MlsGroup>,
 }
 
 impl<'c> Session<'c, '_> {
@@ -511,7 +506,7 @@ impl<'c> Session<'c, '_> {
     }
 
     /// The provider and a conversation's group, loading it on first use.
-    fn group(
+    pub(crate) fn group(
         &mut self,
         conversation: &str,
     ) -> Result<(&Provider<'c, &'c Connection>, &mut MlsGroup)> {
@@ -526,7 +521,7 @@ impl<'c> Session<'c, '_> {
     }
 
     /// A group that can take a new message or commit.
-    fn operational_group(
+    pub(crate) fn operational_group(
         &mut self,
         conversation: &str,
     ) -> Result<(&Provider<'c, &'c Connection>, &mut MlsGroup)> {

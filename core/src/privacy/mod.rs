@@ -2,6 +2,7 @@
 //! disappearing messages, retention, and the patient's AVG rights (access
 //! export and erasure).
 
+mod actions;
 pub mod audit;
 pub mod client;
 mod expiry;
@@ -9,6 +10,7 @@ mod pseudonym;
 mod receipts;
 mod subject;
 
+pub use actions::{AuditQuery, BreachPatient};
 pub use audit::{AccessAction, AuditEntry};
 pub use expiry::{HousekeepingReport, PracticeRules, TtlPolicy};
 pub use receipts::Receipt;

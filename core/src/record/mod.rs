@@ -2,10 +2,13 @@
 //! into the HIS (the SOEP entry as the Nictiz zib2020 profiles write it).
 
 pub mod client;
+mod delivery;
 pub mod documentation;
+mod engine;
 pub mod identifiers;
 pub mod soep;
 
+pub use delivery::{DeliveryReport, HisEndpoint};
 pub use documentation::{DocItem, DocProgress, DocState, DocStatus, DocumentDraft};
 pub use identifiers::{PractitionerId, is_valid_bsn, parse_launch_link, patient_identifier};
 pub use soep::{Clinician, Icpc, SoepEntry, SoepKind, SoepLine};

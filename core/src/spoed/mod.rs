@@ -5,7 +5,9 @@
 //! the channel, routed to the member on duty (or the backup when that member
 //! does not want to be disturbed); one of them takes it.
 
+mod actions;
 pub mod client;
+mod engine;
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};

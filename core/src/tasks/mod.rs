@@ -8,7 +8,9 @@
 //! wins; a later one that no longer applies stays in the history, marked
 //! as not applied).
 
+mod actions;
 pub mod client;
+mod engine;
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 use pieper_wire::PushTokenRegistration;
 use rusqlite::OptionalExtension;
 
-use super::Device;
+use crate::device::Device;
 use crate::error::{Error, Result};
 
 impl Device {

@@ -1,6 +1,6 @@
 //! The spoed channel from the client.
 
-use super::Client;
+use crate::client::Client;
 use crate::{device::KnownGroup, error::Result, spoed::DutyRoster};
 
 impl Client {

@@ -1,6 +1,6 @@
 //! Tasks on this device: made and moved here, shared in the conversation.
 
-use super::Device;
+use crate::device::Device;
 use crate::{
     error::Result,
     model::Content,

@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::Client;
+use crate::client::Client;
 use crate::{
     error::{Error, Result},
     model::{ConversationKind, Message, PatientRef},

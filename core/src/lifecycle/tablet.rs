@@ -10,7 +10,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::{Client, Credentials, UserCheck};
+use super::UserCheck;
+use crate::client::{Client, Credentials};
 use crate::{
     error::{Error, Result},
     keystore::KeyStore,

@@ -1,7 +1,7 @@
 //! The client's side of receipts, the audit trail, disappearing messages,
 //! retention, attachments and the patient's AVG rights.
 
-use super::{Client, Event};
+use crate::client::{Client, Event};
 use crate::{
     attachments,
     error::{Error, Result},

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use openmls::prelude::OpenMlsProvider;
 use sha2::{Digest, Sha256};
 
-use super::{Device, Outgoing};
+use crate::device::{Device, Outgoing};
 use crate::{
     consent::{
         self, ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterChanges,
@@ -364,10 +364,10 @@ impl Device {
     /// Runs `queue` in one transaction if this device is in the well-known
     /// group: `None` if it is not, or a membership change of the group
     /// awaits the server (what waits is shared after it).
-    pub(super) fn queue_in<T>(
+    pub(crate) fn queue_in<T>(
         &self,
         which: KnownGroup,
-        queue: impl FnOnce(&mut super::Session<'_, '_>, &str) -> Result<T>,
+        queue: impl FnOnce(&mut crate::device::Session<'_, '_>, &str) -> Result<T>,
     ) -> Result<Option<T>> {
         if !self.in_known_group(which)? {
             return Ok(None);

@@ -4,7 +4,7 @@
 
 use pieper_wire::{PushProvider, PushTokenRegistration};
 
-use super::Client;
+use crate::client::Client;
 use crate::error::{Error, Result};
 
 fn check(token: &PushTokenRegistration) -> Result<()> {
@@ -47,7 +47,7 @@ impl Client {
     }
 
     /// Registers a kept token the server did not get yet.
-    pub(super) async fn register_pending_push_token(&self) -> Result<()> {
+    pub(crate) async fn register_pending_push_token(&self) -> Result<()> {
         match self.store(|d| d.stored_push_token()).await? {
             Some((token, false)) => self.send_push_token(token).await,
             _ => Ok(()),
@@ -228,7 +228,7 @@ impl Client {
             .get("sent_at")
             .and_then(|s| s.parse().ok())
             .unwrap_or_default();
-        self.emit(super::Event::SelfTestArrived {
+        self.emit(crate::client::Event::SelfTestArrived {
             id: id.clone(),
             path: NotificationPath::Push,
             sent_at,
@@ -268,7 +268,7 @@ impl Client {
                 break;
             }
             match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Ok(super::Event::SelfTestArrived {
+                Ok(Ok(crate::client::Event::SelfTestArrived {
                     id,
                     path,
                     sent_at,

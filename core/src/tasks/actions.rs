@@ -1,6 +1,6 @@
 //! Tasks from the client: made or moved on this device, then sent.
 
-use super::Client;
+use crate::client::Client;
 use crate::{
     error::Result,
     tasks::{NewTask, Task},

@@ -1,7 +1,7 @@
 //! The spoed channel on this device: the duty roster, do-not-disturb, and
 //! taking a spoed post.
 
-use super::{Device, KnownGroup};
+use crate::device::{Device, KnownGroup};
 use crate::{
     error::{Error, Result},
     model::Content,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pieper_wire::Role;
 
-use super::Client;
+use crate::client::Client;
 use crate::{
     error::{Error, Result},
     record::{DocState, DocStatus, DocumentDraft},

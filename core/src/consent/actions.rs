@@ -1,7 +1,7 @@
 //! The practice group on the client: made once per practice, kept complete
 //! (every staff device in it), and the channel for the roster and consent.
 
-use super::Client;
+use crate::client::Client;
 use crate::{
     consent::{self, ConsentChange, ConsentKind, ConsentMethod, RosterChanges},
     device::{KnownGroup, NewConsent},

@@ -1,7 +1,7 @@
 //! Documentation on this device: items made here, their state as it comes
 //! back from the connector, and (on the connector's device) what to deliver.
 
-use super::Device;
+use crate::device::Device;
 use crate::{
     error::{Error, Result},
     model::{Content, MessageKind},

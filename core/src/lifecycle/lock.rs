@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Client, Inner};
+use crate::client::{Client, Inner};
 use crate::error::{Error, Result};
 
 /// The platform's check that the person holding the device is its user
@@ -30,9 +30,9 @@ pub struct LockPolicy {
 
 /// The lock's state in memory.
 #[derive(Debug)]
-pub(super) struct LockState {
-    pub(super) policy: Option<LockPolicy>,
-    pub(super) last_active: Instant,
+pub(crate) struct LockState {
+    pub(crate) policy: Option<LockPolicy>,
+    pub(crate) last_active: Instant,
 }
 
 impl Default for LockState {
@@ -91,7 +91,9 @@ impl Client {
             if failures >= max {
                 self.inner.device.wipe()?;
                 let _ = std::fs::remove_file(&path);
-                self.emit(super::Event::Connection(super::ConnectionState::SignedOut));
+                self.emit(crate::client::Event::Connection(
+                    crate::client::ConnectionState::SignedOut,
+                ));
                 return Err(Error::Wiped);
             }
             return Err(Error::Locked);
@@ -114,7 +116,7 @@ impl Client {
     }
 
     /// A call was made: the idle time starts again.
-    pub(super) fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.lock_state().last_active = Instant::now();
     }
 
