@@ -156,19 +156,19 @@ final class ScenarioTests: XCTestCase {
     }
 
     func testARevokedDeviceIsWipedAndEveryLaterReadSaysSo() async throws {
-        try Self.server.createPractice("beuk", name: "Praktijk De Beuk")
-        let secret = try Self.server.createUser("visser", role: "huisarts", practice: "beuk")
-        let managerSecret = try Self.server.createUser("mulder", role: "manager", practice: "beuk")
+        try Self.server.createPractice("hazelaar", name: "Praktijk De Hazelaar")
+        let secret = try Self.server.createUser("visser", role: "huisarts", practice: "hazelaar")
+        let managerSecret = try Self.server.createUser("mulder", role: "manager", practice: "hazelaar")
         let phoneDir = try dir()
         let phone = try await login(
             server: Self.server.url, dir: phoneDir, keystore: MemoryKeyStore(),
             credentials: LoginCredentials(
-                practice: "beuk", username: "visser", password: TestServer.password,
+                practice: "hazelaar", username: "visser", password: TestServer.password,
                 totp: Totp.now(secret), deviceName: "telefoon"))
         let manager = try await login(
             server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
             credentials: LoginCredentials(
-                practice: "beuk", username: "mulder", password: TestServer.password,
+                practice: "hazelaar", username: "mulder", password: TestServer.password,
                 totp: Totp.now(managerSecret), deviceName: "laptop"))
         let conversation = try await phone.createConversation(
             title: "Overleg", kind: .group, patient: nil, withUsers: [])

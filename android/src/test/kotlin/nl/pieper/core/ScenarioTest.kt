@@ -254,17 +254,17 @@ class ScenarioTest {
 
     @Test
     fun `a revoked device is wiped and every later read says so`() = runBlocking<Unit> {
-        server.createPractice("beuk", "Praktijk De Beuk")
-        val secret = server.createUser("visser", "huisarts", "beuk")
-        val managerSecret = server.createUser("mulder", "manager", "beuk")
+        server.createPractice("hazelaar", "Praktijk De Hazelaar")
+        val secret = server.createUser("visser", "huisarts", "hazelaar")
+        val managerSecret = server.createUser("mulder", "manager", "hazelaar")
         val phoneDir = dir()
         val phone = login(
             server.url, phoneDir, InMemoryKeyStore(),
-            LoginCredentials("beuk", "visser", TestServer.PASSWORD, Totp.now(secret), "telefoon"),
+            LoginCredentials("hazelaar", "visser", TestServer.PASSWORD, Totp.now(secret), "telefoon"),
         )
         val manager = login(
             server.url, dir(), InMemoryKeyStore(),
-            LoginCredentials("beuk", "mulder", TestServer.PASSWORD, Totp.now(managerSecret), "laptop"),
+            LoginCredentials("hazelaar", "mulder", TestServer.PASSWORD, Totp.now(managerSecret), "laptop"),
         )
         val conversation = phone.createConversation("Overleg", ConversationKind.GROUP, null, emptyList())
         phone.send(conversation.id, "Labuitslag besproken", false, MessageKind.OVERLEG)
