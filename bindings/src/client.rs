@@ -79,6 +79,7 @@ impl PieperClient {
         Ok(self
             .inner
             .devices()
+            .list()
             .await?
             .into_iter()
             .map(Into::into)
@@ -88,7 +89,7 @@ impl PieperClient {
     /// Revokes a device (lost or replaced): it stops at once and is removed
     /// from every conversation; it wipes itself when it hears of it.
     pub async fn revoke_device(&self, device: String) -> Result<(), PieperError> {
-        Ok(self.inner.revoke_device(&device).await?)
+        Ok(self.inner.devices().revoke(&device).await?)
     }
 
     /// This device's conversations.
@@ -114,7 +115,8 @@ impl PieperClient {
         let patient = patient.as_deref().map(PatientRef::new).transpose()?;
         Ok(self
             .inner
-            .create_conversation(&title, kind.into(), patient, &with_users)
+            .conversations()
+            .create(&title, kind.into(), patient, &with_users)
             .await?
             .into())
     }
@@ -134,7 +136,11 @@ impl PieperClient {
             NewMessage::text(body)
         };
         message.kind = kind.into();
-        Ok(self.inner.send(&conversation, message).await?)
+        Ok(self
+            .inner
+            .conversations()
+            .send(&conversation, message)
+            .await?)
     }
 
     /// Sends a disappearing message: it goes from every device and the
@@ -147,6 +153,7 @@ impl PieperClient {
     ) -> Result<String, PieperError> {
         Ok(self
             .inner
+            .conversations()
             .send(&conversation, NewMessage::text(body).disappearing(ttl_secs))
             .await?)
     }

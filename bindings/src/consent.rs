@@ -203,7 +203,11 @@ impl PieperClient {
         format: RosterFormat,
         full: bool,
     ) -> Result<RosterChanges, PieperError> {
-        let changes = self.inner.import_roster(text, format.into(), full).await?;
+        let changes = self
+            .inner
+            .consent()
+            .import_roster(text, format.into(), full)
+            .await?;
         let refs = |v: Vec<PatientRef>| v.into_iter().map(|p| p.as_str().to_owned()).collect();
         Ok(RosterChanges {
             added: refs(changes.added),
@@ -241,7 +245,7 @@ impl PieperClient {
             note,
             obtained_at,
         };
-        Ok(self.inner.record_consent(consent).await?.into())
+        Ok(self.inner.consent().record(consent).await?.into())
     }
 
     /// Withdraws given consent.
@@ -255,7 +259,8 @@ impl PieperClient {
         let patient = PatientRef::new(&patient)?;
         Ok(self
             .inner
-            .withdraw_consent(patient, kind.into(), method.into(), note)
+            .consent()
+            .withdraw(patient, kind.into(), method.into(), note)
             .await?
             .into())
     }
@@ -333,7 +338,7 @@ impl PieperClient {
     /// Imports consent from FHIR R4 Consent resources; returns how many
     /// changes were new.
     pub async fn import_consent_fhir(&self, json: String) -> Result<u32, PieperError> {
-        Ok(self.inner.import_consent_fhir(json).await? as u32)
+        Ok(self.inner.consent().import_fhir(json).await? as u32)
     }
 
     /// The consent history as a FHIR R4 Bundle of Consent resources.
@@ -345,6 +350,6 @@ impl PieperClient {
     /// Brings the practice group up to date (normally the live channel
     /// does this); returns whether this device is in it.
     pub async fn sync_practice(&self) -> Result<bool, PieperError> {
-        Ok(self.inner.sync_practice().await?)
+        Ok(self.inner.consent().sync_practice().await?)
     }
 }

@@ -131,6 +131,7 @@ impl PieperClient {
     pub async fn receipts(&self, message: String) -> Result<Vec<Receipt>, PieperError> {
         Ok(self
             .inner
+            .privacy()
             .receipts(&message)
             .await?
             .into_iter()
@@ -151,18 +152,19 @@ impl PieperClient {
     ) -> Result<(), PieperError> {
         Ok(self
             .inner
+            .privacy()
             .set_conversation_ttl(&conversation, ttl_secs)
             .await?)
     }
 
     /// The practice's rules, fresh from the server (offline: as last known).
     pub async fn practice_rules(&self) -> Result<PracticeRules, PieperError> {
-        Ok(self.inner.refresh_practice_rules().await?.into())
+        Ok(self.inner.privacy().refresh_rules().await?.into())
     }
 
     /// Opens the audit log for 15 minutes with a fresh TOTP code.
     pub async fn unlock_audit(&self, totp: String) -> Result<i64, PieperError> {
-        Ok(self.inner.unlock_audit(&totp).await?)
+        Ok(self.inner.privacy().unlock_audit(&totp).await?)
     }
 
     /// The audit log about one patient (after `unlock_audit`).
@@ -176,6 +178,7 @@ impl PieperClient {
         };
         Ok(self
             .inner
+            .privacy()
             .audit_log(&query)
             .await?
             .into_iter()
@@ -196,6 +199,7 @@ impl PieperClient {
     pub async fn export_patient(&self, patient: String) -> Result<PatientExport, PieperError> {
         let export = self
             .inner
+            .privacy()
             .export_patient(&PatientRef::new(&patient)?)
             .await?;
         Ok(PatientExport {
@@ -210,6 +214,7 @@ impl PieperClient {
     pub async fn erase_patient(&self, patient: String) -> Result<ErasureReport, PieperError> {
         Ok(self
             .inner
+            .privacy()
             .erase_patient(&PatientRef::new(&patient)?)
             .await?
             .into())
@@ -225,6 +230,7 @@ impl PieperClient {
     ) -> Result<u32, PieperError> {
         Ok(self
             .inner
+            .devices()
             .create_backup(&recovery_code, per_conversation)
             .await?
             .messages)
@@ -233,12 +239,17 @@ impl PieperClient {
     /// Restores the user's backup onto this device; a wrong code is
     /// `WrongKey` and changes nothing. Returns the number of messages.
     pub async fn restore_backup(&self, recovery_code: String) -> Result<u32, PieperError> {
-        Ok(self.inner.restore_backup(&recovery_code).await?.messages)
+        Ok(self
+            .inner
+            .devices()
+            .restore_backup(&recovery_code)
+            .await?
+            .messages)
     }
 
     /// This staff member's own account data, as JSON.
     pub async fn export_my_account(&self) -> Result<String, PieperError> {
-        Ok(self.inner.export_my_account().await?)
+        Ok(self.inner.privacy().export_my_account().await?)
     }
 }
 

@@ -98,7 +98,8 @@ impl PieperClient {
     ) -> Result<SelfTestReport, PieperError> {
         let r = self
             .inner
-            .notification_self_test(urgent, std::time::Duration::from_millis(u64::from(wait_ms)))
+            .push()
+            .self_test(urgent, std::time::Duration::from_millis(u64::from(wait_ms)))
             .await?;
         let latency = |path| {
             r.arrivals
@@ -124,6 +125,7 @@ impl PieperClient {
     ) -> Result<Notification, PieperError> {
         let n = self
             .inner
+            .push()
             .notification(
                 &data,
                 std::time::Duration::from_millis(u64::from(budget_ms)),
@@ -146,7 +148,11 @@ impl PieperClient {
         conversation: String,
         message: String,
     ) -> Result<(), PieperError> {
-        Ok(self.inner.mark_read(&conversation, &message).await?)
+        Ok(self
+            .inner
+            .conversations()
+            .mark_read(&conversation, &message)
+            .await?)
     }
 
     /// Registers this device's push token (call at sign-in and whenever the
@@ -169,11 +175,11 @@ impl PieperClient {
                 ApnsEnvironment::Production => CoreEnvironment::Production,
             }),
         };
-        Ok(self.inner.register_push_token(token).await?)
+        Ok(self.inner.push().register_token(token).await?)
     }
 
     /// Stops pushes to this device.
     pub async fn remove_push_token(&self) -> Result<(), PieperError> {
-        Ok(self.inner.remove_push_token().await?)
+        Ok(self.inner.push().remove_token().await?)
     }
 }

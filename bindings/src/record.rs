@@ -142,12 +142,17 @@ impl PieperClient {
             agb,
             patient_visible_confirmed,
         );
-        Ok(self.inner.document(&conversation, draft).await?.into())
+        Ok(self
+            .inner
+            .record()
+            .document(&conversation, draft)
+            .await?
+            .into())
     }
 
     /// Tries a failed item again.
     pub async fn retry_document(&self, id: String) -> Result<DocStatus, PieperError> {
-        Ok(self.inner.retry_document(&id).await?.into())
+        Ok(self.inner.record().retry(&id).await?.into())
     }
 
     /// A conversation's documentation items.

@@ -106,7 +106,7 @@ impl PieperClient {
             from_message,
             follow_up: None,
         };
-        Ok(self.inner.create_task(&conversation, task).await?.into())
+        Ok(self.inner.tasks().create(&conversation, task).await?.into())
     }
 
     /// Asks the assistants to plan an appointment for the conversation's
@@ -124,22 +124,22 @@ impl PieperClient {
         } else {
             NewTask::appointment(what, with, due)
         };
-        Ok(self.inner.create_task(&conversation, task).await?.into())
+        Ok(self.inner.tasks().create(&conversation, task).await?.into())
     }
 
     /// Takes a task on.
     pub async fn accept_task(&self, id: String) -> Result<Task, PieperError> {
-        Ok(self.inner.accept_task(&id).await?.into())
+        Ok(self.inner.tasks().accept(&id).await?.into())
     }
 
     /// Marks a task done.
     pub async fn complete_task(&self, id: String) -> Result<Task, PieperError> {
-        Ok(self.inner.complete_task(&id).await?.into())
+        Ok(self.inner.tasks().complete(&id).await?.into())
     }
 
     /// Calls a task off.
     pub async fn cancel_task(&self, id: String) -> Result<Task, PieperError> {
-        Ok(self.inner.cancel_task(&id).await?.into())
+        Ok(self.inner.tasks().cancel(&id).await?.into())
     }
 
     /// A conversation's tasks.
@@ -292,17 +292,21 @@ impl PieperClient {
             Triage::U5 => T::U5,
         };
         let message = pieper_core::NewMessage::triaged(body, triage);
-        Ok(self.inner.send(&conversation, message).await?)
+        Ok(self
+            .inner
+            .conversations()
+            .send(&conversation, message)
+            .await?)
     }
 
     /// "Ik pak het op": takes a spoed post.
     pub async fn take_spoed(&self, post: String) -> Result<(), PieperError> {
-        Ok(self.inner.take_spoed(&post).await?)
+        Ok(self.inner.spoed().take(&post).await?)
     }
 
     /// Turns do-not-disturb on or off (spoed then goes to the backup).
     pub async fn set_do_not_disturb(&self, on: bool) -> Result<(), PieperError> {
-        Ok(self.inner.set_do_not_disturb(on).await?)
+        Ok(self.inner.spoed().set_do_not_disturb(on).await?)
     }
 
     /// Sets the practice's duty roster.
@@ -323,6 +327,6 @@ impl PieperClient {
                 })
                 .collect(),
         };
-        Ok(self.inner.set_duty_roster(roster).await?)
+        Ok(self.inner.spoed().set_duty_roster(roster).await?)
     }
 }

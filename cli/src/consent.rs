@@ -95,7 +95,7 @@ pub async fn run(
     // Catch up first, so what is shown and checked is the practice's;
     // offline, work from what this device has.
     let caught_up = match client.sync().await {
-        Ok(_) => client.sync_practice().await.map(|_| ()),
+        Ok(_) => client.consent().sync_practice().await.map(|_| ()),
         Err(e) => Err(e),
     };
     match caught_up {
@@ -111,7 +111,7 @@ pub async fn run(
                 RosterFormat::Csv
             };
             let text = std::fs::read_to_string(&file)?;
-            let changes = client.import_roster(text, format, full).await?;
+            let changes = client.consent().import_roster(text, format, full).await?;
             println!(
                 "added {}, changed {}, left {}",
                 changes.added.len(),
@@ -127,7 +127,8 @@ pub async fn run(
             note,
         } => {
             let change = client
-                .record_consent(NewConsent {
+                .consent()
+                .record(NewConsent {
                     patient: PatientRef::new(&patient)?,
                     kind: ConsentKind::parse(&kind)?,
                     status: ConsentStatus::parse(&status)?,
@@ -145,7 +146,8 @@ pub async fn run(
             note,
         } => {
             let change = client
-                .withdraw_consent(
+                .consent()
+                .withdraw(
                     PatientRef::new(&patient)?,
                     ConsentKind::parse(&kind)?,
                     ConsentMethod::parse(&method)?,
@@ -190,7 +192,8 @@ pub async fn run(
         }
         ConsentCommand::ImportFhir { file } => {
             let new = client
-                .import_consent_fhir(std::fs::read_to_string(&file)?)
+                .consent()
+                .import_fhir(std::fs::read_to_string(&file)?)
                 .await?;
             println!("imported {new} new changes");
         }

@@ -190,7 +190,8 @@ pub async fn run() -> DemoResult<()> {
 
     let colleagues: Vec<String> = vec![assistent.id().user.clone(), poh.id().user.clone()];
     let conversation = huisarts
-        .create_conversation(
+        .conversations()
+        .create(
             "Mw. Smit — INR controle",
             ConversationKind::Group,
             Some(PatientRef::new("his:patient/48213")?),
@@ -203,12 +204,14 @@ pub async fn run() -> DemoResult<()> {
     );
 
     huisarts
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("Uitslag INR is binnen: 4,1."),
         )
         .await?;
     huisarts
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::urgent("Bel mw. Smit vandaag nog terug over haar dosering."),
@@ -230,12 +233,14 @@ pub async fn run() -> DemoResult<()> {
     println!("\ndevries's desktop goes offline");
     drop(poh_live);
     assistent
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("Teruggebeld: komt morgen om 8:30."),
         )
         .await?;
     huisarts
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("Dank je, ik zet het in het dossier."),
@@ -260,6 +265,7 @@ pub async fn run() -> DemoResult<()> {
                   his:patient/48215,Mw. L. Visser,1983-02-17,yes\n\
                   his:patient/48216,Dhr. M. Mulder,1999-12-01,yes\n";
     let imported = assistent
+        .consent()
         .import_roster(roster.into(), RosterFormat::Csv, true)
         .await?;
     println!(
@@ -272,7 +278,8 @@ pub async fn run() -> DemoResult<()> {
         ("his:patient/48215", ConsentStatus::Refused),
     ] {
         assistent
-            .record_consent(NewConsent {
+            .consent()
+            .record(NewConsent {
                 patient: PatientRef::new(patient)?,
                 kind: ConsentKind::LspSharing,
                 status,
@@ -307,11 +314,14 @@ pub async fn run() -> DemoResult<()> {
     );
 
     // Receipts travel end-to-end; a read one stops the urgent escalation.
-    assistent.mark_read(&conversation.id, &urgent.id).await?;
+    assistent
+        .conversations()
+        .mark_read(&conversation.id, &urgent.id)
+        .await?;
     assistent.sync().await?;
     poh.sync().await?;
     huisarts.sync().await?;
-    let receipts = huisarts.receipts(&urgent.id).await?;
+    let receipts = huisarts.privacy().receipts(&urgent.id).await?;
     let read_by: Vec<&str> = receipts
         .iter()
         .filter(|r| r.read_at.is_some())
@@ -326,6 +336,7 @@ the urgent message reached {} devices; read by: {}",
 
     // A disappearing message: gone from every device and the server.
     let fleeting = huisarts
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("Pincode sleutelkastje: 4711 (verdwijnt over 3 s)").disappearing(3),
@@ -333,7 +344,7 @@ the urgent message reached {} devices; read by: {}",
         .await?;
     assistent.sync().await?;
     tokio::time::sleep(Duration::from_millis(3_200)).await;
-    assistent.housekeeping().await?;
+    assistent.privacy().housekeeping().await?;
     let gone = assistent.conversations().message(&fleeting)?;
     println!(
         "a disappearing message after 3 s on bakker's tablet: {}",

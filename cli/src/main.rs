@@ -232,8 +232,8 @@ async fn spoed(client: &Client, command: SpoedCommand) -> Result<(), Box<dyn std
     use pieper_core::spoed::{DayPart, DutySlot};
     client.sync().await?;
     match command {
-        SpoedCommand::Take { post } => client.take_spoed(&post).await?,
-        SpoedCommand::Dnd { state } => client.set_do_not_disturb(state == "on").await?,
+        SpoedCommand::Take { post } => client.spoed().take(&post).await?,
+        SpoedCommand::Dnd { state } => client.spoed().set_do_not_disturb(state == "on").await?,
         SpoedCommand::Roster {
             date,
             part,
@@ -262,7 +262,7 @@ async fn spoed(client: &Client, command: SpoedCommand) -> Result<(), Box<dyn std
                 on_duty: id(&on_duty)?,
                 backup: id(&backup)?,
             });
-            client.set_duty_roster(roster).await?;
+            client.spoed().set_duty_roster(roster).await?;
         }
     }
     Ok(())
@@ -376,7 +376,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Devices => {
-            for d in client.devices().await? {
+            for d in client.devices().list().await? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     d.id,
@@ -391,7 +391,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Revoke { device } => {
-            client.revoke_device(&device).await?;
+            client.devices().revoke(&device).await?;
             println!("revoked {device}; removed from this device's conversations");
         }
         Command::Conversations => {
@@ -425,7 +425,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Result<Vec<_>, _>>()?;
             let patient = patient.as_deref().map(PatientRef::new).transpose()?;
             let c = client
-                .create_conversation(&title, kind(&k)?, patient, &users)
+                .conversations()
+                .create(&title, kind(&k)?, patient, &users)
                 .await?;
             println!("{}", c.id);
         }
@@ -477,6 +478,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let expires_at = ttl.map(|s| now_ms() + (s as i64) * 1000);
                 let data = std::fs::read(&path)?;
                 let attachment = client
+                    .conversations()
                     .attach(
                         &conversation,
                         &name,
@@ -487,7 +489,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .await?;
                 message.attachments.push(attachment);
             }
-            let id = client.send(&conversation, message).await?;
+            let id = client.conversations().send(&conversation, message).await?;
             let state = client.conversations().message(&id)?.state;
             println!("{id}\t{state:?}");
         }
@@ -504,7 +506,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             per_conversation,
         } => {
             if let Some(code) = restore {
-                let r = client.restore_backup(&code).await?;
+                let r = client.devices().restore_backup(&code).await?;
                 println!(
                     "restored {} conversations, {} messages; they become active again when a member adds this device",
                     r.conversations, r.messages
@@ -512,7 +514,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 client.sync().await?;
                 let code = pieper_core::new_recovery_code();
-                let r = client.create_backup(&code, per_conversation).await?;
+                let r = client
+                    .devices()
+                    .create_backup(&code, per_conversation)
+                    .await?;
                 println!(
                     "backed up {} conversations, {} messages ({} bytes, encrypted)\nrecovery code (write it down, it is not stored): {code}",
                     r.conversations, r.messages, r.bytes
@@ -535,7 +540,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             })
             .await;
             let report = client
-                .notification_self_test(urgent, std::time::Duration::from_secs(wait_secs))
+                .push()
+                .self_test(urgent, std::time::Duration::from_secs(wait_secs))
                 .await?;
             println!("push service: {}", report.provider_outcome);
             if let Some(detail) = report.detail {
@@ -567,7 +573,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Redocument { id } => {
-            let s = client.retry_document(&id).await?;
+            let s = client.record().retry(&id).await?;
             println!("{}\t{}", s.item.id, s.state.as_str());
         }
         Command::Connector {

@@ -111,7 +111,7 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
     client.sync().await?;
     match command {
         PrivacyCommand::Receipts { message } => {
-            for r in client.receipts(&message).await? {
+            for r in client.privacy().receipts(&message).await? {
                 println!(
                     "{}\t{}\tdelivered={}\tread={}",
                     r.user,
@@ -127,7 +127,10 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             } else {
                 Some(ttl.parse::<u64>().map_err(|_| "ttl: seconds or off")?)
             };
-            client.set_conversation_ttl(&conversation, secs).await?;
+            client
+                .privacy()
+                .set_conversation_ttl(&conversation, secs)
+                .await?;
             println!(
                 "time-to-live {}",
                 secs.map_or("off".into(), |s| format!("{s} s"))
@@ -139,7 +142,7 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             ttl_secs,
             history_messages,
         } => {
-            let mut rules = client.refresh_practice_rules().await?;
+            let mut rules = client.privacy().refresh_rules().await?;
             if retention_days.is_some() || ttl_policy.is_some() || history_messages.is_some() {
                 rules = PracticeRules {
                     retention_days: retention_days.unwrap_or(rules.retention_days),
@@ -154,7 +157,7 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
                         Some(other) => return Err(format!("ttl policy {other:?}").into()),
                     },
                 };
-                rules = client.set_practice_rules(rules).await?;
+                rules = client.privacy().set_rules(rules).await?;
             }
             println!(
                 "retention: {} days\ndisappearing messages: {:?}\nhistory for a new device: {} messages per conversation",
@@ -162,7 +165,7 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             );
         }
         PrivacyCommand::Housekeeping => {
-            let r = client.housekeeping().await?;
+            let r = client.privacy().housekeeping().await?;
             println!(
                 "now: {} expired, {} past retention, {} held until documented\n\
                  in total on this device: {} expired, {} past retention, {} erased on request\n\
@@ -184,14 +187,14 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             csv,
             fhir,
         } => {
-            client.unlock_audit(&totp).await?;
+            client.privacy().unlock_audit(&totp).await?;
             let query = AuditQuery {
                 patient: patient.as_deref().map(PatientRef::new).transpose()?,
                 user,
                 ..AuditQuery::default()
             };
             if csv.is_some() || fhir.is_some() {
-                let (csv_text, fhir_text) = client.export_audit(&query).await?;
+                let (csv_text, fhir_text) = client.privacy().export_audit(&query).await?;
                 if let Some(path) = csv {
                     std::fs::write(&path, csv_text)?;
                     println!("CSV: {}", path.display());
@@ -201,7 +204,7 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
                     println!("FHIR: {}", path.display());
                 }
             } else {
-                for e in client.audit_log(&query).await? {
+                for e in client.privacy().audit_log(&query).await? {
                     let ev = e.event;
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
@@ -225,10 +228,11 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             from,
             to,
         } => {
-            client.unlock_audit(&totp).await?;
+            client.privacy().unlock_audit(&totp).await?;
             let to = to.unwrap_or_else(now_ms);
             let from = from.unwrap_or(to - 30 * 86_400_000);
             let rows = client
+                .privacy()
                 .breach_report(device.as_deref(), user.as_deref(), from, to)
                 .await?;
             println!("{} patients", rows.len());
@@ -251,8 +255,11 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             pdf,
             fhir,
         } => {
-            client.unlock_audit(&totp).await?;
-            let export = client.export_patient(&PatientRef::new(&patient)?).await?;
+            client.privacy().unlock_audit(&totp).await?;
+            let export = client
+                .privacy()
+                .export_patient(&PatientRef::new(&patient)?)
+                .await?;
             std::fs::write(&pdf, &export.pdf)?;
             std::fs::write(&fhir, &export.fhir_bundle)?;
             println!(
@@ -268,7 +275,10 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             );
         }
         PrivacyCommand::Erase { patient } => {
-            let report = client.erase_patient(&PatientRef::new(&patient)?).await?;
+            let report = client
+                .privacy()
+                .erase_patient(&PatientRef::new(&patient)?)
+                .await?;
             println!(
                 "erased: {} conversations, {} messages, {} tasks, {} documentation items",
                 report.conversations, report.messages, report.tasks, report.documentation_items
@@ -281,7 +291,7 @@ pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
                 println!("  {} — {}", k.what, k.why);
             }
         }
-        PrivacyCommand::MyData => println!("{}", client.export_my_account().await?),
+        PrivacyCommand::MyData => println!("{}", client.privacy().export_my_account().await?),
     }
     Ok(())
 }

@@ -88,11 +88,14 @@ pub async fn document(client: &Client, a: DocumentArgs) -> Result<(), Box<dyn st
     };
     client.sync().await?;
     let status = if a.by_hand {
-        let status = client.document_by_hand(&a.conversation, draft).await?;
+        let status = client
+            .record()
+            .document_by_hand(&a.conversation, draft)
+            .await?;
         println!("{}", status.item.entry()?.as_text());
         status
     } else {
-        client.document(&a.conversation, draft).await?
+        client.record().document(&a.conversation, draft).await?
     };
     println!("{}\t{}", status.item.id, status.state.as_str());
     Ok(())
@@ -112,7 +115,7 @@ pub async fn connector(
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = tick.tick() => match client.deliver_documentation(&his).await {
+            _ = tick.tick() => match client.record().deliver(&his).await {
                 Ok(r) if r.documented + r.failed + r.postponed > 0 => {
                     // A connector runs unattended: a closed stdout must not stop it.
                     use std::io::Write;
@@ -296,7 +299,8 @@ async fn pull_receipt(
     };
     match pull
         .client
-        .report_documentation(&item, state, Some(detail))
+        .record()
+        .report(&item, state, Some(detail))
         .await
     {
         Ok(_) => fhir(StatusCode::OK, task),

@@ -118,11 +118,11 @@ pub async fn run(client: &Client, command: TaskCommand) -> Result<(), Box<dyn st
                 from_message,
                 follow_up,
             };
-            client.create_task(&conversation, new).await?
+            client.tasks().create(&conversation, new).await?
         }
-        TaskCommand::Accept { id } => client.accept_task(&id).await?,
-        TaskCommand::Complete { id } => client.complete_task(&id).await?,
-        TaskCommand::Cancel { id } => client.cancel_task(&id).await?,
+        TaskCommand::Accept { id } => client.tasks().accept(&id).await?,
+        TaskCommand::Complete { id } => client.tasks().complete(&id).await?,
+        TaskCommand::Cancel { id } => client.tasks().cancel(&id).await?,
         TaskCommand::List { conversation } => {
             let list = match conversation {
                 Some(c) => client.tasks().of_conversation(&c)?,

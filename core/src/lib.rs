@@ -3,7 +3,9 @@
 //! The [`Client`] is the one entry point: a signed-in device with its
 //! features as sub-clients ([`Client::conversations`], [`Client::tasks`],
 //! [`Client::consent`], [`Client::record`], [`Client::spoed`],
-//! [`Client::privacy`]). Every call passes one gate: a wiped device answers
+//! [`Client::privacy`], [`Client::devices`], [`Client::push`]), each in its
+//! own folder with its types, its part of the engine and its actions. Every
+//! call passes one gate: a wiped device answers
 //! [`Error::Wiped`], a locked one [`Error::Locked`], and any call counts as
 //! activity for the idle lock. Behind it the in-transaction engine (the
 //! crate-private `Device`) owns the identity (an Ed25519 signature key and an
@@ -40,10 +42,10 @@ pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
 };
 pub use conversations::ConversationsClient;
-pub use devices::{BackupReport, new_recovery_code};
+pub use devices::{BackupReport, DevicesClient, new_recovery_code};
 pub use lifecycle::{LockPolicy, SharedTablet, UserCheck};
 pub use privacy::{AuditQuery, BreachPatient};
-pub use push::{Notification, NotificationPath, SelfTestArrival, SelfTestReport};
+pub use push::{Notification, NotificationPath, PushClient, SelfTestArrival, SelfTestReport};
 pub use record::{DeliveryReport, HisEndpoint};
 // The engine is public only for the core's own tests and benchmarks.
 #[cfg(feature = "testing")]

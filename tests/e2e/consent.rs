@@ -36,6 +36,7 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
     // The front desk imports the roster; it makes the practice group and
     // adds every staff device.
     let imported = balie
+        .consent()
         .import_roster(ROSTER.into(), RosterFormat::Csv, true)
         .await?;
     assert_eq!(imported.added.len(), 4);
@@ -58,12 +59,14 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
     let p1 = PatientRef::new("his:1001")?;
     let p2 = PatientRef::new("his:1002")?;
     balie
-        .record_consent(consent(&p2, ConsentStatus::Given))
+        .consent()
+        .record(consent(&p2, ConsentStatus::Given))
         .await?;
     // Both devices record for the same patient at once.
+    let (at_balie, at_phone) = (balie.consent(), phone.consent());
     let (given, refused) = tokio::join!(
-        balie.record_consent(consent(&p1, ConsentStatus::Given)),
-        phone.record_consent(consent(&p1, ConsentStatus::Refused)),
+        at_balie.record(consent(&p1, ConsentStatus::Given)),
+        at_phone.record(consent(&p1, ConsentStatus::Refused)),
     );
     let (given, refused) = (given?, refused?);
     for _ in 0..2 {
@@ -97,7 +100,8 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
     // the practice needs it given.
     let p3 = PatientRef::new("his:1003")?;
     let about = phone
-        .create_conversation("Mw. Bakker", ConversationKind::Group, Some(p3.clone()), &[])
+        .conversations()
+        .create("Mw. Bakker", ConversationKind::Group, Some(p3.clone()), &[])
         .await?;
     let shown = phone.consent().of_conversation(&about.id)?;
     assert_eq!(shown.map(|c| c.lsp_sharing), Some(ConsentStatus::NotAsked));
@@ -116,7 +120,8 @@ async fn consent_travels_encrypted_and_concurrent_edits_converge() -> TestResult
 
     // Withdrawal travels too.
     phone
-        .withdraw_consent(
+        .consent()
+        .withdraw(
             p2.clone(),
             ConsentKind::LspSharing,
             ConsentMethod::PaperForm,
@@ -148,20 +153,23 @@ async fn a_device_that_joins_later_gets_the_practice_history() -> TestResult {
     let server = Server::start(&db, &[])?;
     let balie = sign_in(&server, &assistent, "balie-tablet").await?;
     balie
+        .consent()
         .import_roster(ROSTER.into(), RosterFormat::Csv, true)
         .await?;
     let p4 = PatientRef::new("his:1004")?;
     balie
-        .record_consent(consent(&p4, ConsentStatus::Given))
+        .consent()
+        .record(consent(&p4, ConsentStatus::Given))
         .await?;
     balie
-        .record_consent(consent(&p4, ConsentStatus::Refused))
+        .consent()
+        .record(consent(&p4, ConsentStatus::Refused))
         .await?;
 
     // A device enrols later: not in the group yet, it cannot make a second
     // one (the server has the practice's), and waits to be added.
     let laptop = sign_in(&server, &poh, "laptop").await?;
-    assert!(!laptop.sync_practice().await?);
+    assert!(!laptop.consent().sync_practice().await?);
     assert!(!laptop.consent().in_practice_group()?);
     // It may record offline from the group: its change waits.
     assert!(
@@ -175,7 +183,7 @@ async fn a_device_that_joins_later_gets_the_practice_history() -> TestResult {
     );
 
     // A member's check adds it and sends what it missed.
-    assert!(balie.sync_practice().await?);
+    assert!(balie.consent().sync_practice().await?);
     laptop.sync().await?;
     assert!(laptop.consent().in_practice_group()?);
     assert_eq!(laptop.consent().roster()?, balie.consent().roster()?);

@@ -28,6 +28,7 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     colleague.sync().await?;
     for i in 1..=4 {
         colleague
+            .conversations()
             .send(
                 &conv.id,
                 NewMessage::text(format!("van voor de tablet {i}")),
@@ -39,7 +40,7 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     let tablet = sign_in(&server, &phone.user, "tablet").await?;
     // The phone adds it (no verification ritual: login with 2FA enrolled it)
     // and sends it the history, end-to-end through the user's own group.
-    assert_eq!(phone.add_my_new_devices().await?, 1);
+    assert_eq!(phone.devices().add_my_new_devices().await?, 1);
     tablet.sync().await?;
     assert!(tablet.conversations().get(&conv.id)?.active);
     assert_eq!(
@@ -65,9 +66,11 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     // It takes part at once.
     colleague.sync().await?;
     colleague
+        .conversations()
         .send(&conv.id, NewMessage::text("welkom tablet"))
         .await?;
     tablet
+        .conversations()
         .send(&conv.id, NewMessage::text("de tablet doet mee"))
         .await?;
     tablet.sync().await?;
@@ -77,7 +80,7 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     assert_eq!(phone.conversations().messages(&conv.id, 10)?.len(), 6);
     assert_eq!(colleague.conversations().messages(&conv.id, 10)?.len(), 6);
     // Nothing left to add.
-    assert_eq!(phone.add_my_new_devices().await?, 0);
+    assert_eq!(phone.devices().add_my_new_devices().await?, 0);
     Ok(())
 }
 
@@ -93,7 +96,8 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
     let lost = sign_in(&server, &b, "lost-phone").await?;
     let desktop = sign_in(&server, &b, "desktop").await?;
     let conv = phone
-        .create_conversation(
+        .conversations()
+        .create(
             "Overleg",
             ConversationKind::Group,
             None,
@@ -108,7 +112,7 @@ async fn a_revoked_device_stops_receiving_and_cannot_decrypt_what_follows() -> T
     let _lost_live = lost.start_live();
     // b revokes the lost phone from the desktop, which removes it from the
     // conversation in the same action.
-    desktop.revoke_device(&lost.id().device).await?;
+    desktop.devices().revoke(&lost.id().device).await?;
     wait_for(&mut lost_events, Duration::from_secs(10), |e| {
         matches!(e, Event::Connection(ConnectionState::SignedOut)).then_some(())
     })
@@ -150,7 +154,8 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
     let desktop = sign_in(&server, &b, "desktop").await?;
     let manager = sign_in(&server, &m, "desktop").await?;
     let conv = phone
-        .create_conversation(
+        .conversations()
+        .create(
             "Overleg",
             ConversationKind::Group,
             None,
@@ -166,11 +171,11 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
     drop(lost_client);
 
     // The practice manager revokes it in one action (the audit records who).
-    manager.revoke_device(&lost_device).await?;
+    manager.devices().revoke(&lost_device).await?;
     // The members' devices remove it at their next membership check.
-    assert_eq!(phone.remove_revoked_devices().await?, 1);
+    assert_eq!(phone.devices().remove_revoked().await?, 1);
     desktop.sync().await?;
-    assert_eq!(desktop.remove_revoked_devices().await?, 0);
+    assert_eq!(desktop.devices().remove_revoked().await?, 0);
     let members: Vec<String> = desktop
         .conversations()
         .members(&conv.id)?
@@ -179,6 +184,7 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
         .collect();
     assert!(!members.contains(&lost_device), "{members:?}");
     phone
+        .conversations()
         .send(&conv.id, NewMessage::text("na de intrekking"))
         .await?;
     desktop.sync().await?;
@@ -196,7 +202,10 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
     for file in ["pieper.db", "pieper.db.key", "pieper.db-wal"] {
         assert!(!lost_dir.join(file).exists(), "{file} survived the wipe");
     }
-    assert!(matches!(returned.receipts("x").await, Err(Error::Wiped)));
+    assert!(matches!(
+        returned.privacy().receipts("x").await,
+        Err(Error::Wiped)
+    ));
     let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
     assert!(
         pieper_core::Client::open(&lost_dir, keystore)
@@ -220,7 +229,8 @@ async fn two_members_changing_the_group_at_once_both_succeed() -> TestResult {
     let c = sign_in(&server, &users[2], "phone").await?;
     let d = sign_in(&server, &users[3], "phone").await?;
     let conv = a
-        .create_conversation(
+        .conversations()
+        .create(
             "Team",
             ConversationKind::Group,
             None,
@@ -229,9 +239,10 @@ async fn two_members_changing_the_group_at_once_both_succeed() -> TestResult {
         .await?;
     b.sync().await?;
     // Both commit in the same epoch; one loses, catches up and commits again.
+    let (at_a, at_b) = (a.conversations(), b.conversations());
     let (ra, rb) = tokio::join!(
-        a.add_users(&conv.id, std::slice::from_ref(&users[2].id)),
-        b.add_users(&conv.id, std::slice::from_ref(&users[3].id)),
+        at_a.add_users(&conv.id, std::slice::from_ref(&users[2].id)),
+        at_b.add_users(&conv.id, std::slice::from_ref(&users[3].id)),
     );
     ra?;
     rb?;
@@ -278,6 +289,7 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
     } = pair("Slot", "phone", "desktop").await?;
     colleague.sync().await?;
     colleague
+        .conversations()
         .send(&conv.id, NewMessage::text("vertrouwelijk: uitslag"))
         .await?;
     phone.sync().await?;
@@ -295,7 +307,10 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
     ));
     assert!(matches!(phone.sync().await, Err(Error::Locked)));
     assert!(matches!(
-        phone.send(&conv.id, NewMessage::text("x")).await,
+        phone
+            .conversations()
+            .send(&conv.id, NewMessage::text("x"))
+            .await,
         Err(Error::Locked)
     ));
     // A push while locked shows no content.
@@ -305,6 +320,7 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
     ]
     .into();
     let shown = phone
+        .push()
         .notification(&data, Duration::from_millis(300))
         .await?;
     assert!(!shown.decrypted && shown.preview.is_empty() && shown.conversation_title.is_empty());
@@ -368,7 +384,8 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
         .sign_in(&server.base, credentials(&a, code(&a)?))
         .await?;
     let conv = huisarts
-        .create_conversation(
+        .conversations()
+        .create(
             "Mw. Smit",
             ConversationKind::Group,
             None,
@@ -376,6 +393,7 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
         )
         .await?;
     huisarts
+        .conversations()
         .send(&conv.id, NewMessage::text("alleenvoorbakker: bel terug"))
         .await?;
     first.sync().await?;
@@ -414,6 +432,7 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
     ]
     .into();
     let shown = first
+        .push()
         .notification(&data, Duration::from_millis(300))
         .await?;
     assert!(!shown.decrypted && shown.preview.is_empty());
@@ -449,14 +468,16 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
     } = pair("Voor de backup", "phone", "desktop").await?;
     colleague.sync().await?;
     colleague
+        .conversations()
         .send(&conv.id, NewMessage::text("uitslag binnen: lab normaal"))
         .await?;
     phone.sync().await?;
     phone
+        .conversations()
         .send(&conv.id, NewMessage::text("dank, ik bel de patiënt"))
         .await?;
     let code = pieper_core::new_recovery_code();
-    let made = phone.create_backup(&code, 100).await?;
+    let made = phone.devices().create_backup(&code, 100).await?;
     assert_eq!((made.conversations, made.messages), (1, 2));
     // The server holds ciphertext only.
     assert!(!_db.dump_server_text()?.contains("lab normaal"));
@@ -466,6 +487,7 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
     // A new phone, same account: login with 2FA is enough to get in.
     let new_phone = sign_in(&server, &user, "new-phone").await?;
     let wrong = new_phone
+        .devices()
         .restore_backup(&pieper_core::new_recovery_code())
         .await;
     assert!(matches!(wrong, Err(Error::WrongKey)), "{wrong:?}");
@@ -474,7 +496,10 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
         "a wrong code changed something"
     );
 
-    let restored = new_phone.restore_backup(&code.to_lowercase()).await?;
+    let restored = new_phone
+        .devices()
+        .restore_backup(&code.to_lowercase())
+        .await?;
     assert_eq!((restored.conversations, restored.messages), (1, 2));
     let back: Vec<String> = new_phone
         .conversations()
@@ -490,11 +515,13 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
 
     // A colleague's device adds the new phone; it takes part again.
     colleague
+        .conversations()
         .add_users(&conv.id, std::slice::from_ref(&user.id))
         .await?;
     new_phone.sync().await?;
     assert!(new_phone.conversations().get(&conv.id)?.active);
     new_phone
+        .conversations()
         .send(&conv.id, NewMessage::text("weer bereikbaar"))
         .await?;
     colleague.sync().await?;
@@ -513,12 +540,13 @@ async fn a_device_added_often_uploads_new_key_packages() -> TestResult {
         conversation: _,
     } = pair("Veel overleg", "phone", "desktop").await?;
     colleague.sync().await?;
-    let start = colleague.key_packages_left().await?;
+    let start = colleague.devices().key_packages_left().await?;
     assert!((5..20).contains(&start), "{start}");
     // Each conversation it is added to uses one; the last few stay.
     for i in 0..start - 4 {
         phone
-            .create_conversation(
+            .conversations()
+            .create(
                 &format!("Overleg {i}"),
                 ConversationKind::Group,
                 None,
@@ -526,11 +554,11 @@ async fn a_device_added_often_uploads_new_key_packages() -> TestResult {
             )
             .await?;
     }
-    assert_eq!(colleague.key_packages_left().await?, 4);
+    assert_eq!(colleague.devices().key_packages_left().await?, 4);
     // Joining them, it tops the server up again; a second look adds none.
     colleague.sync().await?;
-    assert_eq!(colleague.key_packages_left().await?, 20);
-    assert_eq!(colleague.top_up_key_packages().await?, 0);
+    assert_eq!(colleague.devices().key_packages_left().await?, 20);
+    assert_eq!(colleague.devices().top_up_key_packages().await?, 0);
     let joined = colleague
         .conversations()
         .list()?
@@ -554,7 +582,7 @@ async fn the_operator_revokes_a_device_from_the_command_line() -> TestResult {
     let device = colleague.id().device.clone();
     db.admin(&["revoke-device", "--device", &device])?;
     // The members' devices remove it at their next check.
-    assert_eq!(phone.remove_revoked_devices().await?, 1);
+    assert_eq!(phone.devices().remove_revoked().await?, 1);
     assert!(
         !phone
             .conversations()
@@ -609,9 +637,10 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     // KeyPackage it had at the copy is used; it uploads new ones, whose keys
     // the copy will not have.
     let mut added = 0;
-    while desktop.key_packages_left().await? > 0 && added < 30 {
+    while desktop.devices().key_packages_left().await? > 0 && added < 30 {
         phone
-            .create_conversation(
+            .conversations()
+            .create(
                 &format!("Overleg {added}"),
                 ConversationKind::Group,
                 None,
@@ -620,14 +649,15 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
             .await?;
         added += 1;
     }
-    assert_eq!(desktop.key_packages_left().await?, 0);
+    assert_eq!(desktop.devices().key_packages_left().await?, 0);
     desktop.sync().await?;
-    assert_eq!(desktop.key_packages_left().await?, 20);
+    assert_eq!(desktop.devices().key_packages_left().await?, 20);
 
     // Then the group moves on: the huisarts adds a tablet and writes.
     let tablet = sign_in(&server, &phone.user, "tablet").await?;
-    assert_eq!(phone.add_my_new_devices().await?, added + 1);
+    assert_eq!(phone.devices().add_my_new_devices().await?, added + 1);
     phone
+        .conversations()
         .send(&conv.id, NewMessage::text("na de wissel"))
         .await?;
     desktop.sync().await?;
@@ -646,6 +676,7 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     copy_files(old_copy.path(), dir.path())?;
     let desktop = pieper_core::Client::open(dir.path(), keystore(dir.path())?).await?;
     phone
+        .conversations()
         .send(&conv.id, NewMessage::text("gemist bericht"))
         .await?;
     let report = desktop.sync().await?;
@@ -666,7 +697,7 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     assert!(undecryptable >= 1, "{metrics}");
 
     // A member's device adds it again (at its next check), with history.
-    assert_eq!(phone.heal_others().await?, 1);
+    assert_eq!(phone.devices().heal_others().await?, 1);
     desktop.sync().await?;
     let bodies = |c: &pieper_core::Client| -> Result<Vec<String>, pieper_e2e::BoxError> {
         Ok(c.conversations()
@@ -680,15 +711,19 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     assert!(seen.contains(&"na de wissel".to_owned()), "{seen:?}");
     // And it decrypts what comes next, and takes part.
     phone
+        .conversations()
         .send(&conv.id, NewMessage::text("na het herstel"))
         .await?;
     desktop.sync().await?;
     assert!(bodies(&desktop)?.contains(&"na het herstel".to_owned()));
-    desktop.send(&conv.id, NewMessage::text("weer bij")).await?;
+    desktop
+        .conversations()
+        .send(&conv.id, NewMessage::text("weer bij"))
+        .await?;
     phone.sync().await?;
     assert!(bodies(&phone)?.contains(&"weer bij".to_owned()));
     // Nothing is left to heal.
-    assert_eq!(phone.heal_others().await?, 0);
+    assert_eq!(phone.devices().heal_others().await?, 0);
     drop((desktop, dir, user));
     Ok(())
 }
@@ -724,11 +759,12 @@ async fn the_cli_reads_nothing_once_its_running_device_was_revoked() -> TestResu
         .spawn()?;
     let desktop = manager
         .devices()
+        .list()
         .await?
         .into_iter()
         .find(|d| d.user_id == huisarts.id)
         .ok_or("the CLI's device is not listed")?;
-    manager.revoke_device(&desktop.id).await?;
+    manager.devices().revoke(&desktop.id).await?;
 
     // The running client hears of it, wipes itself and stops, saying why.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -27,7 +27,8 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
 
     let patient = PatientRef::new("his:patient/48213")?;
     let conversation = phone
-        .create_conversation(
+        .conversations()
+        .create(
             "Mw. Smit — INR",
             ConversationKind::Group,
             Some(patient.clone()),
@@ -38,6 +39,7 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
     assert_eq!(phone.conversations().members(&conversation.id)?.len(), 4);
 
     let sent = phone
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::urgent("INR 4,1 — bel mw. Smit vandaag"),
@@ -65,12 +67,14 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
     // Replies from the tablet and the POH reach everyone, including the
     // huisarts's other device.
     tablet
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("Teruggebeld, komt morgen"),
         )
         .await?;
     poh_desktop
+        .conversations()
         .send(&conversation.id, NewMessage::text("Ik pas de dosering aan"))
         .await?;
     phone.sync().await?;

@@ -31,6 +31,7 @@ async fn a_device_offline_for_500_messages_gets_all_in_order() -> TestResult {
     offline.sync().await?;
     for i in 0..500 {
         sender
+            .conversations()
             .send(&conv.id, NewMessage::text(format!("bericht {i:03}")))
             .await?;
     }
@@ -62,6 +63,7 @@ async fn a_server_killed_while_clients_send_loses_and_doubles_nothing() -> TestR
             for i in 0..120 {
                 // Offline, `send` keeps the message pending in the outbox.
                 client
+                    .conversations()
                     .send(&conv, NewMessage::text(format!("m{i:03}")))
                     .await?;
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -166,11 +168,18 @@ async fn a_corrupt_envelope_is_reported_and_skipped() -> TestResult {
         b: receiver,
         conversation: conv,
     } = pair("Corrupt", "phone", "tablet").await?;
-    sender.send(&conv.id, NewMessage::text("voor")).await?;
+    sender
+        .conversations()
+        .send(&conv.id, NewMessage::text("voor"))
+        .await?;
     let damaged = sender
+        .conversations()
         .send(&conv.id, NewMessage::text("beschadigd"))
         .await?;
-    sender.send(&conv.id, NewMessage::text("na")).await?;
+    sender
+        .conversations()
+        .send(&conv.id, NewMessage::text("na"))
+        .await?;
 
     // The stored ciphertext of one envelope is damaged on the server.
     sqlx::any::install_default_drivers();

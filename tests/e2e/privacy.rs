@@ -35,7 +35,7 @@ async fn unlock(client: &TestClient, user: &User) -> Result<(), BoxError> {
     with_fresh_totp(user, |code| {
         let client = client.client.clone();
         async move {
-            match client.unlock_audit(&code).await {
+            match client.privacy().unlock_audit(&code).await {
                 Ok(_) => Ok(Some(())),
                 Err(pieper_core::Error::Rejected { code, .. }) if code == "totp_reused" => Ok(None),
                 Err(e) => Err(e.into()),
@@ -92,7 +92,8 @@ async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult 
     let reader = sign_in(&server, &b, "tablet").await?;
     let other = sign_in(&server, &c, "desktop").await?;
     let conversation = sender
-        .create_conversation(
+        .conversations()
+        .create(
             "Terugbelverzoek",
             ConversationKind::Group,
             None,
@@ -108,6 +109,7 @@ async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult 
     })
     .await?;
     let sent = sender
+        .conversations()
         .send(&conversation.id, NewMessage::urgent("Bel mw. Smit terug"))
         .await?;
     // Both receive it; their delivered receipts go back end-to-end.
@@ -123,11 +125,14 @@ async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult 
     assert!(first >= 1);
     other.sync().await?;
 
-    reader.mark_read(&conversation.id, &sent).await?;
+    reader
+        .conversations()
+        .mark_read(&conversation.id, &sent)
+        .await?;
     reader.sync().await?;
     other.sync().await?;
     sender.sync().await?;
-    let receipts = sender.receipts(&sent).await?;
+    let receipts = sender.privacy().receipts(&sent).await?;
     let by_user: Vec<(&str, bool, bool)> = receipts
         .iter()
         .map(|r| {
@@ -143,7 +148,7 @@ async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult 
     assert_eq!(by_user, expected);
     // The other members see the same receipts (they travel in the group).
     other.sync().await?;
-    assert_eq!(other.receipts(&sent).await?.len(), 2);
+    assert_eq!(other.privacy().receipts(&sent).await?.len(), 2);
 
     // After the read no escalation follows (the server escalates every second).
     while events.try_recv().is_ok() {}
@@ -176,9 +181,10 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
     // The practice group carries the pseudonym key (and the roster) to
     // every device.
     huisarts
+        .consent()
         .import_roster(roster(), RosterFormat::Csv, true)
         .await?;
-    assert!(huisarts.sync_practice().await?);
+    assert!(huisarts.consent().sync_practice().await?);
     for device in [&poh_phone, &poh_desktop, &manager, &huisarts] {
         device.sync().await?;
     }
@@ -190,7 +196,8 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
     }
 
     let conversation = huisarts
-        .create_conversation(
+        .conversations()
+        .create(
             "Controle INR",
             ConversationKind::Group,
             Some(patient.clone()),
@@ -198,6 +205,7 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
         )
         .await?;
     let sent = huisarts
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("INR 3,2: dosering gelijk"),
@@ -205,11 +213,15 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
         .await?;
     for device in [&poh_phone, &poh_desktop] {
         device.sync().await?;
-        device.mark_read(&conversation.id, &sent).await?;
+        device
+            .conversations()
+            .mark_read(&conversation.id, &sent)
+            .await?;
         device.sync().await?;
     }
     // Documenting (here by hand) is an access too.
     huisarts
+        .record()
         .document_by_hand(
             &conversation.id,
             DocumentDraft {
@@ -232,6 +244,7 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
 
     unlock(&manager, &m).await?;
     let log = manager
+        .privacy()
         .audit_log(&AuditQuery {
             patient: Some(patient.clone()),
             ..AuditQuery::default()
@@ -272,6 +285,7 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
 
     // For a breach: which patients the POH's phone accessed.
     let breach = manager
+        .privacy()
         .breach_report(Some(&poh_phone.id().device), None, 0, i64::MAX)
         .await?;
     assert_eq!(breach.len(), 1);
@@ -279,6 +293,7 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
 
     // CSV and FHIR AuditEvent exports; the FHIR one validates.
     let (csv, fhir) = manager
+        .privacy()
         .export_audit(&AuditQuery {
             patient: Some(patient.clone()),
             ..AuditQuery::default()
@@ -312,7 +327,8 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
     let online = sign_in(&server, &b, "desktop").await?;
     let offline = sign_in(&server, &c, "tablet").await?;
     let conversation = sender
-        .create_conversation(
+        .conversations()
+        .create(
             "Uitslag",
             ConversationKind::Group,
             None,
@@ -326,6 +342,7 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let attachment = sender
+        .conversations()
         .attach(
             &conversation.id,
             "uitslag.txt",
@@ -336,7 +353,10 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
         .await?;
     let mut message = NewMessage::text("vluchtigbericht kalium 5,9").disappearing(ttl as u64);
     message.attachments = vec![attachment.clone()];
-    let sent = sender.send(&conversation.id, message).await?;
+    let sent = sender
+        .conversations()
+        .send(&conversation.id, message)
+        .await?;
     let shown = sender.conversations().message(&sent)?;
     assert!(
         shown
@@ -354,7 +374,7 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
     })
     .await?;
     assert_eq!(
-        online.open_attachment(&attachment).await?,
+        online.conversations().open_attachment(&attachment).await?,
         b"kaliumwaarde vluchtig"
     );
     let attachment_file = online
@@ -403,7 +423,7 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
     })
     .await
     .map_err(|e| format!("the server kept the envelope: {e}"))?;
-    match online.open_attachment(&attachment).await {
+    match online.conversations().open_attachment(&attachment).await {
         Err(pieper_core::Error::Rejected { code, .. }) if code == "not_found" => {}
         other => return Err(format!("the blob is still served: {other:?}").into()),
     }
@@ -420,7 +440,7 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
             .search("vluchtigbericht", 10)?
             .is_empty()
     );
-    let report = reopened.housekeeping().await?;
+    let report = reopened.privacy().housekeeping().await?;
     assert_eq!(report.expired_total, 1);
     drop((reopened, dir, user));
     Ok(())
@@ -435,9 +455,10 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     let huisarts = sign_in(&server, &a, "desktop").await?;
     let poh = sign_in(&server, &b, "phone").await?;
     huisarts
+        .consent()
         .import_roster(roster(), RosterFormat::Csv, true)
         .await?;
-    assert!(huisarts.sync_practice().await?);
+    assert!(huisarts.consent().sync_practice().await?);
     poh.sync().await?;
     huisarts.sync().await?;
 
@@ -445,7 +466,8 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     let other = PatientRef::new("bsn:999911132")?;
     for p in [&patient, &other] {
         huisarts
-            .record_consent(NewConsent {
+            .consent()
+            .record(NewConsent {
                 patient: p.clone(),
                 kind: ConsentKind::LspSharing,
                 status: ConsentStatus::Given,
@@ -456,7 +478,8 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
             .await?;
     }
     let about = huisarts
-        .create_conversation(
+        .conversations()
+        .create(
             "Wondcontrole",
             ConversationKind::Group,
             Some(patient.clone()),
@@ -464,7 +487,8 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
         )
         .await?;
     let elsewhere = huisarts
-        .create_conversation(
+        .conversations()
+        .create(
             "Griepprik",
             ConversationKind::Group,
             Some(other.clone()),
@@ -472,6 +496,7 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
         )
         .await?;
     let photo = huisarts
+        .conversations()
         .attach(
             &about.id,
             "wond.txt",
@@ -482,9 +507,10 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
         .await?;
     let mut first = NewMessage::text("wondmerkteken: roodheid rond de hechting");
     first.attachments = vec![photo];
-    huisarts.send(&about.id, first).await?;
+    huisarts.conversations().send(&about.id, first).await?;
     huisarts
-        .create_task(
+        .tasks()
+        .create(
             &about.id,
             NewTask {
                 what: "wondmerkteken controle over een week".into(),
@@ -496,22 +522,24 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
         )
         .await?;
     huisarts
+        .conversations()
         .send(
             &elsewhere.id,
             NewMessage::text("andermerkteken: griepprik gegeven"),
         )
         .await?;
     poh.sync().await?;
-    poh.send(
-        &about.id,
-        NewMessage::text("wondmerkteken: gezien, ziet er rustig uit"),
-    )
-    .await?;
+    poh.conversations()
+        .send(
+            &about.id,
+            NewMessage::text("wondmerkteken: gezien, ziet er rustig uit"),
+        )
+        .await?;
     huisarts.sync().await?;
 
     // Inzage: exactly this patient's data, as PDF and FHIR.
     unlock(&huisarts, &a).await?;
-    let export = huisarts.export_patient(&patient).await?;
+    let export = huisarts.privacy().export_patient(&patient).await?;
     assert_eq!(
         (
             export.conversations,
@@ -537,7 +565,7 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     assert!(errors.is_empty(), "{errors:#?}");
 
     // Erasure: gone from both devices and the server; kept things named.
-    let erased = huisarts.erase_patient(&patient).await?;
+    let erased = huisarts.privacy().erase_patient(&patient).await?;
     assert_eq!(
         (erased.conversations, erased.messages, erased.tasks),
         (1, 2, 1)
@@ -576,6 +604,7 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
         assert!(!files_contain(device.dir.path(), b"wondmerkteken")?);
     }
     let log = huisarts
+        .privacy()
         .audit_log(&AuditQuery {
             patient: Some(patient.clone()),
             ..AuditQuery::default()
@@ -626,7 +655,7 @@ async fn the_cli_shows_receipts_exports_and_erases() -> TestResult {
     let sent = pieper_ok(dir.path(), &["send", &conv, "cliwondmerk: controle"])?;
     let sent = sent.split('\t').next().ok_or("no id")?.to_owned();
     poh.sync().await?;
-    poh.mark_read(&conv, &sent).await?;
+    poh.conversations().mark_read(&conv, &sent).await?;
     poh.sync().await?;
     let receipts = pieper_ok(dir.path(), &["privacy", "receipts", &sent])?;
     assert!(

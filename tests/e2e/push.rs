@@ -18,8 +18,8 @@ async fn a_token_is_registered_rotated_and_kept_while_offline() -> TestResult {
     let mut server = Server::start(&db, &[])?;
     let phone = sign_in(&server, &huisarts, "iphone").await?;
 
-    phone.register_push_token(apns("a1b2c3")).await?;
-    assert_eq!(phone.push_token()?, Some((apns("a1b2c3"), true)));
+    phone.push().register_token(apns("a1b2c3")).await?;
+    assert_eq!(phone.push().token()?, Some((apns("a1b2c3"), true)));
 
     // Bad input is refused before it leaves the device.
     let without_environment = PushToken {
@@ -27,29 +27,29 @@ async fn a_token_is_registered_rotated_and_kept_while_offline() -> TestResult {
         ..apns("d4e5")
     };
     assert!(matches!(
-        phone.register_push_token(without_environment).await,
+        phone.push().register_token(without_environment).await,
         Err(Error::Invalid {
             field: "apns_environment",
             ..
         })
     ));
-    assert_eq!(phone.push_token()?, Some((apns("a1b2c3"), true)));
+    assert_eq!(phone.push().token()?, Some((apns("a1b2c3"), true)));
 
     // The OS rotates the token while the server is down: it is kept, and
     // registered at the first sync once the server is back.
     let address = server.base.trim_start_matches("http://").to_owned();
     server.kill();
-    phone.register_push_token(apns("f6a7b8")).await?;
-    assert_eq!(phone.push_token()?, Some((apns("f6a7b8"), false)));
+    phone.push().register_token(apns("f6a7b8")).await?;
+    assert_eq!(phone.push().token()?, Some((apns("f6a7b8"), false)));
     let _server = Server::start_at(&db, &address, &[])?;
     phone.sync().await?;
-    assert_eq!(phone.push_token()?, Some((apns("f6a7b8"), true)));
+    assert_eq!(phone.push().token()?, Some((apns("f6a7b8"), true)));
 
     // After a restart of the app it is still known.
     let phone = phone.reopen().await?;
-    assert_eq!(phone.push_token()?, Some((apns("f6a7b8"), true)));
-    phone.remove_push_token().await?;
-    assert_eq!(phone.push_token()?, None);
+    assert_eq!(phone.push().token()?, Some((apns("f6a7b8"), true)));
+    phone.push().remove_token().await?;
+    assert_eq!(phone.push().token()?, None);
     Ok(())
 }
 
@@ -171,13 +171,14 @@ async fn pushes_carry_ids_only_with_the_right_priority() -> TestResult {
     let android = sign_in(&g.server, &assistent, "android").await?;
     let old_tablet = sign_in(&g.server, &assistent, "oude-tablet").await?;
     let second = sign_in(&g.server, &poh, "android").await?;
-    iphone.register_push_token(apns("apns-iphone-1")).await?;
-    android.register_push_token(fcm("fcm-android")).await?;
-    old_tablet.register_push_token(fcm("fcm-dead")).await?;
-    second.register_push_token(fcm("fcm-flaky")).await?;
+    iphone.push().register_token(apns("apns-iphone-1")).await?;
+    android.push().register_token(fcm("fcm-android")).await?;
+    old_tablet.push().register_token(fcm("fcm-dead")).await?;
+    second.push().register_token(fcm("fcm-flaky")).await?;
 
     let conversation = desktop
-        .create_conversation(
+        .conversations()
+        .create(
             "Mw. Smit — INR",
             ConversationKind::Group,
             Some(PatientRef::new("his:patient/48213")?),
@@ -189,6 +190,7 @@ async fn pushes_carry_ids_only_with_the_right_priority() -> TestResult {
     assert!(g.fcm.log.all().is_empty() && g.apns.log.all().is_empty());
 
     let routine = desktop
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::text("Uitslag INR 4,1 voor mw. Smit"),
@@ -229,6 +231,7 @@ async fn pushes_carry_ids_only_with_the_right_priority() -> TestResult {
     assert_eq!(dead[0].status, 404);
 
     let urgent = desktop
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::urgent("Bel mw. Smit vandaag terug"),
@@ -290,7 +293,10 @@ async fn pushes_carry_ids_only_with_the_right_priority() -> TestResult {
             )
         })
         .collect();
-    let shown = iphone.notification(&data, Duration::from_secs(5)).await?;
+    let shown = iphone
+        .push()
+        .notification(&data, Duration::from_secs(5))
+        .await?;
     assert!(shown.decrypted);
     assert!(shown.urgent);
     assert_eq!(shown.preview, "Bel mw. Smit vandaag terug");
@@ -300,19 +306,22 @@ async fn pushes_carry_ids_only_with_the_right_priority() -> TestResult {
     let mut unknown = data.clone();
     unknown.insert("message".into(), "no-such-message".into());
     let generic = iphone
+        .push()
         .notification(&unknown, Duration::from_millis(500))
         .await?;
     assert!(!generic.decrypted && generic.preview.is_empty() && generic.urgent);
     assert!(matches!(
         iphone
+            .push()
             .notification(&HashMap::new(), Duration::from_millis(100))
             .await,
         Err(Error::Invalid { .. })
     ));
 
     // The OS rotates the iPhone's token: the next push goes to the new one.
-    iphone.register_push_token(apns("apns-iphone-2")).await?;
+    iphone.push().register_token(apns("apns-iphone-2")).await?;
     desktop
+        .conversations()
         .send(&conversation.id, NewMessage::text("Nog een vraag"))
         .await?;
     g.apns.log.wait_for(1, to("apns-iphone-2")).await?;
@@ -337,10 +346,14 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
     let desktop = sign_in(&g.server, &huisarts, "desktop").await?;
     let phone = sign_in(&g.server, &huisarts, "phone").await?;
     let iphone = sign_in(&g.server, &poh, "iphone").await?;
-    phone.register_push_token(fcm("fcm-huisarts-phone")).await?;
-    iphone.register_push_token(apns("apns-poh")).await?;
+    phone
+        .push()
+        .register_token(fcm("fcm-huisarts-phone"))
+        .await?;
+    iphone.push().register_token(apns("apns-poh")).await?;
     let conversation = desktop
-        .create_conversation(
+        .conversations()
+        .create(
             "Spoed",
             ConversationKind::Spoed,
             None,
@@ -355,6 +368,7 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
     .await?;
 
     let urgent = desktop
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::urgent("Pijn op de borst, wachtkamer"),
@@ -382,13 +396,19 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
     );
 
     // The sender's own devices reading it does not stop it...
-    phone.mark_read(&conversation.id, &urgent).await?;
+    phone
+        .conversations()
+        .mark_read(&conversation.id, &urgent)
+        .await?;
     let second = |r: &Recorded| {
         r.body["escalation"] == "2" || r.body["message"]["data"]["escalation"] == "2"
     };
     g.apns.log.wait_for(1, second).await?;
     // ...a recipient reading it does.
-    iphone.mark_read(&conversation.id, &urgent).await?;
+    iphone
+        .conversations()
+        .mark_read(&conversation.id, &urgent)
+        .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let count = g.apns.log.all().len() + g.fcm.log.all().len();
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -396,7 +416,10 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
     // Marking read in a conversation one is not in is refused.
     let outsider = sign_in(&g.server, &create_user(&g.db, "linde", "x", "poh")?, "d").await?;
     assert!(matches!(
-        outsider.mark_read(&conversation.id, &urgent).await,
+        outsider
+            .conversations()
+            .mark_read(&conversation.id, &urgent)
+            .await,
         Err(Error::Rejected { .. })
     ));
     Ok(())
@@ -428,9 +451,9 @@ async fn the_notification_self_test_reports_arrival_latency_and_a_dead_token() -
     let iphone = sign_in(&g.server, &poh, "iphone").await?;
     let tablet = sign_in(&g.server, &poh, "tablet").await?;
     let old = sign_in(&g.server, &huisarts, "old-phone").await?;
-    phone.register_push_token(fcm("fcm-selftest")).await?;
-    iphone.register_push_token(apns("apns-selftest")).await?;
-    old.register_push_token(fcm("fcm-dead")).await?;
+    phone.push().register_token(fcm("fcm-selftest")).await?;
+    iphone.push().register_token(apns("apns-selftest")).await?;
+    old.push().register_token(fcm("fcm-dead")).await?;
 
     // The Android phone, app open: the test comes live and by FCM, which
     // the test hands to the notification entry point as the OS would.
@@ -442,17 +465,16 @@ async fn the_notification_self_test_reports_arrival_latency_and_a_dead_token() -
     .await?;
     let test = {
         let phone = phone.client.clone();
-        tokio::spawn(async move {
-            phone
-                .notification_self_test(false, Duration::from_secs(10))
-                .await
-        })
+        tokio::spawn(async move { phone.push().self_test(false, Duration::from_secs(10)).await })
     };
     let pushed = g.fcm.log.wait_for(1, to("fcm-selftest")).await?.remove(0);
     let data = push_data(&pushed);
     assert_eq!(data.get("self_test").map(String::as_str), Some("1"));
     assert_eq!(pushed.body["message"]["android"]["priority"], "NORMAL");
-    let shown = phone.notification(&data, Duration::from_secs(1)).await?;
+    let shown = phone
+        .push()
+        .notification(&data, Duration::from_secs(1))
+        .await?;
     assert!(shown.preview.contains("Testmelding"));
     let report = test.await??;
     assert_eq!(report.provider_outcome, "delivered");
@@ -469,7 +491,8 @@ async fn the_notification_self_test_reports_arrival_latency_and_a_dead_token() -
 
     // The iPhone, urgent: APNs took it, but nothing reached the app in time.
     let report = iphone
-        .notification_self_test(true, Duration::from_millis(800))
+        .push()
+        .self_test(true, Duration::from_millis(800))
         .await?;
     assert_eq!(report.provider_outcome, "delivered");
     assert!(report.arrivals.is_empty());
@@ -483,7 +506,8 @@ async fn the_notification_self_test_reports_arrival_latency_and_a_dead_token() -
 
     // A dead token is named as such (and removed); no token says so too.
     let report = old
-        .notification_self_test(false, Duration::from_millis(500))
+        .push()
+        .self_test(false, Duration::from_millis(500))
         .await?;
     assert_eq!(report.provider_outcome, "token_gone");
     assert!(
@@ -492,7 +516,8 @@ async fn the_notification_self_test_reports_arrival_latency_and_a_dead_token() -
         report.advice
     );
     let report = tablet
-        .notification_self_test(false, Duration::from_millis(500))
+        .push()
+        .self_test(false, Duration::from_millis(500))
         .await?;
     assert_eq!(report.provider_outcome, "no_token");
     assert!(!report.advice.is_empty());

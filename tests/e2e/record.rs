@@ -249,6 +249,7 @@ async fn practice(mode: impl Fn(&TestHis) -> Vec<String>) -> Result<Practice, Bo
     let (connector, pull) = start_connector(&server, &connector_user, &args)?;
     let desktop = sign_in(&server, &huisarts, "desktop").await?;
     desktop
+        .consent()
         .import_roster(
             "reference,name,birth_date,enrolled\nbsn:999911120,Mw. J. de Vries,1951-04-12,yes\n"
                 .into(),
@@ -257,7 +258,8 @@ async fn practice(mode: impl Fn(&TestHis) -> Vec<String>) -> Result<Practice, Bo
         )
         .await?;
     let conversation = desktop
-        .create_conversation(
+        .conversations()
+        .create(
             "Mw. De Vries — hoest",
             ConversationKind::Group,
             Some(PatientRef::new("bsn:999911120")?),
@@ -288,13 +290,17 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
         (&p.his, &p.db, &p.server, &p.desktop, &p.conversation);
     const MARKER: &str = "DOSSIERTEKST-8K4 droge hoest sinds enalapril";
     let message = desktop
+        .conversations()
         .send(&conversation.id, NewMessage::for_record(MARKER))
         .await?;
     // Without the E/P confirmation it is refused, and nothing is sent.
     let mut unconfirmed = draft("Hoesten", MARKER, vec![message.clone()]);
     unconfirmed.patient_visible_confirmed = false;
     assert!(matches!(
-        desktop.document(&conversation.id, unconfirmed).await,
+        desktop
+            .record()
+            .document(&conversation.id, unconfirmed)
+            .await,
         Err(pieper_core::Error::Invalid {
             field: "patient_visible",
             ..
@@ -302,6 +308,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     ));
 
     let first = desktop
+        .record()
         .document(
             &conversation.id,
             draft("Hoesten", MARKER, vec![message.clone()]),
@@ -344,6 +351,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     // The HIS is down, then back: the item arrives once.
     his.toggle("outage", true).await?;
     let second = desktop
+        .record()
         .document(
             &conversation.id,
             draft("Hoesten tweede", "Nog steeds hoest.", vec![]),
@@ -362,6 +370,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
     // The HIS refuses: the user sees why; after the fix a retry succeeds.
     his.toggle("reject", true).await?;
     let third = desktop
+        .record()
         .document(
             &conversation.id,
             draft("Hoesten derde", "Hoest minder.", vec![]),
@@ -376,7 +385,7 @@ async fn documentation_reaches_the_his_exactly_once_through_the_connector() -> T
         "{failed:?}"
     );
     his.toggle("reject", false).await?;
-    desktop.retry_document(&third.item.id).await?;
+    desktop.record().retry(&third.item.id).await?;
     wait_state(desktop, &third.item.id, DocState::Documented).await?;
     assert_eq!(his.compositions("Hoesten derde").await?, 1);
     assert_eq!(
@@ -404,15 +413,17 @@ async fn a_polling_his_takes_the_items_and_its_receipt_reaches_the_author() -> T
     let pull = p.pull.clone().ok_or("no pull address")?;
     let phone = sign_in(&p.server, &p.huisarts, "phone").await?;
     // The huisarts's desktop adds their new phone to their conversations.
-    desktop.add_my_new_devices().await?;
+    desktop.devices().add_my_new_devices().await?;
     phone.sync().await?;
     let message = desktop
+        .conversations()
         .send(
             &conversation.id,
             NewMessage::for_record("Hoest sinds enalapril"),
         )
         .await?;
     let item = desktop
+        .record()
         .document(
             &conversation.id,
             draft(

@@ -32,7 +32,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     let poh = sign_in(&server, &devries, "desktop").await?;
 
     // The POH's device makes the practice's groups, the spoed channel too.
-    assert!(poh.sync_practice().await?);
+    assert!(poh.consent().sync_practice().await?);
     on_duty.sync().await?;
     backup.sync().await?;
     let channel = poh.spoed().channel_id()?;
@@ -46,21 +46,23 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let (date, part) = local_date_and_part(now).ok_or("no day part")?;
-    poh.set_duty_roster(DutyRoster {
-        slots: vec![DutySlot {
-            date,
-            part,
-            on_duty: jansen.id.clone(),
-            backup: smit.id.clone(),
-        }],
-    })
-    .await?;
+    poh.spoed()
+        .set_duty_roster(DutyRoster {
+            slots: vec![DutySlot {
+                date,
+                part,
+                on_duty: jansen.id.clone(),
+                backup: smit.id.clone(),
+            }],
+        })
+        .await?;
     on_duty.sync().await?;
     backup.sync().await?;
     assert_eq!(on_duty.spoed().route_now()?, Some(jansen.id.clone()));
 
     let conversation = poh
-        .create_conversation(
+        .conversations()
+        .create(
             "Dhr. Bos — pijn op de borst",
             ConversationKind::Group,
             Some(PatientRef::new("his:1002")?),
@@ -69,11 +71,12 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
         .await?;
     let mut on_duty_events = on_duty.events();
     let mut backup_events = backup.events();
-    poh.send(
-        &conversation.id,
-        NewMessage::triaged("Dhr. Bos: drukkende pijn op de borst, 20 min", Triage::U2),
-    )
-    .await?;
+    poh.conversations()
+        .send(
+            &conversation.id,
+            NewMessage::triaged("Dhr. Bos: drukkende pijn op de borst, 20 min", Triage::U2),
+        )
+        .await?;
     on_duty.sync().await?;
     backup.sync().await?;
     let first = on_duty
@@ -106,13 +109,14 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     assert!(escalated.is_ok(), "an untaken spoed post escalates");
 
     // On do-not-disturb, the next goes to the backup.
-    on_duty.set_do_not_disturb(true).await?;
+    on_duty.spoed().set_do_not_disturb(true).await?;
     poh.sync().await?;
-    poh.send(
-        &conversation.id,
-        NewMessage::triaged("Dhr. Bos: nu ook kortademig", Triage::U1),
-    )
-    .await?;
+    poh.conversations()
+        .send(
+            &conversation.id,
+            NewMessage::triaged("Dhr. Bos: nu ook kortademig", Triage::U1),
+        )
+        .await?;
     on_duty.sync().await?;
     backup.sync().await?;
     let second = backup
@@ -130,7 +134,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     assert!(urgent_ids(&mut backup_events).contains(&second.id));
 
     // The backup takes it; everyone sees who, and it escalates no more.
-    backup.take_spoed(&second.id).await?;
+    backup.spoed().take(&second.id).await?;
     poh.sync().await?;
     on_duty.sync().await?;
     for device in [&poh, &on_duty] {

@@ -8,7 +8,8 @@ async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
     let p = pair("INR-controle", "phone", "desktop").await?;
     let (a, b) = (&p.a, &p.b);
     let made = a
-        .create_task(
+        .tasks()
+        .create(
             &p.conversation.id,
             NewTask {
                 what: "INR over een week herhalen".into(),
@@ -26,7 +27,8 @@ async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
     assert!(a.tasks().my_open()?.is_empty());
 
     // One takes it on while the other cancels it, neither having seen the other.
-    let (accepted, cancelled) = tokio::join!(b.accept_task(&made.id), a.cancel_task(&made.id));
+    let (at_b, at_a) = (b.tasks(), a.tasks());
+    let (accepted, cancelled) = tokio::join!(at_b.accept(&made.id), at_a.cancel(&made.id));
     let (accepted, cancelled) = (accepted?, cancelled?);
     assert_eq!(accepted.state, TaskState::Accepted);
     assert_eq!(cancelled.state, TaskState::Cancelled);
@@ -49,7 +51,7 @@ async fn a_task_changed_on_two_devices_at_once_converges() -> TestResult {
     }
     // A finished task cannot move again.
     assert!(matches!(
-        a.complete_task(&made.id).await,
+        a.tasks().complete(&made.id).await,
         Err(Error::Invalid { field: "state", .. })
     ));
     Ok(())
@@ -65,7 +67,8 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
     let balie = pieper_e2e::sign_in(&server, &assistent, "balie").await?;
     let patient = PatientRef::new("bsn:999911120")?;
     let conversation = arts
-        .create_conversation(
+        .conversations()
+        .create(
             "Mw. De Vries",
             ConversationKind::Group,
             Some(patient.clone()),
@@ -73,13 +76,15 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
         )
         .await?;
     let message = arts
+        .conversations()
         .send(
             &conversation.id,
             pieper_core::NewMessage::text("Graag over 2 weken controle afspreken"),
         )
         .await?;
     let task = arts
-        .create_task(
+        .tasks()
+        .create(
             &conversation.id,
             NewTask {
                 from_message: Some(message.clone()),
@@ -101,7 +106,7 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
     let request = open[0].to_fhir_request()?.ok_or("no request")?;
     assert_eq!(request["resourceType"], "ServiceRequest");
     assert_eq!(request["subject"]["identifier"]["value"], "999911120");
-    let done = balie.complete_task(&task.id).await?;
+    let done = balie.tasks().complete(&task.id).await?;
     assert_eq!(done.state, TaskState::Completed);
     arts.sync().await?;
     let seen = arts.tasks().get(&task.id)?;
@@ -110,17 +115,18 @@ async fn a_follow_up_becomes_an_assistants_task_for_the_patient() -> TestResult 
     assert!(balie.tasks().my_open()?.is_empty());
     // Bad input is refused before anything is sent.
     assert!(matches!(
-        arts.create_task(
-            &conversation.id,
-            NewTask {
-                what: "x".into(),
-                assignee: Assignee::Role("assistent".into()),
-                due: Some("11-12-2026".into()),
-                from_message: None,
-                follow_up: None,
-            }
-        )
-        .await,
+        arts.tasks()
+            .create(
+                &conversation.id,
+                NewTask {
+                    what: "x".into(),
+                    assignee: Assignee::Role("assistent".into()),
+                    due: Some("11-12-2026".into()),
+                    from_message: None,
+                    follow_up: None,
+                }
+            )
+            .await,
         Err(Error::Invalid { field: "due", .. })
     ));
     // The server saw no task text.
@@ -139,7 +145,8 @@ async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
     let phone = pieper_e2e::sign_in(&server, &huisarts, "phone").await?;
     let colleague = pieper_e2e::sign_in(&server, &poh, "laptop").await?;
     let conversation = desktop
-        .create_conversation(
+        .conversations()
+        .create(
             "Dhr. Bos",
             ConversationKind::Group,
             Some(PatientRef::new("his:1002")?),
@@ -151,6 +158,7 @@ async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
 
     // Discussion and documentation go to everyone, with their kind.
     let record = desktop
+        .conversations()
         .send(
             &conversation.id,
             pieper_core::NewMessage::for_record("RR 150/95, herhalen over 2 weken"),
@@ -159,6 +167,7 @@ async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
     // A work note goes to the author's other devices only.
     const MARKER: &str = "WERKNOTITIE-7Q2 twijfel aan therapietrouw";
     let note = desktop
+        .conversations()
         .send(&conversation.id, pieper_core::NewMessage::note(MARKER))
         .await?;
     assert_eq!(

@@ -92,7 +92,8 @@ pub async fn pair(title: &str, a_device: &str, b_device: &str) -> Result<Pair, B
     let a = sign_in(&server, &a, a_device).await?;
     let b = sign_in(&server, &b, b_device).await?;
     let conversation = a
-        .create_conversation(
+        .conversations()
+        .create(
             title,
             pieper_core::ConversationKind::Group,
             None,

@@ -56,7 +56,7 @@ impl Client {
     /// Brings this user's personal group up to date: makes it if they have
     /// none, adds their devices that are not in it, and sends this device's
     /// unshared work notes. Returns whether this device is in it.
-    pub async fn sync_personal(&self) -> Result<bool> {
+    pub(crate) async fn sync_personal(&self) -> Result<bool> {
         if !self.ensure_known_group(KnownGroup::Personal).await? {
             return Ok(false);
         }
@@ -69,7 +69,7 @@ impl Client {
 
     /// Writes a work note about a conversation; it goes to this user's
     /// other devices only. Returns its id.
-    pub async fn write_note(&self, conversation: &str, body: &str) -> Result<String> {
+    pub(crate) async fn write_note(&self, conversation: &str, body: &str) -> Result<String> {
         let (conversation, body) = (conversation.to_owned(), body.to_owned());
         let note = self
             .store(move |d| d.write_note(&conversation, &body))

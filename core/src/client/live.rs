@@ -101,7 +101,7 @@ async fn session(client: &Client) -> Result<()> {
         let expiry = until_next_expiry(client);
         tokio::select! {
             () = tokio::time::sleep(expiry) => {
-                if let Err(e) = client.housekeeping().await {
+                if let Err(e) = client.privacy().housekeeping().await {
                     break Err(e);
                 }
             }
@@ -184,19 +184,19 @@ fn announce(client: &Client, text: &str) -> bool {
 /// Adds this user's new devices to their conversations, and new staff
 /// devices to the practice group.
 async fn check_membership(client: &Client) {
-    if let Err(e) = client.remove_revoked_devices().await {
+    if let Err(e) = client.devices().remove_revoked().await {
         tracing::debug!(error = %e, "removing revoked devices failed");
     }
-    if let Err(e) = client.top_up_key_packages().await {
+    if let Err(e) = client.devices().top_up_key_packages().await {
         tracing::debug!(error = %e, "topping up KeyPackages failed");
     }
-    if let Err(e) = client.heal_others().await {
+    if let Err(e) = client.devices().heal_others().await {
         tracing::debug!(error = %e, "healing members failed");
     }
-    if let Err(e) = client.add_my_new_devices().await {
+    if let Err(e) = client.devices().add_my_new_devices().await {
         tracing::debug!(error = %e, "adding own devices failed");
     }
-    if let Err(e) = client.sync_practice().await {
+    if let Err(e) = client.consent().sync_practice().await {
         tracing::debug!(error = %e, "practice group check failed");
     }
     // The personal group is made by the first work note; once it exists,

@@ -27,16 +27,14 @@ use crate::{
     error::{Error, Result},
     identity::MemberId,
     keystore::KeyStore,
-    model::{
-        Conversation, ConversationKind, MessageKind, MessageState, NewMessage, PatientRef, Priority,
-    },
+    model::{ConversationKind, MessageKind, MessageState, Priority},
     store::queries::Session,
 };
 
 /// One-time KeyPackages uploaded at sign-in.
-const KEY_PACKAGES_AT_LOGIN: usize = 20;
+pub(crate) const KEY_PACKAGES_AT_LOGIN: usize = 20;
 /// Below this many one-time KeyPackages on the server, a device uploads more.
-const KEY_PACKAGES_LOW: usize = 5;
+pub(crate) const KEY_PACKAGES_LOW: usize = 5;
 /// Envelopes fetched per sync page.
 const SYNC_PAGE: u32 = 500;
 /// How often a membership change is made again after losing its epoch.
@@ -140,7 +138,10 @@ impl Client {
         .await
         .map_err(|e| Error::Mls(e.to_string()))??;
         let client = Client::assemble(Arc::new(device), kept, api.with_token(login.device_token));
-        client.publish_key_packages(KEY_PACKAGES_AT_LOGIN).await?;
+        client
+            .devices()
+            .publish_key_packages(KEY_PACKAGES_AT_LOGIN)
+            .await?;
         Ok(client)
     }
 
@@ -260,85 +261,6 @@ impl Client {
         Err(Error::Revoked)
     }
 
-    /// Adds again the member devices that asked for it (they fell behind
-    /// and cannot decrypt): removes each from the conversation, adds it
-    /// back with a fresh KeyPackage, and sends the conversation's recent
-    /// history so it sees what it missed. Returns how many were healed.
-    pub async fn heal_others(&self) -> Result<usize> {
-        let result = self.inner.api.heal_requests().await;
-        let requests = self.server(result).await?;
-        let mut healed = 0;
-        for request in requests {
-            let conv = request.conversation.clone();
-            let stuck: Option<MemberId> = self
-                .store(move |d| d.members(&conv))
-                .await?
-                .into_iter()
-                .map(|m| m.id)
-                .find(|id| id.device == request.device);
-            let Some(stuck) = stuck else { continue };
-            match self
-                .remove_devices(&request.conversation, std::slice::from_ref(&stuck))
-                .await
-            {
-                Ok(()) => {}
-                Err(Error::NotMember | Error::Rejected { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-            self.add_devices(
-                &request.conversation,
-                std::slice::from_ref(&stuck.user),
-                true,
-            )
-            .await?;
-            let per_conversation = self.store(|d| d.practice_rules()).await?.history_messages;
-            let conv = request.conversation.clone();
-            self.store(move |d| d.share_history_in(&conv, per_conversation))
-                .await?;
-            self.flush_quietly().await?;
-            healed += 1;
-        }
-        Ok(healed)
-    }
-
-    /// Removes the practice's revoked devices from every conversation this
-    /// device is in (an MLS commit each), so they cannot read what is sent
-    /// after. Returns in how many conversations a device was removed.
-    pub async fn remove_revoked_devices(&self) -> Result<usize> {
-        let result = self.inner.api.revoked_devices().await;
-        let revoked: HashSet<String> = self.server(result).await?.into_iter().collect();
-        if revoked.is_empty() {
-            return Ok(0);
-        }
-        let conversations = self.store(|d| d.all_conversations()).await?;
-        let mut removed = 0;
-        for conversation in conversations.iter().filter(|c| c.active) {
-            let conv = conversation.id.clone();
-            let gone: Vec<MemberId> = self
-                .store(move |d| d.members(&conv))
-                .await?
-                .into_iter()
-                .map(|m| m.id)
-                .filter(|id| revoked.contains(&id.device))
-                .collect();
-            if gone.is_empty() {
-                continue;
-            }
-            match self.remove_devices(&conversation.id, &gone).await {
-                Ok(()) => removed += 1,
-                // Another member removed it first, or this device left.
-                Err(Error::NotMember | Error::Rejected { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Uploads `count` one-time KeyPackages and a fresh last-resort one.
-    pub async fn publish_key_packages(&self, count: usize) -> Result<()> {
-        self.upload_key_packages(count, true, false).await
-    }
-
     /// Uploads `count` one-time KeyPackages, with a fresh last-resort one if
     /// asked; `replace` drops the unclaimed ones the server holds.
     pub(crate) async fn upload_key_packages(
@@ -366,74 +288,10 @@ impl Client {
         self.server(result).await
     }
 
-    /// How many one-time KeyPackages the server still holds for this device.
-    pub async fn key_packages_left(&self) -> Result<u32> {
-        let result = self.inner.api.key_package_count().await;
-        Ok(self.server(result).await?.one_time)
-    }
-
-    /// Uploads one-time KeyPackages when the server holds fewer than
-    /// [`KEY_PACKAGES_LOW`], back up to [`KEY_PACKAGES_AT_LOGIN`]; without
-    /// this every add would use the last-resort package, whose private key
-    /// is kept. Returns how many it uploaded.
-    pub async fn top_up_key_packages(&self) -> Result<usize> {
-        let left = self.key_packages_left().await? as usize;
-        if left >= KEY_PACKAGES_LOW {
-            return Ok(0);
-        }
-        let count = KEY_PACKAGES_AT_LOGIN - left;
-        self.upload_key_packages(count, false, false).await?;
-        Ok(count)
-    }
-
     /// The practice's staff.
     pub async fn colleagues(&self) -> Result<Vec<pieper_wire::UserInfo>> {
         let result = self.inner.api.users().await;
         self.server(result).await
-    }
-
-    /// This user's devices (a manager: the practice's).
-    pub async fn devices(&self) -> Result<Vec<pieper_wire::DeviceInfo>> {
-        let result = self.inner.api.devices().await;
-        self.server(result).await
-    }
-
-    /// Revokes a device (lost or replaced): its token stops at once, and
-    /// this device removes it from its conversations (the others' devices do
-    /// the same within their next membership check).
-    pub async fn revoke_device(&self, device: &str) -> Result<()> {
-        let result = self.inner.api.revoke(device).await;
-        self.server(result).await?;
-        self.remove_revoked_devices().await.map(|_| ())
-    }
-
-    /// Starts a conversation with the given colleagues (user ids); all
-    /// their devices and this user's other devices join it.
-    pub async fn create_conversation(
-        &self,
-        title: &str,
-        kind: ConversationKind,
-        patient: Option<PatientRef>,
-        with_users: &[String],
-    ) -> Result<Conversation> {
-        let title = title.to_owned();
-        let conversation = self
-            .store(move |d| d.create_conversation(&title, kind, patient))
-            .await?;
-        let result = self.inner.api.create_conversation(&conversation.id).await;
-        self.server(result).await?;
-        let mut users: Vec<String> = with_users.to_vec();
-        users.push(self.id().user.clone());
-        self.add_users(&conversation.id, &users).await?;
-        let id = conversation.id.clone();
-        self.store(move |d| d.conversation(&id)).await
-    }
-
-    /// Adds every active device of `users` that is not yet a member.
-    pub async fn add_users(&self, conversation: &str, users: &[String]) -> Result<()> {
-        self.add_devices(conversation, users, false)
-            .await
-            .map(|_| ())
     }
 
     /// Adds the devices of `users` missing from the conversation; with
@@ -485,21 +343,6 @@ impl Client {
         Ok(added.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Removes member devices from a conversation.
-    pub async fn remove_devices(&self, conversation: &str, devices: &[MemberId]) -> Result<()> {
-        let (conversation, devices) = (conversation.to_owned(), devices.to_vec());
-        self.change_members(move |client| {
-            let (conversation, devices) = (conversation.clone(), devices.clone());
-            async move {
-                client
-                    .store(move |d| d.remove_members(&conversation, &devices))
-                    .await?;
-                Ok(true)
-            }
-        })
-        .await
-    }
-
     /// Makes a membership change (`change` queues a commit, or says there
     /// is nothing to do) and hands it to the server. When another member's
     /// commit won the epoch, the refused one is dropped, the conversation
@@ -524,18 +367,6 @@ impl Client {
             message: 0,
             current: 0,
         })
-    }
-
-    /// Writes a message (pending) and sends it when the server answers;
-    /// returns its id. Offline, it waits in the outbox.
-    pub async fn send(&self, conversation: &str, message: NewMessage) -> Result<String> {
-        if message.kind == MessageKind::Werkaantekening {
-            return self.write_note(conversation, &message.body).await;
-        }
-        let conv = conversation.to_owned();
-        let out = self.store(move |d| d.send(&conv, message)).await?;
-        self.flush_quietly().await?;
-        Ok(out.id)
     }
 
     /// Hands the outbox to the server; offline, it simply waits there.
@@ -723,7 +554,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
         } else if joined > 0 {
-            match self.top_up_key_packages().await {
+            match self.devices().top_up_key_packages().await {
                 Ok(_) | Err(Error::Network(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -744,8 +575,8 @@ impl Client {
             Ok(_) | Err(Error::Network(_)) => {}
             Err(e) => return Err(e),
         }
-        self.refresh_practice_rules().await?;
-        self.housekeeping().await?;
+        self.privacy().refresh_rules().await?;
+        self.privacy().housekeeping().await?;
         // Practice data recorded while this device could not share it (not
         // yet in the practice group, or offline) goes out now, and so does a
         // push token the server did not get.
@@ -817,64 +648,6 @@ impl Client {
             }
             Received::Proposal { .. } | Received::Own => {}
         }
-    }
-
-    /// Adds this user's devices that enrolled since to every conversation
-    /// this device is in (they read from their enrolment on).
-    pub async fn add_my_new_devices(&self) -> Result<usize> {
-        let mine: Vec<String> = self
-            .devices()
-            .await?
-            .into_iter()
-            .filter(|d| d.user_id == self.id().user && d.revoked_at.is_none())
-            .map(|d| d.id)
-            .collect();
-        let fresh: Vec<String> = {
-            let known = self
-                .inner
-                .known_devices
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            mine.iter()
-                .filter(|d| !known.contains(*d))
-                .cloned()
-                .collect()
-        };
-        if fresh.is_empty() {
-            return Ok(0);
-        }
-        let conversations = self.store(|d| d.all_conversations()).await?;
-        let mut added = 0;
-        let mut joined: Vec<String> = Vec::new();
-        for conversation in conversations.iter().filter(|c| c.active) {
-            let conv = conversation.id.clone();
-            let members: HashSet<String> = self
-                .store(move |d| d.members(&conv))
-                .await?
-                .into_iter()
-                .map(|m| m.id.device)
-                .collect();
-            if fresh.iter().any(|d| !members.contains(d)) {
-                self.add_users(&conversation.id, std::slice::from_ref(&self.id().user))
-                    .await?;
-                added += 1;
-                if !matches!(
-                    conversation.kind,
-                    ConversationKind::Practice | ConversationKind::Personal
-                ) {
-                    joined.push(conversation.id.clone());
-                }
-            }
-        }
-        if !joined.is_empty() {
-            self.send_history(joined).await?;
-        }
-        self.inner
-            .known_devices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(mine);
-        Ok(added)
     }
 
     /// Sends this user's devices (the new one among them) the recent

@@ -6,7 +6,7 @@ use crate::{client::Client, device::PatientConsent, error::Result, model::Patien
 
 /// The roster and consent: `client.consent()`.
 pub struct ConsentClient<'c> {
-    client: &'c Client,
+    pub(crate) client: &'c Client,
 }
 
 impl Client {

@@ -10,7 +10,7 @@
 //!
 //! The log travels end-to-end encrypted in the practice group, an MLS group
 //! of all the practice's staff devices, and its order is the server's order
-//! of that group's envelopes ([`log`]); the server sees ciphertext only.
+//! of that group's envelopes (`log`); the server sees ciphertext only.
 
 mod actions;
 pub mod client;

@@ -9,7 +9,7 @@ use crate::{
 
 /// The conversations on this device: `client.conversations()`.
 pub struct ConversationsClient<'c> {
-    client: &'c Client,
+    pub(crate) client: &'c Client,
 }
 
 impl Client {

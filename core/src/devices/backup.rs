@@ -4,6 +4,7 @@
 //! server as ciphertext. Without the code the history is lost, never the
 //! account: signing in again works as for any new device.
 
+use super::DevicesClient;
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::{
     ChaCha20Poly1305, KeyInit, Nonce,
@@ -13,7 +14,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::client::Client;
 use crate::{
     error::{Error, Result},
     model::{ConversationKind, Message, PatientRef},
@@ -154,7 +154,7 @@ fn open(code: &str, user: &str, sealed: &[u8]) -> Result<Vec<u8>> {
         .map_err(|_| Error::WrongKey)
 }
 
-impl Client {
+impl DevicesClient<'_> {
     /// Backs up the chat history this device holds (the newest `per
     /// conversation` messages of each), sealed with `recovery_code` (see
     /// [`new_recovery_code`]); the server keeps the ciphertext, replacing
@@ -170,8 +170,9 @@ impl Client {
                 "at least 16 letters and digits",
             ));
         }
-        let user = self.id().user.clone();
+        let user = self.client.id().user.clone();
         let content = self
+            .client
             .store(move |d| {
                 let mut conversations = Vec::new();
                 for c in d.all_conversations()? {
@@ -210,8 +211,8 @@ impl Client {
             .await
             .map_err(|e| Error::Mls(format!("backup failed: {e}")))??;
         let bytes = sealed.len() as u64;
-        let result = self.api().put_backup(sealed).await;
-        self.server(result).await?;
+        let result = self.client.api().put_backup(sealed).await;
+        self.client.server(result).await?;
         Ok(content.report(bytes))
     }
 
@@ -220,10 +221,10 @@ impl Client {
     /// a member adds this device. A wrong code is [`Error::WrongKey`] and
     /// changes nothing.
     pub async fn restore_backup(&self, recovery_code: &str) -> Result<BackupReport> {
-        let result = self.api().get_backup().await;
-        let sealed = self.server(result).await?;
+        let result = self.client.api().get_backup().await;
+        let sealed = self.client.server(result).await?;
         let bytes = sealed.len() as u64;
-        let (code, user) = (recovery_code.to_owned(), self.id().user.clone());
+        let (code, user) = (recovery_code.to_owned(), self.client.id().user.clone());
         let plaintext = Zeroizing::new(
             tokio::task::spawn_blocking(move || open(&code, &user, &sealed))
                 .await
@@ -231,17 +232,24 @@ impl Client {
         );
         let content: BackupContent =
             serde_json::from_slice(&plaintext).map_err(|_| Error::Tampered)?;
-        if content.user != self.id().user {
+        if content.user != self.client.id().user {
             return Err(Error::WrongKey);
         }
         let report = content.report(bytes);
-        self.store(move |d| {
-            for c in &content.conversations {
-                d.restore_conversation(&c.id, &c.title, c.kind, c.patient.as_ref(), &c.messages)?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.client
+            .store(move |d| {
+                for c in &content.conversations {
+                    d.restore_conversation(
+                        &c.id,
+                        &c.title,
+                        c.kind,
+                        c.patient.as_ref(),
+                        &c.messages,
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(report)
     }
 }

@@ -1,6 +1,9 @@
-//! This user's devices: the encrypted history backup and its recovery code.
-//! (Key packages, revoke and heal still live on the client itself.)
+//! This user's devices: the list and revoking, KeyPackages, adding new
+//! devices and healing members that fell behind, and the encrypted history
+//! backup with its recovery code.
 
 mod backup;
+mod client;
 
 pub use backup::{BackupReport, new_recovery_code};
+pub use client::DevicesClient;

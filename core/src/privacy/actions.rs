@@ -1,11 +1,11 @@
 //! The client's side of receipts, the audit trail, disappearing messages,
 //! retention, attachments and the patient's AVG rights.
 
+use super::client::PrivacyClient;
 use crate::client::{Client, Event};
 use crate::{
-    attachments,
     error::{Error, Result},
-    model::{AttachmentRef, PatientRef},
+    model::PatientRef,
     privacy::{
         self, AccessAction, AuditEntry, ErasureReport, HousekeepingReport, PatientExport,
         PracticeRules, Receipt,
@@ -66,168 +66,6 @@ impl Client {
         }
     }
 
-    /// Fetches the practice's rules (retention, disappearing messages) and
-    /// keeps them for offline use; offline, the kept ones hold.
-    pub async fn refresh_practice_rules(&self) -> Result<PracticeRules> {
-        match self.api().practice_settings().await {
-            Ok(settings) => {
-                let rules = PracticeRules::from_wire(&settings)?;
-                self.store(move |d| d.set_practice_rules(rules)).await?;
-                Ok(rules)
-            }
-            Err(Error::Network(_)) => self.store(|d| d.practice_rules()).await,
-            Err(e) => self.server(Err(e)).await,
-        }
-    }
-
-    /// Changes the practice's rules (practice managers).
-    pub async fn set_practice_rules(&self, rules: PracticeRules) -> Result<PracticeRules> {
-        let result = self.api().set_practice_settings(&rules.to_wire()).await;
-        let settings = self.server(result).await?;
-        let rules = PracticeRules::from_wire(&settings)?;
-        self.store(move |d| d.set_practice_rules(rules)).await?;
-        Ok(rules)
-    }
-
-    /// Removes what expired or passed retention on this device now.
-    pub async fn housekeeping(&self) -> Result<HousekeepingReport> {
-        let report = self.store(|d| d.housekeeping()).await?;
-        if report.expired + report.past_retention > 0 {
-            self.emit(Event::MessagesExpired {
-                count: report.expired + report.past_retention,
-            });
-        }
-        Ok(report)
-    }
-
-    /// Gives a conversation a time-to-live for new messages (`None`: none).
-    pub async fn set_conversation_ttl(
-        &self,
-        conversation: &str,
-        ttl_secs: Option<u64>,
-    ) -> Result<()> {
-        let conv = conversation.to_owned();
-        self.store(move |d| d.set_conversation_ttl_here(&conv, ttl_secs))
-            .await?;
-        self.flush_quietly().await
-    }
-
-    /// Who has received and read a message, per member device.
-    pub async fn receipts(&self, message: &str) -> Result<Vec<Receipt>> {
-        let id = message.to_owned();
-        self.store(move |d| d.receipts(&id)).await
-    }
-
-    /// Opens the practice's audit log to this device for 15 minutes with a
-    /// fresh TOTP code (practice managers; a huisarts for one patient).
-    pub async fn unlock_audit(&self, totp: &str) -> Result<i64> {
-        let result = self.api().unlock_audit(totp).await;
-        Ok(self.server(result).await?.until)
-    }
-
-    /// Reads the practice's audit log (after [`Client::unlock_audit`]), with
-    /// the patients this device knows in place of their pseudonyms.
-    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        let mut asked: Option<(String, PatientRef)> = None;
-        if let Some(patient) = &query.patient {
-            let p = patient.clone();
-            let pseudonym = self
-                .store(move |d| d.pseudonym(&p))
-                .await?
-                .ok_or(Error::invalid(
-                    "patient",
-                    "the practice key is not known here yet",
-                ))?;
-            params.push(("patient", pseudonym.clone()));
-            asked = Some((pseudonym, patient.clone()));
-        }
-        for (name, value) in [
-            ("user", &query.user),
-            ("device", &query.device),
-            ("action", &query.action),
-        ] {
-            if let Some(v) = value {
-                params.push((name, v.clone()));
-            }
-        }
-        if let Some(from) = query.from {
-            params.push(("from", from.to_string()));
-        }
-        if let Some(to) = query.to {
-            params.push(("to", to.to_string()));
-        }
-        let result = self.api().audit(&params).await;
-        let events = self.server(result).await?;
-        let resolve = self.pseudonym_resolver().await?;
-        Ok(events
-            .into_iter()
-            .map(|event| AuditEntry {
-                // The patient asked about is known even if this device has
-                // nothing else of them.
-                patient: event.patient.as_ref().and_then(|p| match &asked {
-                    Some((pseudonym, patient)) if pseudonym == p => Some(patient.clone()),
-                    _ => resolve(p),
-                }),
-                event,
-            })
-            .collect())
-    }
-
-    /// Exports part of the audit log for the privacy officer: CSV and a
-    /// FHIR R4 Bundle of `AuditEvent`s. The export is itself logged.
-    pub async fn export_audit(&self, query: &AuditQuery) -> Result<(String, String)> {
-        let entries = self.audit_log(query).await?;
-        let csv = privacy::audit::to_csv(&entries);
-        let bundle = privacy::audit::to_fhir_bundle(&entries, queries::now_ms())?;
-        let detail = format!(
-            "events={} patient={} user={}",
-            entries.len(),
-            query.patient.is_some(),
-            query.user.as_deref().unwrap_or("-")
-        );
-        let patient = query.patient.clone();
-        self.store(move |d| d.record_access(AccessAction::AuditExport, patient.as_ref(), &detail))
-            .await?;
-        self.flush_accesses().await;
-        let json = serde_json::to_string_pretty(&bundle)
-            .map_err(|e| Error::invalid("bundle", e.to_string()))?;
-        Ok((csv, json))
-    }
-
-    /// For a data breach: which patients a device or user accessed between
-    /// `from` and `to` (ms), with the patients this device knows named.
-    pub async fn breach_report(
-        &self,
-        device: Option<&str>,
-        user: Option<&str>,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<BreachPatient>> {
-        let mut params: Vec<(&str, String)> =
-            vec![("from", from.to_string()), ("to", to.to_string())];
-        if let Some(d) = device {
-            params.push(("device", d.to_owned()));
-        }
-        if let Some(u) = user {
-            params.push(("user", u.to_owned()));
-        }
-        let result = self.api().breach(&params).await;
-        let rows = self.server(result).await?;
-        let resolve = self.pseudonym_resolver().await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| BreachPatient {
-                patient: resolve(&r.patient),
-                pseudonym: r.patient,
-                events: r.events,
-                first: r.first,
-                last: r.last,
-                actions: r.actions,
-            })
-            .collect())
-    }
-
     /// Maps pseudonyms back to the patients this device knows.
     async fn pseudonym_resolver(&self) -> Result<impl Fn(&str) -> Option<PatientRef>> {
         let pairs: Vec<(String, PatientRef)> = self
@@ -252,77 +90,212 @@ impl Client {
             tracing::debug!(error = %e, "accesses wait for the next sync");
         }
     }
+}
 
-    /// Seals a file, uploads it for the conversation and keeps the sealed
-    /// copy here; put the returned reference in a message. With
-    /// `expires_at`, the server removes it then.
-    pub async fn attach(
-        &self,
-        conversation: &str,
-        name: &str,
-        mime_type: &str,
-        data: Vec<u8>,
-        expires_at: Option<i64>,
-    ) -> Result<AttachmentRef> {
-        let (sealed, key) =
-            attachments::seal(&data).map_err(|e| Error::invalid("attachment", e.to_string()))?;
-        let result = self
-            .api()
-            .upload_blob(conversation, sealed.clone(), expires_at)
-            .await;
-        let created = self.server(result).await?;
-        let path = self.inner.device.attachment_file(&created.id)?;
-        std::fs::create_dir_all(self.inner.device.attachments_dir())
-            .and_then(|()| std::fs::write(&path, &sealed))
-            .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
-        Ok(AttachmentRef {
-            blob_id: created.id,
-            name: name.to_owned(),
-            mime_type: mime_type.to_owned(),
-            key,
-        })
+impl PrivacyClient<'_> {
+    /// Fetches the practice's rules (retention, disappearing messages) and
+    /// keeps them for offline use; offline, the kept ones hold.
+    pub async fn refresh_rules(&self) -> Result<PracticeRules> {
+        match self.client.api().practice_settings().await {
+            Ok(settings) => {
+                let rules = PracticeRules::from_wire(&settings)?;
+                self.client
+                    .store(move |d| d.set_practice_rules(rules))
+                    .await?;
+                Ok(rules)
+            }
+            Err(Error::Network(_)) => self.client.store(|d| d.practice_rules()).await,
+            Err(e) => self.client.server(Err(e)).await,
+        }
     }
 
-    /// Opens an attachment: the sealed copy here, or fetched and kept.
-    pub async fn open_attachment(&self, attachment: &AttachmentRef) -> Result<Vec<u8>> {
-        let path = self.inner.device.attachment_file(&attachment.blob_id)?;
-        let sealed = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                let result = self.api().download_blob(&attachment.blob_id).await;
-                let bytes = self.server(result).await?;
-                std::fs::create_dir_all(self.inner.device.attachments_dir())
-                    .and_then(|()| std::fs::write(&path, &bytes))
-                    .map_err(|e| crate::store::StoreError::Io(e.to_string()))?;
-                bytes
+    /// Changes the practice's rules (practice managers).
+    pub async fn set_rules(&self, rules: PracticeRules) -> Result<PracticeRules> {
+        let result = self
+            .client
+            .api()
+            .set_practice_settings(&rules.to_wire())
+            .await;
+        let settings = self.client.server(result).await?;
+        let rules = PracticeRules::from_wire(&settings)?;
+        self.client
+            .store(move |d| d.set_practice_rules(rules))
+            .await?;
+        Ok(rules)
+    }
+
+    /// Removes what expired or passed retention on this device now.
+    pub async fn housekeeping(&self) -> Result<HousekeepingReport> {
+        let report = self.client.store(|d| d.housekeeping()).await?;
+        if report.expired + report.past_retention > 0 {
+            self.client.emit(Event::MessagesExpired {
+                count: report.expired + report.past_retention,
+            });
+        }
+        Ok(report)
+    }
+
+    /// Gives a conversation a time-to-live for new messages (`None`: none).
+    pub async fn set_conversation_ttl(
+        &self,
+        conversation: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<()> {
+        let conv = conversation.to_owned();
+        self.client
+            .store(move |d| d.set_conversation_ttl_here(&conv, ttl_secs))
+            .await?;
+        self.client.flush_quietly().await
+    }
+
+    /// Who has received and read a message, per member device.
+    pub async fn receipts(&self, message: &str) -> Result<Vec<Receipt>> {
+        let id = message.to_owned();
+        self.client.store(move |d| d.receipts(&id)).await
+    }
+
+    /// Opens the practice's audit log to this device for 15 minutes with a
+    /// fresh TOTP code (practice managers; a huisarts for one patient).
+    pub async fn unlock_audit(&self, totp: &str) -> Result<i64> {
+        let result = self.client.api().unlock_audit(totp).await;
+        Ok(self.client.server(result).await?.until)
+    }
+
+    /// Reads the practice's audit log (after [`PrivacyClient::unlock_audit`]), with
+    /// the patients this device knows in place of their pseudonyms.
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        let mut asked: Option<(String, PatientRef)> = None;
+        if let Some(patient) = &query.patient {
+            let p = patient.clone();
+            let pseudonym =
+                self.client
+                    .store(move |d| d.pseudonym(&p))
+                    .await?
+                    .ok_or(Error::invalid(
+                        "patient",
+                        "the practice key is not known here yet",
+                    ))?;
+            params.push(("patient", pseudonym.clone()));
+            asked = Some((pseudonym, patient.clone()));
+        }
+        for (name, value) in [
+            ("user", &query.user),
+            ("device", &query.device),
+            ("action", &query.action),
+        ] {
+            if let Some(v) = value {
+                params.push((name, v.clone()));
             }
-        };
-        attachments::open(&sealed, &attachment.key).map_err(|_| Error::Tampered)
+        }
+        if let Some(from) = query.from {
+            params.push(("from", from.to_string()));
+        }
+        if let Some(to) = query.to {
+            params.push(("to", to.to_string()));
+        }
+        let result = self.client.api().audit(&params).await;
+        let events = self.client.server(result).await?;
+        let resolve = self.client.pseudonym_resolver().await?;
+        Ok(events
+            .into_iter()
+            .map(|event| AuditEntry {
+                // The patient asked about is known even if this device has
+                // nothing else of them.
+                patient: event.patient.as_ref().and_then(|p| match &asked {
+                    Some((pseudonym, patient)) if pseudonym == p => Some(patient.clone()),
+                    _ => resolve(p),
+                }),
+                event,
+            })
+            .collect())
+    }
+
+    /// Exports part of the audit log for the privacy officer: CSV and a
+    /// FHIR R4 Bundle of `AuditEvent`s. The export is itself logged.
+    pub async fn export_audit(&self, query: &AuditQuery) -> Result<(String, String)> {
+        let entries = self.client.privacy().audit_log(query).await?;
+        let csv = privacy::audit::to_csv(&entries);
+        let bundle = privacy::audit::to_fhir_bundle(&entries, queries::now_ms())?;
+        let detail = format!(
+            "events={} patient={} user={}",
+            entries.len(),
+            query.patient.is_some(),
+            query.user.as_deref().unwrap_or("-")
+        );
+        let patient = query.patient.clone();
+        self.client
+            .store(move |d| d.record_access(AccessAction::AuditExport, patient.as_ref(), &detail))
+            .await?;
+        self.client.flush_accesses().await;
+        let json = serde_json::to_string_pretty(&bundle)
+            .map_err(|e| Error::invalid("bundle", e.to_string()))?;
+        Ok((csv, json))
+    }
+
+    /// For a data breach: which patients a device or user accessed between
+    /// `from` and `to` (ms), with the patients this device knows named.
+    pub async fn breach_report(
+        &self,
+        device: Option<&str>,
+        user: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<BreachPatient>> {
+        let mut params: Vec<(&str, String)> =
+            vec![("from", from.to_string()), ("to", to.to_string())];
+        if let Some(d) = device {
+            params.push(("device", d.to_owned()));
+        }
+        if let Some(u) = user {
+            params.push(("user", u.to_owned()));
+        }
+        let result = self.client.api().breach(&params).await;
+        let rows = self.client.server(result).await?;
+        let resolve = self.client.pseudonym_resolver().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BreachPatient {
+                patient: resolve(&r.patient),
+                pseudonym: r.patient,
+                events: r.events,
+                first: r.first,
+                last: r.last,
+                actions: r.actions,
+            })
+            .collect())
     }
 
     /// Inzage: everything this device's chat holds about `patient` — its
     /// conversations, messages, attachments, tasks, consent history and the
-    /// access log about them (the log needs [`Client::unlock_audit`]) — as
+    /// access log about them (the log needs [`PrivacyClient::unlock_audit`]) — as
     /// a PDF and a FHIR R4 Bundle. Nothing of other patients is in it. The
     /// export is itself logged.
     pub async fn export_patient(&self, patient: &PatientRef) -> Result<PatientExport> {
         let p = patient.clone();
-        let (conversations, tasks, consent) = self.store(move |d| d.patient_holdings(&p)).await?;
+        let (conversations, tasks, consent) =
+            self.client.store(move |d| d.patient_holdings(&p)).await?;
         let mut files = Vec::new();
         for (_, _, messages) in &conversations {
             for m in messages.iter().filter(|m| !m.expired) {
                 for a in &m.attachments {
-                    files.push((m.id.clone(), a.clone(), self.open_attachment(a).await?));
+                    files.push((
+                        m.id.clone(),
+                        a.clone(),
+                        self.client.conversations().open_attachment(a).await?,
+                    ));
                 }
             }
         }
         let access = self
+            .client
+            .privacy()
             .audit_log(&AuditQuery {
                 patient: Some(patient.clone()),
                 ..AuditQuery::default()
             })
             .await?;
-        let me = self.id().user.clone();
+        let me = self.client.id().user.clone();
         let export = privacy::build_export(&privacy::ExportInput {
             patient,
             conversations,
@@ -345,9 +318,10 @@ impl Client {
                 export.access_events
             ),
         );
-        self.store(move |d| d.record_access(AccessAction::Export, Some(&p), &detail))
+        self.client
+            .store(move |d| d.record_access(AccessAction::Export, Some(&p), &detail))
             .await?;
-        self.flush_accesses().await;
+        self.client.flush_accesses().await;
         Ok(export)
     }
 
@@ -359,19 +333,20 @@ impl Client {
     pub async fn erase_patient(&self, patient: &PatientRef) -> Result<ErasureReport> {
         let p = patient.clone();
         let (mut report, conversations, pseudonym) =
-            self.store(move |d| d.erase_patient_here(&p)).await?;
-        self.flush_quietly().await?;
+            self.client.store(move |d| d.erase_patient_here(&p)).await?;
+        self.client.flush_quietly().await?;
         if let Some(pseudonym) = pseudonym {
             let result = self
+                .client
                 .api()
                 .erase(&pieper_wire::EraseRequest {
                     patient: pseudonym,
                     conversations,
                 })
                 .await;
-            self.server(result).await?;
+            self.client.server(result).await?;
         }
-        let practice_group = self.inner.device.practice_group_id();
+        let practice_group = self.client.inner.device.practice_group_id();
         let task = NewTask {
             what: format!(
                 "AVG-verzoek tot verwijdering (WGBO 7:455) van patiënt {}: beoordeel en verwerk in het HIS; \
@@ -384,26 +359,27 @@ impl Client {
             from_message: None,
             follow_up: None,
         };
-        match self.create_task(&practice_group, task).await {
+        match self.client.tasks().create(&practice_group, task).await {
             Ok(task) => report.his_task = Some(task.id),
             Err(e) => tracing::warn!(error = %e, "the erasure task could not be made"),
         }
-        self.flush_accesses().await;
+        self.client.flush_accesses().await;
         Ok(report)
     }
 
     /// A staff member's own account data: who they are, their devices, and
     /// what they sent from this device, as JSON.
     pub async fn export_my_account(&self) -> Result<String> {
-        let me = self.id().clone();
-        let users = self.colleagues().await?;
-        let devices = self.devices().await?;
+        let me = self.client.id().clone();
+        let users = self.client.colleagues().await?;
+        let devices = self.client.devices().list().await?;
         let mine: Vec<_> = devices
             .into_iter()
             .filter(|d| d.user_id == me.user)
             .collect();
         let user = users.into_iter().find(|u| u.id == me.user);
         let sent = self
+            .client
             .store(move |d| {
                 let mut out = Vec::new();
                 for c in d.all_conversations()? {
@@ -426,7 +402,8 @@ impl Client {
             "messages_sent": sent,
         });
         let detail = format!("devices={}", mine.len());
-        self.store(move |d| d.record_access(AccessAction::AccountExport, None, &detail))
+        self.client
+            .store(move |d| d.record_access(AccessAction::AccountExport, None, &detail))
             .await?;
         serde_json::to_string_pretty(&json).map_err(|e| Error::invalid("export", e.to_string()))
     }

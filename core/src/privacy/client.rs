@@ -6,7 +6,7 @@ use crate::{client::Client, error::Result, model::PatientRef};
 
 /// Privacy rules and pseudonyms: `client.privacy()`.
 pub struct PrivacyClient<'c> {
-    client: &'c Client,
+    pub(crate) client: &'c Client,
 }
 
 impl Client {

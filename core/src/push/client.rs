@@ -21,31 +21,6 @@ fn check(token: &PushTokenRegistration) -> Result<()> {
 }
 
 impl Client {
-    /// Registers this device's push token, or a rotated one in its place.
-    /// Offline, it is kept and registered at the next sync.
-    pub async fn register_push_token(&self, token: PushTokenRegistration) -> Result<()> {
-        check(&token)?;
-        let kept = token.clone();
-        self.store(move |d| d.store_push_token(&kept, false))
-            .await?;
-        match self.send_push_token(token).await {
-            Ok(()) | Err(Error::Network(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Stops pushes to this device (notifications turned off).
-    pub async fn remove_push_token(&self) -> Result<()> {
-        self.store(|d| d.forget_push_token()).await?;
-        let result = self.api().remove_push_token().await;
-        self.server(result).await
-    }
-
-    /// The token this device has, and whether the server has it.
-    pub fn push_token(&self) -> Result<Option<(PushTokenRegistration, bool)>> {
-        self.read(|d| d.stored_push_token())
-    }
-
     /// Registers a kept token the server did not get yet.
     pub(crate) async fn register_pending_push_token(&self) -> Result<()> {
         match self.store(|d| d.stored_push_token()).await? {
@@ -84,101 +59,6 @@ pub struct Notification {
 
 /// How much of the text a notification shows.
 const PREVIEW_CHARS: usize = 120;
-
-impl Client {
-    /// The notification entry point (iOS Notification Service Extension,
-    /// Android FirebaseMessagingService): given a push's data, fetches and
-    /// decrypts what arrived within `budget`, and says what to show. Past
-    /// the budget (or with the store busy in the app) it answers with what
-    /// the payload alone tells: the conversation and the urgency.
-    pub async fn notification(
-        &self,
-        data: &std::collections::HashMap<String, String>,
-        budget: std::time::Duration,
-    ) -> Result<Notification> {
-        let started = std::time::Instant::now();
-        if data.get("self_test").is_some_and(|v| v == "1") {
-            return Ok(self.self_test_arrived(data));
-        }
-        let field = |name: &'static str| {
-            data.get(name)
-                .filter(|v| !v.is_empty() && v.len() <= 128)
-                .cloned()
-                .ok_or(Error::invalid(name, "missing from the push"))
-        };
-        let (conversation, message) = (field("conversation")?, field("message")?);
-        let urgent = data.get("priority").is_some_and(|p| p == "urgent");
-        let content_free = |conversation, message| Notification {
-            conversation,
-            conversation_title: String::new(),
-            message,
-            sender: String::new(),
-            preview: String::new(),
-            urgent,
-            decrypted: false,
-        };
-        // Locked, the key is not in memory: the alert shows no content (and
-        // does not count as activity).
-        if self.inner.device.is_locked() && !self.inner.device.is_wiped() {
-            return Ok(content_free(conversation, message));
-        }
-        let id = message.clone();
-        let mut found = self.store(move |d| Ok(d.message(&id).ok())).await?;
-        if found.is_none() {
-            // Fetch just what waits for this device, within the budget.
-            let _ = tokio::time::timeout(budget, self.sync()).await;
-            let id = message.clone();
-            found = self.store(move |d| Ok(d.message(&id).ok())).await?;
-        }
-        let conv = conversation.clone();
-        let conversation_title = self
-            .store(move |d| Ok(d.conversation(&conv).map(|c| c.title).unwrap_or_default()))
-            .await?;
-        let Some(found) = found else {
-            return Ok(Notification {
-                conversation_title,
-                ..content_free(conversation, message)
-            });
-        };
-        let left = budget.saturating_sub(started.elapsed());
-        let sender = match tokio::time::timeout(left, self.colleagues()).await {
-            Ok(Ok(users)) => users
-                .into_iter()
-                .find(|u| u.id == found.sender.user)
-                .map(|u| u.display_name),
-            _ => None,
-        }
-        .unwrap_or_else(|| found.sender.user.clone());
-        let mut preview: String = found.body.chars().take(PREVIEW_CHARS).collect();
-        if found.body.chars().count() > PREVIEW_CHARS {
-            preview.push('…');
-        }
-        Ok(Notification {
-            conversation,
-            conversation_title,
-            message,
-            sender,
-            preview,
-            urgent: urgent || found.priority == crate::model::Priority::Urgent,
-            decrypted: true,
-        })
-    }
-
-    /// Marks a conversation read up to this message (on this device, for
-    /// the unread counts) and tells the server a person read it: an urgent
-    /// one stops being pushed again. Call it when the message is shown.
-    pub async fn mark_read(&self, conversation: &str, message: &str) -> Result<()> {
-        let (conv, id) = (conversation.to_owned(), message.to_owned());
-        match self.store(move |d| d.mark_read_here(&conv, &id)).await {
-            // Read elsewhere (a notification) before this device synced it:
-            // the server's marker still counts.
-            Ok(_) | Err(Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        let result = self.api().mark_read(conversation, message).await;
-        self.server(result).await
-    }
-}
 
 /// Which way a notification reached the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,57 +124,6 @@ impl Client {
             decrypted: true,
         }
     }
-
-    /// The notification self-test: asks the server for a test push
-    /// (routine or urgent) and waits up to `wait` for it to arrive here, by
-    /// push (the app's notification service hands it to
-    /// [`Client::notification`]) or over the live connection. Reports what
-    /// the push service did, what arrived how late, and what to fix.
-    pub async fn notification_self_test(
-        &self,
-        urgent: bool,
-        wait: std::time::Duration,
-    ) -> Result<SelfTestReport> {
-        let mut events = self.events();
-        let result = self.api().push_test(urgent).await;
-        let sent = self.server(result).await?;
-        let mut arrivals: Vec<SelfTestArrival> = Vec::new();
-        let expect_push = sent.outcome == "delivered";
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let push_arrived = arrivals.iter().any(|a| a.path == NotificationPath::Push);
-            let live_done = !sent.live || arrivals.iter().any(|a| a.path == NotificationPath::Live);
-            if (push_arrived || !expect_push) && live_done {
-                break;
-            }
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Ok(crate::client::Event::SelfTestArrived {
-                    id,
-                    path,
-                    sent_at,
-                    at,
-                })) if id == sent.id => {
-                    if !arrivals.iter().any(|a| a.path == path) {
-                        arrivals.push(SelfTestArrival {
-                            path,
-                            latency_ms: at - sent_at,
-                        });
-                    }
-                }
-                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(_)) | Err(_) => break,
-            }
-        }
-        let advice = advise(&sent, &arrivals);
-        Ok(SelfTestReport {
-            urgent,
-            provider: sent.provider,
-            provider_outcome: sent.outcome,
-            detail: sent.detail,
-            arrivals,
-            advice,
-        })
-    }
 }
 
 /// What to tell the user to fix, from what the self-test saw.
@@ -341,4 +170,174 @@ fn advise(sent: &pieper_wire::PushTestResult, arrivals: &[SelfTestArrival]) -> V
         }
     }
     advice
+}
+
+/// Push: `client.push()`.
+pub struct PushClient<'c> {
+    pub(crate) client: &'c Client,
+}
+
+impl Client {
+    /// Push: the token, notifications and the self-test.
+    pub fn push(&self) -> PushClient<'_> {
+        PushClient { client: self }
+    }
+}
+
+impl PushClient<'_> {
+    /// Registers this device's push token, or a rotated one in its place.
+    /// Offline, it is kept and registered at the next sync.
+    pub async fn register_token(&self, token: PushTokenRegistration) -> Result<()> {
+        check(&token)?;
+        let kept = token.clone();
+        self.client
+            .store(move |d| d.store_push_token(&kept, false))
+            .await?;
+        match self.client.send_push_token(token).await {
+            Ok(()) | Err(Error::Network(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops pushes to this device (notifications turned off).
+    pub async fn remove_token(&self) -> Result<()> {
+        self.client.store(|d| d.forget_push_token()).await?;
+        let result = self.client.api().remove_push_token().await;
+        self.client.server(result).await
+    }
+
+    /// The token this device has, and whether the server has it.
+    pub fn token(&self) -> Result<Option<(PushTokenRegistration, bool)>> {
+        self.client.read(|d| d.stored_push_token())
+    }
+
+    /// The notification entry point (iOS Notification Service Extension,
+    /// Android FirebaseMessagingService): given a push's data, fetches and
+    /// decrypts what arrived within `budget`, and says what to show. Past
+    /// the budget (or with the store busy in the app) it answers with what
+    /// the payload alone tells: the conversation and the urgency.
+    pub async fn notification(
+        &self,
+        data: &std::collections::HashMap<String, String>,
+        budget: std::time::Duration,
+    ) -> Result<Notification> {
+        let started = std::time::Instant::now();
+        if data.get("self_test").is_some_and(|v| v == "1") {
+            return Ok(self.client.self_test_arrived(data));
+        }
+        let field = |name: &'static str| {
+            data.get(name)
+                .filter(|v| !v.is_empty() && v.len() <= 128)
+                .cloned()
+                .ok_or(Error::invalid(name, "missing from the push"))
+        };
+        let (conversation, message) = (field("conversation")?, field("message")?);
+        let urgent = data.get("priority").is_some_and(|p| p == "urgent");
+        let content_free = |conversation, message| Notification {
+            conversation,
+            conversation_title: String::new(),
+            message,
+            sender: String::new(),
+            preview: String::new(),
+            urgent,
+            decrypted: false,
+        };
+        // Locked, the key is not in memory: the alert shows no content (and
+        // does not count as activity).
+        if self.client.inner.device.is_locked() && !self.client.inner.device.is_wiped() {
+            return Ok(content_free(conversation, message));
+        }
+        let id = message.clone();
+        let mut found = self.client.store(move |d| Ok(d.message(&id).ok())).await?;
+        if found.is_none() {
+            // Fetch just what waits for this device, within the budget.
+            let _ = tokio::time::timeout(budget, self.client.sync()).await;
+            let id = message.clone();
+            found = self.client.store(move |d| Ok(d.message(&id).ok())).await?;
+        }
+        let conv = conversation.clone();
+        let conversation_title = self
+            .client
+            .store(move |d| Ok(d.conversation(&conv).map(|c| c.title).unwrap_or_default()))
+            .await?;
+        let Some(found) = found else {
+            return Ok(Notification {
+                conversation_title,
+                ..content_free(conversation, message)
+            });
+        };
+        let left = budget.saturating_sub(started.elapsed());
+        let sender = match tokio::time::timeout(left, self.client.colleagues()).await {
+            Ok(Ok(users)) => users
+                .into_iter()
+                .find(|u| u.id == found.sender.user)
+                .map(|u| u.display_name),
+            _ => None,
+        }
+        .unwrap_or_else(|| found.sender.user.clone());
+        let mut preview: String = found.body.chars().take(PREVIEW_CHARS).collect();
+        if found.body.chars().count() > PREVIEW_CHARS {
+            preview.push('…');
+        }
+        Ok(Notification {
+            conversation,
+            conversation_title,
+            message,
+            sender,
+            preview,
+            urgent: urgent || found.priority == crate::model::Priority::Urgent,
+            decrypted: true,
+        })
+    }
+
+    /// The notification self-test: asks the server for a test push
+    /// (routine or urgent) and waits up to `wait` for it to arrive here, by
+    /// push (the app's notification service hands it to
+    /// [`PushClient::notification`]) or over the live connection. Reports what
+    /// the push service did, what arrived how late, and what to fix.
+    pub async fn self_test(
+        &self,
+        urgent: bool,
+        wait: std::time::Duration,
+    ) -> Result<SelfTestReport> {
+        let mut events = self.client.events();
+        let result = self.client.api().push_test(urgent).await;
+        let sent = self.client.server(result).await?;
+        let mut arrivals: Vec<SelfTestArrival> = Vec::new();
+        let expect_push = sent.outcome == "delivered";
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let push_arrived = arrivals.iter().any(|a| a.path == NotificationPath::Push);
+            let live_done = !sent.live || arrivals.iter().any(|a| a.path == NotificationPath::Live);
+            if (push_arrived || !expect_push) && live_done {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(crate::client::Event::SelfTestArrived {
+                    id,
+                    path,
+                    sent_at,
+                    at,
+                })) if id == sent.id => {
+                    if !arrivals.iter().any(|a| a.path == path) {
+                        arrivals.push(SelfTestArrival {
+                            path,
+                            latency_ms: at - sent_at,
+                        });
+                    }
+                }
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let advice = advise(&sent, &arrivals);
+        Ok(SelfTestReport {
+            urgent,
+            provider: sent.provider,
+            provider_outcome: sent.outcome,
+            detail: sent.detail,
+            arrivals,
+            advice,
+        })
+    }
 }

@@ -4,4 +4,4 @@
 mod client;
 mod engine;
 
-pub use client::{Notification, NotificationPath, SelfTestArrival, SelfTestReport};
+pub use client::{Notification, NotificationPath, PushClient, SelfTestArrival, SelfTestReport};

@@ -6,7 +6,7 @@ use crate::{client::Client, error::Result, model::Message};
 
 /// Documentation into the record: `client.record()`.
 pub struct RecordClient<'c> {
-    client: &'c Client,
+    pub(crate) client: &'c Client,
 }
 
 impl Client {

@@ -2,6 +2,7 @@
 //! practice's connector (a headless device, role `connector`) delivers it
 //! into the HIS and reports back in the conversation.
 
+use super::client::RecordClient;
 use std::time::Duration;
 
 use pieper_wire::Role;
@@ -49,29 +50,6 @@ pub struct DeliveryReport {
 }
 
 impl Client {
-    /// Sends an item for the record to the conversation, adding the
-    /// practice's connector to the conversation if it is not a member yet.
-    pub async fn document(&self, conversation: &str, draft: DocumentDraft) -> Result<DocStatus> {
-        let connectors: Vec<String> = self
-            .colleagues()
-            .await?
-            .into_iter()
-            .filter(|u| u.role == Role::Connector)
-            .map(|u| u.id)
-            .collect();
-        if connectors.is_empty() {
-            return Err(Error::NotFound {
-                what: "HIS connector (document by hand)",
-            });
-        }
-        self.add_users(conversation, &connectors).await?;
-        let conv = conversation.to_owned();
-        let status = self.store(move |d| d.document(&conv, draft)).await?;
-        self.documented_access(conversation, &status).await?;
-        self.flush_quietly().await?;
-        Ok(status)
-    }
-
     /// Sending content to the record is an access to the patient's data.
     async fn documented_access(&self, conversation: &str, status: &DocStatus) -> Result<()> {
         let (conv, detail) = (
@@ -88,6 +66,48 @@ impl Client {
         })
         .await
     }
+}
+
+/// The HIS's reason from an OperationOutcome, or the start of the body.
+fn reason(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["issue"]
+                .as_array()
+                .and_then(|issues| issues.first())
+                .and_then(|i| i["diagnostics"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| body.chars().take(200).collect())
+}
+
+impl RecordClient<'_> {
+    /// Sends an item for the record to the conversation, adding the
+    /// practice's connector to the conversation if it is not a member yet.
+    pub async fn document(&self, conversation: &str, draft: DocumentDraft) -> Result<DocStatus> {
+        let connectors: Vec<String> = self
+            .client
+            .colleagues()
+            .await?
+            .into_iter()
+            .filter(|u| u.role == Role::Connector)
+            .map(|u| u.id)
+            .collect();
+        if connectors.is_empty() {
+            return Err(Error::NotFound {
+                what: "HIS connector (document by hand)",
+            });
+        }
+        self.client
+            .conversations()
+            .add_users(conversation, &connectors)
+            .await?;
+        let conv = conversation.to_owned();
+        let status = self.client.store(move |d| d.document(&conv, draft)).await?;
+        self.client.documented_access(conversation, &status).await?;
+        self.client.flush_quietly().await?;
+        Ok(status)
+    }
 
     /// Confirms an item the user entered into the HIS by hand.
     pub async fn document_by_hand(
@@ -97,24 +117,25 @@ impl Client {
     ) -> Result<DocStatus> {
         let conv = conversation.to_owned();
         let status = self
+            .client
             .store(move |d| d.document_by_hand(&conv, draft))
             .await?;
-        self.documented_access(conversation, &status).await?;
-        self.flush_quietly().await?;
+        self.client.documented_access(conversation, &status).await?;
+        self.client.flush_quietly().await?;
         Ok(status)
     }
 
     /// Sends a failed item again.
-    pub async fn retry_document(&self, id: &str) -> Result<DocStatus> {
+    pub async fn retry(&self, id: &str) -> Result<DocStatus> {
         let id = id.to_owned();
-        let status = self.store(move |d| d.retry_document(&id)).await?;
-        self.flush_quietly().await?;
+        let status = self.client.store(move |d| d.retry_document(&id)).await?;
+        self.client.flush_quietly().await?;
         Ok(status)
     }
 
     /// Reports an item's outcome (the connector, when a polling HIS took or
     /// refused it) in its conversation.
-    pub async fn report_documentation(
+    pub async fn report(
         &self,
         id: &str,
         state: DocState,
@@ -122,9 +143,10 @@ impl Client {
     ) -> Result<DocStatus> {
         let id = id.to_owned();
         let status = self
+            .client
             .store(move |d| d.doc_outcome(&id, state, detail.as_deref()))
             .await?;
-        self.flush_quietly().await?;
+        self.client.flush_quietly().await?;
         Ok(status)
     }
 
@@ -133,16 +155,17 @@ impl Client {
     /// delivered twice is written once), and report each outcome back in its
     /// conversation. A 4xx is the HIS refusing: reported as failed, with
     /// its reason. Unreachable or 5xx: tried again later.
-    pub async fn deliver_documentation(&self, his: &HisEndpoint) -> Result<DeliveryReport> {
-        self.sync().await?;
+    pub async fn deliver(&self, his: &HisEndpoint) -> Result<DeliveryReport> {
+        self.client.sync().await?;
         let mut report = DeliveryReport::default();
-        for status in self.store(|d| d.due_doc_items()).await? {
+        for status in self.client.store(|d| d.due_doc_items()).await? {
             let id = status.item.id.clone();
             let bundle = match status.item.entry().and_then(|e| e.transaction_bundle()) {
                 Ok(b) => b,
                 Err(e) => {
                     let detail = format!("not a valid SOEP entry: {e}");
-                    self.store(move |d| d.doc_outcome(&id, DocState::Failed, Some(&detail)))
+                    self.client
+                        .store(move |d| d.doc_outcome(&id, DocState::Failed, Some(&detail)))
                         .await?;
                     report.failed += 1;
                     continue;
@@ -175,39 +198,29 @@ impl Client {
             };
             match outcome {
                 Ok(None) => {
-                    self.store(move |d| {
-                        d.doc_outcome(&id, DocState::Documented, Some("in the HIS"))
-                    })
-                    .await?;
+                    self.client
+                        .store(move |d| {
+                            d.doc_outcome(&id, DocState::Documented, Some("in the HIS"))
+                        })
+                        .await?;
                     report.documented += 1;
                 }
                 Ok(Some(refusal)) => {
-                    self.store(move |d| d.doc_outcome(&id, DocState::Failed, Some(&refusal)))
+                    self.client
+                        .store(move |d| d.doc_outcome(&id, DocState::Failed, Some(&refusal)))
                         .await?;
                     report.failed += 1;
                 }
                 Err(why) => {
                     tracing::info!(reason = %why, "HIS unavailable: documentation postponed");
-                    self.store(move |d| d.postpone_doc(&id, RETRY_BASE_MS))
+                    self.client
+                        .store(move |d| d.postpone_doc(&id, RETRY_BASE_MS))
                         .await?;
                     report.postponed += 1;
                 }
             }
         }
-        self.flush_quietly().await?;
+        self.client.flush_quietly().await?;
         Ok(report)
     }
-}
-
-/// The HIS's reason from an OperationOutcome, or the start of the body.
-fn reason(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["issue"]
-                .as_array()
-                .and_then(|issues| issues.first())
-                .and_then(|i| i["diagnostics"].as_str().map(str::to_owned))
-        })
-        .unwrap_or_else(|| body.chars().take(200).collect())
 }

@@ -1,5 +1,6 @@
 //! The spoed channel from the client.
 
+use super::client::SpoedClient;
 use crate::client::Client;
 use crate::{device::KnownGroup, error::Result, spoed::DutyRoster};
 
@@ -14,28 +15,32 @@ impl Client {
         self.top_up(KnownGroup::Spoed, &users).await?;
         Ok(true)
     }
+}
 
+impl SpoedClient<'_> {
     /// Sets the duty roster for the practice.
     pub async fn set_duty_roster(&self, roster: DutyRoster) -> Result<()> {
-        self.sync_spoed_channel().await?;
-        self.store(move |d| d.set_duty_roster(roster)).await?;
-        self.flush_quietly().await
+        self.client.sync_spoed_channel().await?;
+        self.client
+            .store(move |d| d.set_duty_roster(roster))
+            .await?;
+        self.client.flush_quietly().await
     }
 
     /// Turns this user's do-not-disturb on or off.
     pub async fn set_do_not_disturb(&self, on: bool) -> Result<()> {
-        self.sync_spoed_channel().await?;
-        self.store(move |d| d.set_do_not_disturb(on)).await?;
-        self.flush_quietly().await
+        self.client.sync_spoed_channel().await?;
+        self.client.store(move |d| d.set_do_not_disturb(on)).await?;
+        self.client.flush_quietly().await
     }
 
     /// "Ik pak het op": takes a spoed post; everyone sees who, and its
     /// urgent escalation stops.
-    pub async fn take_spoed(&self, post: &str) -> Result<()> {
+    pub async fn take(&self, post: &str) -> Result<()> {
         let id = post.to_owned();
-        self.store(move |d| d.take_spoed(&id)).await?;
-        self.flush_quietly().await?;
-        let channel = self.inner.device.spoed_channel_id();
-        self.mark_read(&channel, post).await
+        self.client.store(move |d| d.take_spoed(&id)).await?;
+        self.client.flush_quietly().await?;
+        let channel = self.client.inner.device.spoed_channel_id();
+        self.client.conversations().mark_read(&channel, post).await
     }
 }

@@ -6,7 +6,7 @@ use crate::{client::Client, error::Result};
 
 /// The spoed channel and duty roster: `client.spoed()`.
 pub struct SpoedClient<'c> {
-    client: &'c Client,
+    pub(crate) client: &'c Client,
 }
 
 impl Client {

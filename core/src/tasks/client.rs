@@ -5,7 +5,7 @@ use crate::{client::Client, error::Result};
 
 /// The tasks on this device: `client.tasks()`.
 pub struct TasksClient<'c> {
-    client: &'c Client,
+    pub(crate) client: &'c Client,
 }
 
 impl Client {

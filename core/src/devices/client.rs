@@ -1,0 +1,223 @@
+//! [`DevicesClient`]: this user's devices (a manager: the practice's) —
+//! the list, revoking a lost one, adding new ones to every conversation,
+//! healing members that fell behind, KeyPackages, and the history backup.
+
+use std::collections::HashSet;
+
+use crate::{
+    client::{Client, KEY_PACKAGES_AT_LOGIN, KEY_PACKAGES_LOW},
+    error::{Error, Result},
+    identity::MemberId,
+    model::ConversationKind,
+};
+
+/// This user's devices: `client.devices()`.
+pub struct DevicesClient<'c> {
+    pub(crate) client: &'c Client,
+}
+
+impl Client {
+    /// This user's devices.
+    pub fn devices(&self) -> DevicesClient<'_> {
+        DevicesClient { client: self }
+    }
+}
+
+impl DevicesClient<'_> {
+    /// Adds again the member devices that asked for it (they fell behind
+    /// and cannot decrypt): removes each from the conversation, adds it
+    /// back with a fresh KeyPackage, and sends the conversation's recent
+    /// history so it sees what it missed. Returns how many were healed.
+    pub async fn heal_others(&self) -> Result<usize> {
+        let result = self.client.inner.api.heal_requests().await;
+        let requests = self.client.server(result).await?;
+        let mut healed = 0;
+        for request in requests {
+            let conv = request.conversation.clone();
+            let stuck: Option<MemberId> = self
+                .client
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .find(|id| id.device == request.device);
+            let Some(stuck) = stuck else { continue };
+            match self
+                .client
+                .conversations()
+                .remove_devices(&request.conversation, std::slice::from_ref(&stuck))
+                .await
+            {
+                Ok(()) => {}
+                Err(Error::NotMember | Error::Rejected { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            self.client
+                .add_devices(
+                    &request.conversation,
+                    std::slice::from_ref(&stuck.user),
+                    true,
+                )
+                .await?;
+            let per_conversation = self
+                .client
+                .store(|d| d.practice_rules())
+                .await?
+                .history_messages;
+            let conv = request.conversation.clone();
+            self.client
+                .store(move |d| d.share_history_in(&conv, per_conversation))
+                .await?;
+            self.client.flush_quietly().await?;
+            healed += 1;
+        }
+        Ok(healed)
+    }
+
+    /// Removes the practice's revoked devices from every conversation this
+    /// device is in (an MLS commit each), so they cannot read what is sent
+    /// after. Returns in how many conversations a device was removed.
+    pub async fn remove_revoked(&self) -> Result<usize> {
+        let result = self.client.inner.api.revoked_devices().await;
+        let revoked: HashSet<String> = self.client.server(result).await?.into_iter().collect();
+        if revoked.is_empty() {
+            return Ok(0);
+        }
+        let conversations = self.client.store(|d| d.all_conversations()).await?;
+        let mut removed = 0;
+        for conversation in conversations.iter().filter(|c| c.active) {
+            let conv = conversation.id.clone();
+            let gone: Vec<MemberId> = self
+                .client
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .filter(|id| revoked.contains(&id.device))
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            match self
+                .client
+                .conversations()
+                .remove_devices(&conversation.id, &gone)
+                .await
+            {
+                Ok(()) => removed += 1,
+                // Another member removed it first, or this device left.
+                Err(Error::NotMember | Error::Rejected { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Uploads `count` one-time KeyPackages and a fresh last-resort one.
+    pub async fn publish_key_packages(&self, count: usize) -> Result<()> {
+        self.client.upload_key_packages(count, true, false).await
+    }
+
+    /// How many one-time KeyPackages the server still holds for this device.
+    pub async fn key_packages_left(&self) -> Result<u32> {
+        let result = self.client.inner.api.key_package_count().await;
+        Ok(self.client.server(result).await?.one_time)
+    }
+
+    /// Uploads one-time KeyPackages when the server holds fewer than five,
+    /// back up to the twenty a sign-in uploads; without
+    /// this every add would use the last-resort package, whose private key
+    /// is kept. Returns how many it uploaded.
+    pub async fn top_up_key_packages(&self) -> Result<usize> {
+        let left = self.client.devices().key_packages_left().await? as usize;
+        if left >= KEY_PACKAGES_LOW {
+            return Ok(0);
+        }
+        let count = KEY_PACKAGES_AT_LOGIN - left;
+        self.client.upload_key_packages(count, false, false).await?;
+        Ok(count)
+    }
+
+    /// This user's devices (a manager: the practice's).
+    pub async fn list(&self) -> Result<Vec<pieper_wire::DeviceInfo>> {
+        let result = self.client.inner.api.devices().await;
+        self.client.server(result).await
+    }
+
+    /// Revokes a device (lost or replaced): its token stops at once, and
+    /// this device removes it from its conversations (the others' devices do
+    /// the same within their next membership check).
+    pub async fn revoke(&self, device: &str) -> Result<()> {
+        let result = self.client.inner.api.revoke(device).await;
+        self.client.server(result).await?;
+        self.client.devices().remove_revoked().await.map(|_| ())
+    }
+
+    /// Adds this user's devices that enrolled since to every conversation
+    /// this device is in (they read from their enrolment on).
+    pub async fn add_my_new_devices(&self) -> Result<usize> {
+        let mine: Vec<String> = self
+            .client
+            .devices()
+            .list()
+            .await?
+            .into_iter()
+            .filter(|d| d.user_id == self.client.id().user && d.revoked_at.is_none())
+            .map(|d| d.id)
+            .collect();
+        let fresh: Vec<String> = {
+            let known = self
+                .client
+                .inner
+                .known_devices
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            mine.iter()
+                .filter(|d| !known.contains(*d))
+                .cloned()
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let conversations = self.client.store(|d| d.all_conversations()).await?;
+        let mut added = 0;
+        let mut joined: Vec<String> = Vec::new();
+        for conversation in conversations.iter().filter(|c| c.active) {
+            let conv = conversation.id.clone();
+            let members: HashSet<String> = self
+                .client
+                .store(move |d| d.members(&conv))
+                .await?
+                .into_iter()
+                .map(|m| m.id.device)
+                .collect();
+            if fresh.iter().any(|d| !members.contains(d)) {
+                self.client
+                    .conversations()
+                    .add_users(
+                        &conversation.id,
+                        std::slice::from_ref(&self.client.id().user),
+                    )
+                    .await?;
+                added += 1;
+                if !matches!(
+                    conversation.kind,
+                    ConversationKind::Practice | ConversationKind::Personal
+                ) {
+                    joined.push(conversation.id.clone());
+                }
+            }
+        }
+        if !joined.is_empty() {
+            self.client.send_history(joined).await?;
+        }
+        self.client
+            .inner
+            .known_devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(mine);
+        Ok(added)
+    }
+}
