@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pieper_core::{Client, Credentials, NewMessage, PatientRef};
+use pieper_core::{Client, NewMessage, PatientRef};
 
 use crate::{
     error::PieperError,
@@ -10,8 +10,8 @@ use crate::{
     keystore::{KeyStore, KeyStoreShim},
     runtime,
     types::{
-        Colleague, Conversation, ConversationKind, DeviceEntry, LoginCredentials, Message,
-        MessageKind, SyncReport,
+        Colleague, Conversation, ConversationKind, DeviceEntry, LoginCredentials, MemberEntry,
+        Message, MessageKind, SyncReport,
     },
 };
 
@@ -30,14 +30,13 @@ pub async fn login(
     keystore: Arc<dyn KeyStore>,
     credentials: LoginCredentials,
 ) -> Result<Arc<PieperClient>, PieperError> {
-    let credentials = Credentials {
-        practice: credentials.practice,
-        username: credentials.username,
-        password: credentials.password,
-        totp: credentials.totp,
-        device_name: credentials.device_name,
-    };
-    let inner = Client::login(&server, dir, Arc::new(KeyStoreShim(keystore)), credentials).await?;
+    let inner = Client::login(
+        &server,
+        dir,
+        Arc::new(KeyStoreShim(keystore)),
+        credentials.into(),
+    )
+    .await?;
     Ok(Arc::new(PieperClient { inner }))
 }
 
@@ -167,6 +166,125 @@ impl PieperClient {
             .into_iter()
             .map(Into::into)
             .collect())
+    }
+
+    /// The `limit` messages just before message `before`, oldest first:
+    /// paging back through a conversation.
+    pub fn messages_before(
+        &self,
+        conversation: String,
+        before: String,
+        limit: u32,
+    ) -> Result<Vec<Message>, PieperError> {
+        Ok(self
+            .inner
+            .conversations()
+            .messages_before(&conversation, &before, limit)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Sends a reply to message `reply_to`; returns its id.
+    pub async fn send_reply(
+        &self,
+        conversation: String,
+        body: String,
+        reply_to: String,
+    ) -> Result<String, PieperError> {
+        let mut message = NewMessage::text(body);
+        message.reply_to = Some(reply_to);
+        Ok(self
+            .inner
+            .conversations()
+            .send(&conversation, message)
+            .await?)
+    }
+
+    /// Sends a message with a file, sealed on this device before it is
+    /// uploaded; returns the message's id.
+    pub async fn send_attachment(
+        &self,
+        conversation: String,
+        body: String,
+        name: String,
+        mime_type: String,
+        data: Vec<u8>,
+    ) -> Result<String, PieperError> {
+        Ok(self
+            .inner
+            .conversations()
+            .send_with_attachment(
+                &conversation,
+                NewMessage::text(body),
+                &name,
+                &mime_type,
+                data,
+            )
+            .await?)
+    }
+
+    /// The file `index` of a message, decrypted.
+    pub async fn attachment(&self, message: String, index: u32) -> Result<Vec<u8>, PieperError> {
+        Ok(self
+            .inner
+            .conversations()
+            .attachment_of(&message, index)
+            .await?)
+    }
+
+    /// Writes the file `index` of a message, decrypted, to a new file at
+    /// `path` (readable by this user only), for the platform's viewer.
+    pub async fn save_attachment(
+        &self,
+        message: String,
+        index: u32,
+        path: String,
+    ) -> Result<(), PieperError> {
+        Ok(self
+            .inner
+            .conversations()
+            .save_attachment(&message, index, path)
+            .await?)
+    }
+
+    /// The member devices of a conversation.
+    pub fn members(&self, conversation: String) -> Result<Vec<MemberEntry>, PieperError> {
+        Ok(self
+            .inner
+            .conversations()
+            .members(&conversation)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Adds colleagues (user ids) to a conversation: all their devices.
+    pub async fn add_users(
+        &self,
+        conversation: String,
+        users: Vec<String>,
+    ) -> Result<(), PieperError> {
+        Ok(self
+            .inner
+            .conversations()
+            .add_users(&conversation, &users)
+            .await?)
+    }
+
+    /// Removes colleagues (user ids) from a conversation: all their
+    /// devices. Returns how many devices went.
+    pub async fn remove_users(
+        &self,
+        conversation: String,
+        users: Vec<String>,
+    ) -> Result<u32, PieperError> {
+        let removed = self
+            .inner
+            .conversations()
+            .remove_users(&conversation, &users)
+            .await?;
+        Ok(removed as u32)
     }
 
     /// Searches this device's messages.

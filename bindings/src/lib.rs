@@ -13,6 +13,7 @@ mod keystore;
 mod privacy;
 mod push;
 mod record;
+mod tablet;
 mod tasks;
 mod types;
 
@@ -24,6 +25,7 @@ pub use keystore::{KeyStore, KeyStoreError, UserCheck};
 pub use privacy::*;
 pub use push::{ApnsEnvironment, Notification, PushProvider, SelfTestReport};
 pub use record::{DocState, DocStatus, SoepKind, SoepLine, patient_from_launch_link};
+pub use tablet::PieperTablet;
 pub use tasks::{
     Assignee, ConversationSummary, Dashboard, DashboardGroup, DayPart, DutySlot, Task, TaskState,
     Triage,

@@ -148,6 +148,37 @@ pub struct Message {
     pub expires_at: Option<i64>,
     /// It went: a "message expired" marker without content.
     pub expired: bool,
+    /// Its files (open one with `attachment(message, index)`).
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// A file sent with a message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AttachmentInfo {
+    /// The file name shown to the user.
+    pub name: String,
+    /// Its media type.
+    pub mime_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A member device of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MemberEntry {
+    /// The user.
+    pub user: String,
+    /// The device.
+    pub device: String,
+}
+
+impl From<pieper_core::Member> for MemberEntry {
+    fn from(m: pieper_core::Member) -> Self {
+        MemberEntry {
+            user: m.id.user,
+            device: m.id.device,
+        }
+    }
 }
 
 /// What a message is for.
@@ -198,6 +229,15 @@ impl From<CoreMessage> for Message {
             doc_detail: m.documentation.and_then(|d| d.detail),
             expires_at: m.expires_at,
             expired: m.expired,
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(|a| AttachmentInfo {
+                    name: a.name,
+                    mime_type: a.mime_type,
+                    size: a.key.size,
+                })
+                .collect(),
         }
     }
 }
@@ -249,6 +289,18 @@ impl From<pieper_wire::DeviceInfo> for DeviceEntry {
             name: d.name,
             created_at: d.created_at,
             revoked_at: d.revoked_at,
+        }
+    }
+}
+
+impl From<LoginCredentials> for pieper_core::Credentials {
+    fn from(c: LoginCredentials) -> Self {
+        pieper_core::Credentials {
+            practice: c.practice,
+            username: c.username,
+            password: c.password,
+            totp: c.totp,
+            device_name: c.device_name,
         }
     }
 }

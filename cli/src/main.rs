@@ -316,13 +316,6 @@ pub fn show(message: &Message, names: &Names) -> String {
     format!("{sender}{urgent}{timer}: {}", message.body)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
@@ -470,26 +463,26 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(secs) = ttl {
                 message = message.disappearing(secs);
             }
-            if let Some(path) = attach {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "bijlage".into());
-                let expires_at = ttl.map(|s| now_ms() + (s as i64) * 1000);
-                let data = std::fs::read(&path)?;
-                let attachment = client
-                    .conversations()
-                    .attach(
-                        &conversation,
-                        &name,
-                        "application/octet-stream",
-                        data,
-                        expires_at,
-                    )
-                    .await?;
-                message.attachments.push(attachment);
-            }
-            let id = client.conversations().send(&conversation, message).await?;
+            let id = match attach {
+                Some(path) => {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "bijlage".into());
+                    let data = std::fs::read(&path)?;
+                    client
+                        .conversations()
+                        .send_with_attachment(
+                            &conversation,
+                            message,
+                            &name,
+                            "application/octet-stream",
+                            data,
+                        )
+                        .await?
+                }
+                None => client.conversations().send(&conversation, message).await?,
+            };
             let state = client.conversations().message(&id)?.state;
             println!("{id}\t{state:?}");
         }

@@ -1274,10 +1274,11 @@ async fn the_practice_decides_on_disappearing_messages_and_they_go(backend: Back
         ("enforced", Some(60))
     );
 
-    // Past its time it is gone, delivered or not.
+    // Past its time it is gone, delivered or not: the operator's collect
+    // removes it, unless the server's own housekeeping (every few seconds)
+    // already did — on a busy machine either may come first.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let collected = collect(&db)?;
-    assert!(collected["disappeared"].as_u64() >= Some(1), "{collected}");
+    collect(&db)?;
     let ids: Vec<String> = b
         .sync(0)
         .await?

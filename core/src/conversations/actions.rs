@@ -147,4 +147,65 @@ impl ConversationsClient<'_> {
         };
         attachments::open(&sealed, &attachment.key).map_err(|_| Error::Tampered)
     }
+
+    /// Removes every device of `users` from a conversation (a colleague
+    /// who should no longer follow it). Returns how many devices went.
+    pub async fn remove_users(&self, conversation: &str, users: &[String]) -> Result<usize> {
+        let gone: Vec<MemberId> = self
+            .members(conversation)?
+            .into_iter()
+            .map(|m| m.id)
+            .filter(|id| users.contains(&id.user))
+            .collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        self.remove_devices(conversation, &gone).await?;
+        Ok(gone.len())
+    }
+
+    /// Seals and uploads a file, then sends `message` with it; a
+    /// disappearing message's file goes at the same time. Returns the
+    /// message's id.
+    pub async fn send_with_attachment(
+        &self,
+        conversation: &str,
+        mut message: NewMessage,
+        name: &str,
+        mime_type: &str,
+        data: Vec<u8>,
+    ) -> Result<String> {
+        let expires_at = message
+            .ttl_secs
+            .map(|secs| crate::store::queries::now_ms() + (secs as i64).saturating_mul(1000));
+        let attachment = self
+            .attach(conversation, name, mime_type, data, expires_at)
+            .await?;
+        message.attachments.push(attachment);
+        self.send(conversation, message).await
+    }
+
+    /// The file `index` of a message, decrypted (fetched from the server
+    /// the first time, then kept sealed on this device).
+    pub async fn attachment_of(&self, message: &str, index: u32) -> Result<Vec<u8>> {
+        let found = self.message(message)?;
+        let attachment = found
+            .attachments
+            .get(index as usize)
+            .ok_or(Error::NotFound { what: "attachment" })?;
+        self.open_attachment(attachment).await
+    }
+
+    /// Writes the file `index` of a message, decrypted, to `path` (readable
+    /// by this user only): for the platform's viewer.
+    pub async fn save_attachment(
+        &self,
+        message: &str,
+        index: u32,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<()> {
+        let bytes = self.attachment_of(message, index).await?;
+        crate::keystore::write_private(path.as_ref(), &bytes)
+            .map_err(|e| crate::store::StoreError::Io(e.to_string()).into())
+    }
 }

@@ -47,6 +47,18 @@ impl ConversationsClient<'_> {
         self.client.read(|d| d.messages(conversation, limit))
     }
 
+    /// The `limit` messages just before message `before`, oldest first:
+    /// paging back without loading the whole conversation.
+    pub fn messages_before(
+        &self,
+        conversation: &str,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        self.client
+            .read(|d| d.messages_before(conversation, before, limit))
+    }
+
     /// One message by id.
     pub fn message(&self, id: &str) -> Result<Message> {
         self.client.read(|d| d.message(id))

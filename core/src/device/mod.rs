@@ -477,6 +477,19 @@ impl Device {
             .read(|c| queries::recent_messages(c, conversation, limit))
     }
 
+    /// The `limit` messages just before message `before`, oldest first.
+    pub fn messages_before(
+        &self,
+        conversation: &str,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        self.purge_if_due()?;
+        self.message(before)?;
+        self.store
+            .read(|c| queries::messages_before(c, conversation, before, limit))
+    }
+
     /// One message by id.
     pub fn message(&self, id: &str) -> Result<Message> {
         self.purge_if_due()?;

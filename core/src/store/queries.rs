@@ -508,6 +508,26 @@ pub(crate) fn recent_messages(
     Ok(out)
 }
 
+/// The `limit` messages of a conversation just before message `before`
+/// (in the order messages are shown), oldest first: paging back.
+pub(crate) fn messages_before(
+    conn: &Connection,
+    conversation: &str,
+    before: &str,
+    limit: u32,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m, messages b
+         WHERE b.id = ?2 AND b.conversation_id = ?1 AND m.conversation_id = ?1
+           AND (m.sent_at, m.seq) < (b.sent_at, b.seq)
+         ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![conversation, before, limit], message_from_row)?;
+    let mut out = rows.map(|r| to_message(r?)).collect::<Result<Vec<_>>>()?;
+    out.reverse();
+    Ok(out)
+}
+
 /// Messages whose body matches every word of `query` (word prefixes count),
 /// best match first.
 pub(crate) fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<Message>> {

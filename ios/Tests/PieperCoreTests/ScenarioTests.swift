@@ -238,6 +238,100 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(try arts.consentWorklist(kind: .lspSharing).map(\.reference), ["his:2"])
     }
 
+    func testRepliesFilesMembersAndPagingBack() async throws {
+        try Self.server.createPractice("els", name: "Praktijk De Els")
+        let artsSecret = try Self.server.createUser("devos", role: "huisarts", practice: "els")
+        let pohSecret = try Self.server.createUser("smits", role: "poh", practice: "els")
+        let balieSecret = try Self.server.createUser("bos", role: "assistent", practice: "els")
+        func els(_ username: String, _ secret: String, _ device: String) -> LoginCredentials {
+            LoginCredentials(
+                practice: "els", username: username, password: TestServer.password,
+                totp: Totp.now(secret), deviceName: device)
+        }
+        let arts = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: els("devos", artsSecret, "desktop"))
+        let poh = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: els("smits", pohSecret, "telefoon"))
+        let balie = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: els("bos", balieSecret, "balie"))
+        let conversation = try await arts.createConversation(
+            title: "Dhr. Bos — wond", kind: .group, patient: "his:patient/77", withUsers: [poh.userId()])
+
+        var sent: [String] = []
+        for i in 1...5 {
+            sent.append(try await arts.send(conversation: conversation.id, body: "bericht \(i)", urgent: false, kind: .overleg))
+        }
+        _ = try await poh.sync()
+        let newest = try poh.messages(conversation: conversation.id, limit: 2)
+        XCTAssertEqual(newest.map(\.body), ["bericht 4", "bericht 5"])
+        let before = try poh.messagesBefore(conversation: conversation.id, before: newest[0].id, limit: 2)
+        XCTAssertEqual(before.map(\.body), ["bericht 2", "bericht 3"])
+        XCTAssertEqual(
+            try poh.messagesBefore(conversation: conversation.id, before: before[0].id, limit: 2).map(\.body),
+            ["bericht 1"])
+
+        let reply = try await poh.sendReply(conversation: conversation.id, body: "Gezien, ik bel hem", replyTo: sent[2])
+        _ = try await arts.sync()
+        XCTAssertEqual(try arts.messages(conversation: conversation.id, limit: 10).first { $0.id == reply }?.replyTo, sent[2])
+
+        let photo = Data((0..<100_000).map { UInt8($0 % 251) })
+        let withFile = try await arts.sendAttachment(
+            conversation: conversation.id, body: "Foto van de wond", name: "wond.jpg", mimeType: "image/jpeg", data: photo)
+        _ = try await poh.sync()
+        let shown = try poh.messages(conversation: conversation.id, limit: 10).first { $0.id == withFile }
+        XCTAssertEqual(shown?.attachments, [AttachmentInfo(name: "wond.jpg", mimeType: "image/jpeg", size: 100_000)])
+        let opened = try await poh.attachment(message: withFile, index: 0)
+        XCTAssertEqual(opened, photo)
+        let saved = try dir() + "/wond.jpg"
+        try await poh.saveAttachment(message: withFile, index: 0, path: saved)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: saved)), photo)
+
+        try await arts.addUsers(conversation: conversation.id, users: [balie.userId()])
+        XCTAssertTrue(try arts.members(conversation: conversation.id).contains { $0.user == balie.userId() })
+        XCTAssertEqual(try await arts.removeUsers(conversation: conversation.id, users: [balie.userId()]), 1)
+        XCTAssertFalse(try arts.members(conversation: conversation.id).contains { $0.user == balie.userId() })
+    }
+
+    func testTwoStaffShareTheFrontDeskTablet() async throws {
+        try Self.server.createPractice("kastanje", name: "Praktijk De Kastanje")
+        let firstSecret = try Self.server.createUser("deboer", role: "assistent", practice: "kastanje")
+        let secondSecret = try Self.server.createUser("jacobs", role: "poh", practice: "kastanje")
+        let tablet = PieperTablet(root: try dir(), keystore: MemoryKeyStore())
+        XCTAssertEqual(try tablet.profiles(), [])
+
+        let first = try await tablet.signIn(
+            server: Self.server.url,
+            credentials: LoginCredentials(
+                practice: "kastanje", username: "deboer", password: TestServer.password,
+                totp: Totp.now(firstSecret), deviceName: "balie-tablet"))
+        let notes = try await first.createConversation(title: "Balie", kind: .group, patient: nil, withUsers: [])
+        _ = try await first.send(conversation: notes.id, body: "Alleen voor de balie", urgent: false, kind: .overleg)
+
+        let second = try await tablet.signIn(
+            server: Self.server.url,
+            credentials: LoginCredentials(
+                practice: "kastanje", username: "jacobs", password: TestServer.password,
+                totp: Totp.now(secondSecret), deviceName: "balie-tablet"))
+        XCTAssertEqual(try tablet.profiles(), ["kastanje+deboer", "kastanje+jacobs"])
+        XCTAssertEqual(tablet.active()?.userId(), second.userId())
+        XCTAssertTrue(first.isLocked())
+        XCTAssertThrowsError(try first.messages(conversation: notes.id, limit: 10)) { error in
+            guard case PieperError.Locked = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertEqual(try second.search(query: "balie", limit: 10), [])
+
+        do {
+            _ = try await tablet.switchTo(profile: "kastanje+deboer", check: Check(false))
+            XCTFail("a failed check switched")
+        } catch PieperError.Locked {}
+        let again = try await tablet.switchTo(profile: "kastanje+deboer", check: Check(true))
+        XCTAssertEqual(try again.messages(conversation: notes.id, limit: 10).map(\.body), ["Alleen voor de balie"])
+        XCTAssertTrue(second.isLocked())
+    }
+
     func testAWrongTotpCodeIsATypedError() async throws {
         let step = UInt64(Date().timeIntervalSince1970) / 30 - 10
         do {

@@ -286,6 +286,89 @@ class ScenarioTest {
     }
 
     @Test
+    fun `replies, files, members and paging back`() = runBlocking<Unit> {
+        server.createPractice("els", "Praktijk De Els")
+        val artsSecret = server.createUser("devos", "huisarts", "els")
+        val pohSecret = server.createUser("smits", "poh", "els")
+        val balieSecret = server.createUser("bos", "assistent", "els")
+        fun els(username: String, secret: String, device: String) = LoginCredentials(
+            "els", username, TestServer.PASSWORD, Totp.now(secret), device,
+        )
+        val arts = login(server.url, dir(), InMemoryKeyStore(), els("devos", artsSecret, "desktop"))
+        val poh = login(server.url, dir(), InMemoryKeyStore(), els("smits", pohSecret, "telefoon"))
+        val balie = login(server.url, dir(), InMemoryKeyStore(), els("bos", balieSecret, "balie"))
+        val conversation = arts.createConversation(
+            "Dhr. Bos — wond", ConversationKind.GROUP, "his:patient/77", listOf(poh.userId()),
+        )
+
+        // Paging back: five messages, read two at a time from the newest.
+        val sent = (1..5).map { arts.send(conversation.id, "bericht $it", false, MessageKind.OVERLEG) }
+        poh.sync()
+        val newest = poh.messages(conversation.id, 2u)
+        assertEquals(listOf("bericht 4", "bericht 5"), newest.map { it.body })
+        val before = poh.messagesBefore(conversation.id, newest.first().id, 2u)
+        assertEquals(listOf("bericht 2", "bericht 3"), before.map { it.body })
+        assertEquals(listOf("bericht 1"), poh.messagesBefore(conversation.id, before.first().id, 2u).map { it.body })
+        assertThrows<PieperException.NotFound> { poh.messagesBefore(conversation.id, "geen-bericht", 2u) }
+
+        // A reply names the message it answers, on the other device too.
+        val reply = poh.sendReply(conversation.id, "Gezien, ik bel hem", sent[2])
+        arts.sync()
+        assertEquals(sent[2], arts.messages(conversation.id, 10u).single { it.id == reply }.replyTo)
+
+        // A file: sealed before upload, listed with the message, opened and saved on the other device.
+        val photo = ByteArray(100_000) { (it % 251).toByte() }
+        val withFile = arts.sendAttachment(conversation.id, "Foto van de wond", "wond.jpg", "image/jpeg", photo)
+        poh.sync()
+        val shown = poh.messages(conversation.id, 10u).single { it.id == withFile }
+        assertEquals(listOf(AttachmentInfo("wond.jpg", "image/jpeg", 100_000uL)), shown.attachments)
+        assertTrue(photo.contentEquals(poh.attachment(withFile, 0u)))
+        val saved = Files.createTempDirectory("pieper-file").resolve("wond.jpg")
+        poh.saveAttachment(withFile, 0u, saved.toString())
+        assertTrue(photo.contentEquals(Files.readAllBytes(saved)))
+        assertThrows<PieperException.NotFound> { runBlocking { poh.attachment(withFile, 1u) } }
+
+        // Members: the assistant is added, then removed again.
+        arts.addUsers(conversation.id, listOf(balie.userId()))
+        assertTrue(arts.members(conversation.id).any { it.user == balie.userId() && it.device == balie.deviceId() })
+        assertEquals(1u, arts.removeUsers(conversation.id, listOf(balie.userId())))
+        assertTrue(arts.members(conversation.id).none { it.user == balie.userId() })
+    }
+
+    @Test
+    fun `two staff share the front-desk tablet`() = runBlocking<Unit> {
+        server.createPractice("kastanje", "Praktijk De Kastanje")
+        val firstSecret = server.createUser("deboer", "assistent", "kastanje")
+        val secondSecret = server.createUser("jacobs", "poh", "kastanje")
+        val tablet = PieperTablet(dir(), InMemoryKeyStore())
+        assertEquals(emptyList<String>(), tablet.profiles())
+        assertEquals(null, tablet.active())
+
+        val first = tablet.signIn(
+            server.url, LoginCredentials("kastanje", "deboer", TestServer.PASSWORD, Totp.now(firstSecret), "balie-tablet"),
+        )
+        val notes = first.createConversation("Balie", ConversationKind.GROUP, null, emptyList())
+        first.send(notes.id, "Alleen voor de balie", false, MessageKind.OVERLEG)
+
+        // The second staff member signs in: the first profile locks.
+        val second = tablet.signIn(
+            server.url, LoginCredentials("kastanje", "jacobs", TestServer.PASSWORD, Totp.now(secondSecret), "balie-tablet"),
+        )
+        assertEquals(listOf("kastanje+deboer", "kastanje+jacobs"), tablet.profiles())
+        assertEquals(second.userId(), tablet.active()?.userId())
+        assertTrue(first.isLocked())
+        assertThrows<PieperException.Locked> { first.messages(notes.id, 10u) }
+        assertEquals(emptyList<Message>(), second.search("balie", 10u))
+
+        // Back to the first, after her check; a failed check opens nothing.
+        assertThrows<PieperException.Locked> { runBlocking { tablet.switchTo("kastanje+deboer", Check(false)) } }
+        val again = tablet.switchTo("kastanje+deboer", Check(true))
+        assertEquals(listOf("Alleen voor de balie"), again.messages(notes.id, 10u).map { it.body })
+        assertTrue(second.isLocked())
+        assertThrows<PieperException.NotFound> { runBlocking { tablet.switchTo("kastanje+niemand", Check(true)) } }
+    }
+
+    @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
         val e = assertThrows<PieperException.Rejected> {
