@@ -123,11 +123,22 @@ impl From<CoreError> for PieperError {
             CoreError::ConsentRequired { kind } => {
                 PieperError::ConsentRequired { kind: kind.into() }
             }
-            other => PieperError::Other {
-                msg: other.to_string(),
-            },
+            // The cause chain is flattened here, at the FFI, and nowhere else.
+            other => PieperError::Other { msg: chain(&other) },
         }
     }
+}
+
+/// An error and its causes, outermost first: "a: b: c".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for PieperError {
@@ -221,9 +232,20 @@ mod tests {
             (CoreError::Storage(StoreError::Full), |e| {
                 matches!(e, PieperError::Storage { .. })
             }),
-            (CoreError::Mls("bug".into()), |e| {
-                matches!(e, PieperError::Other { .. })
-            }),
+            (CoreError::Revoked, |e| matches!(e, PieperError::Revoked)),
+            (CoreError::Locked, |e| matches!(e, PieperError::Locked)),
+            (CoreError::Wiped, |e| matches!(e, PieperError::Wiped)),
+            (
+                CoreError::Internal {
+                    context: "MLS",
+                    source: "a library bug".into(),
+                },
+                // The cause survives to the FFI, flattened there.
+                |e| {
+                    matches!(e, PieperError::Other { msg }
+                        if msg == "internal failure in MLS: a library bug")
+                },
+            ),
         ];
         for (core, check) in cases {
             let label = format!("{core:?}");

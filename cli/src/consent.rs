@@ -7,7 +7,7 @@ use pieper_core::{
 };
 
 #[derive(Debug, Subcommand)]
-pub enum ConsentCommand {
+pub(crate) enum ConsentCommand {
     /// Import the roster from CSV (reference,name,birth_date,enrolled) or a
     /// FHIR Bundle of Patients (a file ending in .json).
     ImportRoster {
@@ -88,7 +88,7 @@ fn line(c: &ConsentChange) -> String {
     )
 }
 
-pub async fn run(
+pub(crate) async fn run(
     client: &Client,
     command: ConsentCommand,
 ) -> Result<(), Box<dyn std::error::Error>> {

@@ -77,7 +77,7 @@ struct Staff {
     device: &'static str,
 }
 
-pub async fn run() -> DemoResult<()> {
+pub(crate) async fn run() -> DemoResult<()> {
     let bin = server_binary()?;
     let work = tempfile::tempdir()?;
     let data = work.path().join("server");

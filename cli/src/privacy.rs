@@ -7,7 +7,7 @@ use pieper_core::{AuditQuery, Client, PatientRef, PracticeRules, TtlPolicy};
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 #[derive(Debug, Subcommand)]
-pub enum PrivacyCommand {
+pub(crate) enum PrivacyCommand {
     /// Who has received and read a message.
     Receipts {
         /// The message id.
@@ -107,7 +107,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
+pub(crate) async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
     client.sync().await?;
     match command {
         PrivacyCommand::Receipts { message } => {

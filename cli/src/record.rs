@@ -10,7 +10,7 @@ use pieper_core::{
 
 /// A SOEP entry for the record from the command line.
 #[derive(Debug, Args)]
-pub struct DocumentArgs {
+pub(crate) struct DocumentArgs {
     /// The conversation (about the patient).
     pub conversation: String,
     /// The problem it is about.
@@ -49,7 +49,10 @@ pub struct DocumentArgs {
     pub by_hand: bool,
 }
 
-pub async fn document(client: &Client, a: DocumentArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn document(
+    client: &Client,
+    a: DocumentArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
     let icpc = match a.icpc.as_deref() {
         Some(text) => {
             let (code, display) = text.split_once(':').ok_or("--icpc is CODE:Name")?;
@@ -103,7 +106,7 @@ pub async fn document(client: &Client, a: DocumentArgs) -> Result<(), Box<dyn st
 
 /// Runs the practice's HIS connector until interrupted: live on the server,
 /// delivering documentation to the HIS's FHIR base URL every `interval`.
-pub async fn connector(
+pub(crate) async fn connector(
     client: &Client,
     his_url: &str,
     interval: Duration,
@@ -311,7 +314,7 @@ async fn pull_receipt(
 /// Runs the connector for a HIS that polls: serves the pending items as
 /// FHIR Tasks (`GET /fhir/Task?status=requested`), their Bundles
 /// (`GET /fhir/Bundle/{id}`), and takes the receipt (`PUT /fhir/Task/{id}`).
-pub async fn serve_pull(
+pub(crate) async fn serve_pull(
     client: &Client,
     listen: &str,
     token: &str,

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use pieper_core::{Assignee, Client, NewTask, Task};
 
 #[derive(Debug, Subcommand)]
-pub enum TaskCommand {
+pub(crate) enum TaskCommand {
     /// Make a task in a conversation.
     Create {
         /// The conversation id.
@@ -73,7 +73,10 @@ fn line(t: &Task) -> String {
     )
 }
 
-pub async fn run(client: &Client, command: TaskCommand) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    client: &Client,
+    command: TaskCommand,
+) -> Result<(), Box<dyn std::error::Error>> {
     match client.sync().await {
         Ok(_) | Err(pieper_core::Error::Network(_)) => {}
         Err(e) => return Err(e.into()),

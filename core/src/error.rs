@@ -96,12 +96,31 @@ pub enum Error {
         /// The server's explanation, for people.
         detail: Option<String>,
     },
-    /// An internal MLS failure that no caller action fixes (a library bug).
-    #[error("MLS library failure: {0}")]
-    Mls(String),
+    /// A failure inside the core that no caller action fixes (a library
+    /// bug, a background task that died); `context` says where, `source`
+    /// keeps the cause for the logs.
+    #[error("internal failure in {context}")]
+    Internal {
+        /// Where it happened.
+        context: &'static str,
+        /// What failed underneath.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
+    /// An internal failure in `context`, keeping its cause.
+    pub(crate) fn internal(
+        context: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal {
+            context,
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field,

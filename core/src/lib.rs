@@ -18,6 +18,8 @@ pub mod attachments;
 mod client;
 pub mod consent;
 pub mod conversations;
+// Public for the core's own tests and benchmarks (feature `testing`).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod device;
 mod devices;
 mod error;

@@ -446,18 +446,18 @@ pub(crate) enum Content {
 mod hex_key {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(bytes))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
 impl Content {
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::Mls(format!("encoding content: {e}")))
+        serde_json::to_vec(self).map_err(|e| Error::internal("encoding content", e))
     }
 
     /// Decodes decrypted content; content that fails to parse was made by a
@@ -504,7 +504,7 @@ mod tests {
             spoed: None,
             expires_at: None,
         };
-        let json = String::from_utf8(text.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
+        let json = String::from_utf8(text.to_bytes()?).map_err(|e| Error::internal("test", e))?;
         assert_eq!(
             json,
             r#"{"type":"text","id":"m-1","body":"Bel mw. De Vries terug","priority":"urgent","sent_at":1790000000000}"#
@@ -517,7 +517,8 @@ mod tests {
             patient: Some(PatientRef::new("his:12345")?),
             ttl_secs: None,
         };
-        let json = String::from_utf8(details.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
+        let json =
+            String::from_utf8(details.to_bytes()?).map_err(|e| Error::internal("test", e))?;
         assert_eq!(
             json,
             r#"{"type":"details","title":"Overleg","kind":"group","patient":"his:12345"}"#
@@ -530,7 +531,7 @@ mod tests {
             at: 5,
         };
         assert_eq!(
-            String::from_utf8(receipt.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?,
+            String::from_utf8(receipt.to_bytes()?).map_err(|e| Error::internal("test", e))?,
             r#"{"type":"receipt","messages":["m-1"],"read":true,"at":5}"#
         );
         let key = Content::PracticeKey {
@@ -538,7 +539,7 @@ mod tests {
             key: vec![0xab; 2],
             seq: Some(3),
         };
-        let json = String::from_utf8(key.to_bytes()?).map_err(|e| Error::Mls(e.to_string()))?;
+        let json = String::from_utf8(key.to_bytes()?).map_err(|e| Error::internal("test", e))?;
         assert_eq!(
             json,
             r#"{"type":"practice_key","id":"k","key":"abab","seq":3}"#

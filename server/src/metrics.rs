@@ -6,19 +6,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The server's counters.
 #[derive(Default)]
 pub struct Metrics {
+    /// Logins that passed.
     pub logins_succeeded: AtomicU64,
+    /// Logins refused (password or TOTP).
     pub logins_failed: AtomicU64,
+    /// Logins refused by the throttle.
     pub logins_throttled: AtomicU64,
+    /// Envelopes stored.
     pub envelopes_stored: AtomicU64,
+    /// Commits refused for a stale epoch.
     pub stale_commits: AtomicU64,
+    /// Envelopes delivered over WebSockets.
     pub live_delivered: AtomicU64,
+    /// Live connections dropped for not reading.
     pub slow_connections_dropped: AtomicU64,
+    /// Attachment blobs stored.
     pub blobs_stored: AtomicU64,
+    /// Pushes the provider accepted.
     pub pushes_sent: AtomicU64,
+    /// Pushes that failed for good.
     pub pushes_failed: AtomicU64,
+    /// Pushes dropped (queue full).
     pub pushes_dropped: AtomicU64,
+    /// Tokens removed because the provider said they are gone.
     pub push_tokens_removed: AtomicU64,
+    /// Unread urgent messages pushed again.
     pub urgent_escalations: AtomicU64,
+    /// Messages devices reported they could not decrypt.
     pub undecryptable_messages: AtomicU64,
 }
 

@@ -18,10 +18,15 @@ const MAX_BATCH: usize = 256;
 
 /// One envelope to store.
 pub struct Job {
+    /// The sender's practice.
     pub practice: String,
+    /// The sending device.
     pub sender: String,
+    /// The conversation.
     pub conversation: String,
+    /// What it sends.
     pub request: SendRequest,
+    /// The audit record written with it.
     pub audit: NewAuditEvent,
     reply: oneshot::Sender<AppResult<Stored>>,
 }

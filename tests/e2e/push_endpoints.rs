@@ -20,17 +20,17 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-pub use pieper_e2e::BoxError;
+pub(crate) use pieper_e2e::BoxError;
 
-pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
-pub const FCM_CLIENT_EMAIL: &str = "pieper-push@pieper-test.iam.gserviceaccount.com";
-pub const APNS_KEY_ID: &str = "ABC123DEFG";
-pub const APNS_TEAM_ID: &str = "TEAM123456";
-pub const APNS_TOPIC: &str = "nl.pieper.app";
+pub(crate) const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+pub(crate) const FCM_CLIENT_EMAIL: &str = "pieper-push@pieper-test.iam.gserviceaccount.com";
+pub(crate) const APNS_KEY_ID: &str = "ABC123DEFG";
+pub(crate) const APNS_TEAM_ID: &str = "TEAM123456";
+pub(crate) const APNS_TOPIC: &str = "nl.pieper.app";
 
 /// One request as it arrived.
 #[derive(Clone, Debug)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub path: String,
     pub version: String,
     pub headers: HashMap<String, String>,
@@ -40,19 +40,19 @@ pub struct Recorded {
 }
 
 #[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<Recorded>>>);
+pub(crate) struct Log(Arc<Mutex<Vec<Recorded>>>);
 
 impl Log {
     fn push(&self, r: Recorded) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(r);
     }
 
-    pub fn all(&self) -> Vec<Recorded> {
+    pub(crate) fn all(&self) -> Vec<Recorded> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Waits until `count` recorded requests match `pick`.
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         count: usize,
         pick: impl Fn(&Recorded) -> bool,
@@ -102,7 +102,7 @@ struct Fcm {
 }
 
 /// The fake Google: `POST /token` and `POST /v1/projects/{p}/messages:send`.
-pub struct FakeFcm {
+pub(crate) struct FakeFcm {
     pub base: String,
     /// messages:send requests.
     pub log: Log,
@@ -218,7 +218,7 @@ async fn messages_send(
 
 impl FakeFcm {
     /// Starts it; tokens in `flaky` answer 503 once.
-    pub async fn start(public_key_pem: &[u8], flaky: &[&str]) -> Result<Self, BoxError> {
+    pub(crate) async fn start(public_key_pem: &[u8], flaky: &[&str]) -> Result<Self, BoxError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = Fcm {
@@ -250,7 +250,7 @@ struct Apns {
 
 /// The fake APNs: `POST /3/device/{token}` (production) and
 /// `POST /sandbox/3/device/{token}` (development), HTTP/2 only.
-pub struct FakeApns {
+pub(crate) struct FakeApns {
     pub base: String,
     pub log: Log,
 }
@@ -304,7 +304,7 @@ async fn apns_device(
 impl FakeApns {
     /// Starts it (plain-text HTTP/2, which the server's client speaks with
     /// prior knowledge, as it does over TLS to Apple).
-    pub async fn start(public_key_pem: &[u8]) -> Result<Self, BoxError> {
+    pub(crate) async fn start(public_key_pem: &[u8]) -> Result<Self, BoxError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = Apns {

@@ -10,8 +10,11 @@ use tokio::sync::broadcast;
 
 /// A signed-in device and where it keeps its store.
 pub struct TestClient {
+    /// The signed-in client.
     pub client: Client,
+    /// Where its store lives.
     pub dir: TempDir,
+    /// Whose device it is.
     pub user: User,
 }
 

@@ -98,7 +98,7 @@ async fn blocking<T: Send + 'static>(
     let device = Arc::clone(device);
     tokio::task::spawn_blocking(move || f(&device))
         .await
-        .map_err(|e| Error::Mls(format!("store task failed: {e}")))?
+        .map_err(|e| Error::internal("store task", e))?
 }
 
 impl Client {
@@ -136,7 +136,7 @@ impl Client {
             Ok::<_, Error>(device)
         })
         .await
-        .map_err(|e| Error::Mls(e.to_string()))??;
+        .map_err(|e| Error::internal("store task", e))??;
         let client = Client::assemble(Arc::new(device), kept, api.with_token(login.device_token));
         client
             .devices()
@@ -151,7 +151,7 @@ impl Client {
         let kept = Arc::clone(&keystore);
         let device = tokio::task::spawn_blocking(move || Device::open(&dir, keystore.as_ref()))
             .await
-            .map_err(|e| Error::Mls(e.to_string()))??;
+            .map_err(|e| Error::internal("store task", e))??;
         let session = device.session()?.ok_or(Error::SignedOut)?;
         if session.signed_out {
             return Err(Error::SignedOut);

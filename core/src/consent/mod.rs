@@ -14,6 +14,8 @@
 
 mod actions;
 pub mod client;
+// Public for the core's own tests and benchmarks (feature `testing`).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 pub(crate) mod engine;
 mod fhir;
 pub(crate) mod log;

@@ -209,7 +209,7 @@ impl DevicesClient<'_> {
         let code = recovery_code.to_owned();
         let sealed = tokio::task::spawn_blocking(move || seal(&code, &user, &plaintext))
             .await
-            .map_err(|e| Error::Mls(format!("backup failed: {e}")))??;
+            .map_err(|e| Error::internal("backup", e))??;
         let bytes = sealed.len() as u64;
         let result = self.client.api().put_backup(sealed).await;
         self.client.server(result).await?;
@@ -228,7 +228,7 @@ impl DevicesClient<'_> {
         let plaintext = Zeroizing::new(
             tokio::task::spawn_blocking(move || open(&code, &user, &sealed))
                 .await
-                .map_err(|e| Error::Mls(format!("restore failed: {e}")))??,
+                .map_err(|e| Error::internal("restore", e))??,
         );
         let content: BackupContent =
             serde_json::from_slice(&plaintext).map_err(|_| Error::Tampered)?;

@@ -78,7 +78,7 @@ impl Client {
         }
         let passed = tokio::task::spawn_blocking(move || check.verify())
             .await
-            .map_err(|e| Error::Mls(format!("user check failed: {e}")))?;
+            .map_err(|e| Error::internal("user check", e))?;
         let path = self.inner.device.dir().join(FAILURES_FILE);
         if !passed {
             let failures = failed_unlocks(&path) + 1;
@@ -104,7 +104,7 @@ impl Client {
         );
         tokio::task::spawn_blocking(move || device.unlock(keystore.as_ref()))
             .await
-            .map_err(|e| Error::Mls(format!("unlock failed: {e}")))??;
+            .map_err(|e| Error::internal("unlock", e))??;
         let _ = std::fs::remove_file(&path);
         self.touch();
         Ok(())

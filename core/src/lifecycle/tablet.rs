@@ -134,7 +134,7 @@ impl SharedTablet {
                 // Not opened since the app started: the same check first.
                 let passed = tokio::task::spawn_blocking(move || check.verify())
                     .await
-                    .map_err(|e| Error::Mls(format!("user check failed: {e}")))?;
+                    .map_err(|e| Error::internal("user check", e))?;
                 if !passed {
                     return Err(Error::Locked);
                 }

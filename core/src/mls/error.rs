@@ -10,8 +10,8 @@ use openmls::{
 use crate::{error::Error, store::StoreError};
 
 /// An MLS failure no caller action fixes.
-pub(crate) fn mls_err(e: impl std::fmt::Display) -> Error {
-    Error::Mls(e.to_string())
+pub(crate) fn mls_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::internal("MLS", e)
 }
 
 impl From<LibraryError> for Error {

@@ -7,12 +7,17 @@ use crate::{
     model::PatientRef,
 };
 
+/// The naming system of the BSN (burgerservicenummer).
 pub const BSN_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/bsn";
 /// The BSN's OID form, accepted on input.
 pub const BSN_OID: &str = "urn:oid:2.16.840.1.113883.2.4.6.3";
+/// The naming system of the AGB code of a care provider.
 pub const AGB_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/agb-z";
+/// The naming system of a person's UZI number.
 pub const UZI_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers";
+/// The naming system of the BIG register.
 pub const BIG_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/big";
+/// The naming system of an organisation's URA number.
 pub const URA_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/ura";
 /// The HIS's own patient numbers, where a patient has no BSN here.
 pub const HIS_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/his-patient";

@@ -4,6 +4,8 @@
 pub mod client;
 mod delivery;
 pub mod documentation;
+// Public for the core's own tests and benchmarks (feature `testing`).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod engine;
 pub mod identifiers;
 pub mod soep;

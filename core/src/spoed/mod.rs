@@ -7,6 +7,8 @@
 
 mod actions;
 pub mod client;
+// Public for the core's own tests and benchmarks (feature `testing`).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod engine;
 
 use rusqlite::{Connection, params};

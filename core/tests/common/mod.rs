@@ -10,16 +10,16 @@ use pieper_core::{
 };
 use tempfile::TempDir;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A device with its own directory and file keystore.
-pub struct TestDevice {
+pub(crate) struct TestDevice {
     pub device: Device,
     pub dir: TempDir,
 }
 
 impl TestDevice {
-    pub fn new(user: &str, device: &str) -> Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) fn new(user: &str, device: &str) -> Result<Self, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let keystore = FileKeyStore::in_dir(dir.path())?;
         let id = MemberId::new("praktijk-de-linde", user, device)?;
@@ -27,12 +27,12 @@ impl TestDevice {
         Ok(Self { device, dir })
     }
 
-    pub fn keystore(&self) -> Result<FileKeyStore, Box<dyn std::error::Error>> {
+    pub(crate) fn keystore(&self) -> Result<FileKeyStore, Box<dyn std::error::Error>> {
         Ok(FileKeyStore::in_dir(self.dir.path())?)
     }
 
     /// Closes and reopens the device from disk.
-    pub fn restart(self) -> Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) fn restart(self) -> Result<Self, Box<dyn std::error::Error>> {
         let Self { device, dir } = self;
         drop(device);
         let keystore = FileKeyStore::in_dir(dir.path())?;
@@ -49,7 +49,7 @@ impl std::ops::Deref for TestDevice {
 }
 
 /// Creates a conversation on `owner` and adds every device in `others`.
-pub fn conversation_with(
+pub(crate) fn conversation_with(
     owner: &Device,
     others: &[&Device],
     title: &str,
@@ -61,7 +61,7 @@ pub fn conversation_with(
 
 /// `owner` adds `new` to the conversation; `existing` members apply the
 /// commit; the new members join and receive the details.
-pub fn add(
+pub(crate) fn add(
     owner: &Device,
     conversation: &str,
     new: &[&Device],
@@ -95,7 +95,7 @@ pub fn add(
 
 /// The server accepted `out`: the committer merges it and the other members
 /// apply it. Returns what the committer has to send next.
-pub fn accept(
+pub(crate) fn accept(
     owner: &Device,
     out: &CommitOut,
     members: &[&Device],
@@ -108,12 +108,12 @@ pub fn accept(
 }
 
 /// Delivers one envelope to each recipient; returns what each made of it.
-pub fn deliver(out: &Outgoing, to: &[&Device]) -> Result<Vec<Received>, pieper_core::Error> {
+pub(crate) fn deliver(out: &Outgoing, to: &[&Device]) -> Result<Vec<Received>, pieper_core::Error> {
     to.iter().map(|d| d.receive(&out.payload)).collect()
 }
 
 /// All bytes of the store's files (database, WAL, shared memory).
-pub fn raw_store_bytes(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn raw_store_bytes(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

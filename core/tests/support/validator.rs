@@ -4,11 +4,11 @@
 
 use std::{path::Path, process::Command};
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(super) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Validates `files` (against `profile`, or `none`: each resource's own
 /// `meta.profile` and base R4); returns (exit code, report text).
-pub fn validate(
+pub(super) fn validate(
     profile: &str,
     files: &[&Path],
 ) -> Result<(Option<i32>, String), Box<dyn std::error::Error>> {
@@ -37,7 +37,7 @@ pub fn validate(
 }
 
 /// The ERROR and FATAL lines about `file`.
-pub fn errors<'a>(report: &'a str, file: &Path) -> Vec<&'a str> {
+pub(super) fn errors<'a>(report: &'a str, file: &Path) -> Vec<&'a str> {
     let name = format!("{} ", file.display());
     report
         .lines()

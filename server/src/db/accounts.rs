@@ -8,20 +8,30 @@ use crate::error::{AppError, AppResult};
 
 /// A user as needed to check a login.
 pub struct UserRow {
+    /// The id.
     pub id: String,
+    /// The practice.
     pub practice_id: String,
+    /// The role.
     pub role: Role,
+    /// The Argon2id hash (PHC string).
     pub password_hash: String,
+    /// The TOTP secret (base32).
     pub totp_secret: String,
 }
 
 /// The device behind a bearer token.
 #[derive(Clone, Debug)]
 pub struct DeviceRow {
+    /// The id.
     pub id: String,
+    /// Its user.
     pub user_id: String,
+    /// The practice.
     pub practice_id: String,
+    /// The role.
     pub role: Role,
+    /// When it was revoked (ms since the Unix epoch), if it was.
     pub revoked_at: Option<i64>,
 }
 

@@ -27,14 +27,23 @@ pub const KEEP_MS: i64 = 1826 * 24 * 60 * 60 * 1000;
 /// An access event to record.
 #[derive(Clone, Debug, Default)]
 pub struct NewAuditEvent {
+    /// The practice whose log it joins.
     pub practice_id: String,
+    /// Who acted, if a user did.
     pub user_id: Option<String>,
+    /// In which role.
     pub role: Option<String>,
+    /// From which device.
     pub device_id: Option<String>,
+    /// What was done (a fixed list).
     pub action: &'static str,
+    /// How it ended.
     pub outcome: &'static str,
+    /// The patient, as the practice's pseudonym.
     pub patient: Option<String>,
+    /// The client's address.
     pub source: Option<String>,
+    /// Anything more, without content.
     pub detail: Option<String>,
     /// A device-reported event's id on that device (recorded once).
     pub client_event: Option<String>,

@@ -9,10 +9,15 @@ use crate::error::{AppError, AppResult};
 /// A device's token, as the push gateway needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushTarget {
+    /// The device.
     pub device_id: String,
+    /// Its user.
     pub user_id: String,
+    /// FCM or APNs.
     pub provider: PushProvider,
+    /// The provider's token.
     pub token: String,
+    /// For APNs: production or sandbox.
     pub apns_environment: Option<ApnsEnvironment>,
 }
 
@@ -112,11 +117,17 @@ impl Db {
 /// An urgent message due to be pushed again.
 #[derive(Clone, Debug)]
 pub struct DueUrgent {
+    /// The conversation.
     pub conversation: String,
+    /// The message.
     pub message: String,
+    /// Its sequence number in the conversation.
     pub seq: u64,
+    /// Who sent it.
     pub sender_device: String,
+    /// When it is pushed again (ms since the Unix epoch).
     pub next_at: i64,
+    /// How often it was pushed again so far.
     pub escalations: u32,
 }
 

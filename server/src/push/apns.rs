@@ -22,7 +22,7 @@ struct ProviderClaims<'a> {
 }
 
 /// An APNs sender for one app.
-pub struct Apns {
+pub(super) struct Apns {
     key: EncodingKey,
     key_id: String,
     team_id: String,
@@ -34,7 +34,7 @@ pub struct Apns {
 }
 
 /// What configures an [`Apns`] sender.
-pub struct ApnsConfig<'a> {
+pub(super) struct ApnsConfig<'a> {
     pub key_pem: &'a [u8],
     pub key_id: &'a str,
     pub team_id: &'a str,
@@ -45,7 +45,7 @@ pub struct ApnsConfig<'a> {
 
 impl Apns {
     /// Reads the `.p8` signing key.
-    pub fn new(c: ApnsConfig<'_>) -> Result<Self, String> {
+    pub(super) fn new(c: ApnsConfig<'_>) -> Result<Self, String> {
         let key = EncodingKey::from_ec_pem(c.key_pem).map_err(|e| format!("APNs key: {e}"))?;
         // APNs speaks HTTP/2 only.
         let http = reqwest::Client::builder()
@@ -86,7 +86,7 @@ impl Apns {
     }
 
     /// Sends one notification.
-    pub async fn send(
+    pub(super) async fn send(
         &self,
         device_token: &str,
         environment: ApnsEnvironment,

@@ -39,7 +39,7 @@ struct AccessToken {
 }
 
 /// An FCM sender for one Firebase project.
-pub struct Fcm {
+pub(super) struct Fcm {
     account: ServiceAccount,
     key: EncodingKey,
     endpoint: String,
@@ -49,7 +49,7 @@ pub struct Fcm {
 
 impl Fcm {
     /// Reads the service-account JSON.
-    pub fn new(service_account: &[u8], endpoint: &str) -> Result<Self, String> {
+    pub(super) fn new(service_account: &[u8], endpoint: &str) -> Result<Self, String> {
         let account: ServiceAccount = serde_json::from_slice(service_account)
             .map_err(|e| format!("FCM service account: {e}"))?;
         let key = EncodingKey::from_rsa_pem(account.private_key.as_bytes())
@@ -106,7 +106,7 @@ impl Fcm {
     }
 
     /// Sends one data-only message.
-    pub async fn send(&self, device_token: &str, payload: &PushPayload) -> Outcome {
+    pub(super) async fn send(&self, device_token: &str, payload: &PushPayload) -> Outcome {
         let mut renewed = false;
         loop {
             let access = match self.access_token(renewed).await {

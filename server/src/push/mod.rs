@@ -30,9 +30,13 @@ const IN_FLIGHT: usize = 32;
 /// What a push says: which message, and how urgent. Nothing else.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushPayload {
+    /// The conversation.
     pub conversation: String,
+    /// The message.
     pub message: String,
+    /// Its sequence number.
     pub seq: u64,
+    /// Whether it is urgent.
     pub urgent: bool,
     /// 0 for the first push; n for the n-th escalation.
     pub escalation: u32,
@@ -64,11 +68,13 @@ impl PushPayload {
 /// How one attempt went.
 #[derive(Debug)]
 pub enum Outcome {
+    /// The provider took it.
     Delivered,
     /// The token is no longer valid: remove it.
     Gone,
     /// Try again (after the provider's Retry-After, if it gave one).
     Retry(Option<Duration>, String),
+    /// Failed for good, with why.
     Failed(String),
 }
 

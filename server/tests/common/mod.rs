@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use pieper_testkit::*;
+pub(crate) use pieper_testkit::*;
 use pieper_wire::{LoginRequest, LoginResponse, Problem, SendRequest, SendResponse};
 use reqwest::StatusCode;
 use serde::{Serialize, de::DeserializeOwned};
@@ -35,7 +35,7 @@ macro_rules! on_both_backends {
 
 /// An HTTP client for one server.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     pub http: reqwest::Client,
     pub base: String,
     pub token: Option<String>,
@@ -43,14 +43,14 @@ pub struct Client {
 
 /// A logged-in device.
 #[derive(Clone)]
-pub struct Device {
+pub(crate) struct Device {
     pub client: Client,
     pub login: LoginResponse,
     pub user: User,
 }
 
 impl Client {
-    pub fn new(server: &Server) -> Self {
+    pub(crate) fn new(server: &Server) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -61,7 +61,7 @@ impl Client {
         }
     }
 
-    pub fn with_token(&self, token: &str) -> Self {
+    pub(crate) fn with_token(&self, token: &str) -> Self {
         Self {
             token: Some(token.to_owned()),
             ..self.clone()
@@ -76,7 +76,7 @@ impl Client {
     }
 
     /// A request, its status and body as text.
-    pub async fn raw(
+    pub(crate) async fn raw(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -93,7 +93,7 @@ impl Client {
     }
 
     /// A JSON request; `Ok(Ok(body))` on success, `Ok(Err(problem))` on a problem.
-    pub async fn call<B: Serialize, R: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -116,7 +116,7 @@ impl Client {
         }
     }
 
-    pub async fn login(
+    pub(crate) async fn login(
         &self,
         user: &User,
         totp: &str,
@@ -139,7 +139,7 @@ impl Client {
 
 /// Logs `user` in on a new device, with a TOTP code not used before (steps
 /// now and next are accepted; waits for a new step when both are used).
-pub async fn enrol(server: &Server, user: &User, device: &str) -> Result<Device, BoxError> {
+pub(crate) async fn enrol(server: &Server, user: &User, device: &str) -> Result<Device, BoxError> {
     let client = Client::new(server);
     with_fresh_totp(user, |code| {
         let client = client.clone();
@@ -159,12 +159,12 @@ pub async fn enrol(server: &Server, user: &User, device: &str) -> Result<Device,
 }
 
 impl Device {
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.login.device_id
     }
 
     /// Registers a conversation.
-    pub async fn create_conversation(&self) -> Result<String, BoxError> {
+    pub(crate) async fn create_conversation(&self) -> Result<String, BoxError> {
         let id = uuid::Uuid::new_v4().to_string();
         let r: Result<serde_json::Value, Problem> = self
             .client
@@ -179,7 +179,7 @@ impl Device {
     }
 
     /// Registers a conversation and adds `other` at epoch 0 (a commit).
-    pub async fn conversation_with(&self, other: &Device) -> Result<String, BoxError> {
+    pub(crate) async fn conversation_with(&self, other: &Device) -> Result<String, BoxError> {
         let conversation = self.create_conversation().await?;
         self.send(&conversation, &commit("add", 0, &[other.id()], &[]))
             .await?
@@ -187,7 +187,7 @@ impl Device {
         Ok(conversation)
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         conversation: &str,
         req: &SendRequest,
@@ -201,7 +201,7 @@ impl Device {
             .await
     }
 
-    pub async fn sync(&self, after: u64) -> Result<pieper_wire::SyncResponse, BoxError> {
+    pub(crate) async fn sync(&self, after: u64) -> Result<pieper_wire::SyncResponse, BoxError> {
         let r: Result<pieper_wire::SyncResponse, Problem> = self
             .client
             .call::<(), _>(
@@ -216,7 +216,7 @@ impl Device {
 
 /// Creates users in the practice "linde" and enrols one device for each:
 /// (user name, role, device name).
-pub async fn staff<const N: usize>(
+pub(crate) async fn staff<const N: usize>(
     db: &TestDatabase,
     server: &Server,
     people: [(&str, &str, &str); N],
@@ -231,7 +231,7 @@ pub async fn staff<const N: usize>(
 }
 
 /// An application envelope with an opaque payload.
-pub fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
+pub(crate) fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
     SendRequest {
         id: id.into(),
         kind: pieper_wire::EnvelopeKind::Application,
@@ -249,7 +249,7 @@ pub fn application(id: &str, epoch: u64, payload: &[u8]) -> SendRequest {
 }
 
 /// A commit (opaque) that adds and removes devices.
-pub fn commit(id: &str, epoch: u64, add: &[&str], remove: &[&str]) -> SendRequest {
+pub(crate) fn commit(id: &str, epoch: u64, add: &[&str], remove: &[&str]) -> SendRequest {
     SendRequest {
         kind: pieper_wire::EnvelopeKind::Commit,
         welcome: (!add.is_empty()).then(|| b"welcome".to_vec().into()),

@@ -12,23 +12,30 @@ use std::{
 use sqlx::{Connection, Executor};
 use tempfile::TempDir;
 
+/// What a test returns.
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// Any error a test helper gives.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Which database a server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// The embedded SQLite.
     Sqlite,
+    /// PostgreSQL (needs `PIEPER_TEST_POSTGRES_URL`).
     Postgres,
 }
 
 /// A database for one test: a data directory, or a fresh PostgreSQL database.
 pub struct TestDatabase {
+    /// The server's data directory.
     pub dir: TempDir,
+    /// The PostgreSQL database's URL, when on PostgreSQL.
     pub url: Option<String>,
 }
 
 impl TestDatabase {
+    /// A fresh database on `backend`.
     pub async fn new(backend: Backend) -> Result<Self, BoxError> {
         let dir = tempfile::tempdir()?;
         let url = match backend {
@@ -110,7 +117,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A running server process.
 pub struct Server {
     child: Child,
+    /// The server's base URL.
     pub base: String,
+    /// Where the server process writes its log.
     pub log: std::path::PathBuf,
 }
 
@@ -150,6 +159,7 @@ impl Server {
         })
     }
 
+    /// The WebSocket URL of the live channel.
     pub fn ws_url(&self) -> String {
         format!("{}/api/v1/ws", self.base.replacen("http://", "ws://", 1))
     }
@@ -179,9 +189,13 @@ impl Drop for Server {
 /// A user made with the admin command.
 #[derive(Clone, Debug)]
 pub struct User {
+    /// The practice id.
     pub practice: String,
+    /// The user name.
     pub username: String,
+    /// The user id.
     pub id: String,
+    /// The TOTP secret (base32).
     pub totp_secret: String,
 }
 
@@ -223,6 +237,7 @@ pub fn totp_at(user: &User, step: u64) -> Result<String, BoxError> {
     Ok(totp.generate(step * 30))
 }
 
+/// The current 30-second TOTP time step.
 pub fn current_step() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
