@@ -537,23 +537,26 @@ pub struct Erased {
     pub blobs: u64,
 }
 
-/// Appends one CSV record (RFC 4180: a field with a comma, quote or line
-/// break is quoted, quotes doubled; CRLF at the end), as the audit exports
-/// of the server and of the devices write them.
-pub fn csv_record(out: &mut String, cells: &[String]) {
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        if cell.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&cell.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(cell);
-        }
+/// A CSV document (RFC 4180: a field with a comma, quote or line break is
+/// quoted, quotes doubled; CRLF line ends), as the audit exports of the
+/// server and the devices and the consent worklist write it.
+pub fn csv_document<R, C>(header: &[&str], rows: R) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator,
+    C::Item: AsRef<[u8]>,
+{
+    // Into memory and with rows of any length, writing cannot fail.
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(Vec::new());
+    let _ = writer.write_record(header);
+    for row in rows {
+        let _ = writer.write_record(row);
     }
-    out.push_str("\r\n");
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// One access event (NEN 7513 fields).

@@ -356,15 +356,11 @@ pub fn worklist<'a>(
 
 /// The worklist as CSV for the front desk.
 pub fn worklist_csv(list: &[&RosterPatient]) -> String {
-    let mut out = String::from("reference,name,birth_date\r\n");
-    for p in list {
-        out.push_str(&roster::csv_row(&[
-            p.reference.as_str(),
-            &p.name,
-            &p.birth_date,
-        ]));
-    }
-    out
+    pieper_wire::csv_document(
+        &["reference", "name", "birth_date"],
+        list.iter()
+            .map(|p| [p.reference.as_str(), p.name.as_str(), p.birth_date.as_str()]),
+    )
 }
 
 #[cfg(test)]

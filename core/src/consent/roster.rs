@@ -62,54 +62,44 @@ fn patient(reference: &str, name: &str, birth_date: &str, enrolled: bool) -> Res
     })
 }
 
-/// Splits one CSV line (RFC 4180 quoting).
-fn csv_fields(line: &str) -> Result<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', true) => quoted = false,
-            ('"', false) if field.is_empty() => quoted = true,
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err(Error::invalid("csv", "unterminated quote"));
-    }
-    fields.push(field);
-    Ok(fields)
-}
-
-/// One CSV row, quoted where needed.
-pub(crate) fn csv_row(cells: &[&str]) -> String {
-    let quoted: Vec<String> = cells
+/// The line (from 1) a person sees a record on that the reader places at
+/// `byte`: the reader counts a record from the line break before it.
+fn line_of(text: &str, byte: u64) -> usize {
+    let byte = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+    let rest = text.get(byte..).unwrap_or_default();
+    let start = byte + rest.len() - rest.trim_start_matches(['\r', '\n']).len();
+    1 + text.as_bytes()[..start]
         .iter()
-        .map(|c| {
-            if c.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                (*c).to_owned()
-            }
-        })
-        .collect();
-    format!("{}\r\n", quoted.join(","))
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 /// Reads a roster from CSV with the header `reference,name,birth_date,enrolled`
-/// (`enrolled` is `yes`/`no`, `true`/`false` or `1`/`0`). Any bad row fails
-/// the whole import, naming the line.
+/// (`enrolled` is `yes`/`no`, `true`/`false` or `1`/`0`), as Dutch exports
+/// write it: fields separated by `,` or by `;` (spreadsheets where the comma
+/// is the decimal sign), with or without a UTF-8 byte-order mark, quoted
+/// fields that may hold separators, quotes and line breaks. Any bad row fails
+/// the whole import, naming its line.
 pub fn roster_from_csv(text: &str) -> Result<Vec<RosterPatient>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().ok_or_else(|| Error::invalid("csv", "empty"))?;
-    let columns: Vec<String> = csv_fields(header)?
-        .into_iter()
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let header = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .ok_or_else(|| Error::invalid("csv", "empty"))?;
+    let delimiter = if header.contains(';') && !header.contains(',') {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        // Rows of the wrong length get our error, with the line.
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let columns: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::invalid("csv", e.to_string()))?
+        .iter()
         .map(|h| h.trim().to_lowercase())
         .collect();
     if columns != ["reference", "name", "birth_date", "enrolled"] {
@@ -118,28 +108,35 @@ pub fn roster_from_csv(text: &str) -> Result<Vec<RosterPatient>> {
             "header must be reference,name,birth_date,enrolled",
         ));
     }
-    lines
-        .enumerate()
-        .map(|(i, line)| {
-            let at = |e: Error| match e {
-                Error::Invalid { field, reason } => Error::Invalid {
-                    field,
-                    reason: format!("line {}: {reason}", i + 2),
-                },
-                other => other,
-            };
-            let cells = csv_fields(line).map_err(at)?;
-            let [reference, name, birth_date, enrolled] = cells.as_slice() else {
-                return Err(at(Error::invalid("csv", "expected 4 fields")));
-            };
-            let enrolled = match enrolled.trim().to_lowercase().as_str() {
-                "yes" | "true" | "1" => true,
-                "no" | "false" | "0" => false,
-                other => return Err(at(Error::invalid("enrolled", format!("{other:?}")))),
-            };
-            patient(reference.trim(), name, birth_date.trim(), enrolled).map_err(at)
-        })
-        .collect()
+    let mut patients = Vec::new();
+    let mut record = csv::StringRecord::new();
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| Error::invalid("csv", e.to_string()))?
+    {
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
+        let line = line_of(text, record.position().map_or(0, |p| p.byte()));
+        let at = |e: Error| match e {
+            Error::Invalid { field, reason } => Error::Invalid {
+                field,
+                reason: format!("line {line}: {reason}"),
+            },
+            other => other,
+        };
+        let cells: Vec<&str> = record.iter().collect();
+        let [reference, name, birth_date, enrolled] = cells.as_slice() else {
+            return Err(at(Error::invalid("csv", "expected 4 fields")));
+        };
+        let enrolled = match enrolled.trim().to_lowercase().as_str() {
+            "yes" | "true" | "1" => true,
+            "no" | "false" | "0" => false,
+            other => return Err(at(Error::invalid("enrolled", format!("{other:?}")))),
+        };
+        patients.push(patient(reference.trim(), name, birth_date.trim(), enrolled).map_err(at)?);
+    }
+    Ok(patients)
 }
 
 /// Reads a roster from a FHIR R4 Bundle of Patient resources. The reference

@@ -231,6 +231,42 @@ fn csv_import_and_merge_without_duplicates() -> Result<()> {
 }
 
 #[test]
+fn csv_as_dutch_exports_write_it() -> Result<()> {
+    // A spreadsheet's export: a byte-order mark, `;` between fields, CRLF,
+    // a name holding a `;`, a quote and a line break.
+    let csv = "\u{feff}Reference;Name;Birth_date;Enrolled\r\n\
+               his:1;\"Jansen; P. \"\"Piet\"\"\r\nde Vries\";1950-02-03;ja-nee-1\r\n";
+    assert!(
+        matches!(roster_from_csv(csv), Err(Error::Invalid { field: "enrolled", ref reason }) if reason.starts_with("line 2")),
+        "the bad value is named with its line: {:?}",
+        roster_from_csv(csv)
+    );
+    let csv = csv.replace("ja-nee-1", "1");
+    let imported = roster_from_csv(&csv)?;
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].name, "Jansen; P. \"Piet\"\r\nde Vries");
+    assert!(imported[0].enrolled);
+    // Comma-separated with a BOM and a blank line at the end works too.
+    let comma = "\u{feff}reference,name,birth_date,enrolled\nhis:2,Smit,1961-12-31,no\n\n";
+    assert_eq!(roster_from_csv(comma)?[0].reference.as_str(), "his:2");
+    Ok(())
+}
+
+#[test]
+fn the_worklist_csv_reads_back() -> Result<()> {
+    let patients = roster_from_csv(
+        "reference,name,birth_date,enrolled\nhis:1,\"Jansen, P.\",1950-02-03,yes\n",
+    )?;
+    let list: Vec<&RosterPatient> = patients.iter().collect();
+    let csv = crate::consent::worklist_csv(&list);
+    assert_eq!(
+        csv,
+        "reference,name,birth_date\r\nhis:1,\"Jansen, P.\",1950-02-03\r\n"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_malformed_import_changes_nothing() -> Result<()> {
     let mut roster =
         roster_from_csv("reference,name,birth_date,enrolled\nhis:1,A,1950-01-01,yes\n")?;

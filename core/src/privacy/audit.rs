@@ -156,14 +156,24 @@ pub struct AuditEntry {
 
 /// The log as CSV (RFC 4180), with the patient's reference where known.
 pub fn to_csv(entries: &[AuditEntry]) -> String {
-    let mut out = String::from(
-        "id,time,practice,user,role,device,action,outcome,patient,pseudonym,source,detail\r\n",
-    );
-    for entry in entries {
-        let e = &entry.event;
-        pieper_wire::csv_record(
-            &mut out,
-            &[
+    pieper_wire::csv_document(
+        &[
+            "id",
+            "time",
+            "practice",
+            "user",
+            "role",
+            "device",
+            "action",
+            "outcome",
+            "patient",
+            "pseudonym",
+            "source",
+            "detail",
+        ],
+        entries.iter().map(|entry| {
+            let e = &entry.event;
+            [
                 e.id.to_string(),
                 rfc3339(e.at).unwrap_or_else(|_| e.at.to_string()),
                 e.practice_id.clone(),
@@ -180,10 +190,9 @@ pub fn to_csv(entries: &[AuditEntry]) -> String {
                 e.patient.clone().unwrap_or_default(),
                 e.source.clone().unwrap_or_default(),
                 e.detail.clone().unwrap_or_default(),
-            ],
-        );
-    }
-    out
+            ]
+        }),
+    )
 }
 
 /// DICOM's audit event ids (the type of a FHIR `AuditEvent`).

@@ -478,13 +478,22 @@ impl Db {
 
 /// The events as CSV (RFC 4180 quoting).
 pub fn to_csv(events: &[AuditEvent]) -> String {
-    let mut out = String::from(
-        "id,at,practice_id,user_id,role,device_id,action,outcome,patient,source,detail\r\n",
-    );
-    for e in events {
-        pieper_wire::csv_record(
-            &mut out,
-            &[
+    pieper_wire::csv_document(
+        &[
+            "id",
+            "at",
+            "practice_id",
+            "user_id",
+            "role",
+            "device_id",
+            "action",
+            "outcome",
+            "patient",
+            "source",
+            "detail",
+        ],
+        events.iter().map(|e| {
+            [
                 e.id.to_string(),
                 e.at.to_string(),
                 e.practice_id.clone(),
@@ -496,10 +505,9 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
                 e.patient.clone().unwrap_or_default(),
                 e.source.clone().unwrap_or_default(),
                 e.detail.clone().unwrap_or_default(),
-            ],
-        );
-    }
-    out
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]
