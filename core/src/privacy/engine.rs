@@ -170,7 +170,8 @@ impl Device {
         self.store.read(expiry::rules)
     }
 
-    pub(crate) fn set_practice_rules(&self, rules: PracticeRules) -> Result<()> {
+    /// Keeps the practice's rules as the server last gave them.
+    pub fn set_practice_rules(&self, rules: PracticeRules) -> Result<()> {
         self.store.write(|tx| expiry::set_rules(tx, rules))
     }
 
