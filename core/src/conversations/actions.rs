@@ -33,10 +33,7 @@ impl ConversationsClient<'_> {
         self.client.server(result).await?;
         let mut users: Vec<String> = with_users.to_vec();
         users.push(self.client.id().user.clone());
-        self.client
-            .conversations()
-            .add_users(&conversation.id, &users)
-            .await?;
+        self.add_users(&conversation.id, &users).await?;
         let id = conversation.id.clone();
         self.client.store(move |d| d.conversation(&id)).await
     }
@@ -107,6 +104,8 @@ impl ConversationsClient<'_> {
         data: Vec<u8>,
         expires_at: Option<i64>,
     ) -> Result<AttachmentRef> {
+        // It writes to this device's files: through the gate like the store.
+        self.client.gate()?;
         let (sealed, key) =
             attachments::seal(&data).map_err(|e| Error::invalid("attachment", e.to_string()))?;
         let result = self
@@ -129,6 +128,8 @@ impl ConversationsClient<'_> {
 
     /// Opens an attachment: the sealed copy here, or fetched and kept.
     pub async fn open_attachment(&self, attachment: &AttachmentRef) -> Result<Vec<u8>> {
+        // A locked or wiped device decrypts nothing, also from its files.
+        self.client.gate()?;
         let path = self
             .client
             .inner

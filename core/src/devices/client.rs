@@ -129,7 +129,7 @@ impl DevicesClient<'_> {
     /// this every add would use the last-resort package, whose private key
     /// is kept. Returns how many it uploaded.
     pub async fn top_up_key_packages(&self) -> Result<usize> {
-        let left = self.client.devices().key_packages_left().await? as usize;
+        let left = self.key_packages_left().await? as usize;
         if left >= KEY_PACKAGES_LOW {
             return Ok(0);
         }
@@ -150,7 +150,7 @@ impl DevicesClient<'_> {
     pub async fn revoke(&self, device: &str) -> Result<()> {
         let result = self.client.inner.api.revoke(device).await;
         self.client.server(result).await?;
-        self.client.devices().remove_revoked().await.map(|_| ())
+        self.remove_revoked().await.map(|_| ())
     }
 
     /// Adds this user's devices that enrolled since to every conversation

@@ -214,7 +214,7 @@ impl PrivacyClient<'_> {
     /// Exports part of the audit log for the privacy officer: CSV and a
     /// FHIR R4 Bundle of `AuditEvent`s. The export is itself logged.
     pub async fn export_audit(&self, query: &AuditQuery) -> Result<(String, String)> {
-        let entries = self.client.privacy().audit_log(query).await?;
+        let entries = self.audit_log(query).await?;
         let csv = privacy::audit::to_csv(&entries);
         let bundle = privacy::audit::to_fhir_bundle(&entries, queries::now_ms())?;
         let detail = format!(
