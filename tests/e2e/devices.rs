@@ -293,19 +293,48 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
         .send(&conv.id, NewMessage::text("vertrouwelijk: uitslag"))
         .await?;
     phone.sync().await?;
+    // A file the phone opened is kept here, sealed.
+    let file = colleague
+        .conversations()
+        .attach(
+            &conv.id,
+            "uitslag.pdf",
+            "application/pdf",
+            b"%PDF uitslag".to_vec(),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        phone.conversations().open_attachment(&file).await?,
+        b"%PDF uitslag"
+    );
     phone.set_lock_policy(pieper_core::LockPolicy {
         idle: Duration::from_millis(300),
         max_failed_unlocks: 3,
     });
     assert!(!phone.is_locked());
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(phone.is_locked(), "idle, and not locked");
-    // Every call that needs the key answers Locked.
+    assert!(
+        locks_within(&phone, Duration::from_secs(5)).await,
+        "idle, and not locked"
+    );
+    // Every call answers Locked: those that need the key, and those that
+    // only talk to the server.
     assert!(matches!(
         phone.conversations().search("uitslag", 5),
         Err(Error::Locked)
     ));
     assert!(matches!(phone.sync().await, Err(Error::Locked)));
+    assert!(matches!(phone.colleagues().await, Err(Error::Locked)));
+    assert!(matches!(phone.devices().list().await, Err(Error::Locked)));
+    assert!(matches!(
+        phone.devices().key_packages_left().await,
+        Err(Error::Locked)
+    ));
+    // Nor does it decrypt the file it keeps.
+    assert!(matches!(
+        phone.conversations().open_attachment(&file).await,
+        Err(Error::Locked)
+    ));
     assert!(matches!(
         phone
             .conversations()
@@ -353,6 +382,68 @@ async fn an_idle_device_locks_unlocks_with_the_users_check_and_wipes_after_failu
         phone.unlock(std::sync::Arc::new(Check(true))).await,
         Err(Error::Wiped)
     ));
+    Ok(())
+}
+
+/// Whether `client` locks within `limit` (polled: the idle lock runs on
+/// its own clock).
+async fn locks_within(client: &pieper_core::Client, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if client.is_locked() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.is_locked()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_on_the_live_channel_do_not_keep_an_idle_device_unlocked() -> TestResult {
+    let Pair {
+        db: _db,
+        server: _server,
+        a: phone,
+        b: colleague,
+        conversation: conv,
+    } = pair("Lijsterbes", "phone", "desktop").await?;
+    colleague.sync().await?;
+    let mut events = phone.events();
+    let _live = phone.start_live();
+    phone.set_lock_policy(pieper_core::LockPolicy {
+        idle: Duration::from_millis(400),
+        max_failed_unlocks: 3,
+    });
+    // A colleague keeps writing, faster than the idle time; the phone
+    // takes each message in on its own, which is no sign that its user is
+    // there.
+    let writer = colleague.client.clone();
+    let conversation = conv.id.clone();
+    let writing = tokio::spawn(async move {
+        for n in 0.. {
+            if writer
+                .conversations()
+                .send(&conversation, NewMessage::text(format!("bericht {n}")))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::MessageReceived(_)) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    let locked = locks_within(&phone, Duration::from_secs(5)).await;
+    writing.abort();
+    assert!(first.is_ok(), "the live channel delivered nothing");
+    assert!(locked, "background syncs kept the device unlocked");
     Ok(())
 }
 

@@ -544,16 +544,18 @@ pub fn csv_document<R, C>(header: &[&str], rows: R) -> String
 where
     R: IntoIterator<Item = C>,
     C: IntoIterator,
-    C::Item: AsRef<[u8]>,
+    C::Item: AsRef<str>,
 {
-    // Into memory and with rows of any length, writing cannot fail.
+    // Into memory and with rows of any length, writing cannot fail; text
+    // in, so the document is UTF-8 too.
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .flexible(true)
         .from_writer(Vec::new());
     let _ = writer.write_record(header);
     for row in rows {
-        let _ = writer.write_record(row);
+        let fields: Vec<C::Item> = row.into_iter().collect();
+        let _ = writer.write_record(fields.iter().map(|f| f.as_ref().as_bytes()));
     }
     let bytes = writer.into_inner().unwrap_or_default();
     String::from_utf8(bytes).unwrap_or_default()

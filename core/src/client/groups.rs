@@ -27,7 +27,7 @@ impl Client {
         }
         self.store(move |d| d.create_known_group(which)).await?;
         let registered = self
-            .server(self.api().create_conversation(&group).await)
+            .server(self.api()?.create_conversation(&group).await)
             .await;
         if registered.is_err() {
             let id = group.clone();

@@ -54,7 +54,7 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 async fn run(client: Client) {
     let mut attempt = 0u32;
     loop {
-        match session(&client).await {
+        match super::BACKGROUND.scope((), session(&client)).await {
             Err(Error::SignedOut | Error::Revoked | Error::Wiped) => return,
             Ok(()) => attempt = 0,
             Err(e) => tracing::debug!(error = %e, "live channel down"),
@@ -71,11 +71,11 @@ async fn run(client: Client) {
 /// One connection: catch up, then sync whenever the server says there is more.
 async fn session(client: &Client) -> Result<()> {
     let mut request = client
-        .api()
+        .api()?
         .ws_url()
         .into_client_request()
         .map_err(|e| Error::Network(e.to_string()))?;
-    if let Some(token) = client.api().token() {
+    if let Some(token) = client.api()?.token() {
         let value = format!("Bearer {token}")
             .parse()
             .map_err(|_| Error::invalid("token", "not a header value"))?;
@@ -125,7 +125,9 @@ async fn session(client: &Client) -> Result<()> {
             _ = own_devices.tick() => {
                 if membership.as_ref().is_none_or(JoinHandle::is_finished) {
                     let client = client.clone();
-                    membership = Some(tokio::spawn(async move { check_membership(&client).await }));
+                    membership = Some(tokio::spawn(super::BACKGROUND.scope((), async move {
+                        check_membership(&client).await;
+                    })));
                 }
             }
         }

@@ -31,6 +31,13 @@ use crate::{
     store::queries::Session,
 };
 
+tokio::task_local! {
+    /// Set while the live channel works on its own (syncing on a poke,
+    /// housekeeping, membership checks): such calls pass the gate without
+    /// counting as the user's activity for the idle lock.
+    pub(crate) static BACKGROUND: ();
+}
+
 /// One-time KeyPackages uploaded at sign-in.
 pub(crate) const KEY_PACKAGES_AT_LOGIN: usize = 20;
 /// Below this many one-time KeyPackages on the server, a device uploads more.
@@ -214,7 +221,10 @@ impl Client {
         if self.inner.device.is_locked() {
             return Err(Error::Locked);
         }
-        self.touch();
+        // Work the live channel does by itself is no sign of a user.
+        if BACKGROUND.try_with(|_| ()).is_err() {
+            self.touch();
+        }
         Ok(())
     }
 
@@ -284,13 +294,13 @@ impl Client {
             last_resort: last_resort.map(Into::into),
             replace,
         };
-        let result = self.inner.api.upload_key_packages(&upload).await;
+        let result = self.api()?.upload_key_packages(&upload).await;
         self.server(result).await
     }
 
     /// The practice's staff.
     pub async fn colleagues(&self) -> Result<Vec<pieper_wire::UserInfo>> {
-        let result = self.inner.api.users().await;
+        let result = self.api()?.users().await;
         self.server(result).await
     }
 
@@ -312,7 +322,7 @@ impl Client {
             async move {
                 let missing_from = top_up.then(|| conversation.clone());
                 let claimed = client
-                    .server(client.inner.api.claim(users, missing_from).await)
+                    .server(client.api()?.claim(users, missing_from).await)
                     .await?;
                 let conv = conversation.clone();
                 let members: HashSet<String> = client
@@ -433,7 +443,7 @@ impl Client {
                 expires_at,
             };
             let conversation = next.conversation.clone();
-            let result = self.inner.api.send(&conversation, &request).await;
+            let result = self.api()?.send(&conversation, &request).await;
             match (next.kind, result) {
                 (OutgoingKind::Commit, Ok(_)) => {
                     let conv = conversation.clone();
@@ -488,7 +498,7 @@ impl Client {
                 .store(|d| Ok(d.session()?.map_or(0, |s| s.cursor)))
                 .await?;
             let page = self
-                .server(self.inner.api.sync(cursor, SYNC_PAGE).await)
+                .server(self.api()?.sync(cursor, SYNC_PAGE).await)
                 .await?;
             if page.envelopes.is_empty() {
                 break;
@@ -535,7 +545,9 @@ impl Client {
                 }
             }
             // Best effort: the server keeps what is not acknowledged.
-            let _ = self.inner.api.ack(next).await;
+            if let Ok(api) = self.api() {
+                let _ = api.ack(next).await;
+            }
             if !page.more {
                 break;
             }
@@ -563,7 +575,7 @@ impl Client {
             tracing::info!(%conversation, undecryptable, "behind in a conversation: asking to be added again");
             let conv = conversation.clone();
             self.store(move |d| d.forget_stale_group(&conv)).await?;
-            match self.inner.api.heal(&conversation, undecryptable).await {
+            match self.api()?.heal(&conversation, undecryptable).await {
                 Ok(()) | Err(Error::Network(_) | Error::Rejected { .. }) => {}
                 Err(e) => return self.server(Err(e)).await,
             }
@@ -673,7 +685,10 @@ impl Client {
         live::start(self.clone())
     }
 
-    pub(crate) fn api(&self) -> &Api {
-        &self.inner.api
+    /// The server, through the gate: a wiped or locked device makes no
+    /// server call either.
+    pub(crate) fn api(&self) -> Result<&Api> {
+        self.gate()?;
+        Ok(&self.inner.api)
     }
 }

@@ -89,7 +89,7 @@ impl ConversationsClient<'_> {
             Ok(_) | Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let result = self.client.api().mark_read(conversation, message).await;
+        let result = self.client.api()?.mark_read(conversation, message).await;
         self.client.server(result).await
     }
 
@@ -110,7 +110,7 @@ impl ConversationsClient<'_> {
             attachments::seal(&data).map_err(|e| Error::invalid("attachment", e.to_string()))?;
         let result = self
             .client
-            .api()
+            .api()?
             .upload_blob(conversation, sealed.clone(), expires_at)
             .await;
         let created = self.client.server(result).await?;
@@ -138,7 +138,7 @@ impl ConversationsClient<'_> {
         let sealed = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(_) => {
-                let result = self.client.api().download_blob(&attachment.blob_id).await;
+                let result = self.client.api()?.download_blob(&attachment.blob_id).await;
                 let bytes = self.client.server(result).await?;
                 std::fs::create_dir_all(self.client.inner.device.attachments_dir())
                     .and_then(|()| std::fs::write(&path, &bytes))

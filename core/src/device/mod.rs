@@ -484,8 +484,11 @@ impl Device {
         before: &str,
         limit: u32,
     ) -> Result<Vec<Message>> {
-        self.purge_if_due()?;
-        self.message(before)?;
+        // The anchor must be a message of this conversation: paging from
+        // one elsewhere would quietly show an empty page.
+        if self.message(before)?.conversation != conversation {
+            return Err(Error::NotFound { what: "message" });
+        }
         self.store
             .read(|c| queries::messages_before(c, conversation, before, limit))
     }

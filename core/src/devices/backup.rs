@@ -211,7 +211,7 @@ impl DevicesClient<'_> {
             .await
             .map_err(|e| Error::internal("backup", e))??;
         let bytes = sealed.len() as u64;
-        let result = self.client.api().put_backup(sealed).await;
+        let result = self.client.api()?.put_backup(sealed).await;
         self.client.server(result).await?;
         Ok(content.report(bytes))
     }
@@ -221,7 +221,7 @@ impl DevicesClient<'_> {
     /// a member adds this device. A wrong code is [`Error::WrongKey`] and
     /// changes nothing.
     pub async fn restore_backup(&self, recovery_code: &str) -> Result<BackupReport> {
-        let result = self.client.api().get_backup().await;
+        let result = self.client.api()?.get_backup().await;
         let sealed = self.client.server(result).await?;
         let bytes = sealed.len() as u64;
         let (code, user) = (recovery_code.to_owned(), self.client.id().user.clone());

@@ -29,7 +29,7 @@ impl DevicesClient<'_> {
     /// back with a fresh KeyPackage, and sends the conversation's recent
     /// history so it sees what it missed. Returns how many were healed.
     pub async fn heal_others(&self) -> Result<usize> {
-        let result = self.client.inner.api.heal_requests().await;
+        let result = self.client.api()?.heal_requests().await;
         let requests = self.client.server(result).await?;
         let mut healed = 0;
         for request in requests {
@@ -78,7 +78,7 @@ impl DevicesClient<'_> {
     /// device is in (an MLS commit each), so they cannot read what is sent
     /// after. Returns in how many conversations a device was removed.
     pub async fn remove_revoked(&self) -> Result<usize> {
-        let result = self.client.inner.api.revoked_devices().await;
+        let result = self.client.api()?.revoked_devices().await;
         let revoked: HashSet<String> = self.client.server(result).await?.into_iter().collect();
         if revoked.is_empty() {
             return Ok(0);
@@ -120,7 +120,7 @@ impl DevicesClient<'_> {
 
     /// How many one-time KeyPackages the server still holds for this device.
     pub async fn key_packages_left(&self) -> Result<u32> {
-        let result = self.client.inner.api.key_package_count().await;
+        let result = self.client.api()?.key_package_count().await;
         Ok(self.client.server(result).await?.one_time)
     }
 
@@ -140,7 +140,7 @@ impl DevicesClient<'_> {
 
     /// This user's devices (a manager: the practice's).
     pub async fn list(&self) -> Result<Vec<pieper_wire::DeviceInfo>> {
-        let result = self.client.inner.api.devices().await;
+        let result = self.client.api()?.devices().await;
         self.client.server(result).await
     }
 
@@ -148,7 +148,7 @@ impl DevicesClient<'_> {
     /// this device removes it from its conversations (the others' devices do
     /// the same within their next membership check).
     pub async fn revoke(&self, device: &str) -> Result<()> {
-        let result = self.client.inner.api.revoke(device).await;
+        let result = self.client.api()?.revoke(device).await;
         self.client.server(result).await?;
         self.remove_revoked().await.map(|_| ())
     }

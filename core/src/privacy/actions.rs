@@ -59,7 +59,7 @@ impl Client {
                 return Ok(reported);
             }
             let ids: Vec<String> = pending.iter().map(|e| e.id.clone()).collect();
-            let result = self.api().report_accesses(pending).await;
+            let result = self.api()?.report_accesses(pending).await;
             self.server(result).await?;
             reported += ids.len();
             self.store(move |d| d.accesses_reported(&ids)).await?;
@@ -96,7 +96,7 @@ impl PrivacyClient<'_> {
     /// Fetches the practice's rules (retention, disappearing messages) and
     /// keeps them for offline use; offline, the kept ones hold.
     pub async fn refresh_rules(&self) -> Result<PracticeRules> {
-        match self.client.api().practice_settings().await {
+        match self.client.api()?.practice_settings().await {
             Ok(settings) => {
                 let rules = PracticeRules::from_wire(&settings)?;
                 self.client
@@ -113,7 +113,7 @@ impl PrivacyClient<'_> {
     pub async fn set_rules(&self, rules: PracticeRules) -> Result<PracticeRules> {
         let result = self
             .client
-            .api()
+            .api()?
             .set_practice_settings(&rules.to_wire())
             .await;
         let settings = self.client.server(result).await?;
@@ -157,7 +157,7 @@ impl PrivacyClient<'_> {
     /// Opens the practice's audit log to this device for 15 minutes with a
     /// fresh TOTP code (practice managers; a huisarts for one patient).
     pub async fn unlock_audit(&self, totp: &str) -> Result<i64> {
-        let result = self.client.api().unlock_audit(totp).await;
+        let result = self.client.api()?.unlock_audit(totp).await;
         Ok(self.client.server(result).await?.until)
     }
 
@@ -194,7 +194,7 @@ impl PrivacyClient<'_> {
         if let Some(to) = query.to {
             params.push(("to", to.to_string()));
         }
-        let result = self.client.api().audit(&params).await;
+        let result = self.client.api()?.audit(&params).await;
         let events = self.client.server(result).await?;
         let resolve = self.client.pseudonym_resolver().await?;
         Ok(events
@@ -250,7 +250,7 @@ impl PrivacyClient<'_> {
         if let Some(u) = user {
             params.push(("user", u.to_owned()));
         }
-        let result = self.client.api().breach(&params).await;
+        let result = self.client.api()?.breach(&params).await;
         let rows = self.client.server(result).await?;
         let resolve = self.client.pseudonym_resolver().await?;
         Ok(rows
@@ -338,7 +338,7 @@ impl PrivacyClient<'_> {
         if let Some(pseudonym) = pseudonym {
             let result = self
                 .client
-                .api()
+                .api()?
                 .erase(&pieper_wire::EraseRequest {
                     patient: pseudonym,
                     conversations,

@@ -30,7 +30,7 @@ impl Client {
     }
 
     async fn send_push_token(&self, token: PushTokenRegistration) -> Result<()> {
-        let result = self.api().set_push_token(&token).await;
+        let result = self.api()?.set_push_token(&token).await;
         self.server(result).await?;
         self.store(move |d| d.store_push_token(&token, true)).await
     }
@@ -202,7 +202,7 @@ impl PushClient<'_> {
     /// Stops pushes to this device (notifications turned off).
     pub async fn remove_token(&self) -> Result<()> {
         self.client.store(|d| d.forget_push_token()).await?;
-        let result = self.client.api().remove_push_token().await;
+        let result = self.client.api()?.remove_push_token().await;
         self.client.server(result).await
     }
 
@@ -301,7 +301,7 @@ impl PushClient<'_> {
         wait: std::time::Duration,
     ) -> Result<SelfTestReport> {
         let mut events = self.client.events();
-        let result = self.client.api().push_test(urgent).await;
+        let result = self.client.api()?.push_test(urgent).await;
         let sent = self.client.server(result).await?;
         let mut arrivals: Vec<SelfTestArrival> = Vec::new();
         let expect_push = sent.outcome == "delivered";

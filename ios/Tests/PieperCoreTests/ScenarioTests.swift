@@ -272,6 +272,10 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(
             try poh.messagesBefore(conversation: conversation.id, before: before[0].id, limit: 2).map(\.body),
             ["bericht 1"])
+        // An anchor from another conversation is no anchor here.
+        XCTAssertThrowsError(try poh.messagesBefore(conversation: "elders", before: newest[0].id, limit: 2)) { error in
+            guard case PieperError.NotFound = error else { return XCTFail("\(error)") }
+        }
 
         let reply = try await poh.sendReply(conversation: conversation.id, body: "Gezien, ik bel hem", replyTo: sent[2])
         _ = try await arts.sync()

@@ -310,6 +310,8 @@ class ScenarioTest {
         assertEquals(listOf("bericht 2", "bericht 3"), before.map { it.body })
         assertEquals(listOf("bericht 1"), poh.messagesBefore(conversation.id, before.first().id, 2u).map { it.body })
         assertThrows<PieperException.NotFound> { poh.messagesBefore(conversation.id, "geen-bericht", 2u) }
+        // An anchor from another conversation is no anchor here.
+        assertThrows<PieperException.NotFound> { poh.messagesBefore("elders", newest.first().id, 2u) }
 
         // A reply names the message it answers, on the other device too.
         val reply = poh.sendReply(conversation.id, "Gezien, ik bel hem", sent[2])
