@@ -50,6 +50,9 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     // Tests and scripts read the bound address (the port may be 0).
     println!("listening on {}", listener.local_addr()?);
     tracing::info!(address = %listener.local_addr()?, "serving");
+    if settings.insecure_test_totp_reuse {
+        tracing::warn!("TOTP codes are accepted twice (test server setting): never for a practice");
+    }
     pieper_server::launch_with_listener(settings, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

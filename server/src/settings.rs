@@ -229,6 +229,12 @@ pub struct Settings {
     /// Log as JSON lines.
     #[arg(long, env = "PIEPER_LOG_JSON", global = true)]
     pub log_json: bool,
+    /// FOR TEST SERVERS ONLY: accept each TOTP code twice, so end-to-end
+    /// tests can sign one account in on several devices without waiting
+    /// for the next 30-second step. Never set it for a practice: a code
+    /// seen over someone's shoulder would then still work once.
+    #[arg(long, env = "PIEPER_INSECURE_TEST_TOTP_REUSE", global = true)]
+    pub insecure_test_totp_reuse: bool,
     /// Push providers and urgent escalation.
     #[command(flatten)]
     pub push: PushSettings,
@@ -315,6 +321,12 @@ pub struct PushSettings {
 }
 
 impl Settings {
+    /// How often one TOTP time step may be used: once, or twice on a test
+    /// server.
+    pub fn totp_uses_per_step(&self) -> u32 {
+        if self.insecure_test_totp_reuse { 2 } else { 1 }
+    }
+
     /// The database URL in use.
     pub fn database_url(&self) -> String {
         match &self.database_url {

@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 on_both_backends!(
     login_needs_password_and_a_fresh_totp_code,
+    the_test_setting_takes_a_totp_code_twice_and_no_more,
+    a_database_from_before_the_migrator_is_taken_over,
     repeated_failures_are_throttled,
     devices_are_listed_and_revoked_at_once,
     an_operator_revoke_stops_live_delivery_held_by_the_server,
@@ -95,8 +97,85 @@ async fn audit(manager: &Device, query: &str) -> Result<Vec<AuditEvent>, BoxErro
     Ok(r.map_err(|p| format!("audit: {p:?}"))?)
 }
 
-async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestResult {
+async fn the_test_setting_takes_a_totp_code_twice_and_no_more(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    let client = Client::new(&server);
+    common::early_in_a_step(20).await;
+    let step = current_step();
+    let code = totp_at(&user, step)?;
+    for device in ["phone", "tablet"] {
+        client
+            .login(&user, &code, device)
+            .await?
+            .map_err(|p| format!("{device}: {p:?}"))?;
+    }
+    expect_problem(client.login(&user, &code, "desktop").await?, "totp_reused")?;
+    // The next step starts a new count, and then the older one is refused.
+    let next = totp_at(&user, step + 1)?;
+    client
+        .login(&user, &next, "desktop")
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    expect_problem(
+        client
+            .login(&user, &totp_at(&user, step)?, "laptop")
+            .await?,
+        "totp_reused",
+    )?;
+    Ok(())
+}
+
+async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    drop(server);
+    // Make it what the old runner left: steps 1 to 8 counted in
+    // schema_version, no migrator table, nothing of step 9.
+    sqlx::any::install_default_drivers();
+    let url = db.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            db.dir.path().join("pieper.sqlite3").display()
+        )
+    });
+    let pool = sqlx::AnyPool::connect(&url).await?;
+    sqlx::raw_sql(
+        "DROP TABLE _sqlx_migrations;
+         ALTER TABLE users DROP COLUMN totp_step_uses;
+         CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
+    )
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+
+    // Today's server records steps 1 to 8 as applied, runs step 9, and
+    // the account is still there.
+    let server = Server::start(&db, &[])?;
+    enrol(&server, &user, "phone").await?;
+    drop(server);
+    let pool = sqlx::AnyPool::connect(&url).await?;
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(applied, 9);
+    assert!(
+        sqlx::query("SELECT 1 FROM schema_version")
+            .fetch_optional(&pool)
+            .await
+            .is_err(),
+        "the old table stayed"
+    );
+    pool.close().await;
+    Ok(())
+}
+
+async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestResult {
+    // As a practice runs it: without the test setting that takes a code twice.
+    let db = TestDatabase::new(backend).await?;
+    create_user(&db, "linde", "bootstrap", "admin")?;
+    let server = Server::start_strict(&db, &[])?;
     let user = create_user(&db, "linde", "jansen", "huisarts")?;
     let client = Client::new(&server);
     // The checks below speak of this step and the one before.

@@ -135,14 +135,26 @@ impl Db {
             .collect()
     }
 
-    /// Records that TOTP time step `step` was used; `false` if it (or a later
-    /// one) was used before, so no code works twice.
-    pub async fn consume_totp_step(&self, user_id: &str, step: i64) -> AppResult<bool> {
+    /// Records that TOTP time step `step` was used; `false` if it was used
+    /// `uses_per_step` times already, or a later step was, so a code works
+    /// once (a test server may allow a step twice: see the settings).
+    pub async fn consume_totp_step(
+        &self,
+        user_id: &str,
+        step: i64,
+        uses_per_step: u32,
+    ) -> AppResult<bool> {
+        // SET reads the row as it was, so the count restarts on a new step.
         let done = sqlx::query(
-            "UPDATE users SET last_totp_step = $1 WHERE id = $2 AND last_totp_step < $1",
+            "UPDATE users SET
+                 totp_step_uses = CASE WHEN last_totp_step = $1 THEN totp_step_uses + 1 ELSE 1 END,
+                 last_totp_step = $1
+             WHERE id = $2
+               AND (last_totp_step < $1 OR (last_totp_step = $1 AND totp_step_uses < $3))",
         )
         .bind(step)
         .bind(user_id)
+        .bind(i64::from(uses_per_step))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

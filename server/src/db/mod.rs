@@ -1,6 +1,7 @@
 //! The server's storage: one code path over SQLite (embedded, the default)
 //! and PostgreSQL (a care group on several instances), through sqlx's `Any`
-//! driver with runtime queries. Each backend has its own migrations.
+//! driver with runtime queries. Each backend has its own migrations
+//! (`migrations/<backend>`), run by `sqlx::migrate!`.
 //!
 //! Writes to the log are serialized so that positions become visible in
 //! order (a cursor never skips an envelope that commits later): a process
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sqlx::{
     Any, AnyPool, Executor, Row, Transaction,
     any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
 };
 
 use crate::error::AppResult;
@@ -32,26 +34,9 @@ pub enum Backend {
     Postgres,
 }
 
-const SQLITE_MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/sqlite/001_initial.sql"),
-    include_str!("../../migrations/sqlite/002_retention.sql"),
-    include_str!("../../migrations/sqlite/003_push.sql"),
-    include_str!("../../migrations/sqlite/004_urgent.sql"),
-    include_str!("../../migrations/sqlite/005_audit_chain.sql"),
-    include_str!("../../migrations/sqlite/006_history.sql"),
-    include_str!("../../migrations/sqlite/007_backups.sql"),
-    include_str!("../../migrations/sqlite/008_heal.sql"),
-];
-const POSTGRES_MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/postgres/001_initial.sql"),
-    include_str!("../../migrations/postgres/002_retention.sql"),
-    include_str!("../../migrations/postgres/003_push.sql"),
-    include_str!("../../migrations/postgres/004_urgent.sql"),
-    include_str!("../../migrations/postgres/005_audit_chain.sql"),
-    include_str!("../../migrations/postgres/006_history.sql"),
-    include_str!("../../migrations/postgres/007_backups.sql"),
-    include_str!("../../migrations/postgres/008_heal.sql"),
-];
+/// Each backend's migrations, embedded in the binary.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The database, shared by all handlers.
 #[derive(Clone)]
@@ -117,31 +102,52 @@ impl Db {
         &self.pool
     }
 
+    /// Brings the schema up to date with sqlx's migrator (its table records
+    /// each migration's checksum; on PostgreSQL it holds an advisory lock, so
+    /// instances starting together migrate one after the other).
     async fn migrate(&self) -> AppResult<()> {
-        let steps = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            // Two instances starting together migrate one after the other.
-            tx.execute("SELECT pg_advisory_xact_lock(734001)").await?;
-        }
-        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-            .await?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("v")?;
-        for (index, sql) in steps.iter().enumerate().skip(current as usize) {
-            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-                .bind(index as i64 + 1)
-                .execute(&mut *tx)
+        // A database from before the migrator counted its steps in
+        // `schema_version`: those are recorded as applied, without running
+        // them again, and the old table goes.
+        if let Some(applied) = self.legacy_schema_version().await? {
+            migrator
+                .skip(&self.pool, Some(applied))
+                .await
+                .map_err(sqlx::Error::from)?;
+            sqlx::query("DROP TABLE IF EXISTS schema_version")
+                .execute(&self.pool)
                 .await?;
         }
-        tx.commit().await?;
+        migrator.run(&self.pool).await.map_err(sqlx::Error::from)?;
         Ok(())
+    }
+
+    /// The step a pre-migrator database reached, if this is one.
+    async fn legacy_schema_version(&self) -> AppResult<Option<i64>> {
+        let exists = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_version'"
+            }
+        };
+        let n: i64 = sqlx::query(exists)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let version: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+        Ok(Some(version))
     }
 
     /// After removing content (disappearing messages, an erasure): folds

@@ -99,7 +99,11 @@ pub async fn login(
             .await?;
         return Err(AppError::TotpInvalid);
     };
-    if !state.db.consume_totp_step(&user.id, step).await? {
+    if !state
+        .db
+        .consume_totp_step(&user.id, step, state.settings.totp_uses_per_step())
+        .await?
+    {
         count_failure();
         state
             .db

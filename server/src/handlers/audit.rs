@@ -69,7 +69,11 @@ pub async fn unlock(
         state.db.audit(failed("wrong TOTP code")).await?;
         return Err(AppError::TotpInvalid);
     };
-    if !state.db.consume_totp_step(&auth.0.user_id, step).await? {
+    if !state
+        .db
+        .consume_totp_step(&auth.0.user_id, step, state.settings.totp_uses_per_step())
+        .await?
+    {
         state.db.audit(failed("TOTP code reused")).await?;
         return Err(AppError::TotpReused);
     }

@@ -124,14 +124,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary on a free loopback port over `db`.
+    /// Starts the binary on a free loopback port over `db`, with the test
+    /// server setting that takes each TOTP code twice (so one account signs
+    /// in on several devices without waiting for the next 30-second step).
     pub fn start(db: &TestDatabase, extra: &[&str]) -> Result<Self, BoxError> {
         Self::start_at(db, "127.0.0.1:0", extra)
     }
 
+    /// Starts the binary as a practice runs it: each TOTP code once.
+    pub fn start_strict(db: &TestDatabase, extra: &[&str]) -> Result<Self, BoxError> {
+        Self::launch(db, "127.0.0.1:0", extra)
+    }
+
     /// Starts the binary on `address` (to restart a server where its
-    /// clients expect it).
+    /// clients expect it), with the test TOTP setting of [`Server::start`].
     pub fn start_at(db: &TestDatabase, address: &str, extra: &[&str]) -> Result<Self, BoxError> {
+        let mut args = vec!["--insecure-test-totp-reuse"];
+        args.extend_from_slice(extra);
+        Self::launch(db, address, &args)
+    }
+
+    fn launch(db: &TestDatabase, address: &str, extra: &[&str]) -> Result<Self, BoxError> {
         let log = db
             .dir
             .path()
@@ -280,9 +293,9 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Signs in with a TOTP code no earlier login used (the server takes each
-/// code once): tries this step's code and the next's, and when both were
-/// used waits for a fresh step. `attempt` answers `Ok(None)` when the server
+/// Signs in with a TOTP code no earlier login used up (a practice's server
+/// takes each code once, a test server twice): tries this step's code and
+/// the next's, and when both were used up waits for a fresh step. `attempt` answers `Ok(None)` when the server
 /// said the code was used already.
 pub async fn with_fresh_totp<T, F, Fut>(user: &User, mut attempt: F) -> Result<T, BoxError>
 where
