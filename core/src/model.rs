@@ -396,7 +396,7 @@ pub(crate) enum Content {
     /// the user's personal group only).
     History {
         conversation: String,
-        messages: Vec<crate::device::HistoryMessage>,
+        messages: Vec<crate::conversations::history::HistoryMessage>,
     },
     /// On a patient's request, every device removes the chat content about
     /// them (practice group only).

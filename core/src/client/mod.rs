@@ -7,7 +7,6 @@
 
 pub(crate) mod api;
 pub(crate) mod events;
-mod groups;
 pub(crate) mod live;
 
 use std::{

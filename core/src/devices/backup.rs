@@ -37,7 +37,7 @@ struct BackedUpConversation {
     title: String,
     kind: ConversationKind,
     patient: Option<PatientRef>,
-    messages: Vec<crate::device::HistoryMessage>,
+    messages: Vec<crate::conversations::history::HistoryMessage>,
 }
 
 /// What a backup holds.
@@ -186,7 +186,9 @@ impl DevicesClient<'_> {
                         .messages(&c.id, per_conversation)?
                         .into_iter()
                         .filter(|m| !m.expired && m.expires_at.is_none())
-                        .map(|m: Message| crate::device::HistoryMessage::from_message(m))
+                        .map(|m: Message| {
+                            crate::conversations::history::HistoryMessage::from_message(m)
+                        })
                         .collect();
                     conversations.push(BackedUpConversation {
                         id: c.id,

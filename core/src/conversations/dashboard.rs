@@ -1,6 +1,6 @@
 //! What the app opens with: one query over the store.
 
-use super::Device;
+use crate::device::Device;
 use crate::{
     error::Result,
     model::{Conversation, Message, PatientRef},

@@ -8,7 +8,7 @@ use openmls::prelude::OpenMlsProvider;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Device, KnownGroup, Received};
+use crate::device::{Device, KnownGroup, Received};
 use crate::{
     error::{Error, Result},
     identity::MemberId,

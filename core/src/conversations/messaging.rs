@@ -4,7 +4,7 @@
 use openmls::prelude::*;
 use rusqlite::Connection;
 
-use super::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch};
+use crate::device::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch};
 use crate::{
     consent,
     error::{Error, Result},

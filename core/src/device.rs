@@ -1,4 +1,6 @@
-//! [`Device`]: one user's device, its identity, store and conversations.
+//! [`Device`]: the in-transaction engine of one user's device: its
+//! identity, store and MLS groups. Each feature adds its part of the engine
+//! in its own folder (`conversations/membership.rs`, `tasks/engine.rs`, ...).
 //!
 //! Every call that changes MLS state does so inside one store transaction. The
 //! loaded groups are kept in memory between calls, but only what a committed
@@ -6,14 +8,8 @@
 //! drops the in-memory groups, so neither disk nor memory keeps a
 //! half-applied change.
 
-mod dashboard;
-mod history;
-mod membership;
-mod messaging;
-
 pub use crate::consent::engine::{KnownGroup, NewConsent, PatientConsent};
-pub use dashboard::{ConversationSummary, Dashboard, DashboardGroup};
-pub(crate) use history::HistoryMessage;
+pub use crate::conversations::dashboard::{ConversationSummary, Dashboard, DashboardGroup};
 
 use std::{
     collections::HashMap,
@@ -31,7 +27,7 @@ use crate::{
     identity::MemberId,
     keystore::{DbKey, KeyStore, KeyStoreError, write_private},
     mls::{self, Provider},
-    model::{Conversation, ConversationKind, Member, Message, PatientRef},
+    model::{Conversation, Message},
     store::{Store, StoreError, queries},
 };
 
@@ -179,9 +175,9 @@ pub struct Device {
     pub(crate) store: Store,
     /// Groups as of the last committed transaction, loaded on first use.
     groups: Mutex<HashMap<String, MlsGroup>>,
-    crypto: RustCrypto,
-    signer: SignatureKeyPair,
-    credential: CredentialWithKey,
+    pub(crate) crypto: RustCrypto,
+    pub(crate) signer: SignatureKeyPair,
+    pub(crate) credential: CredentialWithKey,
     pub(crate) me: MemberId,
     pub(crate) dir: PathBuf,
     /// Set once the device was wiped: nothing is read or written after.
@@ -423,89 +419,6 @@ impl Device {
     pub(crate) fn set_signed_out(&self) -> Result<()> {
         self.store.write(|tx| queries::set_signed_out(tx))
     }
-
-    /// A conversation by id.
-    pub fn conversation(&self, id: &str) -> Result<Conversation> {
-        self.store
-            .read(|c| queries::conversation(c, id))?
-            .ok_or(Error::NotFound {
-                what: "conversation",
-            })
-    }
-
-    /// The conversations on this device (the practice group and the user's
-    /// personal group, which carry data rather than talk, are not among them).
-    pub fn conversations(&self) -> Result<Vec<Conversation>> {
-        Ok(self
-            .all_conversations()?
-            .into_iter()
-            .filter(|c| {
-                !matches!(
-                    c.kind,
-                    ConversationKind::Practice | ConversationKind::Personal
-                )
-            })
-            .collect())
-    }
-
-    /// The conversations about a patient (what a launch link from the HIS
-    /// opens), newest first.
-    pub fn conversations_about(&self, patient: &PatientRef) -> Result<Vec<Conversation>> {
-        let mut found: Vec<Conversation> = self
-            .conversations()?
-            .into_iter()
-            .filter(|c| c.patient.as_ref() == Some(patient))
-            .collect();
-        found.reverse();
-        Ok(found)
-    }
-
-    /// Every group this device is or was in, the practice group included.
-    pub(crate) fn all_conversations(&self) -> Result<Vec<Conversation>> {
-        self.store.read(queries::conversations)
-    }
-
-    /// The member devices of a conversation.
-    pub fn members(&self, conversation: &str) -> Result<Vec<Member>> {
-        self.store.read(|c| queries::members(c, conversation))
-    }
-
-    /// The `limit` newest messages of a conversation, oldest first.
-    pub fn messages(&self, conversation: &str, limit: u32) -> Result<Vec<Message>> {
-        self.purge_if_due()?;
-        self.store
-            .read(|c| queries::recent_messages(c, conversation, limit))
-    }
-
-    /// The `limit` messages just before message `before`, oldest first.
-    pub fn messages_before(
-        &self,
-        conversation: &str,
-        before: &str,
-        limit: u32,
-    ) -> Result<Vec<Message>> {
-        // The anchor must be a message of this conversation: paging from
-        // one elsewhere would quietly show an empty page.
-        if self.message(before)?.conversation != conversation {
-            return Err(Error::NotFound { what: "message" });
-        }
-        self.store
-            .read(|c| queries::messages_before(c, conversation, before, limit))
-    }
-
-    /// One message by id.
-    pub fn message(&self, id: &str) -> Result<Message> {
-        self.purge_if_due()?;
-        self.store
-            .read(|c| queries::message(c, id))?
-            .ok_or(Error::NotFound { what: "message" })
-    }
-
-    /// Searches this device's messages; every word must match (as a prefix).
-    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<Message>> {
-        self.purge_if_due()?;
-        self.store.read(|c| queries::search(c, query, limit))
-    }
 }
 
 /// One transaction's view: the provider writing to it, and the groups it has
@@ -553,7 +466,7 @@ impl<'c> Session<'c, '_> {
 }
 
 /// Stores a group's new epoch and member list; returns the epoch.
-fn record_epoch(conn: &Connection, group: &MlsGroup, conversation: &str) -> Result<u64> {
+pub(crate) fn record_epoch(conn: &Connection, group: &MlsGroup, conversation: &str) -> Result<u64> {
     let epoch = group.epoch().as_u64();
     queries::set_epoch(conn, conversation, epoch, group.is_active())?;
     queries::replace_members(conn, conversation, &mls::members(group)?)?;

@@ -2,7 +2,7 @@
 //! personal group, made by the first device that needs one and topped up
 //! by their members.
 
-use super::Client;
+use crate::client::Client;
 use crate::{
     device::KnownGroup,
     error::{Error, Result},

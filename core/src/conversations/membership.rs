@@ -3,7 +3,7 @@
 
 use openmls::prelude::*;
 
-use super::{CommitOut, Device, Outgoing, Received, Session, record_epoch};
+use crate::device::{CommitOut, Device, Outgoing, Received, Session, record_epoch};
 use crate::{
     error::{Error, Result},
     identity::MemberId,
