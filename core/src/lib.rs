@@ -14,6 +14,28 @@
 //! the MLS groups; every MLS operation runs inside one store transaction, so
 //! a failure half-way leaves the conversation exactly as it was.
 
+/// The stable names of an enum (in the store, in CSV, on the command line)
+/// as strum derives them (`IntoStaticStr`, `EnumString`): `as_str`, and
+/// `parse` with the core's typed error naming `$field`.
+macro_rules! named {
+    ($name:ident, $field:literal) => {
+        impl $name {
+            /// Its stable name.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            /// Parses a stable name (surrounding spaces ignored).
+            pub fn parse(text: &str) -> $crate::error::Result<Self> {
+                let text = text.trim();
+                text.parse().map_err(|_| {
+                    $crate::error::Error::invalid($field, format!("unknown {} {text:?}", $field))
+                })
+            }
+        }
+    };
+}
+
 pub mod attachments;
 mod client;
 pub mod consent;

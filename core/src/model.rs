@@ -9,7 +9,18 @@ use crate::{
 };
 
 /// What a conversation is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationKind {
     /// Two people.
@@ -25,28 +36,7 @@ pub enum ConversationKind {
     Personal,
 }
 
-impl ConversationKind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Direct => "direct",
-            Self::Group => "group",
-            Self::Spoed => "spoed",
-            Self::Practice => "practice",
-            Self::Personal => "personal",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "direct" => Ok(Self::Direct),
-            "group" => Ok(Self::Group),
-            "spoed" => Ok(Self::Spoed),
-            "practice" => Ok(Self::Practice),
-            "personal" => Ok(Self::Personal),
-            other => Err(Error::invalid("kind", format!("unknown kind {other:?}"))),
-        }
-    }
-}
+named!(ConversationKind, "kind");
 
 /// The HIS reference of the patient a conversation is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,7 +63,18 @@ impl PatientRef {
 }
 
 /// How urgent a message is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Ordinary.
@@ -82,25 +83,22 @@ pub enum Priority {
     Urgent,
 }
 
-impl Priority {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Routine => "routine",
-            Self::Urgent => "urgent",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "routine" => Ok(Self::Routine),
-            "urgent" => Ok(Self::Urgent),
-            other => Err(Error::invalid("priority", format!("unknown {other:?}"))),
-        }
-    }
-}
+named!(Priority, "priority");
 
 /// What a message in a patient conversation is for, chosen by its author.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Discussion: stays in the chat, follows the retention rules.
@@ -113,35 +111,17 @@ pub enum MessageKind {
     Werkaantekening,
 }
 
+named!(MessageKind, "kind");
+
 impl MessageKind {
-    /// Its stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Overleg => "overleg",
-            Self::Documenteer => "documenteer",
-            Self::Werkaantekening => "werkaantekening",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "overleg" => Ok(Self::Overleg),
-            "documenteer" => Ok(Self::Documenteer),
-            "werkaantekening" => Ok(Self::Werkaantekening),
-            other => Err(Error::invalid(
-                "kind",
-                format!("unknown message kind {other:?}"),
-            )),
-        }
-    }
-
     pub(crate) fn is_overleg(&self) -> bool {
         *self == Self::Overleg
     }
 }
 
 /// Where a message is on its way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageState {
     /// Written on this device, not yet accepted by the server.
     Pending,
@@ -155,28 +135,7 @@ pub enum MessageState {
     Received,
 }
 
-impl MessageState {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sent => "sent",
-            Self::Delivered => "delivered",
-            Self::Read => "read",
-            Self::Received => "received",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "sent" => Ok(Self::Sent),
-            "delivered" => Ok(Self::Delivered),
-            "read" => Ok(Self::Read),
-            "received" => Ok(Self::Received),
-            other => Err(Error::invalid("state", format!("unknown {other:?}"))),
-        }
-    }
-}
+named!(MessageState, "state");
 
 /// A conversation as this device knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -563,5 +522,76 @@ mod tests {
         assert!(validate_new_message(&NewMessage::text("   ")).is_err());
         assert!(validate_new_message(&NewMessage::text("x".repeat(MAX_BODY_BYTES + 1))).is_err());
         assert!(validate_title("").is_err());
+    }
+}
+
+#[cfg(test)]
+mod stable_names {
+    use super::*;
+    use crate::{
+        consent::{ConsentKind, ConsentMethod, ConsentStatus},
+        privacy::AccessAction,
+        record::DocState,
+        spoed::Triage,
+        tasks::TaskState,
+    };
+
+    /// The names stores and exports already hold: derived now, they must
+    /// not change.
+    #[test]
+    fn derived_names_are_the_ones_stores_already_hold() -> Result<()> {
+        let names: Vec<&str> = vec![
+            ConversationKind::Direct.as_str(),
+            ConversationKind::Personal.as_str(),
+            Priority::Urgent.as_str(),
+            MessageKind::Werkaantekening.as_str(),
+            MessageState::Delivered.as_str(),
+            Triage::U1.as_str(),
+            TaskState::Cancelled.as_str(),
+            DocState::Documented.as_str(),
+            ConsentKind::LspSharing.as_str(),
+            ConsentKind::ECommunication.as_str(),
+            ConsentStatus::NotAsked.as_str(),
+            ConsentMethod::PaperForm.as_str(),
+            AccessAction::AuditExport.into(),
+            pieper_wire::Role::Assistent.as_str(),
+        ];
+        assert_eq!(
+            names,
+            [
+                "direct",
+                "personal",
+                "urgent",
+                "werkaantekening",
+                "delivered",
+                "u1",
+                "cancelled",
+                "documented",
+                "lsp_sharing",
+                "e_communication",
+                "not_asked",
+                "paper_form",
+                "audit.export",
+                "assistent",
+            ]
+        );
+        // Parsing is the inverse, ignores surrounding spaces, and names
+        // the field of an unknown value.
+        assert_eq!(
+            ConsentStatus::parse(" not_asked ")?,
+            ConsentStatus::NotAsked
+        );
+        assert_eq!(Triage::parse("U2")?, Triage::U2);
+        assert_eq!(MessageState::parse("read")?, MessageState::Read);
+        match ConsentMethod::parse("fax") {
+            Err(Error::Invalid { field, .. }) => assert_eq!(field, "method"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            pieper_wire::Role::parse("poh"),
+            Some(pieper_wire::Role::Poh)
+        );
+        assert_eq!(pieper_wire::Role::parse("patient"), None);
+        Ok(())
     }
 }

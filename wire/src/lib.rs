@@ -18,7 +18,19 @@ pub const PROTOCOL_HEADER: &str = "pieper-protocol";
 pub const API_PREFIX: &str = "/api/v1";
 
 /// A staff member's role in the practice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// GP.
@@ -39,27 +51,12 @@ pub enum Role {
 impl Role {
     /// The role's name as stored and shown.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Huisarts => "huisarts",
-            Role::Poh => "poh",
-            Role::Assistent => "assistent",
-            Role::Manager => "manager",
-            Role::Admin => "admin",
-            Role::Connector => "connector",
-        }
+        self.into()
     }
 
     /// Parses a role name.
     pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "huisarts" => Role::Huisarts,
-            "poh" => Role::Poh,
-            "assistent" => Role::Assistent,
-            "manager" => Role::Manager,
-            "admin" => Role::Admin,
-            "connector" => Role::Connector,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     /// Whether the role manages the practice (devices of others, audit log).

@@ -40,7 +40,19 @@ use crate::{
 pub const TARGET_RATE: f64 = 0.75;
 
 /// What the consent is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentKind {
     /// Sharing the patient's data through the national exchange (LSP).
@@ -49,30 +61,22 @@ pub enum ConsentKind {
     ECommunication,
 }
 
-impl ConsentKind {
-    /// Its stable name (`lsp_sharing`, `e_communication`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LspSharing => "lsp_sharing",
-            Self::ECommunication => "e_communication",
-        }
-    }
-
-    /// Parses a kind name.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim() {
-            "lsp_sharing" => Ok(Self::LspSharing),
-            "e_communication" => Ok(Self::ECommunication),
-            other => Err(Error::invalid(
-                "kind",
-                format!("unknown consent kind {other:?}"),
-            )),
-        }
-    }
-}
+named!(ConsentKind, "kind");
 
 /// The patient's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     /// The patient agreed.
@@ -83,32 +87,22 @@ pub enum ConsentStatus {
     NotAsked,
 }
 
-impl ConsentStatus {
-    /// Its stable name (`given`, `refused`, `not_asked`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Given => "given",
-            Self::Refused => "refused",
-            Self::NotAsked => "not_asked",
-        }
-    }
-
-    /// Parses a status name, as typed or imported.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim() {
-            "given" => Ok(Self::Given),
-            "refused" => Ok(Self::Refused),
-            "not_asked" => Ok(Self::NotAsked),
-            other => Err(Error::invalid(
-                "status",
-                format!("unknown consent status {other:?}"),
-            )),
-        }
-    }
-}
+named!(ConsentStatus, "status");
 
 /// How the answer was obtained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentMethod {
     /// Told in person.
@@ -119,29 +113,7 @@ pub enum ConsentMethod {
     Digital,
 }
 
-impl ConsentMethod {
-    /// Its stable name (`in_person`, `paper_form`, `digital`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InPerson => "in_person",
-            Self::PaperForm => "paper_form",
-            Self::Digital => "digital",
-        }
-    }
-
-    /// Parses a method name.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim() {
-            "in_person" => Ok(Self::InPerson),
-            "paper_form" => Ok(Self::PaperForm),
-            "digital" => Ok(Self::Digital),
-            other => Err(Error::invalid(
-                "method",
-                format!("unknown method {other:?}"),
-            )),
-        }
-    }
-}
+named!(ConsentMethod, "method");
 
 /// One recorded change; the history is a list of these in log order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

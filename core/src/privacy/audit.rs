@@ -19,33 +19,26 @@ use crate::{
 const REPORT_BATCH: usize = 500;
 
 /// What was done with patient data on this device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum AccessAction {
     /// A message was shown to its reader.
+    #[strum(serialize = "message.read")]
     Read,
     /// Content was sent to the record (documentation).
+    #[strum(serialize = "record.document")]
     Document,
     /// The patient's data was exported (inzage).
+    #[strum(serialize = "patient.export")]
     Export,
     /// The patient's chat data was erased.
+    #[strum(serialize = "patient.erase")]
     Erase,
     /// The audit log was exported.
+    #[strum(serialize = "audit.export")]
     AuditExport,
     /// A staff member exported their own account data.
+    #[strum(serialize = "account.export")]
     AccountExport,
-}
-
-impl AccessAction {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            AccessAction::Read => "message.read",
-            AccessAction::Document => "record.document",
-            AccessAction::Export => "patient.export",
-            AccessAction::Erase => "patient.erase",
-            AccessAction::AuditExport => "audit.export",
-            AccessAction::AccountExport => "account.export",
-        }
-    }
 }
 
 /// Notes an access for the audit trail (reported at the next sync).
@@ -60,7 +53,7 @@ pub(crate) fn record(
          VALUES (?1, ?2, ?3, 'success', ?4, ?5)",
         params![
             uuid::Uuid::new_v4().to_string(),
-            action.as_str(),
+            <&str>::from(action),
             queries::now_ms(),
             patient.map(PatientRef::as_str),
             detail

@@ -16,7 +16,18 @@ use crate::{
 };
 
 /// Where an item is on its way into the record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum DocState {
     /// Sent to the connector, not yet in the HIS.
@@ -27,25 +38,7 @@ pub enum DocState {
     Failed,
 }
 
-impl DocState {
-    /// Its stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Documented => "documented",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "documented" => Ok(Self::Documented),
-            "failed" => Ok(Self::Failed),
-            other => Err(Error::invalid("doc_state", format!("unknown {other:?}"))),
-        }
-    }
-}
+named!(DocState, "doc_state");
 
 /// Where a message is on its way into the record.
 #[derive(Clone, Debug, PartialEq, Eq)]

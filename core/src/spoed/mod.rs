@@ -17,7 +17,19 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// NTS triage urgency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 #[serde(rename_all = "snake_case")]
 pub enum Triage {
     /// Life-threatening: immediately.
@@ -32,33 +44,9 @@ pub enum Triage {
     U5,
 }
 
+named!(Triage, "triage");
+
 impl Triage {
-    /// Its stable name (`u1` … `u5`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::U1 => "u1",
-            Self::U2 => "u2",
-            Self::U3 => "u3",
-            Self::U4 => "u4",
-            Self::U5 => "u5",
-        }
-    }
-
-    /// Parses `U1`…`U5` (either case).
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "u1" => Ok(Self::U1),
-            "u2" => Ok(Self::U2),
-            "u3" => Ok(Self::U3),
-            "u4" => Ok(Self::U4),
-            "u5" => Ok(Self::U5),
-            other => Err(Error::invalid(
-                "triage",
-                format!("{other:?} is not U1 to U5"),
-            )),
-        }
-    }
-
     /// U1 and U2 are spoed: they go to the spoed channel.
     pub fn is_spoed(self) -> bool {
         matches!(self, Self::U1 | Self::U2)

@@ -36,7 +36,18 @@ pub enum Assignee {
 }
 
 /// Where a task stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Asked for, not yet taken on.
@@ -49,17 +60,9 @@ pub enum TaskState {
     Cancelled,
 }
 
-impl TaskState {
-    /// Its stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Requested => "requested",
-            Self::Accepted => "accepted",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-        }
-    }
+named!(TaskState, "state");
 
+impl TaskState {
     fn open(self) -> bool {
         matches!(self, Self::Requested | Self::Accepted)
     }
