@@ -1,23 +1,26 @@
 //! Helpers every FHIR builder here shares: times and stable UUIDs.
 
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-
 use crate::error::{Error, Result};
 
 /// Milliseconds since the Unix epoch as a FHIR `dateTime` / `instant`.
 pub fn rfc3339(ms: i64) -> Result<String> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .ok_or_else(|| Error::invalid("date", "out of range"))
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .map_err(|_| Error::invalid("date", "out of range"))
 }
 
 /// A FHIR `dateTime` with a time zone, in milliseconds since the epoch.
 pub(crate) fn from_rfc3339(text: &str) -> Result<i64> {
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| Error::invalid("dateTime", format!("{text:?}: {e}")))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| Error::invalid("dateTime", "out of range"))
+    // RFC 3339 only: a date and time with an offset, no zone names.
+    if text.contains('[') {
+        return Err(Error::invalid(
+            "dateTime",
+            format!("{text:?}: not RFC 3339"),
+        ));
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| Error::invalid("dateTime", format!("{text:?}: {e}")))
 }
 
 /// A generated FHIR narrative (`text`) holding `text`, escaped for XHTML.

@@ -37,6 +37,7 @@ macro_rules! named {
 }
 
 pub mod attachments;
+mod calendar;
 mod client;
 pub mod consent;
 pub mod conversations;

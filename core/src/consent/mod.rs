@@ -20,7 +20,6 @@ pub(crate) mod engine;
 mod fhir;
 pub(crate) mod log;
 mod roster;
-mod time;
 
 use std::collections::{HashMap, HashSet};
 
@@ -287,7 +286,7 @@ pub fn monthly(
     else {
         return Vec::new();
     };
-    time::months_between(first, now_ms)
+    crate::calendar::months_between(first, now_ms)
         .into_iter()
         .map(|(label, end_ms)| (label, figures(roster, history, kind, end_ms.min(now_ms))))
         .collect()

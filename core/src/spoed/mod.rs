@@ -111,11 +111,8 @@ pub struct DutyRoster {
 impl DutyRoster {
     /// Checks dates and names.
     pub fn validate(&self) -> Result<()> {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
         for slot in &self.slots {
-            time::Date::parse(&slot.date, &format).map_err(|_| {
-                Error::invalid("date", format!("{:?} is not YYYY-MM-DD", slot.date))
-            })?;
+            crate::calendar::parse_date(&slot.date, "date")?;
             if slot.on_duty.is_empty() || slot.backup.is_empty() {
                 return Err(Error::invalid("slot", "on duty and backup are both needed"));
             }
@@ -130,40 +127,17 @@ impl DutyRoster {
     }
 }
 
-/// The date (`YYYY-MM-DD`) and day part of a moment in Dutch time (CET, or
-/// CEST from the last Sunday of March to the last Sunday of October): the
-/// roster slot it falls in.
+/// The date (`YYYY-MM-DD`) and day part of a moment in Dutch time: the
+/// roster slot it falls in (the night belongs to the evening before).
 pub fn local_date_and_part(ms: i64) -> Option<(String, DayPart)> {
-    let utc = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
-    let offset = if in_summer_time(utc) { 2 } else { 1 };
-    let local = utc.checked_add(time::Duration::hours(offset))?;
-    let (part, previous) = DayPart::of_hour(local.hour());
+    let local = crate::calendar::local(ms)?;
+    let (part, previous) = DayPart::of_hour(u8::try_from(local.hour()).ok()?);
     let date = if previous {
-        local.date().previous_day()?
+        local.date().yesterday().ok()?
     } else {
         local.date()
     };
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Some((date.format(&format).ok()?, part))
-}
-
-/// EU summer time: from 01:00 UTC on the last Sunday of March to 01:00 UTC
-/// on the last Sunday of October.
-fn in_summer_time(utc: time::OffsetDateTime) -> bool {
-    let last_sunday = |month: time::Month| {
-        let mut day = time::Date::from_calendar_date(utc.year(), month, 31).ok()?;
-        while day.weekday() != time::Weekday::Sunday {
-            day = day.previous_day()?;
-        }
-        Some(day.with_hms(1, 0, 0).ok()?.assume_utc())
-    };
-    match (
-        last_sunday(time::Month::March),
-        last_sunday(time::Month::October),
-    ) {
-        (Some(start), Some(end)) => utc >= start && utc < end,
-        _ => false,
-    }
+    Some((date.to_string(), part))
 }
 
 /// A settings change in the spoed channel.

@@ -205,15 +205,7 @@ pub(crate) fn check_new(task: &NewTask) -> Result<()> {
         return Err(Error::invalid("assignee", "a user or role is needed"));
     }
     if let Some(due) = &task.due {
-        let ok = due.len() == 10
-            && time::Date::parse(
-                due,
-                &time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .is_ok();
-        if !ok {
-            return Err(Error::invalid("due", format!("{due:?} is not YYYY-MM-DD")));
-        }
+        crate::calendar::parse_date(due, "due")?;
     }
     Ok(())
 }
