@@ -17,13 +17,12 @@ use crate::{
     error::{Error, Result},
     fhir::{from_rfc3339, narrative, rfc3339, stable_uuid},
     model::PatientRef,
-    record::identifiers::{self, BSN_OID, BSN_SYSTEM, HIS_SYSTEM},
+    record::identifiers,
 };
 
 const KIND_SYSTEM: &str = "https://pieper.nl/fhir/CodeSystem/consent-kind";
 const EXT: &str = "https://pieper.nl/fhir/StructureDefinition/consent-";
 const CHANGE_ID_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/consent-change";
-const REFERENCE_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/patient-reference";
 /// The policies consented to: the LSP opt-in, and the practice's rules for
 /// electronic communication.
 const LSP_POLICY: &str = "https://www.volgjezorg.nl/toestemming";
@@ -36,31 +35,11 @@ fn policy(kind: ConsentKind) -> &'static str {
     }
 }
 
-/// The patient identifier for a roster reference (`bsn:` and `his:` as the
-/// roster import makes them, anything else as it is).
-fn patient_identifier(patient: &PatientRef) -> Value {
-    let reference = patient.as_str();
-    let (system, value) = if let Some(bsn) = reference.strip_prefix("bsn:") {
-        (BSN_SYSTEM, bsn)
-    } else if let Some(his) = reference.strip_prefix("his:") {
-        (HIS_SYSTEM, his)
-    } else {
-        (REFERENCE_SYSTEM, reference)
-    };
-    json!({ "system": system, "value": value })
-}
-
 fn patient_from_fhir(identifier: &Value) -> Result<PatientRef> {
     let value = identifier["value"]
         .as_str()
         .ok_or_else(|| Error::invalid("patient", "a Consent without a patient identifier"))?;
-    match identifier["system"].as_str() {
-        Some(system @ (BSN_SYSTEM | BSN_OID)) => {
-            identifiers::patient_from_identifier(system, value)
-        }
-        Some(REFERENCE_SYSTEM) => PatientRef::new(value),
-        _ => PatientRef::new(&format!("his:{value}")),
-    }
+    identifiers::patient_from_identifier(identifier["system"].as_str().unwrap_or_default(), value)
 }
 
 fn one_consent(change: &ConsentChange, current: bool) -> Result<Value> {
@@ -101,7 +80,7 @@ fn one_consent(change: &ConsentChange, current: bool) -> Result<Value> {
             { "coding": [{ "system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent" }] },
             { "coding": [{ "system": KIND_SYSTEM, "code": change.kind.as_str() }] },
         ],
-        "patient": { "identifier": patient_identifier(&change.patient) },
+        "patient": { "identifier": identifiers::patient_identifier_json(&change.patient)? },
         "dateTime": rfc3339(change.recorded_at)?,
         "policy": [{ "uri": policy(change.kind) }],
     });

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::{
     error::{Error, Result},
     model::PatientRef,
-    record::identifiers::{BSN_OID, BSN_SYSTEM, is_valid_bsn},
+    record::identifiers::{BSN_OID, BSN_SYSTEM, patient_from_identifier},
 };
 
 /// A patient on the practice's roster.
@@ -155,24 +155,21 @@ pub fn roster_from_fhir_bundle(json: &str) -> Result<Vec<RosterPatient>> {
         .filter(|r| r["resourceType"] == "Patient")
         .map(|p| {
             let identifiers = p["identifier"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-            let reference = identifiers
+            // The BSN where there is one, else the first identifier.
+            let identifier = identifiers
                 .iter()
                 .find(|i| i["system"] == BSN_SYSTEM || i["system"] == BSN_OID)
-                .and_then(|i| i["value"].as_str())
-                .map(|v| {
-                    if is_valid_bsn(v) {
-                        Ok(format!("bsn:{v}"))
-                    } else {
-                        Err(Error::invalid("bsn", format!("{v:?} fails the 11-proof")))
-                    }
+                .or_else(|| identifiers.first());
+            let reference = identifier
+                .and_then(|i| {
+                    Some((
+                        i["system"].as_str().unwrap_or_default(),
+                        i["value"].as_str()?,
+                    ))
                 })
+                .map(|(system, value)| patient_from_identifier(system, value))
                 .transpose()?
-                .or_else(|| {
-                    identifiers
-                        .first()
-                        .and_then(|i| i["value"].as_str())
-                        .map(|v| format!("his:{v}"))
-                })
+                .map(|p| p.as_str().to_owned())
                 .ok_or_else(|| Error::invalid("identifier", "a Patient without an identifier"))?;
             let name = p["name"]
                 .as_array()

@@ -21,6 +21,8 @@ pub const BIG_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/big";
 pub const URA_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/ura";
 /// The HIS's own patient numbers, where a patient has no BSN here.
 pub const HIS_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/his-patient";
+/// A reference that is neither a BSN nor a HIS number, kept as it is.
+pub const REFERENCE_SYSTEM: &str = "https://pieper.nl/fhir/NamingSystem/patient-reference";
 
 /// Whether `bsn` is nine digits that pass the 11-proof
 /// (9·d1 + 8·d2 + … + 2·d8 − 1·d9 is a multiple of 11, and not 0).
@@ -42,12 +44,13 @@ pub fn is_valid_bsn(bsn: &str) -> bool {
 }
 
 /// A patient reference from a FHIR identifier (system and value): a BSN
-/// (URI or OID form, 11-proof checked) becomes `bsn:<digits>`, anything
-/// else `his:<value>`.
+/// (URI or OID form, 11-proof checked) becomes `bsn:<digits>`, one of our
+/// own references stays as it is, anything else is `his:<value>`. The
+/// inverse of [`patient_identifier`]; every FHIR reader here uses it.
 pub fn patient_from_identifier(system: &str, value: &str) -> Result<PatientRef> {
+    let value = value.trim();
     match system {
         BSN_SYSTEM | BSN_OID => {
-            let value = value.trim();
             if !is_valid_bsn(value) {
                 return Err(Error::invalid(
                     "bsn",
@@ -56,11 +59,14 @@ pub fn patient_from_identifier(system: &str, value: &str) -> Result<PatientRef> 
             }
             PatientRef::new(&format!("bsn:{value}"))
         }
-        _ => PatientRef::new(&format!("his:{}", value.trim())),
+        REFERENCE_SYSTEM => PatientRef::new(value),
+        _ => PatientRef::new(&format!("his:{value}")),
     }
 }
 
-/// The FHIR identifier (system, value) of a patient reference.
+/// The FHIR identifier (system, value) of a patient reference: `bsn:`
+/// (11-proof checked) and `his:` as the roster import makes them, anything
+/// else as it is. Every FHIR builder here uses it.
 pub fn patient_identifier(patient: &PatientRef) -> Result<(&'static str, &str)> {
     let reference = patient.as_str();
     if let Some(bsn) = reference.strip_prefix("bsn:") {
@@ -72,10 +78,16 @@ pub fn patient_identifier(patient: &PatientRef) -> Result<(&'static str, &str)> 
         }
         return Ok((BSN_SYSTEM, bsn));
     }
-    Ok((
-        HIS_SYSTEM,
-        reference.strip_prefix("his:").unwrap_or(reference),
-    ))
+    Ok(match reference.strip_prefix("his:") {
+        Some(his) => (HIS_SYSTEM, his),
+        None => (REFERENCE_SYSTEM, reference),
+    })
+}
+
+/// [`patient_identifier`] as a FHIR `Identifier`.
+pub(crate) fn patient_identifier_json(patient: &PatientRef) -> Result<serde_json::Value> {
+    let (system, value) = patient_identifier(patient)?;
+    Ok(serde_json::json!({ "system": system, "value": value }))
 }
 
 /// How a practitioner is identified.
@@ -216,8 +228,17 @@ mod tests {
         );
         assert!(parse_launch_link("https://example.org/patient/1").is_err());
         assert!(parse_launch_link("pieper://patient/bsn:123").is_err());
-        let p = PatientRef::new("bsn:999911120")?;
-        assert_eq!(patient_identifier(&p)?, (BSN_SYSTEM, "999911120"));
+        // One mapping both ways, for every kind of reference.
+        for reference in ["bsn:999911120", "his:48213", "dossier-7"] {
+            let p = PatientRef::new(reference)?;
+            let (system, value) = patient_identifier(&p)?;
+            assert_eq!(patient_from_identifier(system, value)?, p, "{reference}");
+        }
+        assert_eq!(
+            patient_identifier(&PatientRef::new("his:48213")?)?,
+            (HIS_SYSTEM, "48213")
+        );
+        assert!(patient_identifier(&PatientRef::new("bsn:999911121")?).is_err());
         assert!(PractitionerId::Agb("0199999".into()).check().is_err());
         assert!(PractitionerId::Agb("01999999".into()).check().is_ok());
         assert!(PractitionerId::Big("1234567890".into()).check().is_err());

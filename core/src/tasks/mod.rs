@@ -22,7 +22,7 @@ use crate::{
     error::{Error, Result},
     fhir::{narrative, rfc3339},
     model::PatientRef,
-    record::identifiers::patient_identifier,
+    record::identifiers::patient_identifier_json,
 };
 
 /// Who a task is for.
@@ -374,7 +374,7 @@ impl Task {
             "patient",
             "a follow-up in the agenda is for a patient",
         ))?;
-        let (system, value) = patient_identifier(patient)?;
+        let subject = patient_identifier_json(patient)?;
         let status = match self.state {
             TaskState::Requested | TaskState::Accepted => "active",
             TaskState::Completed => "completed",
@@ -386,7 +386,7 @@ impl Task {
             "text": narrative(&self.what),
             "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}") }],
             "status": status,
-            "subject": { "identifier": { "system": system, "value": value } },
+            "subject": { "identifier": subject },
             "authoredOn": rfc3339(self.history.first().map_or(0, |s| s.at))?,
             "requester": { "display": format!("user {}", self.requested_by) },
         });
@@ -442,8 +442,7 @@ impl Task {
             "owner": owner,
         });
         if let Some(patient) = &self.patient {
-            let (system, value) = patient_identifier(patient)?;
-            task["for"] = json!({ "identifier": { "system": system, "value": value } });
+            task["for"] = json!({ "identifier": patient_identifier_json(patient)? });
         }
         if let Some(due) = &self.due {
             task["restriction"] = json!({ "period": { "end": due } });
