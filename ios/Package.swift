@@ -1,7 +1,9 @@
 // swift-tools-version:5.9
 // Pieper's core for Swift. `scripts/test-swift` (or `ios/build-xcframework.sh`
-// on macOS) generates Sources/PieperCore/PieperCore.swift and the C module in
-// Sources/PieperCoreFFI from the built library; they are build output.
+// on macOS) generates Sources/PieperCore/PieperCore.swift (the bindings),
+// Sources/PieperCore/PieperCoreModel.swift (the core's records and enums) and
+// the C modules in Sources/PieperCoreFFI from the built library; they are
+// build output.
 import PackageDescription
 
 let package = Package(

@@ -93,13 +93,7 @@ impl PieperClient {
 
     /// This device's conversations.
     pub fn conversations(&self) -> Result<Vec<Conversation>, PieperError> {
-        Ok(self
-            .inner
-            .conversations()
-            .list()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(self.inner.conversations().list()?.into_iter().collect())
     }
 
     /// Starts a conversation with colleagues (user ids), optionally about a
@@ -115,9 +109,8 @@ impl PieperClient {
         Ok(self
             .inner
             .conversations()
-            .create(&title, kind.into(), patient, &with_users)
-            .await?
-            .into())
+            .create(&title, kind, patient, &with_users)
+            .await?)
     }
 
     /// Sends a message of a kind (a work note goes to this user's other
@@ -134,7 +127,7 @@ impl PieperClient {
         } else {
             NewMessage::text(body)
         };
-        message.kind = kind.into();
+        message.kind = kind;
         Ok(self
             .inner
             .conversations()

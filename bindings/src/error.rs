@@ -120,9 +120,7 @@ impl From<CoreError> for PieperError {
                 reason,
             },
             CoreError::Storage(e) => PieperError::Storage { msg: e.to_string() },
-            CoreError::ConsentRequired { kind } => {
-                PieperError::ConsentRequired { kind: kind.into() }
-            }
+            CoreError::ConsentRequired { kind } => PieperError::ConsentRequired { kind },
             // The cause chain is flattened here, at the FFI, and nowhere else.
             other => PieperError::Other { msg: chain(&other) },
         }

@@ -1,110 +1,10 @@
 //! Receipts, the audit trail, disappearing messages, retention and the
 //! patient's AVG rights, as the apps call them.
 
-use pieper_core::{AuditQuery as CoreQuery, PatientRef, PracticeRules as CoreRules, TtlPolicy};
+use pieper_core::{AuditQuery as CoreQuery, PatientRef};
+pub use pieper_core::{ErasureReport, Kept, PatientExport, PracticeRules, Receipt, TtlPolicy};
 
 use crate::{client::PieperClient, error::PieperError};
-
-/// Who has a message, per member device.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Receipt {
-    /// The user.
-    pub user: String,
-    /// Their device.
-    pub device: String,
-    /// When it reached the device (ms).
-    pub delivered_at: Option<i64>,
-    /// When it was read there (ms).
-    pub read_at: Option<i64>,
-}
-
-/// What must stay after an erasure, and why.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Kept {
-    /// What is kept.
-    pub what: String,
-    /// The legal reason.
-    pub why: String,
-}
-
-/// What an erasure removed, and what it keeps.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct ErasureReport {
-    /// The request's id.
-    pub request: String,
-    /// Conversations emptied.
-    pub conversations: u32,
-    /// Messages removed.
-    pub messages: u32,
-    /// Tasks removed.
-    pub tasks: u32,
-    /// What stays, and why.
-    pub kept: Vec<Kept>,
-    /// The task raised for the huisarts (in the HIS).
-    pub his_task: Option<String>,
-}
-
-impl From<pieper_core::ErasureReport> for ErasureReport {
-    fn from(r: pieper_core::ErasureReport) -> Self {
-        Self {
-            request: r.request,
-            conversations: r.conversations,
-            messages: r.messages,
-            tasks: r.tasks,
-            kept: r
-                .kept
-                .into_iter()
-                .map(|k| Kept {
-                    what: k.what,
-                    why: k.why,
-                })
-                .collect(),
-            his_task: r.his_task,
-        }
-    }
-}
-
-/// An access export (inzage).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct PatientExport {
-    /// The readable document (PDF).
-    pub pdf: Vec<u8>,
-    /// The FHIR R4 Bundle (JSON).
-    pub fhir_bundle: String,
-    /// Messages in it.
-    pub messages: u32,
-    /// Access log events in it.
-    pub access_events: u32,
-}
-
-/// The practice's rules for chat content.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct PracticeRules {
-    /// Days chat history is kept.
-    pub retention_days: u32,
-    /// `allowed`, `forbidden` or `enforced`.
-    pub ttl_policy: String,
-    /// With `enforced`: the longest time-to-live (s).
-    pub ttl_secs: Option<u64>,
-    /// How many of each conversation's newest messages a new device gets.
-    pub history_messages: u32,
-}
-
-impl From<CoreRules> for PracticeRules {
-    fn from(r: CoreRules) -> Self {
-        let (policy, secs) = match r.ttl {
-            TtlPolicy::Allowed => ("allowed", None),
-            TtlPolicy::Forbidden => ("forbidden", None),
-            TtlPolicy::Enforced { secs } => ("enforced", Some(secs)),
-        };
-        Self {
-            retention_days: r.retention_days,
-            ttl_policy: policy.into(),
-            ttl_secs: secs,
-            history_messages: r.history_messages,
-        }
-    }
-}
 
 /// One event of the practice's audit log.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -129,19 +29,7 @@ pub struct AuditEntry {
 impl PieperClient {
     /// Who has received and read a message, per member device.
     pub async fn receipts(&self, message: String) -> Result<Vec<Receipt>, PieperError> {
-        Ok(self
-            .inner
-            .privacy()
-            .receipts(&message)
-            .await?
-            .into_iter()
-            .map(|r| Receipt {
-                user: r.user,
-                device: r.device,
-                delivered_at: r.delivered_at,
-                read_at: r.read_at,
-            })
-            .collect())
+        Ok(self.inner.privacy().receipts(&message).await?)
     }
 
     /// Gives a conversation a time-to-live for new messages (none: none).
@@ -159,7 +47,7 @@ impl PieperClient {
 
     /// The practice's rules, fresh from the server (offline: as last known).
     pub async fn practice_rules(&self) -> Result<PracticeRules, PieperError> {
-        Ok(self.inner.privacy().refresh_rules().await?.into())
+        Ok(self.inner.privacy().refresh_rules().await?)
     }
 
     /// Opens the audit log for 15 minutes with a fresh TOTP code.
@@ -197,17 +85,11 @@ impl PieperClient {
     /// Inzage: everything this device's chat holds about a patient, as PDF
     /// and FHIR (after `unlock_audit`, for the access log in it).
     pub async fn export_patient(&self, patient: String) -> Result<PatientExport, PieperError> {
-        let export = self
+        Ok(self
             .inner
             .privacy()
             .export_patient(&PatientRef::new(&patient)?)
-            .await?;
-        Ok(PatientExport {
-            pdf: export.pdf,
-            fhir_bundle: export.fhir_bundle,
-            messages: export.messages,
-            access_events: export.access_events,
-        })
+            .await?)
     }
 
     /// Erases the chat content about a patient everywhere, on request.
@@ -216,8 +98,7 @@ impl PieperClient {
             .inner
             .privacy()
             .erase_patient(&PatientRef::new(&patient)?)
-            .await?
-            .into())
+            .await?)
     }
 
     /// Backs up the chat history (the newest `per_conversation` messages of

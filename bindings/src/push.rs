@@ -1,5 +1,6 @@
 //! Push-token registration, as the apps call it.
 
+pub use pieper_core::Notification;
 use pieper_core::{ApnsEnvironment as CoreEnvironment, PushProvider as CoreProvider, PushToken};
 
 use crate::{client::PieperClient, error::PieperError};
@@ -20,25 +21,6 @@ pub enum ApnsEnvironment {
     Sandbox,
     /// App Store and TestFlight builds.
     Production,
-}
-
-/// What a notification shows (from [`PieperClient::notification`]).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Notification {
-    /// The conversation to open when tapped.
-    pub conversation: String,
-    /// Its title (empty if not known yet).
-    pub conversation_title: String,
-    /// The message id.
-    pub message: String,
-    /// The sender's name (empty if not decrypted in time).
-    pub sender: String,
-    /// The start of the text (empty if not decrypted in time).
-    pub preview: String,
-    /// Alert as urgent.
-    pub urgent: bool,
-    /// False: show a generic "new message".
-    pub decrypted: bool,
 }
 
 /// What a notification self-test found.
@@ -123,23 +105,14 @@ impl PieperClient {
         data: std::collections::HashMap<String, String>,
         budget_ms: u32,
     ) -> Result<Notification, PieperError> {
-        let n = self
+        Ok(self
             .inner
             .push()
             .notification(
                 &data,
                 std::time::Duration::from_millis(u64::from(budget_ms)),
             )
-            .await?;
-        Ok(Notification {
-            conversation: n.conversation,
-            conversation_title: n.conversation_title,
-            message: n.message,
-            sender: n.sender,
-            preview: n.preview,
-            urgent: n.urgent,
-            decrypted: n.decrypted,
-        })
+            .await?)
     }
 
     /// A person read this message (stops the escalation of an urgent one).

@@ -1,48 +1,9 @@
 //! Documentation for the record, as the apps see it.
 
-use pieper_core::record::{
-    Clinician, DocState as CoreDocState, DocStatus as CoreDocStatus, DocumentDraft, Icpc,
-    PractitionerId, SoepKind as CoreSoepKind, SoepLine as CoreSoepLine,
-};
+use pieper_core::record::{Clinician, DocStatus as CoreDocStatus, DocumentDraft, PractitionerId};
+pub use pieper_core::record::{DocState, SoepKind, SoepLine};
 
 use crate::{client::PieperClient, error::PieperError};
-
-/// A SOEP line's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum SoepKind {
-    /// Subjectief.
-    S,
-    /// Objectief.
-    O,
-    /// Evaluatie (the patient reads it online).
-    E,
-    /// Plan (the patient reads it online).
-    P,
-}
-
-/// One SOEP line.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct SoepLine {
-    /// S, O, E or P.
-    pub kind: SoepKind,
-    /// The text.
-    pub text: String,
-    /// ICPC-1-NL code (S and E only), e.g. `R05`.
-    pub icpc_code: Option<String>,
-    /// Its name, e.g. `Hoesten`.
-    pub icpc_display: Option<String>,
-}
-
-/// Where an item is on its way into the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum DocState {
-    /// On its way.
-    Pending,
-    /// In the HIS.
-    Documented,
-    /// Refused by the HIS (see the detail); can be retried.
-    Failed,
-}
 
 /// A documentation item and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -61,16 +22,6 @@ pub struct DocStatus {
     pub detail: Option<String>,
 }
 
-impl From<CoreDocState> for DocState {
-    fn from(s: CoreDocState) -> Self {
-        match s {
-            CoreDocState::Pending => DocState::Pending,
-            CoreDocState::Documented => DocState::Documented,
-            CoreDocState::Failed => DocState::Failed,
-        }
-    }
-}
-
 impl From<CoreDocStatus> for DocStatus {
     fn from(s: CoreDocStatus) -> Self {
         DocStatus {
@@ -78,7 +29,7 @@ impl From<CoreDocStatus> for DocStatus {
             conversation: s.conversation,
             title: s.item.title,
             messages: s.item.messages,
-            state: s.state.into(),
+            state: s.state,
             detail: s.detail,
         }
     }
@@ -94,22 +45,7 @@ fn draft(
 ) -> DocumentDraft {
     DocumentDraft {
         title,
-        lines: lines
-            .into_iter()
-            .map(|l| CoreSoepLine {
-                kind: match l.kind {
-                    SoepKind::S => CoreSoepKind::S,
-                    SoepKind::O => CoreSoepKind::O,
-                    SoepKind::E => CoreSoepKind::E,
-                    SoepKind::P => CoreSoepKind::P,
-                },
-                text: l.text,
-                icpc: l.icpc_code.map(|code| Icpc {
-                    code,
-                    display: l.icpc_display.unwrap_or_default(),
-                }),
-            })
-            .collect(),
+        lines,
         messages,
         author: Clinician {
             name: author_name,

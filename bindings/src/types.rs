@@ -1,121 +1,9 @@
 //! Records and enums as the apps see them, converted from the core's.
 
-use pieper_core::{
-    ConnectionState as CoreConnectionState, Conversation as CoreConversation,
-    ConversationKind as CoreKind, Event as CoreEvent, Message as CoreMessage,
-    MessageState as CoreState, Priority as CorePriority,
+pub use pieper_core::{
+    ConnectionState, Conversation, ConversationKind, MessageKind, MessageState, Priority,
 };
-
-/// What a conversation is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ConversationKind {
-    /// Two people.
-    Direct,
-    /// A team or topic.
-    Group,
-    /// The staff on duty for urgent matters.
-    Spoed,
-    /// The practice group (practice-wide data, not a chat).
-    Practice,
-    /// The user's own devices (work notes).
-    Personal,
-}
-
-impl From<ConversationKind> for CoreKind {
-    fn from(k: ConversationKind) -> Self {
-        match k {
-            ConversationKind::Direct => CoreKind::Direct,
-            ConversationKind::Group => CoreKind::Group,
-            ConversationKind::Spoed => CoreKind::Spoed,
-            ConversationKind::Practice => CoreKind::Practice,
-            ConversationKind::Personal => CoreKind::Personal,
-        }
-    }
-}
-
-impl From<CoreKind> for ConversationKind {
-    fn from(k: CoreKind) -> Self {
-        match k {
-            CoreKind::Direct => ConversationKind::Direct,
-            CoreKind::Group => ConversationKind::Group,
-            CoreKind::Spoed => ConversationKind::Spoed,
-            CoreKind::Practice => ConversationKind::Practice,
-            CoreKind::Personal => ConversationKind::Personal,
-        }
-    }
-}
-
-/// A conversation on this device.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Conversation {
-    /// Its id.
-    pub id: String,
-    /// Its title.
-    pub title: String,
-    /// What it is for.
-    pub kind: ConversationKind,
-    /// The HIS reference of the patient it is about.
-    pub patient: Option<String>,
-    /// False once this device was removed.
-    pub active: bool,
-}
-
-impl From<CoreConversation> for Conversation {
-    fn from(c: CoreConversation) -> Self {
-        Conversation {
-            id: c.id,
-            title: c.title,
-            kind: c.kind.into(),
-            patient: c.patient.map(|p| p.as_str().to_owned()),
-            active: c.active,
-        }
-    }
-}
-
-/// Routine or urgent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum Priority {
-    /// Ordinary.
-    Routine,
-    /// Wakes the recipients' phones.
-    Urgent,
-}
-
-impl From<CorePriority> for Priority {
-    fn from(p: CorePriority) -> Self {
-        match p {
-            CorePriority::Routine => Priority::Routine,
-            CorePriority::Urgent => Priority::Urgent,
-        }
-    }
-}
-
-/// Where a message is on its way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum MessageState {
-    /// Written here, not yet on the server.
-    Pending,
-    /// On the server.
-    Sent,
-    /// On a recipient's device.
-    Delivered,
-    /// Read by a recipient.
-    Read,
-    /// From another device.
-    Received,
-}
-
-impl From<CoreState> for MessageState {
-    fn from(s: CoreState) -> Self {
-        match s {
-            CoreState::Pending => MessageState::Pending,
-            CoreState::Sent => MessageState::Sent,
-            CoreState::Delivered => MessageState::Delivered,
-            CoreState::Read => MessageState::Read,
-            CoreState::Received => MessageState::Received,
-        }
-    }
-}
+use pieper_core::{Event as CoreEvent, Message as CoreMessage};
 
 /// A message on this device.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -181,37 +69,6 @@ impl From<pieper_core::Member> for MemberEntry {
     }
 }
 
-/// What a message is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum MessageKind {
-    /// Overleg: discussion, stays in the chat.
-    Overleg,
-    /// Documenteer: goes into the patient's record.
-    Documenteer,
-    /// Werkaantekening: a work note on the author's own devices only.
-    Werkaantekening,
-}
-
-impl From<pieper_core::MessageKind> for MessageKind {
-    fn from(k: pieper_core::MessageKind) -> Self {
-        match k {
-            pieper_core::MessageKind::Overleg => MessageKind::Overleg,
-            pieper_core::MessageKind::Documenteer => MessageKind::Documenteer,
-            pieper_core::MessageKind::Werkaantekening => MessageKind::Werkaantekening,
-        }
-    }
-}
-
-impl From<MessageKind> for pieper_core::MessageKind {
-    fn from(k: MessageKind) -> Self {
-        match k {
-            MessageKind::Overleg => pieper_core::MessageKind::Overleg,
-            MessageKind::Documenteer => pieper_core::MessageKind::Documenteer,
-            MessageKind::Werkaantekening => pieper_core::MessageKind::Werkaantekening,
-        }
-    }
-}
-
 impl From<CoreMessage> for Message {
     fn from(m: CoreMessage) -> Self {
         Message {
@@ -220,12 +77,12 @@ impl From<CoreMessage> for Message {
             sender_user: m.sender.user,
             sender_device: m.sender.device,
             body: m.body,
-            priority: m.priority.into(),
+            priority: m.priority,
             sent_at: m.sent_at,
             reply_to: m.reply_to,
-            state: m.state.into(),
-            kind: m.kind.into(),
-            doc_state: m.documentation.as_ref().map(|d| d.state.into()),
+            state: m.state,
+            kind: m.kind,
+            doc_state: m.documentation.as_ref().map(|d| d.state),
             doc_detail: m.documentation.and_then(|d| d.detail),
             expires_at: m.expires_at,
             expired: m.expired,
@@ -327,20 +184,6 @@ pub struct SyncReport {
     pub applied: u32,
     /// Envelopes skipped (could not be applied).
     pub skipped: u32,
-}
-
-/// The live connection's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ConnectionState {
-    /// Connected.
-    Online,
-    /// Retrying after `retry_in_ms`.
-    Offline {
-        /// Milliseconds until the next attempt.
-        retry_in_ms: u64,
-    },
-    /// Signed out: sign in again.
-    SignedOut,
 }
 
 /// Something the app shows or acts on.
@@ -455,22 +298,13 @@ impl From<CoreEvent> for PieperEvent {
         match e {
             CoreEvent::MessageReceived(m) => PieperEvent::MessageReceived { message: m.into() },
             CoreEvent::UrgentMessage(m) => PieperEvent::UrgentMessage { message: m.into() },
-            CoreEvent::MessageStateChanged { id, state } => PieperEvent::MessageStateChanged {
-                id,
-                state: state.into(),
-            },
-            CoreEvent::ConversationChanged(c) => PieperEvent::ConversationChanged {
-                conversation: c.into(),
-            },
-            CoreEvent::Connection(s) => PieperEvent::Connection {
-                state: match s {
-                    CoreConnectionState::Online => ConnectionState::Online,
-                    CoreConnectionState::Offline { retry_in_ms } => {
-                        ConnectionState::Offline { retry_in_ms }
-                    }
-                    CoreConnectionState::SignedOut => ConnectionState::SignedOut,
-                },
-            },
+            CoreEvent::MessageStateChanged { id, state } => {
+                PieperEvent::MessageStateChanged { id, state }
+            }
+            CoreEvent::ConversationChanged(c) => {
+                PieperEvent::ConversationChanged { conversation: c }
+            }
+            CoreEvent::Connection(state) => PieperEvent::Connection { state },
             CoreEvent::Undecryptable {
                 position,
                 conversation,
@@ -499,16 +333,14 @@ impl From<CoreEvent> for PieperEvent {
                 latency_ms: at - sent_at,
             },
             CoreEvent::MessagesExpired { count } => PieperEvent::MessagesExpired { count },
-            CoreEvent::PatientErased(report) => PieperEvent::PatientErased {
-                report: report.into(),
-            },
+            CoreEvent::PatientErased(report) => PieperEvent::PatientErased { report },
             CoreEvent::PracticeDataChanged => PieperEvent::PracticeDataChanged,
             CoreEvent::SpoedTaken { message, by } => PieperEvent::SpoedTaken { message, by },
             CoreEvent::SpoedSettingChanged => PieperEvent::SpoedSettingChanged,
             CoreEvent::Documentation(status) => PieperEvent::Documentation {
                 status: status.into(),
             },
-            CoreEvent::TaskChanged(task) => PieperEvent::TaskChanged { task: task.into() },
+            CoreEvent::TaskChanged(task) => PieperEvent::TaskChanged { task },
             CoreEvent::Escalated {
                 conversation,
                 id,

@@ -14,6 +14,11 @@
 //! the MLS groups; every MLS operation runs inside one store transaction, so
 //! a failure half-way leaves the conversation exactly as it was.
 
+// The records and enums the bindings hand over as they are (feature
+// `uniffi`; the bindings crate wraps the sub-clients and maps errors).
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
+
 /// The stable names of an enum (in the store, in CSV, on the command line)
 /// as strum derives them (`IntoStaticStr`, `EnumString`): `as_str`, and
 /// `parse` with the core's typed error naming `$field`.

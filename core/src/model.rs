@@ -22,6 +22,7 @@ use crate::{
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConversationKind {
     /// Two people.
     Direct,
@@ -42,6 +43,13 @@ named!(ConversationKind, "kind");
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PatientRef(String);
+
+// To Kotlin and Swift as text; what comes back is checked like any input.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(PatientRef, String, {
+    lower: |patient| patient.0,
+    try_lift: |text| Ok(PatientRef::new(&text)?),
+});
 
 impl PatientRef {
     /// Takes a HIS patient reference (1 to 128 printable characters).
@@ -76,6 +84,7 @@ impl PatientRef {
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Priority {
     /// Ordinary.
     Routine,
@@ -100,6 +109,7 @@ named!(Priority, "priority");
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum MessageKind {
     /// Discussion: stays in the chat, follows the retention rules.
     #[default]
@@ -122,6 +132,7 @@ impl MessageKind {
 /// Where a message is on its way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum MessageState {
     /// Written on this device, not yet accepted by the server.
     Pending,
@@ -139,6 +150,7 @@ named!(MessageState, "state");
 
 /// A conversation as this device knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Conversation {
     /// Its id; also the MLS group id.
     pub id: String,

@@ -95,6 +95,7 @@ pub enum Event {
 
 /// The live connection's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConnectionState {
     /// Connected and caught up.
     Online,

@@ -12,6 +12,7 @@ use crate::{
 
 /// The roster file formats the import reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum RosterFormat {
     /// `reference,name,birth_date,enrolled`.
     Csv,

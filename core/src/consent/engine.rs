@@ -68,6 +68,7 @@ impl KnownGroup {
 
 /// A patient's consent as it stands, as shown with a conversation about them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PatientConsent {
     /// Sharing through the LSP.
     pub lsp_sharing: ConsentStatus,

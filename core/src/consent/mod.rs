@@ -53,6 +53,7 @@ pub const TARGET_RATE: f64 = 0.75;
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConsentKind {
     /// Sharing the patient's data through the national exchange (LSP).
     LspSharing,
@@ -77,6 +78,7 @@ named!(ConsentKind, "kind");
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConsentStatus {
     /// The patient agreed.
     Given,
@@ -103,6 +105,7 @@ named!(ConsentStatus, "status");
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConsentMethod {
     /// Told in person.
     InPerson,
@@ -116,6 +119,7 @@ named!(ConsentMethod, "method");
 
 /// One recorded change; the history is a list of these in log order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConsentChange {
     /// Its unique id.
     pub id: String,

@@ -12,6 +12,7 @@ use crate::{
 
 /// A patient on the practice's roster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RosterPatient {
     /// The HIS patient reference.
     pub reference: PatientRef,
@@ -194,6 +195,7 @@ pub fn roster_from_fhir_bundle(json: &str) -> Result<Vec<RosterPatient>> {
 
 /// What an import changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RosterChanges {
     /// New patients.
     pub added: Vec<PatientRef>,

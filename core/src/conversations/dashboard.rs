@@ -10,6 +10,7 @@ use crate::{
 
 /// A conversation with what is unread in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConversationSummary {
     /// The conversation.
     pub conversation: Conversation,
@@ -21,6 +22,7 @@ pub struct ConversationSummary {
 
 /// Conversations with unread messages about one patient, or one topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DashboardGroup {
     /// The patient, for patient conversations.
     pub patient: Option<PatientRef>,

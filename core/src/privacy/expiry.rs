@@ -19,6 +19,7 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Whether the practice allows disappearing messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TtlPolicy {
     /// A sender may give a message or conversation a time-to-live.
     Allowed,
@@ -34,6 +35,7 @@ pub enum TtlPolicy {
 /// The practice's rules for chat content (from the server; kept here so
 /// they hold offline too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PracticeRules {
     /// How long chat history is kept (days).
     pub retention_days: u32,

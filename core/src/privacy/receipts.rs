@@ -12,6 +12,7 @@ use crate::{
 
 /// Who has a message: one member device.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Receipt {
     /// The user.
     pub user: String,

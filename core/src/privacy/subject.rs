@@ -28,6 +28,7 @@ pub(crate) fn attachment_path(dir: &Path, blob_id: &str) -> Option<PathBuf> {
 
 /// What an access request (inzage) produced.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PatientExport {
     /// The readable document (PDF 1.7).
     pub pdf: Vec<u8>,
@@ -50,6 +51,7 @@ pub struct PatientExport {
 
 /// What must stay after an erasure, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Kept {
     /// What is kept.
     pub what: String,
@@ -59,6 +61,7 @@ pub struct Kept {
 
 /// What an erasure removed here, and what it keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ErasureReport {
     /// The request's id (the same on every device).
     pub request: String,

@@ -38,6 +38,7 @@ impl Client {
 
 /// What the app's notification service shows for a push.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Notification {
     /// The conversation (to open when tapped).
     pub conversation: String,

@@ -29,6 +29,7 @@ use crate::{
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum DocState {
     /// Sent to the connector, not yet in the HIS.
     Pending,

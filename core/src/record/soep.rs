@@ -24,6 +24,7 @@ const URI_SYSTEM: &str = "urn:ietf:rfc:3986";
 
 /// A SOEP line's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum SoepKind {
     /// Subjectief: what the patient tells.
     S,
@@ -63,6 +64,7 @@ impl SoepKind {
 
 /// An ICPC-1-NL code (e.g. `R05` Hoesten).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Icpc {
     /// The code: a chapter letter and two digits, optionally `.nn`.
     pub code: String,
@@ -72,6 +74,7 @@ pub struct Icpc {
 
 /// One line of the entry.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SoepLine {
     /// S, O, E or P.
     pub kind: SoepKind,

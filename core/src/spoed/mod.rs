@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 )]
 #[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Triage {
     /// Life-threatening: immediately.
     U1,
@@ -66,6 +67,7 @@ impl Triage {
 /// A part of the day on the duty roster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum DayPart {
     /// 08:00–12:00.
     Morning,
@@ -90,6 +92,7 @@ impl DayPart {
 
 /// Who is on duty in one day part, and who backs them up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DutySlot {
     /// The date, `YYYY-MM-DD`.
     pub date: String,

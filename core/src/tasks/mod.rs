@@ -28,6 +28,7 @@ use crate::{
 /// Who a task is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Assignee {
     /// One person (user id).
     User(String),
@@ -49,6 +50,7 @@ pub enum Assignee {
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TaskState {
     /// Asked for, not yet taken on.
     Requested,
@@ -71,6 +73,7 @@ impl TaskState {
 /// A follow-up in the agenda that a task asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum FollowUp {
     /// Plan an appointment for the patient (with whom, if said).
     Appointment {
@@ -149,6 +152,7 @@ pub(crate) struct TaskChange {
 
 /// One step in a task's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TaskStep {
     /// The state it moved to.
     pub state: TaskState,
@@ -162,6 +166,7 @@ pub struct TaskStep {
 
 /// A task as it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Task {
     /// Its id.
     pub id: String,

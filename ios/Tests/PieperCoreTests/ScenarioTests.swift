@@ -102,7 +102,7 @@ final class ScenarioTests: XCTestCase {
         XCTAssertNotNil(receipt.readAt)
 
         let rules = try await arts.practiceRules()
-        XCTAssertEqual(rules.ttlPolicy, "allowed")
+        XCTAssertEqual(rules.ttl, .allowed)
         let fleeting = try await arts.sendDisappearing(conversation: conversation.id, body: "Vluchtig", ttlSecs: 2)
         try await Task.sleep(nanoseconds: 2_500_000_000)
         _ = try await arts.sync()

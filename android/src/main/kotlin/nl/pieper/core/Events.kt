@@ -1,5 +1,7 @@
 package nl.pieper.core
 
+import nl.pieper.core.model.*
+
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.buffer

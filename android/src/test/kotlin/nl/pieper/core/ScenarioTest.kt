@@ -1,5 +1,7 @@
 package nl.pieper.core
 
+import nl.pieper.core.model.*
+
 import java.nio.file.Files
 import kotlinx.coroutines.async
 import kotlinx.coroutines.delay
@@ -209,7 +211,7 @@ class ScenarioTest {
         assertEquals(haan.id, receipt.user)
         assertTrue(receipt.deliveredAt != null && receipt.readAt != null)
 
-        assertEquals("allowed", arts.practiceRules().ttlPolicy)
+        assertEquals(TtlPolicy.Allowed, arts.practiceRules().ttl)
         val fleeting = arts.sendDisappearing(conversation.id, "Vluchtig", 2uL)
         val shown = arts.messages(conversation.id, 10u).single { it.id == fleeting }
         assertTrue(shown.expiresAt != null && !shown.expired)

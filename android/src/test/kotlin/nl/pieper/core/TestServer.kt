@@ -1,5 +1,7 @@
 package nl.pieper.core
 
+import nl.pieper.core.model.*
+
 import java.io.File
 import java.nio.file.Files
 import java.security.SecureRandom
