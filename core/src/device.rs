@@ -89,6 +89,25 @@ pub struct Outgoing {
     pub add_devices: Vec<String>,
     /// For a commit: the server ids of the devices it removes.
     pub remove_devices: Vec<String>,
+    /// How the server delivers it.
+    pub delivery: Delivery,
+}
+
+/// How the server delivers an envelope, fixed when it is queued.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The push it makes; `None` goes out silent (nobody else reads it:
+    /// details, practice data, tasks, work notes, commits).
+    pub priority: Option<crate::model::Priority>,
+    /// For a routed spoed post: the user it wakes as urgent.
+    pub urgent_for: Option<String>,
+    /// A disappearing message: when the server drops it.
+    pub expires_at: Option<i64>,
+    /// The patient as the practice's pseudonym, for the server's audit trail.
+    pub patient: Option<String>,
+    /// The pseudonym was not known when queued (the practice key came
+    /// later): it is looked up when sending.
+    pub patient_pending: bool,
 }
 
 /// A membership change awaiting the server's answer.

@@ -323,6 +323,71 @@ pub struct SpoedPost {
 /// The most a message body may hold.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+impl Message {
+    /// The one way between a message and the content that carries it:
+    /// what a `Content::Text` in `conversation` from the (MLS-verified)
+    /// `sender` makes here. Who took a spoed post is this device's own
+    /// knowledge, never the sender's claim.
+    pub(crate) fn from_content(
+        content: Content,
+        conversation: &str,
+        sender: MemberId,
+        state: MessageState,
+    ) -> Result<Message> {
+        let Content::Text {
+            id,
+            body,
+            priority,
+            sent_at,
+            reply_to,
+            attachments,
+            kind,
+            triage,
+            spoed,
+            expires_at,
+        } = content
+        else {
+            return Err(Error::invalid("message", "not a message"));
+        };
+        Ok(Message {
+            id,
+            conversation: conversation.to_owned(),
+            sender,
+            body,
+            priority,
+            sent_at,
+            reply_to,
+            attachments,
+            state,
+            kind,
+            triage,
+            spoed: spoed.map(|p| SpoedPost {
+                taken_by: None,
+                ..p
+            }),
+            documentation: None,
+            expires_at,
+            expired: false,
+        })
+    }
+
+    /// The content that carries this message to the other members.
+    pub(crate) fn to_content(&self) -> Content {
+        Content::Text {
+            id: self.id.clone(),
+            body: self.body.clone(),
+            priority: self.priority,
+            sent_at: self.sent_at,
+            reply_to: self.reply_to.clone(),
+            attachments: self.attachments.clone(),
+            kind: self.kind,
+            triage: self.triage,
+            spoed: self.spoed.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// What an MLS application message carries, serialized as JSON inside the
 /// encryption. The sender is not in here: MLS authenticates it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -427,3 +427,43 @@ fn the_last_resort_key_package_adds_a_device_more_than_once() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn how_an_envelope_is_delivered_is_decided_when_it_is_queued() -> TestResult {
+    let huisarts = TestDevice::new("dr.jansen", "phone")?;
+    let patient = PatientRef::new("his:patient/48213")?;
+    let c = huisarts.create_conversation(
+        "Mw. Smit, INR",
+        ConversationKind::Group,
+        Some(patient.clone()),
+    )?;
+    let routine = huisarts.send(&c.id, NewMessage::text("INR 4,1"))?;
+    let urgent = huisarts.send(&c.id, NewMessage::urgent("Bel terug"))?;
+    let chat = huisarts.create_conversation("Rooster", ConversationKind::Group, None)?;
+    let plain = huisarts.send(&chat.id, NewMessage::text("Wie ruilt vrijdag?"))?;
+
+    // The envelope carries its delivery as queued, and reads back the same.
+    assert_eq!(routine.delivery.priority, Some(Priority::Routine));
+    assert_eq!(urgent.delivery.priority, Some(Priority::Urgent));
+    // No practice key on this device yet: the pseudonym is looked up when
+    // sending; a conversation about no patient names none.
+    assert!(urgent.delivery.patient_pending && urgent.delivery.patient.is_none());
+    assert!(!plain.delivery.patient_pending && plain.delivery.patient.is_none());
+    let queued = huisarts.outbox()?;
+    for sent in [&routine, &urgent, &plain] {
+        let found = queued
+            .iter()
+            .find(|o| o.id == sent.id)
+            .ok_or("not in the outbox")?;
+        assert_eq!(found.delivery, sent.delivery);
+    }
+    // Envelopes without a message for anyone to read (the conversations'
+    // details) go out silent.
+    assert!(
+        queued
+            .iter()
+            .filter(|o| ![&routine.id, &urgent.id, &plain.id].contains(&&o.id))
+            .all(|o| o.delivery.priority.is_none())
+    );
+    Ok(())
+}

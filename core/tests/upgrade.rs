@@ -23,7 +23,16 @@ fn copy_of(fixture: &str) -> Result<tempfile::TempDir, Box<dyn std::error::Error
 
 #[test]
 fn a_store_of_schema_011_opens_with_its_data() -> TestResult {
-    let dir = copy_of("store-v011")?;
+    opens_with_its_data("store-v011")
+}
+
+#[test]
+fn a_store_of_schema_012_opens_with_its_data() -> TestResult {
+    opens_with_its_data("store-v012")
+}
+
+fn opens_with_its_data(fixture: &str) -> TestResult {
+    let dir = copy_of(fixture)?;
     let keystore = FileKeyStore::in_dir(dir.path())?;
     let device = Device::open(dir.path(), &keystore)?;
 
@@ -60,5 +69,34 @@ fn a_store_of_schema_011_opens_with_its_data() -> TestResult {
     assert_eq!(task.assignee, Assignee::Role("poh".into()));
     assert_eq!(task.from_message.as_deref(), Some(messages[0].id.as_str()));
     assert_eq!(device.practice_rules()?.retention_days, 36_500);
+
+    // What waits in the outbox knows how it is to be delivered (a store
+    // from before schema 012 learnt it from its messages): the urgent one
+    // wakes, the routine one notifies, the task goes silent; the pseudonym
+    // (no practice key here) is looked up when sending.
+    let outbox = device.outbox()?;
+    let delivery_of = |id: &str| {
+        outbox
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.delivery.clone())
+            .ok_or(format!("{id} not in the outbox"))
+    };
+    let routine = delivery_of(&messages[0].id)?;
+    let urgent = delivery_of(&messages[1].id)?;
+    assert_eq!(routine.priority, Some(Priority::Routine));
+    assert_eq!(urgent.priority, Some(Priority::Urgent));
+    assert!(routine.patient_pending && routine.patient.is_none());
+    let silent = outbox
+        .iter()
+        .filter(|o| o.id != messages[0].id && o.id != messages[1].id)
+        .count();
+    assert!(silent > 0, "the task's envelope is in the outbox too");
+    assert!(
+        outbox
+            .iter()
+            .filter(|o| o.id != messages[0].id && o.id != messages[1].id)
+            .all(|o| o.delivery.priority.is_none())
+    );
     Ok(())
 }

@@ -20,6 +20,7 @@ on_both_backends!(
     login_needs_password_and_a_fresh_totp_code,
     the_test_setting_takes_a_totp_code_twice_and_no_more,
     a_database_from_before_the_migrator_is_taken_over,
+    processes_migrating_one_fresh_database_at_once_all_succeed,
     repeated_failures_are_throttled,
     devices_are_listed_and_revoked_at_once,
     an_operator_revoke_stops_live_delivery_held_by_the_server,
@@ -123,6 +124,38 @@ async fn the_test_setting_takes_a_totp_code_twice_and_no_more(backend: Backend) 
             .await?,
         "totp_reused",
     )?;
+    Ok(())
+}
+
+async fn processes_migrating_one_fresh_database_at_once_all_succeed(
+    backend: Backend,
+) -> TestResult {
+    // The server and admin commands may start together on a new database
+    // (a script that bootstraps while the server comes up).
+    let db = TestDatabase::new(backend).await?;
+    let outcomes: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|n| {
+                let db = &db;
+                scope.spawn(move || {
+                    db.admin(&[
+                        "create-practice",
+                        "--id",
+                        &format!("praktijk{n}"),
+                        "--name",
+                        "Praktijk",
+                    ])
+                    .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or_else(|_| Err("panicked".into())))
+            .collect()
+    });
+    for outcome in outcomes {
+        outcome?;
+    }
     Ok(())
 }
 

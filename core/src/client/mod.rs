@@ -26,7 +26,7 @@ use crate::{
     error::{Error, Result},
     identity::MemberId,
     keystore::KeyStore,
-    model::{ConversationKind, MessageKind, MessageState, Priority},
+    model::{ConversationKind, MessageState, Priority},
     store::queries::Session,
 };
 
@@ -394,33 +394,15 @@ impl Client {
             let Some(next) = self.store(|d| d.next_outgoing()).await? else {
                 return Ok(());
             };
-            // Only a message someone else reads may wake phones: details,
-            // practice data and tasks have no message row, and work notes
-            // are the author's own; they go out silent.
-            let priority = if next.kind == OutgoingKind::Application {
-                let id = next.id.clone();
-                self.store(move |d| {
-                    Ok(d.message(&id)
-                        .ok()
-                        .filter(|m| m.kind != MessageKind::Werkaantekening))
-                })
-                .await?
+            // How it goes was decided when it was queued; only a pseudonym
+            // that was not known then is looked up now.
+            let delivery = &next.delivery;
+            let patient = if delivery.patient_pending {
+                let conv = next.conversation.clone();
+                self.store(move |d| d.patient_pseudonym(&conv)).await?
             } else {
-                None
+                delivery.patient.clone()
             };
-            // A spoed post wakes whom it was routed to as urgent.
-            let urgent_for: Vec<String> = priority
-                .as_ref()
-                .and_then(|m| m.spoed.as_ref())
-                .and_then(|s| s.routed_to.clone())
-                .into_iter()
-                .collect();
-            let expires_at = priority.as_ref().and_then(|m| m.expires_at);
-            let priority = priority.map(|m| m.priority);
-            // The patient goes to the server only as the practice's
-            // pseudonym, for the audit trail.
-            let conv = next.conversation.clone();
-            let patient = self.store(move |d| d.patient_pseudonym(&conv)).await?;
             let request = SendRequest {
                 id: next.id.clone(),
                 kind: match next.kind {
@@ -433,13 +415,13 @@ impl Client {
                 add_devices: next.add_devices.clone(),
                 remove_devices: next.remove_devices.clone(),
                 patient,
-                priority: match priority {
+                priority: match delivery.priority {
                     Some(Priority::Urgent) => pieper_wire::Priority::Urgent,
                     _ => pieper_wire::Priority::Routine,
                 },
-                silent: priority.is_none(),
-                urgent_for,
-                expires_at,
+                silent: delivery.priority.is_none(),
+                urgent_for: delivery.urgent_for.clone().into_iter().collect(),
+                expires_at: delivery.expires_at,
             };
             let conversation = next.conversation.clone();
             let result = self.api()?.send(&conversation, &request).await;

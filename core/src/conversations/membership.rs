@@ -3,7 +3,7 @@
 
 use openmls::prelude::*;
 
-use crate::device::{CommitOut, Device, Outgoing, Received, Session, record_epoch};
+use crate::device::{CommitOut, Device, Outgoing, OutgoingKind, Received, Session, record_epoch};
 use crate::{
     error::{Error, Result},
     identity::MemberId,
@@ -249,15 +249,16 @@ fn queue_commit(
     };
     queries::push_outbox(
         s.conn(),
-        &queries::NewOutboxRow {
-            conversation,
-            kind: "commit",
-            id: &uuid::Uuid::new_v4().to_string(),
+        &Outgoing {
+            id: uuid::Uuid::new_v4().to_string(),
+            conversation: conversation.to_owned(),
+            kind: OutgoingKind::Commit,
             epoch: out.epoch,
-            payload: &out.commit,
-            welcome: out.welcome.as_deref(),
-            add_devices: &out.add_devices,
-            remove_devices: &out.remove_devices,
+            payload: out.commit.clone(),
+            welcome: out.welcome.clone(),
+            add_devices: out.add_devices.clone(),
+            remove_devices: out.remove_devices.clone(),
+            delivery: super::messaging::delivery(s.conn(), conversation, None)?,
         },
     )?;
     Ok(out)

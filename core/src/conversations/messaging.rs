@@ -35,19 +35,6 @@ impl Device {
             s.operational_group(conversation)?;
             let expires_at =
                 crate::privacy::expiry_for(s.conn(), conversation, message.ttl_secs, sent_at)?;
-            let content = Content::Text {
-                id: id.clone(),
-                body: message.body.clone(),
-                priority: message.priority,
-                sent_at,
-                reply_to: message.reply_to.clone(),
-                attachments: message.attachments.clone(),
-                kind: message.kind,
-                triage: message.triage,
-                spoed: None,
-                expires_at,
-            };
-            let outgoing = self.encrypt(s, conversation, &id, &content)?;
             let stored = Message {
                 id: id.clone(),
                 conversation: conversation.to_owned(),
@@ -65,6 +52,7 @@ impl Device {
                 expires_at,
                 expired: false,
             };
+            let outgoing = self.encrypt(s, conversation, &id, &stored.to_content())?;
             queries::insert_message(s.conn(), &stored, outgoing.epoch)?;
             if stored.triage.is_some_and(crate::spoed::Triage::is_spoed) {
                 self.post_spoed(s, &stored)?;
@@ -98,19 +86,7 @@ impl Device {
             }),
             ..original.clone()
         };
-        let content = Content::Text {
-            id: post.id.clone(),
-            body: post.body.clone(),
-            priority: post.priority,
-            sent_at: post.sent_at,
-            reply_to: None,
-            attachments: Vec::new(),
-            kind: MessageKind::Overleg,
-            triage: post.triage,
-            spoed: post.spoed.clone(),
-            expires_at: post.expires_at,
-        };
-        let out = self.encrypt(s, &channel, &post.id, &content)?;
+        let out = self.encrypt(s, &channel, &post.id, &post.to_content())?;
         queries::insert_message(s.conn(), &post, out.epoch)?;
         Ok(())
     }
@@ -196,20 +172,9 @@ impl Device {
             welcome: None,
             add_devices: Vec::new(),
             remove_devices: Vec::new(),
+            delivery: delivery(conn, conversation, Some(content))?,
         };
-        queries::push_outbox(
-            conn,
-            &queries::NewOutboxRow {
-                conversation,
-                kind: "application",
-                id,
-                epoch: outgoing.epoch,
-                payload: &outgoing.payload,
-                welcome: None,
-                add_devices: &[],
-                remove_devices: &[],
-            },
-        )?;
+        queries::push_outbox(conn, &outgoing)?;
         Ok(outgoing)
     }
 
@@ -260,24 +225,7 @@ impl Device {
     }
 
     pub(crate) fn queued(&self, limit: Option<u32>) -> Result<Vec<Outgoing>> {
-        let rows = self.store.read(|c| queries::outbox(c, limit))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Outgoing {
-                id: r.message_id.unwrap_or_else(|| r.id.to_string()),
-                conversation: r.conversation,
-                kind: if r.kind == "commit" {
-                    OutgoingKind::Commit
-                } else {
-                    OutgoingKind::Application
-                },
-                epoch: r.epoch,
-                payload: r.payload,
-                welcome: r.welcome,
-                add_devices: r.add_devices,
-                remove_devices: r.remove_devices,
-            })
-            .collect())
+        self.store.read(|c| queries::outbox(c, limit))
     }
 
     // Used by the core's own tests and benchmarks only.
@@ -368,93 +316,7 @@ impl Device {
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let content = Content::from_bytes(&app.into_bytes())?;
-                if let Content::Practice(batch) = content {
-                    // Practice data is taken from the practice group only.
-                    if conversation != self.practice_group_id() {
-                        return Err(Error::invalid(
-                            "message",
-                            "practice data outside the practice group",
-                        ));
-                    }
-                    let new = consent::log::apply_batch(conn, &batch, seq)?;
-                    return Ok(Received::PracticeData { new });
-                }
-                if let Content::Task(change) = content {
-                    return apply_task(conn, &conversation, &sender?, &change, seq);
-                }
-                if let Some(result) =
-                    self.apply_privacy(conn, &conversation, &sender, &content, seq)
-                {
-                    return result;
-                }
-                if let Content::History {
-                    conversation: about,
-                    messages,
-                } = &content
-                {
-                    return self.apply_history(conn, &conversation, &sender, about, messages);
-                }
-                if let Some(result) = apply_documentation(conn, &conversation, &sender, &content) {
-                    return result;
-                }
-                let content = match content {
-                    Content::SpoedTaken { message } => {
-                        let by = sender?.user;
-                        queries::take_spoed(conn, &message, &by)?;
-                        return Ok(Received::SpoedTaken { message, by });
-                    }
-                    Content::SpoedSetting(setting) => {
-                        let by = sender?.user;
-                        if !crate::spoed::insert_setting(conn, &setting, &by, seq)? {
-                            return Err(Error::Replay);
-                        }
-                        return Ok(Received::SpoedSettingChanged);
-                    }
-                    other => other,
-                };
-                if let Content::Note {
-                    conversation: about,
-                    id,
-                    body,
-                    sent_at,
-                } = content
-                {
-                    // Work notes come from this user's own devices, in
-                    // their personal group, and nowhere else.
-                    let sender = sender?;
-                    if conversation != self.known_group_id(KnownGroup::Personal)
-                        || sender.user != self.me.user
-                    {
-                        return Err(Error::invalid("message", "a work note from elsewhere"));
-                    }
-                    let note = Message {
-                        id,
-                        conversation: about,
-                        sender,
-                        body,
-                        priority: crate::model::Priority::Routine,
-                        sent_at,
-                        reply_to: None,
-                        attachments: Vec::new(),
-                        state: MessageState::Received,
-                        kind: MessageKind::Werkaantekening,
-                        triage: None,
-                        spoed: None,
-                        documentation: None,
-                        expires_at: None,
-                        expired: false,
-                    };
-                    if queries::conversation(conn, &note.conversation)?.is_none() {
-                        return Err(Error::NotFound {
-                            what: "conversation",
-                        });
-                    }
-                    if !queries::insert_message(conn, &note, message_epoch)? {
-                        return Err(Error::Replay);
-                    }
-                    return Ok(Received::Message(note));
-                }
-                apply_content(conn, &conversation, sender?, content, message_epoch)
+                self.dispatch(conn, &conversation, sender, content, seq, message_epoch)
             }
             ProcessedMessageContent::ProposalMessage(proposal) => {
                 group
@@ -485,6 +347,145 @@ impl Device {
             | ProcessedMessageContent::OwnPrivateMessage => Ok(Received::Own),
         }
     }
+
+    /// The one place incoming content goes to its feature: the verified
+    /// sender (from the MLS credential, never the content) and the
+    /// conversation it arrived in decide what a kind may do.
+    fn dispatch(
+        &self,
+        conn: &Connection,
+        conversation: &str,
+        sender: Result<MemberId>,
+        content: Content,
+        seq: Option<u64>,
+        epoch: u64,
+    ) -> Result<Received> {
+        match content {
+            Content::Text { .. } | Content::Details { .. } => {
+                apply_content(conn, conversation, sender?, content, epoch)
+            }
+            Content::Note {
+                conversation: about,
+                id,
+                body,
+                sent_at,
+            } => self.apply_note(conn, conversation, sender?, about, id, body, sent_at, epoch),
+            Content::Practice(batch) => {
+                // Practice data is taken from the practice group only.
+                if conversation != self.practice_group_id() {
+                    return Err(Error::invalid(
+                        "message",
+                        "practice data outside the practice group",
+                    ));
+                }
+                let new = consent::log::apply_batch(conn, &batch, seq)?;
+                Ok(Received::PracticeData { new })
+            }
+            Content::Task(change) => apply_task(conn, conversation, &sender?, &change, seq),
+            Content::Receipt { .. } | Content::PracticeKey { .. } | Content::Erase { .. } => self
+                .apply_privacy(conn, conversation, &sender, &content, seq)
+                .unwrap_or_else(|| Err(Error::invalid("message", "not privacy content"))),
+            Content::History {
+                conversation: about,
+                messages,
+            } => self.apply_history(conn, conversation, &sender, &about, &messages),
+            Content::Document(_) | Content::DocStatus { .. } | Content::DocRetry { .. } => {
+                apply_documentation(conn, conversation, &sender, &content)
+                    .unwrap_or_else(|| Err(Error::invalid("message", "not documentation")))
+            }
+            Content::SpoedTaken { message } => {
+                let by = sender?.user;
+                queries::take_spoed(conn, &message, &by)?;
+                Ok(Received::SpoedTaken { message, by })
+            }
+            Content::SpoedSetting(setting) => {
+                let by = sender?.user;
+                if !crate::spoed::insert_setting(conn, &setting, &by, seq)? {
+                    return Err(Error::Replay);
+                }
+                Ok(Received::SpoedSettingChanged)
+            }
+        }
+    }
+
+    /// A work note from this user's own devices, in their personal group
+    /// and nowhere else.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_note(
+        &self,
+        conn: &Connection,
+        conversation: &str,
+        sender: MemberId,
+        about: String,
+        id: String,
+        body: String,
+        sent_at: i64,
+        epoch: u64,
+    ) -> Result<Received> {
+        if conversation != self.known_group_id(KnownGroup::Personal) || sender.user != self.me.user
+        {
+            return Err(Error::invalid("message", "a work note from elsewhere"));
+        }
+        let note = Message {
+            id,
+            conversation: about,
+            sender,
+            body,
+            priority: crate::model::Priority::Routine,
+            sent_at,
+            reply_to: None,
+            attachments: Vec::new(),
+            state: MessageState::Received,
+            kind: MessageKind::Werkaantekening,
+            triage: None,
+            spoed: None,
+            documentation: None,
+            expires_at: None,
+            expired: false,
+        };
+        if queries::conversation(conn, &note.conversation)?.is_none() {
+            return Err(Error::NotFound {
+                what: "conversation",
+            });
+        }
+        if !queries::insert_message(conn, &note, epoch)? {
+            return Err(Error::Replay);
+        }
+        Ok(Received::Message(note))
+    }
+}
+
+/// How the server is to deliver `content`, decided when it is queued: only
+/// a message someone else reads may wake phones (a spoed post wakes whom it
+/// was routed to as urgent); the patient goes to the server only as the
+/// practice's pseudonym, for the audit trail.
+/// `content` is `None` for a commit.
+pub(crate) fn delivery(
+    conn: &Connection,
+    conversation: &str,
+    content: Option<&Content>,
+) -> Result<crate::device::Delivery> {
+    let mut delivery = crate::device::Delivery::default();
+    if let Some(Content::Text {
+        priority,
+        kind,
+        spoed,
+        expires_at,
+        ..
+    }) = content
+        && *kind != MessageKind::Werkaantekening
+    {
+        delivery.priority = Some(*priority);
+        delivery.urgent_for = spoed.as_ref().and_then(|s| s.routed_to.clone());
+        delivery.expires_at = *expires_at;
+    }
+    if let Some(patient) = queries::conversation(conn, conversation)?.and_then(|c| c.patient) {
+        match crate::privacy::pseudonym::current(conn)? {
+            Some(key) => delivery.patient = Some(key.pseudonym(&patient)),
+            None => delivery.patient_pending = true,
+        }
+    }
+    Ok(delivery)
 }
 
 /// Applies documentation content from a member; `None` for other content.
@@ -555,42 +556,13 @@ fn apply_content(
     epoch: u64,
 ) -> Result<Received> {
     match content {
-        Content::Text {
-            id,
-            body,
-            priority,
-            sent_at,
-            reply_to,
-            attachments,
-            kind,
-            triage,
-            spoed,
-            expires_at,
-        } => {
+        Content::Text { kind, .. } => {
             if kind == MessageKind::Werkaantekening {
                 // Never in a conversation: a member who sends one is broken.
                 return Err(Error::invalid("kind", "a work note in a conversation"));
             }
-            let message = Message {
-                id,
-                conversation: conversation.to_owned(),
-                sender,
-                body,
-                priority,
-                sent_at,
-                reply_to,
-                attachments,
-                state: MessageState::Received,
-                kind,
-                triage,
-                spoed: spoed.map(|p| crate::model::SpoedPost {
-                    taken_by: None,
-                    ..p
-                }),
-                documentation: None,
-                expires_at,
-                expired: false,
-            };
+            let message =
+                Message::from_content(content, conversation, sender, MessageState::Received)?;
             if !queries::insert_message(conn, &message, epoch)? {
                 // Same id again: a replay. The error rolls back the ratchet
                 // step too.
@@ -613,17 +585,7 @@ fn apply_content(
             })?;
             Ok(Received::ConversationUpdated(updated))
         }
-        Content::Practice(_)
-        | Content::Task(_)
-        | Content::Note { .. }
-        | Content::Document(_)
-        | Content::DocStatus { .. }
-        | Content::DocRetry { .. }
-        | Content::SpoedTaken { .. }
-        | Content::SpoedSetting(_)
-        | Content::Receipt { .. }
-        | Content::History { .. }
-        | Content::PracticeKey { .. }
-        | Content::Erase { .. } => Err(Error::invalid("message", "not a message")),
+        // Everything else was handed to its feature by `dispatch`.
+        _ => Err(Error::invalid("message", "not a message")),
     }
 }

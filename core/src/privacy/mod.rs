@@ -9,7 +9,7 @@ pub mod client;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod engine;
 mod expiry;
-mod pseudonym;
+pub(crate) mod pseudonym;
 mod receipts;
 mod subject;
 

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
+    device::{Delivery, Outgoing, OutgoingKind},
     error::{Error, Result},
     identity::MemberId,
     model::{
@@ -555,82 +556,104 @@ fn fts_query(input: &str) -> Option<String> {
 
 // --- outbox -------------------------------------------------------------------------
 
-/// One envelope waiting to be handed to the server.
-pub(crate) struct OutboxRow {
-    pub id: i64,
-    pub conversation: String,
-    pub kind: String,
-    pub message_id: Option<String>,
-    pub epoch: u64,
-    pub payload: Vec<u8>,
-    pub welcome: Option<Vec<u8>>,
-    pub add_devices: Vec<String>,
-    pub remove_devices: Vec<String>,
-}
-
-/// An envelope to queue.
-pub(crate) struct NewOutboxRow<'a> {
-    pub conversation: &'a str,
-    pub kind: &'a str,
-    pub id: &'a str,
-    pub epoch: u64,
-    pub payload: &'a [u8],
-    pub welcome: Option<&'a [u8]>,
-    pub add_devices: &'a [String],
-    pub remove_devices: &'a [String],
-}
-
-pub(crate) fn push_outbox(conn: &Connection, row: &NewOutboxRow<'_>) -> Result<i64> {
-    let add = serde_json::to_string(row.add_devices).map_err(record_err)?;
-    let remove = serde_json::to_string(row.remove_devices).map_err(record_err)?;
+/// Queues an envelope with how it is to be delivered.
+pub(crate) fn push_outbox(conn: &Connection, out: &Outgoing) -> Result<i64> {
+    let add = serde_json::to_string(&out.add_devices).map_err(record_err)?;
+    let remove = serde_json::to_string(&out.remove_devices).map_err(record_err)?;
+    let d = &out.delivery;
     conn.execute(
-        "INSERT INTO outbox (conversation_id, kind, message_id, epoch, payload, welcome, add_devices, remove_devices, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO outbox (conversation_id, kind, message_id, epoch, payload, welcome,
+                             add_devices, remove_devices, created_at, priority, urgent_for,
+                             expires_at, patient, patient_pending)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
-            row.conversation,
-            row.kind,
-            row.id,
-            row.epoch as i64,
-            row.payload,
-            row.welcome,
+            out.conversation,
+            match out.kind {
+                OutgoingKind::Application => "application",
+                OutgoingKind::Commit => "commit",
+            },
+            out.id,
+            out.epoch as i64,
+            out.payload,
+            out.welcome,
             add,
             remove,
-            now_ms()
+            now_ms(),
+            d.priority.map(Priority::as_str),
+            d.urgent_for,
+            d.expires_at,
+            d.patient,
+            d.patient_pending,
         ],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
 /// The oldest `limit` queued envelopes (all with `None`), oldest first.
-pub(crate) fn outbox(conn: &Connection, limit: Option<u32>) -> Result<Vec<OutboxRow>> {
+pub(crate) fn outbox(conn: &Connection, limit: Option<u32>) -> Result<Vec<Outgoing>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, conversation_id, kind, message_id, epoch, payload, welcome, add_devices, remove_devices
+        "SELECT id, conversation_id, kind, message_id, epoch, payload, welcome, add_devices,
+                remove_devices, priority, urgent_for, expires_at, patient, patient_pending
          FROM outbox ORDER BY id LIMIT ?1",
     )?;
     // SQLite reads a negative limit as "no limit".
     let limit = limit.map_or(-1, i64::from);
     let rows = stmt.query_map([limit], |r| {
         Ok((
-            OutboxRow {
-                id: r.get(0)?,
-                conversation: r.get(1)?,
-                kind: r.get(2)?,
-                message_id: r.get(3)?,
-                epoch: r.get::<_, i64>(4)? as u64,
-                payload: r.get(5)?,
-                welcome: r.get(6)?,
-                add_devices: Vec::new(),
-                remove_devices: Vec::new(),
-            },
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, Vec<u8>>(5)?,
+            r.get::<_, Option<Vec<u8>>>(6)?,
             r.get::<_, String>(7)?,
             r.get::<_, String>(8)?,
+            r.get::<_, Option<String>>(9)?,
+            r.get::<_, Option<String>>(10)?,
+            r.get::<_, Option<i64>>(11)?,
+            r.get::<_, Option<String>>(12)?,
+            r.get::<_, bool>(13)?,
         ))
     })?;
     rows.map(|row| {
-        let (mut row, add, remove) = row?;
-        row.add_devices = serde_json::from_str(&add).map_err(record_err)?;
-        row.remove_devices = serde_json::from_str(&remove).map_err(record_err)?;
-        Ok(row)
+        let (
+            rowid,
+            conversation,
+            kind,
+            message_id,
+            epoch,
+            payload,
+            welcome,
+            add,
+            remove,
+            priority,
+            urgent_for,
+            expires_at,
+            patient,
+            patient_pending,
+        ) = row?;
+        Ok(Outgoing {
+            id: message_id.unwrap_or_else(|| rowid.to_string()),
+            conversation,
+            kind: if kind == "commit" {
+                OutgoingKind::Commit
+            } else {
+                OutgoingKind::Application
+            },
+            epoch: epoch as u64,
+            payload,
+            welcome,
+            add_devices: serde_json::from_str(&add).map_err(record_err)?,
+            remove_devices: serde_json::from_str(&remove).map_err(record_err)?,
+            delivery: Delivery {
+                priority: priority.as_deref().map(Priority::parse).transpose()?,
+                urgent_for,
+                expires_at,
+                patient,
+                patient_pending,
+            },
+        })
     })
     .collect()
 }

@@ -122,8 +122,22 @@ impl Db {
                 .execute(&self.pool)
                 .await?;
         }
-        migrator.run(&self.pool).await.map_err(sqlx::Error::from)?;
-        Ok(())
+        // PostgreSQL: the migrator's advisory lock serializes instances.
+        // SQLite has no such lock, and an admin command may start while the
+        // server migrates the same file: a step the other process applied
+        // meanwhile fails here and rolls back, so look again.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if self.backend == Backend::Sqlite && attempt < 50 => {
+                    tracing::debug!(error = %e, "migrating: another process is at it, again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(sqlx::Error::from(e).into()),
+            }
+        }
     }
 
     /// The step a pre-migrator database reached, if this is one.
