@@ -152,11 +152,23 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     let dashboard = poh.dashboard()?;
     let spoed: Vec<&str> = dashboard.spoed.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(spoed, [first.id.as_str()]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The first post, still untaken, escalates twice more meanwhile; the
+    // taken one not once.
+    while live_events.try_recv().is_ok() {}
     let mut again = false;
-    while let Ok(event) = live_events.try_recv() {
-        again |= matches!(event, Event::Escalated { ref id, .. } if *id == second.id);
-    }
+    let mut first_again = 0;
+    wait_for(&mut live_events, Duration::from_secs(15), |e| match e {
+        Event::Escalated { id, .. } if *id == second.id => {
+            again = true;
+            None
+        }
+        Event::Escalated { id, .. } if *id == first.id => {
+            first_again += 1;
+            (first_again >= 2).then_some(())
+        }
+        _ => None,
+    })
+    .await?;
     assert!(!again, "a taken spoed post no longer escalates");
     drop(live);
     Ok(())
