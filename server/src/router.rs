@@ -1,77 +1,72 @@
 //! The routes, apart from `main` so tests can build them.
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Body,
     extract::{DefaultBodyLimit, MatchedPath},
     http::{HeaderValue, Request, StatusCode},
     middleware,
     response::{IntoResponse, Response},
-    routing::{delete, get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt, routes};
 
 use crate::{
     error::AppError,
     handlers::{accounts, audit, conversations, ops, sync},
+    openapi,
     state::AppState,
 };
 
-/// The API over `state`.
+/// The API over `state`, with its OpenAPI document generated from the
+/// handlers' annotations and the wire types (served at `/openapi.json`).
 pub fn router(state: AppState) -> Router {
     let max_json = state.settings.max_json_bytes;
-    let max_blob = state.settings.max_blob_bytes;
-    let api = Router::new()
-        .route("/login", post(accounts::login))
-        .route("/users", get(accounts::list_users))
-        .route("/devices", get(accounts::list_devices))
-        .route(
-            "/devices/me/push-token",
-            put(accounts::set_push_token).delete(accounts::remove_push_token),
-        )
-        .route("/devices/revoked", get(accounts::revoked_members))
-        .route(
-            "/backups/me",
-            put(accounts::put_backup)
-                .get(accounts::get_backup)
-                .layer(DefaultBodyLimit::max(max_blob)),
-        )
-        .route("/devices/me/push-test", post(accounts::push_test))
-        .route("/devices/{id}", delete(accounts::revoke_device))
-        .route(
-            "/key-packages",
-            post(accounts::upload_key_packages).get(accounts::count_key_packages),
-        )
-        .route("/key-packages/claim", post(accounts::claim_key_packages))
-        .route("/conversations", post(conversations::create))
-        .route("/conversations/{id}", get(conversations::info))
-        .route("/conversations/{id}/envelopes", post(conversations::send))
-        .route("/conversations/{id}/read", post(conversations::read))
-        .route("/conversations/{id}/heal", post(conversations::heal))
-        .route("/heal-requests", get(conversations::heal_requests))
-        .route(
-            "/conversations/{id}/blobs",
-            post(conversations::upload_blob).layer(DefaultBodyLimit::max(max_blob)),
-        )
-        .route("/blobs/{id}", get(conversations::download_blob))
-        .route("/sync", get(sync::pull))
-        .route("/ack", post(sync::ack))
-        .route("/ws", get(sync::websocket))
-        .route("/audit", get(audit::query))
-        .route("/audit/unlock", post(audit::unlock))
-        .route("/audit/events", post(audit::report))
-        .route("/audit/breach", get(audit::breach))
-        .route(
-            "/practice/settings",
-            get(audit::settings).put(audit::set_settings),
-        )
-        .route("/patients/erase", post(audit::erase));
-    Router::new()
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+    let max_blob = DefaultBodyLimit::max(state.settings.max_blob_bytes);
+    let api = OpenApiRouter::new()
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::list_users))
+        .routes(routes!(accounts::list_devices))
+        .routes(routes!(
+            accounts::set_push_token,
+            accounts::remove_push_token
+        ))
+        .routes(routes!(accounts::revoked_members))
+        .routes(routes!(accounts::put_backup, accounts::get_backup).layer(max_blob))
+        .routes(routes!(accounts::push_test))
+        .routes(routes!(accounts::revoke_device))
+        .routes(routes!(
+            accounts::upload_key_packages,
+            accounts::count_key_packages
+        ))
+        .routes(routes!(accounts::claim_key_packages))
+        .routes(routes!(conversations::create))
+        .routes(routes!(conversations::info))
+        .routes(routes!(conversations::send))
+        .routes(routes!(conversations::read))
+        .routes(routes!(conversations::heal))
+        .routes(routes!(conversations::heal_requests))
+        .routes(routes!(conversations::upload_blob).layer(max_blob))
+        .routes(routes!(conversations::download_blob))
+        .routes(routes!(sync::pull))
+        .routes(routes!(sync::ack))
+        .routes(routes!(sync::websocket))
+        .routes(routes!(audit::query))
+        .routes(routes!(audit::unlock))
+        .routes(routes!(audit::report))
+        .routes(routes!(audit::breach))
+        .routes(routes!(audit::settings, audit::set_settings))
+        .routes(routes!(audit::erase));
+    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
         .nest(pieper_wire::API_PREFIX, api)
+        .split_for_parts();
+    router
         .fallback(|| async { AppError::NotFound("route") })
+        .layer(Extension(std::sync::Arc::new(document)))
         .layer(DefaultBodyLimit::max(max_json))
         .layer(middleware::map_response(protocol_header))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -1445,6 +1445,42 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
     let paths = doc["paths"].as_object().ok_or("paths")?;
     assert_eq!(paths.len(), 30);
     assert!(paths["/api/v1/key-packages"].get("get").is_some());
+    // Generated from the handlers and the wire types: bodies are described,
+    // not only paths.
+    let login = &paths["/api/v1/login"]["post"];
+    assert_eq!(
+        login["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LoginRequest"
+    );
+    assert_eq!(
+        login["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LoginResponse"
+    );
+    assert!(login.get("security").is_none(), "login needs no token");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["LoginResponse"]["properties"]["device_token"]["type"],
+        "string"
+    );
+    assert_eq!(
+        schemas["SendRequest"]["properties"]["payload"]["$ref"],
+        "#/components/schemas/Bytes"
+    );
+    assert_eq!(schemas["Bytes"]["format"], "byte");
+    assert!(schemas["Problem"]["properties"]["code"].is_object());
+    assert_eq!(
+        paths["/api/v1/sync"]["get"]["security"][0]["deviceToken"],
+        serde_json::json!([])
+    );
+    assert!(
+        paths["/api/v1/sync"]["get"]["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "after"))
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["deviceToken"]["scheme"],
+        "bearer"
+    );
     for (path, operations) in paths {
         for method in operations.as_object().ok_or("operations")?.keys() {
             let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");

@@ -5,6 +5,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
 
 /// Bytes that travel as a base64 string in JSON.
 #[derive(Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, format = Byte)
+)]
 pub struct Bytes(pub Vec<u8>);
 
 impl std::fmt::Debug for Bytes {

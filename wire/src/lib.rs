@@ -32,6 +32,7 @@ pub const API_PREFIX: &str = "/api/v1";
 )]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// GP.
     Huisarts,
@@ -67,6 +68,7 @@ impl Role {
 
 /// Log in with password and TOTP, enrolling this device.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     /// The practice's id.
     pub practice: String,
@@ -82,6 +84,7 @@ pub struct LoginRequest {
 
 /// A successful login: the enrolled device and its bearer token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     /// The practice.
     pub practice: String,
@@ -97,6 +100,7 @@ pub struct LoginResponse {
 
 /// A colleague in the practice's staff directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// The user's id.
     pub id: String,
@@ -110,6 +114,7 @@ pub struct UserInfo {
 
 /// A device as the server knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceInfo {
     /// Its id.
     pub id: String,
@@ -125,6 +130,7 @@ pub struct DeviceInfo {
 
 /// KeyPackages of the calling device for others to add it with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadKeyPackages {
     /// One-time KeyPackages (TLS-encoded).
     pub key_packages: Vec<Bytes>,
@@ -140,6 +146,7 @@ pub struct UploadKeyPackages {
 /// device; below a few, it uploads more (else every add uses the last-resort
 /// one, whose key is never deleted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyPackageCount {
     /// Unclaimed one-time KeyPackages.
     pub one_time: u32,
@@ -147,6 +154,7 @@ pub struct KeyPackageCount {
 
 /// Claim one KeyPackage of every active device of these users.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimKeyPackages {
     /// The users whose devices are to be added.
     pub user_ids: Vec<String>,
@@ -159,6 +167,7 @@ pub struct ClaimKeyPackages {
 
 /// A claimed KeyPackage.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedKeyPackage {
     /// The device it belongs to.
     pub device_id: String,
@@ -170,6 +179,7 @@ pub struct ClaimedKeyPackage {
 
 /// The answer to [`ClaimKeyPackages`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedKeyPackages {
     /// One per device that had a KeyPackage.
     pub key_packages: Vec<ClaimedKeyPackage>,
@@ -180,6 +190,7 @@ pub struct ClaimedKeyPackages {
 /// Which push service reaches a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PushProvider {
     /// Firebase Cloud Messaging (Android).
     Fcm,
@@ -190,6 +201,7 @@ pub enum PushProvider {
 /// The APNs environment a token belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApnsEnvironment {
     /// Development builds (api.sandbox.push.apple.com).
     Sandbox,
@@ -200,6 +212,7 @@ pub enum ApnsEnvironment {
 /// `PUT /devices/me/push-token`: this device's push token (registering a new
 /// one replaces the old: the OS rotated it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushTokenRegistration {
     /// The service.
     pub provider: PushProvider,
@@ -212,6 +225,7 @@ pub struct PushTokenRegistration {
 
 /// Register a new conversation (its MLS group was created on the device).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateConversation {
     /// The conversation id, which is also the MLS group id.
     pub id: String,
@@ -219,6 +233,7 @@ pub struct CreateConversation {
 
 /// A conversation's delivery state on the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationInfo {
     /// Its id.
     pub id: String,
@@ -231,6 +246,7 @@ pub struct ConversationInfo {
 /// What an envelope carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EnvelopeKind {
     /// An MLS application message.
     Application,
@@ -243,6 +259,7 @@ pub enum EnvelopeKind {
 /// How urgent a message is; only this, never content, reaches push.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Priority {
     /// Ordinary.
     #[default]
@@ -253,6 +270,7 @@ pub enum Priority {
 
 /// Send one envelope to a conversation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendRequest {
     /// The client's unique id for it: a resend with the same id is stored once.
     pub id: String,
@@ -295,6 +313,7 @@ pub struct SendRequest {
 /// `POST /conversations/{id}/read`: a person read this message (the server
 /// stops escalating it when it was urgent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MarkRead {
     /// The message's client id.
     pub message: String,
@@ -302,6 +321,7 @@ pub struct MarkRead {
 
 /// The server stored the envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendResponse {
     /// Its sequence number in the conversation.
     pub seq: u64,
@@ -311,6 +331,7 @@ pub struct SendResponse {
 
 /// An envelope as delivered to a device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope {
     /// Position in the server's log; the device's cursor moves past it.
     pub position: u64,
@@ -336,6 +357,7 @@ pub struct Envelope {
 
 /// A page of envelopes after a cursor.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncResponse {
     /// In server order.
     pub envelopes: Vec<Envelope>,
@@ -348,6 +370,7 @@ pub struct SyncResponse {
 /// What the server sends on a device's WebSocket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ServerEvent {
     /// A new envelope for this device.
     Envelope(Envelope),
@@ -372,6 +395,7 @@ pub enum ServerEvent {
 
 /// An uploaded sealed attachment.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobCreated {
     /// Its id.
     pub id: String,
@@ -382,6 +406,7 @@ pub struct BlobCreated {
 /// `POST /conversations/{id}/heal`: this device cannot decrypt the
 /// conversation any more and asks a member to add it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealAsk {
     /// Envelopes it could not decrypt (counted in the server's metric).
     pub undecryptable: u32,
@@ -389,6 +414,7 @@ pub struct HealAsk {
 
 /// A member device that asked to be added again to a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealRequest {
     /// The conversation.
     pub conversation: String,
@@ -398,6 +424,7 @@ pub struct HealRequest {
 
 /// `POST /devices/me/push-test`: send this device a test notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushTest {
     /// As an urgent push (wakes through do-not-disturb where allowed).
     pub urgent: bool,
@@ -405,6 +432,7 @@ pub struct PushTest {
 
 /// What the server did with a test notification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushTestResult {
     /// The test's id (the push carries it as `message`, with `self_test`).
     pub id: String,
@@ -425,6 +453,7 @@ pub struct PushTestResult {
 /// `POST /audit/unlock`: a fresh second factor opens the audit log to this
 /// device for a short while.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditUnlock {
     /// The current TOTP code.
     pub totp: String,
@@ -432,6 +461,7 @@ pub struct AuditUnlock {
 
 /// How long the audit log stays open to the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditUnlocked {
     /// Until (ms since the Unix epoch).
     pub until: i64,
@@ -440,6 +470,7 @@ pub struct AuditUnlocked {
 /// An access to patient data that happened on a device (reading, sending
 /// documentation, exporting, erasing), reported for the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportedAccess {
     /// Its id on the device: reported twice, recorded once.
     pub id: String,
@@ -469,6 +500,7 @@ impl ReportedAccess {
 
 /// `POST /audit/events`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAccesses {
     /// At most 500.
     pub events: Vec<ReportedAccess>,
@@ -477,6 +509,7 @@ pub struct ReportAccesses {
 /// Which patients a device or user accessed in a time window (one entry per
 /// patient pseudonym): what a data breach report needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreachEntry {
     /// The patient's pseudonym.
     pub patient: String,
@@ -492,6 +525,7 @@ pub struct BreachEntry {
 
 /// The practice's rules for chat content, set by its manager.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PracticeSettings {
     /// How long chat history is kept, in days (the record in the HIS is the
     /// long-term copy).
@@ -516,6 +550,7 @@ impl PracticeSettings {
 /// `POST /patients/erase`: remove what the server keeps of conversations
 /// about a patient (ciphertext), on the patient's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EraseRequest {
     /// The patient's pseudonym.
     pub patient: String,
@@ -525,6 +560,7 @@ pub struct EraseRequest {
 
 /// What the server removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Erased {
     /// Conversations whose envelopes and blobs were removed.
     pub conversations: u64,
@@ -560,6 +596,7 @@ where
 
 /// One access event (NEN 7513 fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     /// Its id, increasing.
     pub id: u64,
@@ -587,6 +624,7 @@ pub struct AuditEvent {
 
 /// An error body (RFC 9457 problem details) with a stable `code`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]

@@ -161,7 +161,8 @@ impl NewAuditEvent {
 }
 
 /// Which audit events to read.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     /// From this time (ms), inclusive.
     pub from: Option<i64>,

@@ -25,6 +25,7 @@ const MAX_KEY_PACKAGES: usize = 200;
 
 /// `POST /api/v1/login`: password + TOTP; enrols a device.
 #[tracing::instrument(skip_all, err(level = "info"))]
+#[utoipa::path(post, path = "/login", request_body = pieper_wire::LoginRequest, responses((status = 200, description = "Success.", body = pieper_wire::LoginResponse), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -147,6 +148,7 @@ pub async fn login(
 }
 
 /// `GET /api/v1/users`: the practice's staff directory.
+#[utoipa::path(get, path = "/users", responses((status = 200, description = "Success.", body = Vec<pieper_wire::UserInfo>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -155,6 +157,7 @@ pub async fn list_users(
 }
 
 /// `GET /api/v1/devices`: the caller's devices; a manager sees the practice's.
+#[utoipa::path(get, path = "/devices", responses((status = 200, description = "Success.", body = Vec<pieper_wire::DeviceInfo>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn list_devices(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -168,6 +171,7 @@ pub async fn list_devices(
 /// `GET /api/v1/devices/revoked`: the practice's revoked devices that are
 /// still members of a conversation; member devices remove them (an MLS
 /// commit), so they cannot read what is sent afterwards.
+#[utoipa::path(get, path = "/devices/revoked", responses((status = 200, description = "Success.", body = Vec<String>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn revoked_members(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -177,6 +181,7 @@ pub async fn revoked_members(
 
 /// `DELETE /api/v1/devices/{id}`: revoke one of the caller's devices (a
 /// manager: any of the practice's). Its token stops working at once.
+#[utoipa::path(delete, path = "/devices/{id}", params(("id" = String, Path, description = "Its id.")), responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn revoke_device(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -206,6 +211,7 @@ pub async fn revoke_device(
 }
 
 /// `POST /api/v1/key-packages`: the caller's KeyPackages.
+#[utoipa::path(post, path = "/key-packages", request_body = pieper_wire::UploadKeyPackages, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn upload_key_packages(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -240,6 +246,7 @@ pub async fn upload_key_packages(
 
 /// `GET /api/v1/key-packages`: how many one-time KeyPackages the server
 /// holds for the caller.
+#[utoipa::path(get, path = "/key-packages", responses((status = 200, description = "Success.", body = pieper_wire::KeyPackageCount), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn count_key_packages(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -251,6 +258,7 @@ pub async fn count_key_packages(
 }
 
 /// `POST /api/v1/key-packages/claim`: one KeyPackage per device of the users.
+#[utoipa::path(post, path = "/key-packages/claim", request_body = pieper_wire::ClaimKeyPackages, responses((status = 200, description = "Success.", body = pieper_wire::ClaimedKeyPackages), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn claim_key_packages(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -283,6 +291,7 @@ pub async fn claim_key_packages(
 
 /// `PUT /api/v1/devices/me/push-token`: register or rotate this device's
 /// push token.
+#[utoipa::path(put, path = "/devices/me/push-token", request_body = pieper_wire::PushTokenRegistration, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn set_push_token(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -319,6 +328,7 @@ pub async fn set_push_token(
 }
 
 /// `DELETE /api/v1/devices/me/push-token`: this device wants no pushes.
+#[utoipa::path(delete, path = "/devices/me/push-token", responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn remove_push_token(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -330,6 +340,7 @@ pub async fn remove_push_token(
 /// `POST /api/v1/devices/me/push-test`: the notification self-test. Sends
 /// this device a test push now (and over its live channel, if connected)
 /// and says what the provider did with it.
+#[utoipa::path(post, path = "/devices/me/push-test", request_body = pieper_wire::PushTest, responses((status = 200, description = "Success.", body = pieper_wire::PushTestResult), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn push_test(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -395,6 +406,7 @@ pub async fn push_test(
 
 /// `PUT /api/v1/backups/me`: the user's encrypted history backup
 /// (ciphertext; the server cannot open it), replacing the one before.
+#[utoipa::path(put, path = "/backups/me", request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn put_backup(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -417,6 +429,7 @@ pub async fn put_backup(
 }
 
 /// `GET /api/v1/backups/me`: the user's encrypted history backup.
+#[utoipa::path(get, path = "/backups/me", responses((status = 200, description = "The sealed backup.", body = Vec<u8>, content_type = "application/octet-stream"), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn get_backup(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,

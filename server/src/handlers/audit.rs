@@ -49,6 +49,7 @@ async fn may_read(state: &AppState, auth: &DeviceAuth, one_patient: bool) -> App
 
 /// `POST /api/v1/audit/unlock`: a fresh TOTP code opens the log to this
 /// device for 15 minutes.
+#[utoipa::path(post, path = "/audit/unlock", request_body = pieper_wire::AuditUnlock, responses((status = 200, description = "Success.", body = pieper_wire::AuditUnlocked), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn unlock(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -87,6 +88,7 @@ pub async fn unlock(
 }
 
 /// `GET /api/v1/audit?from&to&user&device&patient&action&format=json|csv`.
+#[utoipa::path(get, path = "/audit", params(crate::db::audit::AuditFilter), responses((status = 200, description = "The events, as JSON or CSV.", content((Vec<pieper_wire::AuditEvent> = "application/json"), (String = "text/csv"))), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn query(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -125,7 +127,8 @@ pub async fn query(
 }
 
 /// Query of `GET /api/v1/audit/breach`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BreachQuery {
     /// The device (lost or stolen)...
     pub device: Option<String>,
@@ -139,6 +142,7 @@ pub struct BreachQuery {
 
 /// `GET /api/v1/audit/breach?device|user&from&to`: which patients a device
 /// or user accessed in the window, one row per patient pseudonym.
+#[utoipa::path(get, path = "/audit/breach", params(BreachQuery), responses((status = 200, description = "Success.", body = Vec<pieper_wire::BreachEntry>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn breach(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -194,6 +198,7 @@ fn check_reported(e: &ReportedAccess) -> AppResult<&'static str> {
 }
 
 /// `POST /api/v1/audit/events`: accesses that happened on the device.
+#[utoipa::path(post, path = "/audit/events", request_body = pieper_wire::ReportAccesses, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn report(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -228,6 +233,7 @@ pub async fn report(
 }
 
 /// `GET /api/v1/practice/settings`: the practice's rules for chat content.
+#[utoipa::path(get, path = "/practice/settings", responses((status = 200, description = "Success.", body = pieper_wire::PracticeSettings), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn settings(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -236,6 +242,7 @@ pub async fn settings(
 }
 
 /// `PUT /api/v1/practice/settings` (managers).
+#[utoipa::path(put, path = "/practice/settings", request_body = pieper_wire::PracticeSettings, responses((status = 200, description = "Success.", body = pieper_wire::PracticeSettings), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn set_settings(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -265,6 +272,7 @@ pub async fn set_settings(
 /// `POST /api/v1/patients/erase`: on a patient's request, the server drops
 /// what it keeps of conversations about them (ciphertext). A huisarts or
 /// the practice's manager may ask.
+#[utoipa::path(post, path = "/patients/erase", request_body = pieper_wire::EraseRequest, responses((status = 200, description = "Success.", body = pieper_wire::Erased), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn erase(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,

@@ -38,6 +38,7 @@ fn check_id(field: &str, id: &str) -> AppResult<()> {
 }
 
 /// `POST /api/v1/conversations`: register a conversation the device created.
+#[utoipa::path(post, path = "/conversations", request_body = pieper_wire::CreateConversation, responses((status = 201, description = "Registered."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -52,6 +53,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/conversations/{id}`: its epoch and member devices.
+#[utoipa::path(get, path = "/conversations/{id}", params(("id" = String, Path, description = "Its id.")), responses((status = 200, description = "Success.", body = pieper_wire::ConversationInfo), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn info(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -67,6 +69,7 @@ pub async fn info(
 
 /// `POST /api/v1/conversations/{id}/envelopes`: store and fan out.
 #[tracing::instrument(skip_all, err(level = "info"))]
+#[utoipa::path(post, path = "/conversations/{id}/envelopes", params(("id" = String, Path, description = "Its id.")), request_body = pieper_wire::SendRequest, responses((status = 200, description = "Success.", body = pieper_wire::SendResponse), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn send(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -161,6 +164,7 @@ pub async fn send(
 
 /// `POST /api/v1/conversations/{id}/read`: a member read a message; an
 /// urgent one stops escalating once someone other than its sender read it.
+#[utoipa::path(post, path = "/conversations/{id}/read", params(("id" = String, Path, description = "Its id.")), request_body = pieper_wire::MarkRead, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn read(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -224,13 +228,15 @@ pub(crate) async fn push_to(
 }
 
 /// Query of a blob upload.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BlobQuery {
     /// The attachment of a disappearing message goes when it does (ms).
     pub expires_at: Option<i64>,
 }
 
 /// `POST /api/v1/conversations/{id}/blobs?expires_at=`: a sealed attachment.
+#[utoipa::path(post, path = "/conversations/{id}/blobs", params(("id" = String, Path, description = "Its id."), BlobQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 201, description = "Stored.", body = pieper_wire::BlobCreated), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn upload_blob(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -276,6 +282,7 @@ pub async fn upload_blob(
 }
 
 /// `GET /api/v1/blobs/{id}`: for members of its conversation only.
+#[utoipa::path(get, path = "/blobs/{id}", params(("id" = String, Path, description = "Its id.")), responses((status = 200, description = "The sealed blob.", body = Vec<u8>, content_type = "application/octet-stream"), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn download_blob(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -297,6 +304,7 @@ pub async fn download_blob(
 
 /// `POST /api/v1/conversations/{id}/heal`: the device cannot decrypt the
 /// conversation any more; counted, and a member's device adds it again.
+#[utoipa::path(post, path = "/conversations/{id}/heal", params(("id" = String, Path, description = "Its id.")), request_body = pieper_wire::HealAsk, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn heal(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -327,6 +335,7 @@ pub async fn heal(
 
 /// `GET /api/v1/heal-requests`: member devices to add again, in the
 /// caller's conversations.
+#[utoipa::path(get, path = "/heal-requests", responses((status = 200, description = "Success.", body = Vec<pieper_wire::HealRequest>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn heal_requests(
     State(state): State<AppState>,
     auth: DeviceAuth,

@@ -1,17 +1,19 @@
 //! Health, metrics and the API description.
 
-use axum::{Json, extract::State, http::header, response::IntoResponse};
+use axum::{Extension, Json, extract::State, http::header, response::IntoResponse};
 use serde_json::{Value, json};
 
 use crate::{error::AppResult, state::AppState};
 
 /// `GET /health`: the database answers.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "The server and its database answer.", body = Object), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")))]
 pub async fn health(State(state): State<AppState>) -> AppResult<Json<Value>> {
     sqlx::query("SELECT 1").execute(state.db.pool()).await?;
     Ok(Json(json!({ "status": "ok" })))
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus counters.", body = String, content_type = "text/plain"), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -20,6 +22,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// `GET /openapi.json`.
-pub async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document.", body = Object), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")))]
+pub async fn openapi(
+    Extension(document): Extension<std::sync::Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(document.as_ref().clone())
 }

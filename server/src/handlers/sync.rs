@@ -24,7 +24,8 @@ use crate::{
 };
 
 /// Query of `GET /api/v1/sync`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SyncQuery {
     /// The cursor: envelopes after this position.
     #[serde(default)]
@@ -34,6 +35,7 @@ pub struct SyncQuery {
 }
 
 /// `GET /api/v1/sync?after=N`: the device's envelopes after its cursor.
+#[utoipa::path(get, path = "/sync", params(SyncQuery), responses((status = 200, description = "Success.", body = pieper_wire::SyncResponse), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn pull(
     State(state): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
@@ -70,13 +72,14 @@ pub async fn pull(
 }
 
 /// Body of `POST /api/v1/ack`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Ack {
     /// The device has everything up to here.
     pub position: u64,
 }
 
 /// `POST /api/v1/ack`: how far the device has everything.
+#[utoipa::path(post, path = "/ack", request_body = Ack, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn ack(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -88,6 +91,7 @@ pub async fn ack(
 
 /// `GET /api/v1/ws`: live envelopes for the device. It should first catch
 /// up by cursor; what arrives here may overlap that (positions tell).
+#[utoipa::path(get, path = "/ws", responses((status = 101, description = "A WebSocket of `ServerEvent` frames.", body = pieper_wire::ServerEvent), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn websocket(
     State(state): State<AppState>,
     auth: DeviceAuth,
