@@ -11,7 +11,8 @@ use pieper_core::{
 };
 use pieper_e2e::{
     Backend, BoxError, Server, TestClient, TestDatabase, TestResult, User, cli_login, create_user,
-    current_step, pieper_ok, sign_in, totp_at, wait_for, with_fresh_totp,
+    current_step, escalations_meanwhile, eventually, pieper_ok, sign_in, totp_at, wait_for,
+    with_fresh_totp,
 };
 
 #[path = "../../core/tests/support/validator.rs"]
@@ -61,24 +62,6 @@ fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Result<bool, BoxError>
         }
     }
     Ok(false)
-}
-
-/// Polls `check` every 200 ms until it holds or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> Result<(), BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, BoxError>>,
-{
-    let until = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > until {
-            return Err("condition not reached in time".into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,20 +141,7 @@ async fn receipts_show_who_read_and_a_read_stops_the_escalation() -> TestResult 
         .conversations()
         .send(&conversation.id, NewMessage::urgent("Nog niemand gelezen"))
         .await?;
-    let mut later = Vec::new();
-    wait_for(&mut events, Duration::from_secs(15), |e| match e {
-        Event::Escalated {
-            id, escalations, ..
-        } if *id == sent => {
-            later.push(*escalations);
-            None
-        }
-        Event::Escalated {
-            id, escalations, ..
-        } if *id == marker && *escalations >= 2 => Some(()),
-        _ => None,
-    })
-    .await?;
+    let later = escalations_meanwhile(&mut events, &sent, &marker, 2).await?;
     assert!(later.is_empty(), "escalated after the read: {later:?}");
     Ok(())
 }

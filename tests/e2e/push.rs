@@ -1,7 +1,9 @@
 //! Push-token registration from the core to the real server.
 
 use pieper_core::{ApnsEnvironment, Error, PushProvider, PushToken};
-use pieper_e2e::{Backend, Server, TestDatabase, TestResult, create_user, sign_in};
+use pieper_e2e::{
+    Backend, Server, TestDatabase, TestResult, create_user, escalations_meanwhile, sign_in,
+};
 
 fn apns(token: &str) -> PushToken {
     PushToken {
@@ -425,20 +427,7 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
             NewMessage::urgent("Nog iemand in de wachtkamer"),
         )
         .await?;
-    let mut again = Vec::new();
-    wait_for(&mut events, Duration::from_secs(15), |e| match e {
-        Event::Escalated {
-            id, escalations, ..
-        } if *id == urgent => {
-            again.push(*escalations);
-            None
-        }
-        Event::Escalated {
-            id, escalations, ..
-        } if *id == marker && *escalations >= 2 => Some(()),
-        _ => None,
-    })
-    .await?;
+    let again = escalations_meanwhile(&mut events, &urgent, &marker, 2).await?;
     assert!(
         again.is_empty(),
         "escalated after a recipient read it: {again:?}"

@@ -7,7 +7,10 @@ use pieper_core::{
     ConversationKind, Event, NewMessage, PatientRef, Priority,
     spoed::{DutyRoster, DutySlot, Triage, local_date_and_part},
 };
-use pieper_e2e::{Backend, Server, TestDatabase, TestResult, create_user, sign_in, wait_for};
+use pieper_e2e::{
+    Backend, Server, TestDatabase, TestResult, create_user, escalations_meanwhile, sign_in,
+    wait_for,
+};
 
 /// Collects the urgent alerts a client raised since `events` subscribed.
 fn urgent_ids(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<String> {
@@ -155,21 +158,11 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
     // The first post, still untaken, escalates twice more meanwhile; the
     // taken one not once.
     while live_events.try_recv().is_ok() {}
-    let mut again = false;
-    let mut first_again = 0;
-    wait_for(&mut live_events, Duration::from_secs(15), |e| match e {
-        Event::Escalated { id, .. } if *id == second.id => {
-            again = true;
-            None
-        }
-        Event::Escalated { id, .. } if *id == first.id => {
-            first_again += 1;
-            (first_again >= 2).then_some(())
-        }
-        _ => None,
-    })
-    .await?;
-    assert!(!again, "a taken spoed post no longer escalates");
+    let again = escalations_meanwhile(&mut live_events, &second.id, &first.id, 2).await?;
+    assert!(
+        again.is_empty(),
+        "a taken spoed post no longer escalates: {again:?}"
+    );
     drop(live);
     Ok(())
 }

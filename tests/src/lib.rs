@@ -135,6 +135,52 @@ pub async fn wait_for<T>(
     .map_err(|_| BoxError::from("timed out waiting for an event"))?
 }
 
+/// Polls `check` every 200 ms until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> Result<(), BoxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, BoxError>>,
+{
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            return Err("condition not reached in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Proves an absence by a presence: waits until `marker` (a message that
+/// keeps escalating) is escalated `rounds` more times, and returns the
+/// escalation counts `watched` got meanwhile (empty: it escalated no more).
+pub async fn escalations_meanwhile(
+    events: &mut broadcast::Receiver<Event>,
+    watched: &str,
+    marker: &str,
+    rounds: u32,
+) -> Result<Vec<u32>, BoxError> {
+    let mut watched_rounds = Vec::new();
+    let mut marker_rounds = 0;
+    wait_for(events, Duration::from_secs(15), |e| match e {
+        Event::Escalated {
+            id, escalations, ..
+        } if id == watched => {
+            watched_rounds.push(*escalations);
+            None
+        }
+        Event::Escalated { id, .. } if id == marker => {
+            marker_rounds += 1;
+            (marker_rounds >= rounds).then_some(())
+        }
+        _ => None,
+    })
+    .await?;
+    Ok(watched_rounds)
+}
+
 /// Runs the `pieper` CLI on a device directory.
 pub fn pieper(dir: &std::path::Path, args: &[&str]) -> Result<std::process::Output, BoxError> {
     Ok(std::process::Command::new(cli_binary()?)
