@@ -371,6 +371,35 @@ impl Message {
         })
     }
 
+    /// A work note (its author's own, never in the conversation) about
+    /// `conversation`.
+    pub(crate) fn note(
+        id: String,
+        conversation: String,
+        author: MemberId,
+        body: String,
+        sent_at: i64,
+        state: MessageState,
+    ) -> Message {
+        Message {
+            id,
+            conversation,
+            sender: author,
+            body,
+            priority: Priority::Routine,
+            sent_at,
+            reply_to: None,
+            attachments: Vec::new(),
+            state,
+            kind: MessageKind::Werkaantekening,
+            triage: None,
+            spoed: None,
+            documentation: None,
+            expires_at: None,
+            expired: false,
+        }
+    }
+
     /// The content that carries this message to the other members.
     pub(crate) fn to_content(&self) -> Content {
         Content::Text {

@@ -100,23 +100,14 @@ impl Device {
         if !self.conversation(conversation)?.active {
             return Err(Error::NotMember);
         }
-        let message = Message {
-            id: uuid::Uuid::new_v4().to_string(),
-            conversation: conversation.to_owned(),
-            sender: self.me.clone(),
-            body: note.body,
-            priority: note.priority,
-            sent_at: queries::now_ms(),
-            reply_to: None,
-            attachments: Vec::new(),
-            state: MessageState::Pending,
-            kind: MessageKind::Werkaantekening,
-            triage: None,
-            spoed: None,
-            documentation: None,
-            expires_at: None,
-            expired: false,
-        };
+        let message = Message::note(
+            uuid::Uuid::new_v4().to_string(),
+            conversation.to_owned(),
+            self.me.clone(),
+            note.body,
+            queries::now_ms(),
+            MessageState::Pending,
+        );
         self.store
             .write(|tx| queries::insert_message(tx, &message, 0))?;
         Ok(message)
@@ -382,16 +373,15 @@ impl Device {
                 Ok(Received::PracticeData { new })
             }
             Content::Task(change) => apply_task(conn, conversation, &sender?, &change, seq),
-            Content::Receipt { .. } | Content::PracticeKey { .. } | Content::Erase { .. } => self
-                .apply_privacy(conn, conversation, &sender, &content, seq)
-                .unwrap_or_else(|| Err(Error::invalid("message", "not privacy content"))),
+            Content::Receipt { .. } | Content::PracticeKey { .. } | Content::Erase { .. } => {
+                self.apply_privacy(conn, conversation, &sender, &content, seq)
+            }
             Content::History {
                 conversation: about,
                 messages,
             } => self.apply_history(conn, conversation, &sender, &about, &messages),
             Content::Document(_) | Content::DocStatus { .. } | Content::DocRetry { .. } => {
                 apply_documentation(conn, conversation, &sender, &content)
-                    .unwrap_or_else(|| Err(Error::invalid("message", "not documentation")))
             }
             Content::SpoedTaken { message } => {
                 let by = sender?.user;
@@ -426,23 +416,7 @@ impl Device {
         {
             return Err(Error::invalid("message", "a work note from elsewhere"));
         }
-        let note = Message {
-            id,
-            conversation: about,
-            sender,
-            body,
-            priority: crate::model::Priority::Routine,
-            sent_at,
-            reply_to: None,
-            attachments: Vec::new(),
-            state: MessageState::Received,
-            kind: MessageKind::Werkaantekening,
-            triage: None,
-            spoed: None,
-            documentation: None,
-            expires_at: None,
-            expired: false,
-        };
+        let note = Message::note(id, about, sender, body, sent_at, MessageState::Received);
         if queries::conversation(conn, &note.conversation)?.is_none() {
             return Err(Error::NotFound {
                 what: "conversation",
@@ -488,13 +462,13 @@ pub(crate) fn delivery(
     Ok(delivery)
 }
 
-/// Applies documentation content from a member; `None` for other content.
+/// Applies documentation content from a member.
 fn apply_documentation(
     conn: &Connection,
     conversation: &str,
     sender: &Result<MemberId>,
     content: &Content,
-) -> Option<Result<Received>> {
+) -> Result<Received> {
     use crate::record::documentation as doc;
     let now = queries::now_ms();
     let result = match content {
@@ -514,9 +488,9 @@ fn apply_documentation(
             detail,
         } => doc::set_state(conn, item, *state, detail.as_deref(), now),
         Content::DocRetry { item } => doc::retry(conn, item, now),
-        _ => return None,
+        _ => Err(Error::invalid("message", "not documentation")),
     };
-    Some(result.map(Received::Documentation))
+    result.map(Received::Documentation)
 }
 
 /// Stores a task change from a member; a replayed one is refused.

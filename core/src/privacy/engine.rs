@@ -5,7 +5,7 @@ use super::*;
 
 impl Device {
     /// Applies receipts, the practice key and erasure requests from a
-    /// member; `None` for other content.
+    /// member.
     pub(crate) fn apply_privacy(
         &self,
         conn: &Connection,
@@ -13,9 +13,9 @@ impl Device {
         sender: &Result<MemberId>,
         content: &Content,
         seq: Option<u64>,
-    ) -> Option<Result<Received>> {
+    ) -> Result<Received> {
         let practice = conversation == self.practice_group_id();
-        let result = match content {
+        match content {
             Content::Receipt { messages, read, at } => (|| {
                 let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
                 let changed = receipts::apply(conn, conversation, sender, messages, *read, *at)?;
@@ -47,9 +47,8 @@ impl Device {
                 "message",
                 "practice data outside the practice group",
             )),
-            _ => return None,
-        };
-        Some(result)
+            _ => Err(Error::invalid("message", "not privacy content")),
+        }
     }
 
     /// The pseudonym of a conversation's patient, when it has one and the

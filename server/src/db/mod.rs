@@ -130,7 +130,13 @@ impl Db {
         loop {
             match migrator.run(&self.pool).await {
                 Ok(()) => return Ok(()),
-                Err(e) if self.backend == Backend::Sqlite && attempt < 50 => {
+                // Only a step (or the migrator's table) failing to execute
+                // can be the other process's doing; a changed or missing
+                // migration is reported at once.
+                Err(
+                    e @ (sqlx::migrate::MigrateError::Execute(_)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(..)),
+                ) if self.backend == Backend::Sqlite && attempt < 50 => {
                     tracing::debug!(error = %e, "migrating: another process is at it, again");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
