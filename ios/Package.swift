@@ -24,6 +24,9 @@ let package = Package(
                 // by cargo. Apps link the XCFramework instead.
                 .unsafeFlags(["-L../target/debug"]),
                 .linkedLibrary("pieper_ffi"),
+                // SQLCipher's crypto on Apple platforms is CommonCrypto.
+                .linkedFramework("Security"),
+                .linkedFramework("CoreFoundation"),
             ]
         ),
         .testTarget(name: "PieperCoreTests", dependencies: ["PieperCore"], path: "Tests/PieperCoreTests"),
