@@ -91,6 +91,8 @@ pub enum CryptoErrorKind {
     StaleEpoch,
     /// This device is not a member.
     NotMember,
+    /// A member's certificate did not check out (see the log).
+    Untrusted,
     /// A membership change awaits the server.
     PendingCommit,
 }
@@ -111,6 +113,7 @@ impl From<CoreError> for PieperError {
             CoreError::Replay => crypto(CryptoErrorKind::Replay),
             CoreError::StaleEpoch { .. } => crypto(CryptoErrorKind::StaleEpoch),
             CoreError::NotMember => crypto(CryptoErrorKind::NotMember),
+            CoreError::Untrusted { .. } => crypto(CryptoErrorKind::Untrusted),
             CoreError::PendingCommit => crypto(CryptoErrorKind::PendingCommit),
             CoreError::NotFound { what } => PieperError::NotFound {
                 what: what.to_owned(),

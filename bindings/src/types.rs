@@ -223,6 +223,19 @@ pub enum PieperEvent {
         /// Its conversation.
         conversation: String,
     },
+    /// A member's device sent something this device refused (an identity
+    /// that did not check out, or what the sender's role does not allow);
+    /// nothing changed.
+    Refused {
+        /// Its conversation.
+        conversation: String,
+        /// The device the server says sent it.
+        sender_device: String,
+        /// The kind it is counted under.
+        kind: String,
+        /// Why, to show.
+        reason: String,
+    },
     /// A task was made or moved by another device.
     TaskChanged {
         /// The task as it now stands.
@@ -312,6 +325,18 @@ impl From<CoreEvent> for PieperEvent {
             } => PieperEvent::Undecryptable {
                 position,
                 conversation,
+            },
+            CoreEvent::Refused {
+                conversation,
+                sender_device,
+                kind,
+                reason,
+                ..
+            } => PieperEvent::Refused {
+                conversation,
+                sender_device,
+                kind,
+                reason,
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
             CoreEvent::ReceiptsChanged { messages } => PieperEvent::ReceiptsChanged { messages },

@@ -15,7 +15,8 @@ fn device(name: &str) -> (Device, TempDir) {
     let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
     let id = MemberId::new("bench", name, "d").expect("id");
     (
-        Device::create(dir.path(), &keystore, id).expect("device"),
+        Device::create_for_tests(dir.path(), &keystore, id, pieper_wire::Role::Huisarts)
+            .expect("device"),
         dir,
     )
 }
@@ -185,7 +186,13 @@ fn consent_roster(c: &mut Criterion) {
                 let dir = tempfile::tempdir().expect("dir");
                 let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
                 let id = MemberId::new("linde", "bakker", "tablet").expect("id");
-                let device = Device::create(dir.path(), &keystore, id).expect("device");
+                let device = Device::create_for_tests(
+                    dir.path(),
+                    &keystore,
+                    id,
+                    pieper_wire::Role::Huisarts,
+                )
+                .expect("device");
                 (dir, device)
             },
             |(_dir, device)| black_box(device.import_roster(roster.clone(), true).expect("import")),
@@ -195,7 +202,8 @@ fn consent_roster(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("dir");
     let keystore = FileKeyStore::in_dir(dir.path()).expect("keystore");
     let id = MemberId::new("linde", "bakker", "tablet").expect("id");
-    let device = Device::create(dir.path(), &keystore, id).expect("device");
+    let device = Device::create_for_tests(dir.path(), &keystore, id, pieper_wire::Role::Huisarts)
+        .expect("device");
     device.import_roster(roster.clone(), true).expect("import");
     device.import_consent(history.clone()).expect("history");
     group.bench_function("figures from the device store", |b| {

@@ -17,10 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: store_fixture <empty directory>")?;
     let keystore = FileKeyStore::in_dir(&dir)?;
-    let device = Device::create(
+    let device = Device::create_for_tests(
         &dir,
         &keystore,
         MemberId::new("linde", "jansen", "desktop")?,
+        pieper_wire::Role::Huisarts,
     )?;
     // A century of retention, so the fixture's messages outlive any test run.
     device.set_practice_rules(PracticeRules {

@@ -24,7 +24,7 @@ use rusqlite::Connection;
 
 use crate::{
     error::{Error, Result},
-    identity::MemberId,
+    identity::{Authority, Certified, MemberId},
     keystore::{DbKey, KeyStore, KeyStoreError, write_private},
     mls::{self, Provider},
     model::{Conversation, Message},
@@ -189,6 +189,29 @@ pub enum Received {
     Own,
 }
 
+/// A new device's signature key, generated before sign-in so that the
+/// server can certify it for the account.
+pub struct Enrolment {
+    signer: SignatureKeyPair,
+}
+
+impl Enrolment {
+    /// A fresh Ed25519 signature key.
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            signer: SignatureKeyPair::new(SignatureScheme::ED25519).map_err(mls::mls_err)?,
+        })
+    }
+
+    /// The public key the server is asked to certify.
+    pub fn signature_key(&self) -> Vec<u8> {
+        self.signer.public().to_vec()
+    }
+}
+
+/// A member's credential as checked: certificate and signature key.
+type CredentialKey = (Vec<u8>, Vec<u8>);
+
 /// One device of one user: identity, encrypted store and conversations.
 pub struct Device {
     pub(crate) store: Store,
@@ -198,15 +221,36 @@ pub struct Device {
     pub(crate) signer: SignatureKeyPair,
     pub(crate) credential: CredentialWithKey,
     pub(crate) me: MemberId,
+    /// This user's roles, from this device's certificate.
+    pub(crate) roles: Vec<pieper_wire::Role>,
+    /// The practice's authority, pinned at enrolment; `None` for a device
+    /// from before certificates, which trusts nobody until it signs in again.
+    authority: Option<Authority>,
+    /// Credentials already checked (certificate and key → who), so a
+    /// member's certificate is verified once per run, not per message.
+    verified: Mutex<HashMap<CredentialKey, Certified>>,
     pub(crate) dir: PathBuf,
     /// Set once the device was wiped: nothing is read or written after.
     wiped: std::sync::atomic::AtomicBool,
 }
 
 impl Device {
-    /// Creates a new device store in `dir` for `id`, with a fresh signature
-    /// key and a random database key wrapped by `keystore`.
-    pub fn create(dir: impl AsRef<Path>, keystore: &dyn KeyStore, id: MemberId) -> Result<Self> {
+    /// Creates a new device store in `dir` for the device the server
+    /// certified: `certificate` binds the enrolment's signature key to
+    /// practice, user and device, signed by the practice's `authority`,
+    /// which this device pins. A random database key is wrapped by
+    /// `keystore`.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        keystore: &dyn KeyStore,
+        enrolment: Enrolment,
+        certificate: &[u8],
+        authority: &[u8],
+    ) -> Result<Self> {
+        let claimed = MemberId::from_credential_bytes(certificate)?;
+        let pinned = Authority::from_der(authority, &claimed.practice)?;
+        let signer = enrolment.signer;
+        let certified = pinned.verify(certificate, signer.public(), queries::now_ms())?;
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
         let key = DbKey::random();
@@ -228,14 +272,75 @@ impl Device {
         }
         let store = Store::open(&dir.join(DB_FILE), &key)?;
         let crypto = RustCrypto::default();
-        let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(mls::mls_err)?;
+        let identity = queries::Identity {
+            id: certified.id,
+            public_key: signer.public().to_vec(),
+            certificate: Some(certificate.to_vec()),
+            authority: Some(authority.to_vec()),
+        };
         store.write(|tx| {
             signer
                 .store(Provider::new(&crypto, &**tx).storage())
                 .map_err(Error::from)?;
-            queries::insert_identity(tx, &id, signer.public())
+            queries::insert_identity(tx, &identity)
         })?;
-        Ok(Self::assemble(store, crypto, signer, id, dir))
+        Ok(Self::assemble(
+            store,
+            crypto,
+            signer,
+            identity,
+            Some(pinned),
+            dir,
+        ))
+    }
+
+    /// Creates a device certified as the server does at enrolment, by a
+    /// test authority of its practice (one per practice and process): for
+    /// the core's own tests and benchmarks.
+    #[cfg(feature = "testing")]
+    pub fn create_for_tests(
+        dir: impl AsRef<Path>,
+        keystore: &dyn KeyStore,
+        id: MemberId,
+        role: pieper_wire::Role,
+    ) -> Result<Self> {
+        use std::sync::OnceLock;
+        static AUTHORITIES: OnceLock<Mutex<HashMap<String, pieper_authority::Authority>>> =
+            OnceLock::new();
+        let authority = {
+            let mut all = AUTHORITIES
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match all.get(&id.practice) {
+                Some(found) => found.clone(),
+                None => {
+                    let made = pieper_authority::Authority::generate(&id.practice)
+                        .map_err(|e| Error::internal("test authority", e))?;
+                    all.insert(id.practice.clone(), made.clone());
+                    made
+                }
+            }
+        };
+        let enrolment = Enrolment::new()?;
+        let certificate = authority
+            .certify(
+                &pieper_authority::Subject {
+                    practice: &id.practice,
+                    user: &id.user,
+                    device: &id.device,
+                    role,
+                },
+                &enrolment.signature_key(),
+            )
+            .map_err(|e| Error::internal("test certificate", e))?;
+        Self::create(
+            dir,
+            keystore,
+            enrolment,
+            &certificate,
+            &authority.certificate,
+        )
     }
 
     /// Opens the device store in `dir`, unwrapping its key with `keystore`.
@@ -275,18 +380,23 @@ impl Device {
         let dir = dir.as_ref();
         let store = Store::open(&dir.join(DB_FILE), key)?;
         let crypto = RustCrypto::default();
-        let (id, public_key) = store.read(queries::load_identity)?;
+        let identity = store.read(queries::load_identity)?;
+        let authority = identity
+            .authority
+            .as_deref()
+            .map(|der| Authority::from_der(der, &identity.id.practice))
+            .transpose()?;
         let signer = store.read(|conn| {
             SignatureKeyPair::read(
                 Provider::new(&crypto, conn).storage(),
-                &public_key,
+                &identity.public_key,
                 SignatureScheme::ED25519,
             )
             .ok_or(Error::NotFound {
                 what: "signature key",
             })
         })?;
-        let device = Self::assemble(store, crypto, signer, id, dir);
+        let device = Self::assemble(store, crypto, signer, identity, authority, dir);
         // What expired while this device was off goes before anything is shown.
         device.housekeeping()?;
         Ok(device)
@@ -296,11 +406,22 @@ impl Device {
         store: Store,
         crypto: RustCrypto,
         signer: SignatureKeyPair,
-        me: MemberId,
+        identity: queries::Identity,
+        authority: Option<Authority>,
         dir: &Path,
     ) -> Self {
+        let roles = identity
+            .certificate
+            .as_deref()
+            .map(crate::identity::own_roles)
+            .unwrap_or_default();
+        // The certificate is the credential; a device from before
+        // certificates still names itself by its member URI.
+        let credential_bytes = identity
+            .certificate
+            .unwrap_or_else(|| identity.id.to_credential_bytes());
         let credential = CredentialWithKey {
-            credential: BasicCredential::new(me.to_credential_bytes()).into(),
+            credential: BasicCredential::new(credential_bytes).into(),
             signature_key: signer.to_public_vec().into(),
         };
         Self {
@@ -309,7 +430,10 @@ impl Device {
             crypto,
             signer,
             credential,
-            me,
+            me: identity.id,
+            roles,
+            authority,
+            verified: Mutex::new(HashMap::new()),
             dir: dir.to_owned(),
             wiped: std::sync::atomic::AtomicBool::new(false),
         }
@@ -318,6 +442,33 @@ impl Device {
     /// Who this device is.
     pub fn id(&self) -> &MemberId {
         &self.me
+    }
+
+    /// Checks a member's credential against the practice's authority: who
+    /// it is and in which roles, or [`Error::Untrusted`].
+    pub(crate) fn certified(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<Certified> {
+        let authority = self.authority.as_ref().ok_or_else(|| Error::Untrusted {
+            reason: "this device has no certificate: sign in again".into(),
+        })?;
+        let basic =
+            BasicCredential::try_from(credential.clone()).map_err(|_| Error::Untrusted {
+                reason: "not a basic credential".into(),
+            })?;
+        let key = (basic.identity().to_vec(), signature_key.to_vec());
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = verified.get(&key) {
+            // Checked before; only the validity period can have run out.
+            if found.not_after >= queries::now_ms() {
+                return Ok(found.clone());
+            }
+        }
+        let certified = authority.verify(&key.0, &key.1, queries::now_ms())?;
+        verified.insert(key, certified.clone());
+        Ok(certified)
     }
 
     /// Wipes this device (it was revoked): the store closes (its key and

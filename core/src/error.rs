@@ -41,6 +41,22 @@ pub enum Error {
         /// What was looked for.
         what: &'static str,
     },
+    /// A member's identity did not check out: a certificate not from the
+    /// practice's authority, expired, for another key, or naming another
+    /// account than the server says. Nothing was changed.
+    #[error("untrusted member: {reason}")]
+    Untrusted {
+        /// What did not match.
+        reason: String,
+    },
+    /// A member (this device's own user included) may not do this: the
+    /// verified sender's role or identity does not allow it. Nothing was
+    /// changed.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: Refusal,
+    },
     /// Input that the core refuses, with the field and why.
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -110,6 +126,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// For content a member's device sent that this device refused: the
+    /// kind it is counted under (`untrusted_member`, or the refusal's name).
+    pub fn refusal_kind(&self) -> Option<&'static str> {
+        match self {
+            Error::Untrusted { .. } => Some("untrusted_member"),
+            Error::Refused { reason } => Some(reason.into()),
+            _ => None,
+        }
+    }
+
     /// An internal failure in `context`, keeping its cause.
     pub(crate) fn internal(
         context: &'static str,
@@ -132,5 +158,23 @@ impl Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Storage(e.into())
+    }
+}
+
+/// Why a member's operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum Refusal {
+    /// The sender's role does not allow it (erasing a patient's chat takes
+    /// a huisarts or the practice manager).
+    Role,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Role => "the sender's role does not allow this",
+        })
     }
 }

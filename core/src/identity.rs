@@ -1,8 +1,25 @@
-//! Who a device is: practice, user and device, as named in its MLS credential.
+//! Who a device is: practice, user and device, as named in its MLS
+//! credential, and the certificate that binds them to the device's
+//! signature key.
+//!
+//! A certified credential is an MLS basic credential whose identity is the
+//! device's X.509 certificate (DER), issued by the practice's authority at
+//! enrolment. Basic rather than the X.509 credential type: every existing
+//! group lists only basic credentials in its members' capabilities, and the
+//! authentication service is ours to run either way (RFC 9420, 5.3.1).
 
 use std::fmt;
 
+use ed25519_dalek::{Signature, VerifyingKey};
+use pieper_wire::{Role, certificate as names};
+use x509_parser::prelude::*;
+
 use crate::error::{Error, Result};
+
+/// The OID of Ed25519 (RFC 8410), the only signature algorithm accepted.
+const ED25519: &str = "1.3.101.112";
+/// How far ahead of this device's clock a certificate may start.
+const CLOCK_SLACK_SECS: i64 = 5 * 60;
 
 /// The identity of one device of one user in one practice.
 ///
@@ -40,8 +57,21 @@ impl MemberId {
         self.to_string().into_bytes()
     }
 
-    /// Reads a credential written by [`MemberId::to_credential_bytes`].
+    /// Who a credential names, without checking it: for group state this
+    /// device checked when the member joined. A certificate or, from
+    /// earlier versions, the member URI itself.
     pub(crate) fn from_credential_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.starts_with(PREFIX.as_bytes()) {
+            return Self::from_uri(bytes);
+        }
+        let (_, cert) = X509Certificate::from_der(bytes)
+            .map_err(|_| Error::invalid("credential", "neither a certificate nor a member id"))?;
+        let (member, _) = names_in(&cert)?;
+        Ok(member)
+    }
+
+    /// Reads a member URI, `pieper:v1:<practice>/<user>/<device>`.
+    fn from_uri(bytes: &[u8]) -> Result<Self> {
         let text =
             std::str::from_utf8(bytes).map_err(|_| Error::invalid("credential", "not UTF-8"))?;
         let rest = text
@@ -56,6 +86,176 @@ impl MemberId {
             )),
         }
     }
+}
+
+/// A member as its certificate says, checked against the practice's
+/// authority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certified {
+    /// Practice, user and device.
+    pub id: MemberId,
+    /// The user's roles when the certificate was issued.
+    pub roles: Vec<Role>,
+    /// When the certificate stops being valid (ms since the Unix epoch).
+    pub not_after: i64,
+}
+
+impl Certified {
+    /// Whether the member holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A practice's certificate authority, as this device pinned it at
+/// enrolment: the key every member's certificate must be signed with.
+#[derive(Clone)]
+pub(crate) struct Authority {
+    practice: String,
+    subject: Vec<u8>,
+    key: VerifyingKey,
+}
+
+impl Authority {
+    /// Reads and checks the authority certificate of `practice`: an
+    /// Ed25519 CA certificate, signed by itself, for that practice.
+    pub(crate) fn from_der(der: &[u8], practice: &str) -> Result<Self> {
+        let cert = parse(der)?;
+        let key = ed25519_key(&cert)?;
+        check_signature(&cert, &key)?;
+        if !cert.is_ca() {
+            return Err(untrusted("the authority certificate is not a CA"));
+        }
+        let named = uris(&cert)?
+            .iter()
+            .any(|u| u.strip_prefix(names::PRACTICE_PREFIX) == Some(practice));
+        if !named {
+            return Err(untrusted("the authority is not this practice's"));
+        }
+        Ok(Self {
+            practice: practice.to_owned(),
+            subject: cert.subject().as_raw().to_vec(),
+            key,
+        })
+    }
+
+    /// Checks a member's certificate: signed by this authority, valid at
+    /// `now_ms`, for this practice, and for `signature_key`, the key the
+    /// member's MLS leaf signs with.
+    pub(crate) fn verify(
+        &self,
+        certificate: &[u8],
+        signature_key: &[u8],
+        now_ms: i64,
+    ) -> Result<Certified> {
+        let cert = parse(certificate)?;
+        if cert.issuer().as_raw() != self.subject.as_slice() {
+            return Err(untrusted("issued by another authority"));
+        }
+        check_signature(&cert, &self.key)?;
+        let now = now_ms / 1000;
+        let validity = cert.validity();
+        if validity.not_before.timestamp() > now + CLOCK_SLACK_SECS {
+            return Err(untrusted("the certificate is not valid yet"));
+        }
+        if validity.not_after.timestamp() < now {
+            return Err(untrusted("the certificate has expired"));
+        }
+        if ed25519_key(&cert)?.as_bytes().as_slice() != signature_key {
+            return Err(untrusted("the certificate is for another signature key"));
+        }
+        let (id, roles) = names_in(&cert)?;
+        if id.practice != self.practice {
+            return Err(untrusted("a member of another practice"));
+        }
+        Ok(Certified {
+            id,
+            roles,
+            not_after: validity.not_after.timestamp() * 1000,
+        })
+    }
+}
+
+fn untrusted(reason: &str) -> Error {
+    Error::Untrusted {
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        _ => Err(untrusted("not a certificate")),
+    }
+}
+
+/// The certificate's subject key, which must be Ed25519.
+fn ed25519_key(cert: &X509Certificate<'_>) -> Result<VerifyingKey> {
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm.to_id_string() != ED25519 {
+        return Err(untrusted("not an Ed25519 key"));
+    }
+    let bytes: [u8; 32] = spki
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| untrusted("not an Ed25519 key"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| untrusted("not an Ed25519 key"))
+}
+
+/// Checks the certificate's Ed25519 signature over its signed part.
+fn check_signature(cert: &X509Certificate<'_>, key: &VerifyingKey) -> Result<()> {
+    if cert.signature_algorithm.algorithm.to_id_string() != ED25519 {
+        return Err(untrusted("not signed with Ed25519"));
+    }
+    let signature = Signature::from_slice(cert.signature_value.data.as_ref())
+        .map_err(|_| untrusted("a malformed signature"))?;
+    key.verify_strict(cert.tbs_certificate.as_ref(), &signature)
+        .map_err(|_| untrusted("the certificate's signature does not verify"))
+}
+
+/// The URIs among the certificate's subject alternative names.
+fn uris<'a>(cert: &'a X509Certificate<'_>) -> Result<Vec<&'a str>> {
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| untrusted("malformed alternative names"))?
+        .ok_or_else(|| untrusted("the certificate names nobody"))?;
+    Ok(san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) => Some(*u),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The roles this device's own certificate names (read without checking:
+/// it is this device's own, checked at enrolment).
+pub(crate) fn own_roles(certificate: &[u8]) -> Vec<Role> {
+    parse(certificate)
+        .and_then(|cert| names_in(&cert))
+        .map(|(_, roles)| roles)
+        .unwrap_or_default()
+}
+
+/// The one member and the roles a certificate names. A role this version
+/// does not know is left out (a newer server may add roles).
+fn names_in(cert: &X509Certificate<'_>) -> Result<(MemberId, Vec<Role>)> {
+    let uris = uris(cert)?;
+    let mut members = uris.iter().filter(|u| u.starts_with(names::MEMBER_PREFIX));
+    let (Some(member), None) = (members.next(), members.next()) else {
+        return Err(untrusted("the certificate must name exactly one member"));
+    };
+    let id = MemberId::from_uri(member.as_bytes())?;
+    let roles = uris
+        .iter()
+        .filter_map(|u| u.strip_prefix(names::ROLE_PREFIX))
+        .filter_map(Role::parse)
+        .collect();
+    Ok((id, roles))
 }
 
 impl fmt::Display for MemberId {

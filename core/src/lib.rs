@@ -79,12 +79,12 @@ pub use push::{Notification, NotificationPath, PushClient, SelfTestArrival, Self
 pub use record::{DeliveryReport, HisEndpoint};
 // The engine is public only for the core's own tests and benchmarks.
 #[cfg(feature = "testing")]
-pub use device::{CommitOut, Delivery, Device, Outgoing, OutgoingKind, Received};
+pub use device::{CommitOut, Delivery, Device, Enrolment, Outgoing, OutgoingKind, Received};
 pub use device::{
     ConversationSummary, Dashboard, DashboardGroup, KnownGroup, NewConsent, PatientConsent,
 };
-pub use error::{Error, Result};
-pub use identity::MemberId;
+pub use error::{Error, Refusal, Result};
+pub use identity::{Certified, MemberId};
 pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};
 pub use model::{
     AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,

@@ -103,7 +103,12 @@ fn wrong_key_is_a_clear_error_and_destroys_nothing() -> TestResult {
 fn creating_over_an_existing_store_is_refused() -> TestResult {
     let a = TestDevice::new("a", "phone")?;
     let keystore = a.keystore()?;
-    let again = Device::create(a.dir.path(), &keystore, a.id().clone());
+    let again = Device::create_for_tests(
+        a.dir.path(),
+        &keystore,
+        a.id().clone(),
+        pieper_wire::Role::Poh,
+    );
     assert!(matches!(again, Err(Error::Invalid { field: "dir", .. })));
     assert_eq!(a.conversations()?.len(), 0);
     let c = a.create_conversation("Nog steeds bruikbaar", ConversationKind::Direct, None)?;

@@ -166,3 +166,12 @@ pub struct JsonBody<T>(pub T);
 
 /// Result of a handler.
 pub type AppResult<T> = Result<T, AppError>;
+
+impl From<pieper_authority::Error> for AppError {
+    fn from(e: pieper_authority::Error) -> Self {
+        match e {
+            pieper_authority::Error::NotEd25519 => AppError::Invalid(e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}

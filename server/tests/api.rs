@@ -164,7 +164,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
     let user = create_user(&db, "linde", "jansen", "huisarts")?;
     drop(server);
     // Make it what the old runner left: steps 1 to 8 counted in
-    // schema_version, no migrator table, nothing of step 9.
+    // schema_version, no migrator table, nothing of the later steps.
     sqlx::any::install_default_drivers();
     let url = db.url.clone().unwrap_or_else(|| {
         format!(
@@ -176,6 +176,9 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
     sqlx::raw_sql(
         "DROP TABLE _sqlx_migrations;
          ALTER TABLE users DROP COLUMN totp_step_uses;
+         DROP TABLE practice_authorities;
+         ALTER TABLE devices DROP COLUMN signature_key;
+         ALTER TABLE devices DROP COLUMN certificate;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -183,8 +186,8 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
     .await?;
     pool.close().await;
 
-    // Today's server records steps 1 to 8 as applied, runs step 9, and
-    // the account is still there.
+    // Today's server records steps 1 to 8 as applied, runs the later
+    // ones, and the account is still there.
     let server = Server::start(&db, &[])?;
     enrol(&server, &user, "phone").await?;
     drop(server);
@@ -192,7 +195,9 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&pool)
         .await?;
-    assert_eq!(applied, 9);
+    let migrations =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))?.count();
+    assert_eq!(applied, i64::try_from(migrations)?);
     assert!(
         sqlx::query("SELECT 1 FROM schema_version")
             .fetch_optional(&pool)
@@ -227,6 +232,7 @@ async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestRes
                 password: "not the password at all".into(),
                 totp: totp_at(&user, step)?,
                 device_name: "phone".into(),
+                signature_key: None,
             }),
         )
         .await?;
@@ -264,6 +270,18 @@ async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestRes
         .map_err(|p| format!("{p:?}"))?;
     assert!(ok.device_token.starts_with("pdt_"));
     assert_eq!(ok.role, pieper_wire::Role::Huisarts);
+    // The device's key came back certified, with the practice's authority.
+    let certificate = ok.certificate.as_ref().ok_or("no certificate")?;
+    let authority = ok.authority.as_ref().ok_or("no authority")?;
+    let member = format!("pieper:v1:linde/{}/{}", ok.user_id, ok.device_id);
+    assert!(
+        certificate
+            .0
+            .windows(member.len())
+            .any(|w| w == member.as_bytes()),
+        "the certificate names the device"
+    );
+    assert_ne!(certificate.0, authority.0);
     // The same code again (another device) is refused, and so is an older one.
     expect_problem(client.login(&user, &code, "tablet").await?, "totp_reused")?;
     expect_problem(

@@ -12,3 +12,4 @@ mod record;
 mod setup;
 mod spoed;
 mod tasks;
+mod trust;

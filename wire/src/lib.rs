@@ -80,6 +80,10 @@ pub struct LoginRequest {
     pub totp: String,
     /// A name for the device being enrolled ("telefoon", "balie-tablet").
     pub device_name: String,
+    /// The device's MLS signature key (Ed25519, 32 bytes), which the server
+    /// certifies for this account ([`LoginResponse::certificate`]).
+    #[serde(default)]
+    pub signature_key: Option<Bytes>,
 }
 
 /// A successful login: the enrolled device and its bearer token.
@@ -96,6 +100,32 @@ pub struct LoginResponse {
     pub device_id: String,
     /// The device's bearer token; shown once, stored hashed by the server.
     pub device_token: String,
+    /// The device's certificate (X.509, DER): its signature key bound to
+    /// practice, user, device and roles, signed by the practice's authority.
+    /// Present when the request carried a signature key.
+    #[serde(default)]
+    pub certificate: Option<Bytes>,
+    /// The practice's authority certificate (X.509, DER, self-signed) that
+    /// every member's certificate is checked against.
+    #[serde(default)]
+    pub authority: Option<Bytes>,
+}
+
+/// How a device certificate names who it is: subject alternative names of
+/// type URI. The member URI is the MLS identity of earlier versions.
+pub mod certificate {
+    /// `pieper:v1:<practice>/<user>/<device>`: the one member URI.
+    pub const MEMBER_PREFIX: &str = "pieper:v1:";
+    /// `urn:pieper:role:<role>`: one per role of the user.
+    pub const ROLE_PREFIX: &str = "urn:pieper:role:";
+    /// `urn:pieper:practice:<practice>`: names the practice an authority
+    /// certificate certifies for.
+    pub const PRACTICE_PREFIX: &str = "urn:pieper:practice:";
+
+    /// The member URI of a device.
+    pub fn member_uri(practice: &str, user: &str, device: &str) -> String {
+        format!("{MEMBER_PREFIX}{practice}/{user}/{device}")
+    }
 }
 
 /// A colleague in the practice's staff directory.

@@ -84,6 +84,21 @@ pub enum Event {
         /// Why, for logs (no content).
         reason: String,
     },
+    /// A member's device sent something this device refused: an identity
+    /// that did not check out, or an operation the sender's role does not
+    /// allow. Nothing changed; it is counted (`Client::refusals`).
+    Refused {
+        /// Its position in the server's log.
+        position: u64,
+        /// Its conversation.
+        conversation: String,
+        /// The device the server says sent it.
+        sender_device: String,
+        /// The kind it is counted under.
+        kind: String,
+        /// Why, for the person and the logs.
+        reason: String,
+    },
     /// The server refused a queued envelope for good; it left the outbox.
     SendFailed {
         /// The envelope (for a message, the message id).

@@ -22,12 +22,13 @@ use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;
 use crate::{
-    device::{Device, OutgoingKind, Received},
+    conversations::messaging::Arrived,
+    device::{Device, Enrolment, OutgoingKind, Received},
     error::{Error, Result},
     identity::MemberId,
     keystore::KeyStore,
     model::{ConversationKind, MessageState, Priority},
-    store::queries::Session,
+    store::queries::{self, Session},
 };
 
 tokio::task_local! {
@@ -117,8 +118,10 @@ impl Client {
         credentials: Credentials,
     ) -> Result<Client> {
         let api = Api::new(server)?;
+        let enrolment = Enrolment::new()?;
         let login = api
             .login(&LoginRequest {
+                signature_key: Some(enrolment.signature_key().into()),
                 practice: credentials.practice.clone(),
                 username: credentials.username.clone(),
                 password: credentials.password.clone(),
@@ -127,6 +130,17 @@ impl Client {
             })
             .await?;
         let id = MemberId::new(&login.practice, &login.user_id, &login.device_id)?;
+        let (Some(certificate), Some(authority)) = (login.certificate, login.authority) else {
+            return Err(Error::Untrusted {
+                reason: "the server issued no certificate for this device".into(),
+            });
+        };
+        // The certificate must name the account the server signed in.
+        if MemberId::from_credential_bytes(&certificate.0)? != id {
+            return Err(Error::Untrusted {
+                reason: "the certificate names another account".into(),
+            });
+        }
         let dir: PathBuf = dir.as_ref().to_owned();
         let session = Session {
             server_url: api.base().to_owned(),
@@ -137,7 +151,13 @@ impl Client {
         };
         let kept = Arc::clone(&keystore);
         let device = tokio::task::spawn_blocking(move || {
-            let device = Device::create(&dir, keystore.as_ref(), id)?;
+            let device = Device::create(
+                &dir,
+                keystore.as_ref(),
+                enrolment,
+                &certificate.0,
+                &authority.0,
+            )?;
             device.save_session(&session)?;
             Ok::<_, Error>(device)
         })
@@ -198,6 +218,23 @@ impl Client {
     /// I still have to document, then conversations with unread messages.
     pub fn dashboard(&self) -> Result<crate::device::Dashboard> {
         self.read(|d| d.dashboard())
+    }
+
+    /// How often this device refused what members' devices sent, by kind
+    /// (`untrusted_member`, `role`, ...).
+    pub fn refusals(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|d| d.store.read(queries::refusals))
+    }
+
+    /// Sends `json` as the content of an application message, as a broken
+    /// or hostile member's app could: for the tests that prove every device
+    /// refuses what the normal API would never send.
+    #[cfg(feature = "testing")]
+    pub async fn send_raw_content(&self, conversation: &str, json: &str) -> Result<()> {
+        let (conversation, bytes) = (conversation.to_owned(), json.as_bytes().to_vec());
+        self.store(move |d| d.send_raw(&conversation, &bytes))
+            .await?;
+        self.flush_outbox().await
     }
 
     /// Subscribes to what happens from now on.
@@ -330,14 +367,39 @@ impl Client {
                     .into_iter()
                     .map(|m| m.id.device)
                     .collect();
-                let packages: Vec<Vec<u8>> = claimed
+                let wanted: Vec<_> = claimed
                     .key_packages
                     .into_iter()
                     .filter(|kp| {
                         kp.device_id != client.id().device && !members.contains(&kp.device_id)
                     })
-                    .map(|kp| kp.key_package.0)
                     .collect();
+                // A KeyPackage's certificate must name the user and device
+                // the server claimed it for; one that does not is left out.
+                let packages = client
+                    .store(move |d| {
+                        let mut packages = Vec::new();
+                        for kp in wanted {
+                            match d.key_package_owner(&kp.key_package.0) {
+                                Ok(owner)
+                                    if owner.user == kp.user_id && owner.device == kp.device_id =>
+                                {
+                                    packages.push(kp.key_package.0);
+                                    continue;
+                                }
+                                Ok(owner) => {
+                                    tracing::warn!(claimed = %kp.device_id, names = %owner, "KeyPackage names another device");
+                                }
+                                Err(e) => {
+                                    tracing::warn!(device = %kp.device_id, error = %e, "KeyPackage refused");
+                                }
+                            }
+                            d.store
+                                .write(|tx| queries::count_refusal(tx, "untrusted_member"))?;
+                        }
+                        Ok(packages)
+                    })
+                    .await?;
                 if packages.is_empty() {
                     return Ok(false);
                 }
@@ -484,17 +546,21 @@ impl Client {
             if page.envelopes.is_empty() {
                 break;
             }
-            let payloads: Vec<(Option<u64>, Vec<u8>)> = page
+            let payloads: Vec<(u64, String, Vec<u8>)> = page
                 .envelopes
                 .iter()
-                .map(|e| (Some(e.seq), e.payload.0.clone()))
+                .map(|e| (e.seq, e.sender_device.clone(), e.payload.0.clone()))
                 .collect();
             let next = page.next;
             let results = self
                 .store(move |d| {
-                    let envelopes: Vec<(Option<u64>, &[u8])> = payloads
+                    let envelopes: Vec<Arrived<'_>> = payloads
                         .iter()
-                        .map(|(seq, bytes)| (*seq, bytes.as_slice()))
+                        .map(|(seq, sender, bytes)| Arrived {
+                            seq: Some(*seq),
+                            sender_device: Some(sender),
+                            bytes,
+                        })
                         .collect();
                     d.receive_page(&envelopes, Some(next))
                 })
@@ -517,11 +583,25 @@ impl Client {
                         }
                         report.skipped += 1;
                         tracing::warn!(position = envelope.position, error = %e, "envelope skipped");
-                        self.emit(Event::Undecryptable {
-                            position: envelope.position,
-                            conversation: envelope.conversation.clone(),
-                            reason: e.to_string(),
-                        });
+                        if let Some(kind) = e.refusal_kind() {
+                            self.store(move |d| {
+                                d.store.write(|tx| queries::count_refusal(tx, kind))
+                            })
+                            .await?;
+                            self.emit(Event::Refused {
+                                position: envelope.position,
+                                conversation: envelope.conversation.clone(),
+                                sender_device: envelope.sender_device.clone(),
+                                kind: kind.to_owned(),
+                                reason: e.to_string(),
+                            });
+                        } else {
+                            self.emit(Event::Undecryptable {
+                                position: envelope.position,
+                                conversation: envelope.conversation.clone(),
+                                reason: e.to_string(),
+                            });
+                        }
                     }
                 }
             }

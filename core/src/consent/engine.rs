@@ -410,7 +410,12 @@ mod tests {
 
     fn device(dir: &std::path::Path) -> Result<Device> {
         let keystore = FileKeyStore::in_dir(dir)?;
-        let device = Device::create(dir, &keystore, MemberId::new("linde", "bakker", "tablet")?)?;
+        let device = Device::create_for_tests(
+            dir,
+            &keystore,
+            MemberId::new("linde", "bakker", "tablet")?,
+            pieper_wire::Role::Assistent,
+        )?;
         device.save_session(&Session {
             server_url: "https://pieper.invalid".into(),
             token: "t".into(),

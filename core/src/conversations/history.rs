@@ -132,11 +132,10 @@ impl Device {
         &self,
         conn: &Connection,
         group: &str,
-        sender: &Result<MemberId>,
+        sender: &MemberId,
         conversation: &str,
         messages: &[HistoryMessage],
     ) -> Result<Received> {
-        let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
         // From this user's devices in their personal group, or from any
         // member in the conversation itself (after this device was re-added).
         let own = group == self.known_group_id(KnownGroup::Personal) && sender.user == self.me.user;

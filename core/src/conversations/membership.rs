@@ -67,9 +67,14 @@ impl Device {
             .iter()
             .map(|kp| mls::parse_key_package(&self.crypto, kp))
             .collect::<Result<Vec<_>>>()?;
+        // Only devices whose certificate checks out are added.
         let added = key_packages
             .iter()
-            .map(|kp| mls::member_id(kp.leaf_node().credential()).map(|m| m.device))
+            .map(|kp| {
+                let leaf = kp.leaf_node();
+                self.certified(leaf.credential(), leaf.signature_key().as_slice())
+                    .map(|c| c.id.device)
+            })
             .collect::<Result<Vec<_>>>()?;
         self.transact(|s| {
             let (provider, group) = s.operational_group(conversation)?;
@@ -174,7 +179,24 @@ impl Device {
     }
 
     /// Joins a conversation from a Welcome addressed to this device.
-    pub(crate) fn join(&self, s: &mut Session<'_, '_>, welcome: Welcome) -> Result<Received> {
+    /// Who a KeyPackage from the server belongs to, by its verified
+    /// certificate.
+    pub(crate) fn key_package_owner(&self, bytes: &[u8]) -> Result<MemberId> {
+        let key_package = mls::parse_key_package(&self.crypto, bytes)?;
+        let leaf = key_package.leaf_node();
+        Ok(self
+            .certified(leaf.credential(), leaf.signature_key().as_slice())?
+            .id)
+    }
+
+    /// Joins a conversation from a Welcome: every member's certificate must
+    /// check out, and its sender must be the device the server names.
+    pub(crate) fn join(
+        &self,
+        s: &mut Session<'_, '_>,
+        welcome: Welcome,
+        sender_device: Option<&str>,
+    ) -> Result<Received> {
         let staged =
             StagedWelcome::new_from_welcome(&s.provider, &mls::join_config(), welcome, None)
                 .map_err(|e| match e {
@@ -186,6 +208,12 @@ impl Device {
                 })?;
         let id = String::from_utf8(staged.group_context().group_id().as_slice().to_vec())
             .map_err(|_| Error::invalid("welcome", "group id is not a Pieper conversation"))?;
+        for member in staged.members() {
+            self.certified(&member.credential, &member.signature_key)?;
+        }
+        let sender = staged.welcome_sender().map_err(mls::mls_err)?;
+        let sender = self.certified(sender.credential(), sender.signature_key().as_slice())?;
+        super::messaging::check_sender_device(&sender, sender_device)?;
         let welcome_epoch = staged.group_context().epoch().as_u64();
         // A conversation this device is in already is a replay, unless this
         // device fell behind in it (it asked to be added again): then its

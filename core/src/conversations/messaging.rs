@@ -8,7 +8,7 @@ use crate::device::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Sessio
 use crate::{
     consent,
     error::{Error, Result},
-    identity::MemberId,
+    identity::{Certified, MemberId},
     mls,
     model::{
         Content, Message, MessageKind, MessageState, NewMessage, validate_new_message,
@@ -169,6 +169,33 @@ impl Device {
         Ok(outgoing)
     }
 
+    /// Encrypts any bytes as application content (see
+    /// `Client::send_raw_content`): tests only.
+    #[cfg(feature = "testing")]
+    pub fn send_raw(&self, conversation: &str, bytes: &[u8]) -> Result<Outgoing> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.transact(|s| {
+            let conn = s.conn();
+            let (provider, group) = s.operational_group(conversation)?;
+            let out = group
+                .create_message(provider, &self.signer, bytes)
+                .map_err(mls::mls_err)?;
+            let outgoing = Outgoing {
+                id: id.clone(),
+                conversation: conversation.to_owned(),
+                kind: OutgoingKind::Application,
+                epoch: group.epoch().as_u64(),
+                payload: mls::to_bytes(&out)?,
+                welcome: None,
+                add_devices: Vec::new(),
+                remove_devices: Vec::new(),
+                delivery: delivery(conn, conversation, None)?,
+            };
+            queries::push_outbox(conn, &outgoing)?;
+            Ok(outgoing)
+        })
+    }
+
     // Used by the core's own tests and benchmarks only.
     #[cfg(any(test, feature = "testing"))]
     /// The server stored an application envelope: take it off the outbox and
@@ -224,7 +251,7 @@ impl Device {
     /// Applies an envelope from the server: a Welcome, a commit, a proposal
     /// or an application message. On any error nothing is stored.
     pub fn receive(&self, bytes: &[u8]) -> Result<Received> {
-        self.transact(|s| self.apply_envelope(s, bytes, None))
+        self.transact(|s| self.apply_envelope(s, &Arrived::bare(bytes)))
     }
 
     // Used by the core's own tests and benchmarks only.
@@ -234,8 +261,7 @@ impl Device {
     /// place, the others are applied. Catching up this way writes the group
     /// state once per batch instead of once per message.
     pub fn receive_batch(&self, envelopes: &[Vec<u8>]) -> Result<Vec<Result<Received>>> {
-        let unnumbered: Vec<(Option<u64>, &[u8])> =
-            envelopes.iter().map(|e| (None, e.as_slice())).collect();
+        let unnumbered: Vec<Arrived<'_>> = envelopes.iter().map(|e| Arrived::bare(e)).collect();
         self.receive_page(&unnumbered, None)
     }
 
@@ -244,7 +270,7 @@ impl Device {
     /// the same transaction: a crash never applies a page twice or skips one.
     pub(crate) fn receive_page(
         &self,
-        envelopes: &[(Option<u64>, &[u8])],
+        envelopes: &[Arrived<'_>],
         cursor: Option<u64>,
     ) -> Result<Vec<Result<Received>>> {
         self.transact(|s| {
@@ -252,9 +278,9 @@ impl Device {
                 queries::set_cursor(s.conn(), cursor)?;
             }
             let mut results = Vec::with_capacity(envelopes.len());
-            for (seq, bytes) in envelopes {
+            for arrived in envelopes {
                 s.conn().execute_batch("SAVEPOINT envelope")?;
-                let result = self.apply_envelope(s, bytes, *seq);
+                let result = self.apply_envelope(s, arrived);
                 if result.is_err() {
                     s.conn()
                         .execute_batch("ROLLBACK TO envelope; RELEASE envelope")?;
@@ -273,13 +299,12 @@ impl Device {
     pub(crate) fn apply_envelope(
         &self,
         s: &mut Session<'_, '_>,
-        bytes: &[u8],
-        seq: Option<u64>,
+        arrived: &Arrived<'_>,
     ) -> Result<Received> {
-        match mls::parse(bytes)?.extract() {
-            MlsMessageBodyIn::Welcome(welcome) => self.join(s, welcome),
-            MlsMessageBodyIn::PrivateMessage(m) => self.process(s, m.into(), seq),
-            MlsMessageBodyIn::PublicMessage(m) => self.process(s, m.into(), seq),
+        match mls::parse(arrived.bytes)?.extract() {
+            MlsMessageBodyIn::Welcome(welcome) => self.join(s, welcome, arrived.sender_device),
+            MlsMessageBodyIn::PrivateMessage(m) => self.process(s, m.into(), arrived),
+            MlsMessageBodyIn::PublicMessage(m) => self.process(s, m.into(), arrived),
             _ => Err(Error::invalid("message", "not for a conversation")),
         }
     }
@@ -288,8 +313,9 @@ impl Device {
         &self,
         s: &mut Session<'_, '_>,
         message: ProtocolMessage,
-        seq: Option<u64>,
+        arrived: &Arrived<'_>,
     ) -> Result<Received> {
+        let seq = arrived.seq;
         let conversation = String::from_utf8(message.group_id().as_slice().to_vec())
             .map_err(|_| Error::NotMember)?;
         let message_epoch = message.epoch().as_u64();
@@ -303,7 +329,12 @@ impl Device {
         let processed = group
             .process_message(provider, message)
             .map_err(|e| mls::map_process_error(e, message_epoch, current_epoch))?;
-        let sender = mls::member_id(processed.credential());
+        // Who sent it comes from the verified certificate of its leaf, and
+        // must be the device the server says sent it.
+        let sender = self.certified_sender(group, processed.sender(), arrived.sender_device)?;
+        if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.content() {
+            self.check_commit(group, &sender, staged)?;
+        }
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let content = Content::from_bytes(&app.into_bytes())?;
@@ -346,21 +377,30 @@ impl Device {
         &self,
         conn: &Connection,
         conversation: &str,
-        sender: Result<MemberId>,
+        sender: Certified,
         content: Content,
         seq: Option<u64>,
         epoch: u64,
     ) -> Result<Received> {
         match content {
             Content::Text { .. } | Content::Details { .. } => {
-                apply_content(conn, conversation, sender?, content, epoch)
+                apply_content(conn, conversation, sender.id, content, epoch)
             }
             Content::Note {
                 conversation: about,
                 id,
                 body,
                 sent_at,
-            } => self.apply_note(conn, conversation, sender?, about, id, body, sent_at, epoch),
+            } => self.apply_note(
+                conn,
+                conversation,
+                sender.id,
+                about,
+                id,
+                body,
+                sent_at,
+                epoch,
+            ),
             Content::Practice(batch) => {
                 // Practice data is taken from the practice group only.
                 if conversation != self.practice_group_id() {
@@ -372,24 +412,24 @@ impl Device {
                 let new = consent::log::apply_batch(conn, &batch, seq)?;
                 Ok(Received::PracticeData { new })
             }
-            Content::Task(change) => apply_task(conn, conversation, &sender?, &change, seq),
+            Content::Task(change) => apply_task(conn, conversation, &sender.id, &change, seq),
             Content::Receipt { .. } | Content::PracticeKey { .. } | Content::Erase { .. } => {
                 self.apply_privacy(conn, conversation, &sender, &content, seq)
             }
             Content::History {
                 conversation: about,
                 messages,
-            } => self.apply_history(conn, conversation, &sender, &about, &messages),
+            } => self.apply_history(conn, conversation, &sender.id, &about, &messages),
             Content::Document(_) | Content::DocStatus { .. } | Content::DocRetry { .. } => {
-                apply_documentation(conn, conversation, &sender, &content)
+                apply_documentation(conn, conversation, &sender.id, &content)
             }
             Content::SpoedTaken { message } => {
-                let by = sender?.user;
+                let by = sender.id.user;
                 queries::take_spoed(conn, &message, &by)?;
                 Ok(Received::SpoedTaken { message, by })
             }
             Content::SpoedSetting(setting) => {
-                let by = sender?.user;
+                let by = sender.id.user;
                 if !crate::spoed::insert_setting(conn, &setting, &by, seq)? {
                     return Err(Error::Replay);
                 }
@@ -426,6 +466,101 @@ impl Device {
             return Err(Error::Replay);
         }
         Ok(Received::Message(note))
+    }
+}
+
+/// An envelope as it arrived: its MLS bytes and what the server says about
+/// it.
+pub(crate) struct Arrived<'a> {
+    /// Its sequence number in the conversation.
+    pub seq: Option<u64>,
+    /// The device the server says sent it.
+    pub sender_device: Option<&'a str>,
+    /// The MLS message.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Arrived<'a> {
+    /// Bytes without the server's word on them (the core's own tests).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn bare(bytes: &'a [u8]) -> Self {
+        Self {
+            seq: None,
+            sender_device: None,
+            bytes,
+        }
+    }
+}
+
+impl Device {
+    /// The verified sender of a message: a member leaf whose certificate
+    /// checks out, from the device the server names.
+    fn certified_sender(
+        &self,
+        group: &MlsGroup,
+        sender: &Sender,
+        sender_device: Option<&str>,
+    ) -> Result<Certified> {
+        let Sender::Member(leaf) = sender else {
+            return Err(Error::Untrusted {
+                reason: "not sent by a member".into(),
+            });
+        };
+        let member = group.member_at(*leaf).ok_or_else(|| Error::Untrusted {
+            reason: "no member at the sender's leaf".into(),
+        })?;
+        let certified = self.certified(&member.credential, &member.signature_key)?;
+        check_sender_device(&certified, sender_device)?;
+        Ok(certified)
+    }
+
+    /// Every identity a commit brings in must check out: the devices it
+    /// adds, and the leaves it replaces (which keep their member).
+    fn check_commit(
+        &self,
+        group: &MlsGroup,
+        committer: &Certified,
+        staged: &StagedCommit,
+    ) -> Result<()> {
+        for add in staged.add_proposals() {
+            let leaf = add.add_proposal().key_package().leaf_node();
+            self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        for update in staged.update_proposals() {
+            let leaf = update.update_proposal().leaf_node();
+            let now = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+            let before = self.certified_sender(group, update.sender(), None)?;
+            if now.id != before.id {
+                return Err(Error::Untrusted {
+                    reason: "an update names another member".into(),
+                });
+            }
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            let now = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+            if now.id != committer.id {
+                return Err(Error::Untrusted {
+                    reason: "a commit renames its sender".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The certificate must name the device the server says sent the envelope.
+pub(crate) fn check_sender_device(
+    certified: &Certified,
+    sender_device: Option<&str>,
+) -> Result<()> {
+    match sender_device {
+        Some(device) if device != certified.id.device => Err(Error::Untrusted {
+            reason: format!(
+                "sent by device {device}, signed as device {}",
+                certified.id.device
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -466,14 +601,13 @@ pub(crate) fn delivery(
 fn apply_documentation(
     conn: &Connection,
     conversation: &str,
-    sender: &Result<MemberId>,
+    sender: &MemberId,
     content: &Content,
 ) -> Result<Received> {
     use crate::record::documentation as doc;
     let now = queries::now_ms();
     let result = match content {
         Content::Document(item) => (|| {
-            let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
             item.entry()?.validate()?;
             if !doc::insert_item(conn, conversation, item, &sender.user, now)? {
                 return Err(Error::Replay);

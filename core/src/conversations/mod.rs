@@ -17,7 +17,7 @@ mod known_groups;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod membership;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
-mod messaging;
+pub(crate) mod messaging;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod reads;
 

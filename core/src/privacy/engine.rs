@@ -10,15 +10,15 @@ impl Device {
         &self,
         conn: &Connection,
         conversation: &str,
-        sender: &Result<MemberId>,
+        sender: &Certified,
         content: &Content,
         seq: Option<u64>,
     ) -> Result<Received> {
         let practice = conversation == self.practice_group_id();
         match content {
             Content::Receipt { messages, read, at } => (|| {
-                let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
-                let changed = receipts::apply(conn, conversation, sender, messages, *read, *at)?;
+                let changed =
+                    receipts::apply(conn, conversation, &sender.id, messages, *read, *at)?;
                 Ok(Received::Receipts { messages: changed })
             })(),
             Content::PracticeKey {
@@ -31,15 +31,27 @@ impl Device {
                 Ok(Received::Own)
             })(),
             Content::Erase { request, patient } if practice => (|| {
-                let sender = sender.as_ref().map_err(|_| Error::Tampered)?;
+                // Only a huisarts or the practice manager may erase a
+                // patient's chat, whatever a member's app sends.
+                if !may_erase(&sender.roles) {
+                    return Err(Error::Refused {
+                        reason: Refusal::Role,
+                    });
+                }
                 if subject::erased_before(conn, request)? {
                     return Err(Error::Replay);
                 }
                 let pseudonym = pseudonym::current(conn)?
                     .map(|k| k.pseudonym(patient))
                     .unwrap_or_default();
-                let report =
-                    subject::erase(conn, &self.dir, request, patient, &pseudonym, &sender.user)?;
+                let report = subject::erase(
+                    conn,
+                    &self.dir,
+                    request,
+                    patient,
+                    &pseudonym,
+                    &sender.id.user,
+                )?;
                 expiry::scrub(conn)?;
                 Ok(Received::Erased(report))
             })(),
@@ -247,6 +259,13 @@ impl Device {
         &self,
         patient: &PatientRef,
     ) -> Result<(ErasureReport, Vec<String>, Option<String>)> {
+        // Checked here before anything changes; every receiving device
+        // checks it again against this device's certificate.
+        if !may_erase(&self.roles) {
+            return Err(Error::Refused {
+                reason: Refusal::Role,
+            });
+        }
         let request = uuid::Uuid::new_v4().to_string();
         let group = self.known_group_id(KnownGroup::Practice);
         let in_group = self.in_known_group(KnownGroup::Practice)?;

@@ -13,7 +13,12 @@ type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn device(dir: &std::path::Path) -> Result<Device> {
     let keystore = FileKeyStore::in_dir(dir)?;
-    let device = Device::create(dir, &keystore, MemberId::new("linde", "jansen", "desktop")?)?;
+    let device = Device::create_for_tests(
+        dir,
+        &keystore,
+        MemberId::new("linde", "jansen", "desktop")?,
+        pieper_wire::Role::Huisarts,
+    )?;
     device.save_session(&Session {
         server_url: "https://pieper.invalid".into(),
         token: "t".into(),

@@ -28,25 +28,66 @@ fn record_err(e: impl std::fmt::Display) -> Error {
 
 // --- identity ---------------------------------------------------------------
 
-pub(crate) fn insert_identity(conn: &Connection, id: &MemberId, public_key: &[u8]) -> Result<()> {
+/// This device's identity as stored.
+pub(crate) struct Identity {
+    pub id: MemberId,
+    pub public_key: Vec<u8>,
+    /// Its certificate; `None` for a device from before certificates.
+    pub certificate: Option<Vec<u8>>,
+    /// The practice authority's certificate it pinned at enrolment.
+    pub authority: Option<Vec<u8>>,
+}
+
+pub(crate) fn insert_identity(conn: &Connection, identity: &Identity) -> Result<()> {
+    let id = &identity.id;
     conn.execute(
-        "INSERT INTO device_identity (id, practice_id, user_id, device_id, signature_public_key, created_at)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5)",
-        params![id.practice, id.user, id.device, public_key, now_ms()],
+        "INSERT INTO device_identity (id, practice_id, user_id, device_id, signature_public_key, created_at, certificate, authority)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id.practice, id.user, id.device, identity.public_key, now_ms(), identity.certificate, identity.authority],
     )?;
     Ok(())
 }
 
-pub(crate) fn load_identity(conn: &Connection) -> Result<(MemberId, Vec<u8>)> {
+pub(crate) fn load_identity(conn: &Connection) -> Result<Identity> {
     let row = conn
         .query_row(
-            "SELECT practice_id, user_id, device_id, signature_public_key FROM device_identity WHERE id = 1",
+            "SELECT practice_id, user_id, device_id, signature_public_key, certificate, authority FROM device_identity WHERE id = 1",
             [],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?)),
+            |r| {
+                Ok((
+                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
         )
         .optional()?
         .ok_or(Error::NotFound { what: "device identity" })?;
-    Ok((MemberId::new(&row.0, &row.1, &row.2)?, row.3))
+    let ((practice, user, device), public_key, certificate, authority) = row;
+    Ok(Identity {
+        id: MemberId::new(&practice, &user, &device)?,
+        public_key,
+        certificate,
+        authority,
+    })
+}
+
+/// Counts one refusal of `kind`.
+pub(crate) fn count_refusal(conn: &Connection, kind: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO refusals (kind, count) VALUES (?1, 1)
+         ON CONFLICT (kind) DO UPDATE SET count = count + 1",
+        [kind],
+    )?;
+    Ok(())
+}
+
+/// How often this device refused what members sent, by kind.
+pub(crate) fn refusals(conn: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut statement = conn.prepare("SELECT kind, count FROM refusals ORDER BY kind")?;
+    let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 // --- session -----------------------------------------------------------------

@@ -8,6 +8,7 @@ use std::path::Path;
 use pieper_core::{
     CommitOut, Conversation, ConversationKind, Device, FileKeyStore, MemberId, Outgoing, Received,
 };
+use pieper_wire::Role;
 use tempfile::TempDir;
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -23,7 +24,7 @@ impl TestDevice {
         let dir = tempfile::tempdir()?;
         let keystore = FileKeyStore::in_dir(dir.path())?;
         let id = MemberId::new("praktijk-de-linde", user, device)?;
-        let device = Device::create(dir.path(), &keystore, id)?;
+        let device = Device::create_for_tests(dir.path(), &keystore, id, Role::Huisarts)?;
         Ok(Self { device, dir })
     }
 

@@ -4,6 +4,8 @@ use pieper_wire::{DeviceInfo, Role, UserInfo};
 use sqlx::Row;
 
 use super::{Db, now_ms};
+use pieper_authority::Authority;
+
 use crate::error::{AppError, AppResult};
 
 /// A user as needed to check a login.
@@ -181,6 +183,59 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(id)
+    }
+
+    /// The practice's certificate authority, made on first use. Two servers
+    /// making it at once: the first insert wins, both use that one.
+    pub async fn authority(&self, practice: &str) -> AppResult<Authority> {
+        if let Some(found) = self.find_authority(practice).await? {
+            return Ok(found);
+        }
+        let made = Authority::generate(practice)?;
+        sqlx::query(
+            "INSERT INTO practice_authorities (practice_id, key_der, certificate, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (practice_id) DO NOTHING",
+        )
+        .bind(practice)
+        .bind(&made.key_der)
+        .bind(&made.certificate)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        self.find_authority(practice)
+            .await?
+            .ok_or_else(|| AppError::Internal("practice authority not stored".into()))
+    }
+
+    async fn find_authority(&self, practice: &str) -> AppResult<Option<Authority>> {
+        let row = sqlx::query(
+            "SELECT key_der, certificate FROM practice_authorities WHERE practice_id = $1",
+        )
+        .bind(practice)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| Authority {
+            practice: practice.to_owned(),
+            key_der: r.get(0),
+            certificate: r.get(1),
+        }))
+    }
+
+    /// Records the signature key certified for a device, and its
+    /// certificate.
+    pub async fn set_device_certificate(
+        &self,
+        device: &str,
+        signature_key: &[u8],
+        certificate: &[u8],
+    ) -> AppResult<()> {
+        sqlx::query("UPDATE devices SET signature_key = $1, certificate = $2 WHERE id = $3")
+            .bind(signature_key)
+            .bind(certificate)
+            .bind(device)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// The device a token hash belongs to.

@@ -37,6 +37,11 @@ pub async fn login(
             "device_name must be 1 to 100 characters".into(),
         ));
     }
+    if req.signature_key.as_ref().is_some_and(|k| k.0.len() != 32) {
+        return Err(AppError::Invalid(
+            "signature_key must be an Ed25519 public key (32 bytes)".into(),
+        ));
+    }
     let account_key = format!("account:{}/{}", req.practice, req.username);
     let address_key = format!("address:{}", source.ip());
     let throttled = state
@@ -119,6 +124,27 @@ pub async fn login(
         .db
         .create_device(&user, device_name, &token_hash)
         .await?;
+    // The device's signature key, certified for this account and role.
+    let (certificate, authority) = match &req.signature_key {
+        Some(key) => {
+            let authority = state.db.authority(&user.practice_id).await?;
+            let certificate = authority.certify(
+                &pieper_authority::Subject {
+                    practice: &user.practice_id,
+                    user: &user.id,
+                    device: &device_id,
+                    role: user.role,
+                },
+                &key.0,
+            )?;
+            state
+                .db
+                .set_device_certificate(&device_id, &key.0, &certificate)
+                .await?;
+            (Some(certificate.into()), Some(authority.certificate.into()))
+        }
+        None => (None, None),
+    };
     state
         .metrics
         .logins_succeeded
@@ -144,6 +170,8 @@ pub async fn login(
         role: user.role,
         device_id,
         device_token: token,
+        certificate,
+        authority,
     }))
 }
 

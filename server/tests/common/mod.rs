@@ -131,6 +131,9 @@ impl Client {
                 password: PASSWORD.into(),
                 totp: totp.into(),
                 device_name: device.into(),
+                // A device key for the server to certify (its bytes do not
+                // matter to the server).
+                signature_key: Some(vec![7; 32].into()),
             }),
         )
         .await

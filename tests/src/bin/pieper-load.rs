@@ -73,6 +73,8 @@ async fn main() -> Result<(), BoxError> {
                 password: pieper_testkit::PASSWORD.into(),
                 totp: totp_at(user, step)?,
                 device_name: "load".into(),
+                // The load test sends opaque payloads: no MLS, no certificate.
+                signature_key: None,
             })
             .send()
             .await?

@@ -1,0 +1,11 @@
+-- Each practice's certificate authority: it certifies a device's MLS
+-- signature key for its account at enrolment (after password and TOTP).
+CREATE TABLE practice_authorities (
+    practice_id TEXT PRIMARY KEY REFERENCES practices (id),
+    key_der     BLOB NOT NULL,
+    certificate BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+-- The signature key certified for a device, and its certificate.
+ALTER TABLE devices ADD COLUMN signature_key BLOB;
+ALTER TABLE devices ADD COLUMN certificate BLOB;

@@ -1,0 +1,176 @@
+//! Trust inside the encryption, against a hostile colleague and a hostile
+//! server: every device checks who a member is (the certificate the
+//! practice's authority issued at enrolment) and what their role allows,
+//! never what the content or the server claims.
+
+use std::time::Duration;
+
+use pieper_core::{ConversationKind, Error, Event, NewMessage, PatientRef, Refusal};
+use pieper_e2e::*;
+
+type TestResult = Result<(), BoxError>;
+
+const BSN: &str = "999911120";
+
+async fn server_db(db: &TestDatabase) -> Result<sqlx::AnyConnection, BoxError> {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        db.dir.path().join("pieper.sqlite3").display()
+    );
+    Ok(<sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_the_server_slips_in_for_a_user_is_added_by_nobody() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let stranger = create_user(&db, "elders", "x", "huisarts")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    // A real KeyPackage, certified by another practice's authority.
+    let outsider = sign_in(&server, &stranger, "phone").await?;
+
+    // Whoever controls the server's database gives bakker a device of its
+    // own, with KeyPackages ready to be claimed.
+    let mut conn = server_db(&db).await?;
+    let key_package: Vec<u8> = sqlx::query_scalar(
+        "SELECT data FROM key_packages WHERE device_id = $1 AND last_resort = 0 LIMIT 1",
+    )
+    .bind(&outsider.id().device)
+    .fetch_one(&mut conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at)
+         VALUES ('slipped-in', $1, 'linde', 'laptop', 'not-a-token', 0)",
+    )
+    .bind(&bakker.id)
+    .execute(&mut conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO key_packages (device_id, data, last_resort) VALUES ('slipped-in', $1, 0)",
+    )
+    .bind(&key_package)
+    .execute(&mut conn)
+    .await?;
+
+    // A colleague adding bakker adds bakker's real device only.
+    let conv = huisarts
+        .conversations()
+        .create(
+            "Herhaalrecept",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&bakker.id),
+        )
+        .await?;
+    let members: Vec<String> = huisarts
+        .conversations()
+        .members(&conv.id)?
+        .into_iter()
+        .map(|m| m.id.device)
+        .collect();
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(members.contains(&assistent.id().device));
+    assert!(!members.contains(&"slipped-in".to_owned()));
+    assert_eq!(
+        huisarts.refusals()?,
+        [("untrusted_member".to_owned(), 1)],
+        "the refusal is counted"
+    );
+    // Bakker's own device does not take it in as one of bakker's either.
+    assert_eq!(assistent.devices().add_my_new_devices().await?, 0);
+    // And the conversation works for the two real members.
+    assistent.sync().await?;
+    huisarts
+        .conversations()
+        .send(&conv.id, NewMessage::text("recept klaargezet"))
+        .await?;
+    assistent.sync().await?;
+    assert_eq!(
+        assistent.conversations().messages(&conv.id, 10)?[0].body,
+        "recept klaargezet"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_huisarts_or_the_manager_erases_a_patients_chat() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    assert!(huisarts.consent().sync_practice().await?);
+    assistent.sync().await?;
+    huisarts.sync().await?;
+    let patient = PatientRef::new(&format!("bsn:{BSN}"))?;
+    let conv = huisarts
+        .conversations()
+        .create(
+            "Uitslag lab",
+            ConversationKind::Group,
+            Some(patient.clone()),
+            std::slice::from_ref(&bakker.id),
+        )
+        .await?;
+    huisarts
+        .conversations()
+        .send(&conv.id, NewMessage::text("HbA1c 48, bespreken"))
+        .await?;
+    assistent.sync().await?;
+
+    // The assistent's own app refuses before anything changes.
+    let refused = assistent.privacy().erase_patient(&patient).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Refused {
+                reason: Refusal::Role
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(assistent.conversations().messages(&conv.id, 10)?.len(), 1);
+
+    // A changed app sends the erasure anyway, into the practice group:
+    // every receiving device refuses it, shows it, counts it.
+    let practice_group = assistent.consent().practice_group_id()?;
+    let mut events = huisarts.events();
+    assistent
+        .send_raw_content(
+            &practice_group,
+            &format!(r#"{{"type":"erase","request":"r-1","patient":"bsn:{BSN}"}}"#),
+        )
+        .await?;
+    huisarts.sync().await?;
+    let (kind, from) = wait_for(&mut events, Duration::from_secs(5), |e| match e {
+        Event::Refused {
+            kind,
+            sender_device,
+            ..
+        } => Some((kind.clone(), sender_device.clone())),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(
+        (kind.as_str(), from),
+        ("role", assistent.id().device.clone())
+    );
+    assert_eq!(huisarts.refusals()?, [("role".to_owned(), 1)]);
+    assert_eq!(
+        huisarts.conversations().messages(&conv.id, 10)?[0].body,
+        "HbA1c 48, bespreken"
+    );
+    assert_eq!(huisarts.conversations().search("HbA1c", 10)?.len(), 1);
+
+    // The huisarts may.
+    let erased = huisarts.privacy().erase_patient(&patient).await?;
+    assert_eq!(erased.messages, 1);
+    assistent.sync().await?;
+    assert!(assistent.conversations().messages(&conv.id, 10)?.is_empty());
+    Ok(())
+}
