@@ -166,15 +166,25 @@ impl From<rusqlite::Error> for Error {
 #[strum(serialize_all = "snake_case")]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Refusal {
-    /// The sender's role does not allow it (erasing a patient's chat takes
-    /// a huisarts or the practice manager).
+    /// The sender's role does not allow it (erasing a patient's chat or
+    /// changing the duty roster takes a huisarts or the practice manager;
+    /// relinking a conversation to another patient a huisarts; marking
+    /// documentation done the HIS connector).
     Role,
+    /// It names another member as its author (a consent change recorded
+    /// "by" someone else, a retry of someone else's documentation).
+    NotAuthor,
+    /// It claims a place in the practice's log that it cannot have (a place
+    /// not below the envelope that carries it).
+    LogPlace,
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Refusal::Role => "the sender's role does not allow this",
+            Refusal::NotAuthor => "it names another member as its author",
+            Refusal::LogPlace => "it claims a place in the practice log it cannot have",
         })
     }
 }

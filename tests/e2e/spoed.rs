@@ -49,17 +49,28 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let (date, part) = local_date_and_part(now).ok_or("no day part")?;
-    poh.spoed()
-        .set_duty_roster(DutyRoster {
-            slots: vec![DutySlot {
-                date,
-                part,
-                on_duty: jansen.id.clone(),
-                backup: smit.id.clone(),
-            }],
-        })
-        .await?;
+    let roster = DutyRoster {
+        slots: vec![DutySlot {
+            date,
+            part,
+            on_duty: jansen.id.clone(),
+            backup: smit.id.clone(),
+        }],
+    };
+    // The duty roster is set by a huisarts or the manager, not the POH.
+    let refused = poh.spoed().set_duty_roster(roster.clone()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(pieper_core::Error::Refused {
+                reason: pieper_core::Refusal::Role
+            })
+        ),
+        "{refused:?}"
+    );
     on_duty.sync().await?;
+    on_duty.spoed().set_duty_roster(roster).await?;
+    poh.sync().await?;
     backup.sync().await?;
     assert_eq!(on_duty.spoed().route_now()?, Some(jansen.id.clone()));
 

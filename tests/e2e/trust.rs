@@ -174,3 +174,140 @@ async fn only_a_huisarts_or_the_manager_erases_a_patients_chat() -> TestResult {
     assert!(assistent.conversations().messages(&conv.id, 10)?.is_empty());
     Ok(())
 }
+
+/// A huisarts and an assistent of one practice, both in the practice group,
+/// with one patient on the roster.
+async fn practice() -> Result<(TestDatabase, Server, TestClient, TestClient), BoxError> {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    assert!(huisarts.consent().sync_practice().await?);
+    assistent.sync().await?;
+    huisarts
+        .consent()
+        .import_roster(
+            format!(
+                "reference,name,birth_date,enrolled\nbsn:{BSN},Mw. J. de Vries,1951-04-12,yes\n"
+            ),
+            pieper_core::RosterFormat::Csv,
+            true,
+        )
+        .await?;
+    assistent.sync().await?;
+    Ok((db, server, huisarts, assistent))
+}
+
+fn now_ms() -> Result<i64, BoxError> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_change_carries_its_real_author_and_a_place_already_taken() -> TestResult {
+    let (_db, _server, huisarts, assistent) = practice().await?;
+    let group = assistent.consent().practice_group_id()?;
+    let change = |id: &str, by: &str, role: &str, at: &str| {
+        format!(
+            r#"{{"type":"practice","consents":[{{"id":"{id}","patient":"bsn:{BSN}","kind":"lsp_sharing","status":"refused","method":"in_person","note":null,"recorded_by":"{by}","role":"{role}","recorded_at":{},"withdrawal":false{at}}}]}}"#,
+            now_ms().unwrap_or_default()
+        )
+    };
+    // "Recorded by the huisarts", written by the assistent's changed app.
+    assistent
+        .send_raw_content(&group, &change("c-1", &huisarts.user.id, "huisarts", ""))
+        .await?;
+    // Its own change, placed far ahead of anything still to come, so it
+    // would stay the patient's last word.
+    assistent
+        .send_raw_content(
+            &group,
+            &change(
+                "c-2",
+                &assistent.user.id,
+                "assistent",
+                r#","at":[4000000000,0]"#,
+            ),
+        )
+        .await?;
+    huisarts.sync().await?;
+    assert!(huisarts.consent().history(None)?.is_empty());
+    assert_eq!(
+        huisarts.refusals()?,
+        [("log_place".to_owned(), 1), ("not_author".to_owned(), 1)]
+    );
+
+    // What the assistent records through the app arrives, as theirs.
+    assistent
+        .consent()
+        .record(pieper_core::NewConsent {
+            patient: PatientRef::new(&format!("bsn:{BSN}"))?,
+            kind: pieper_core::ConsentKind::LspSharing,
+            status: pieper_core::ConsentStatus::Given,
+            method: pieper_core::ConsentMethod::InPerson,
+            note: None,
+            obtained_at: None,
+        })
+        .await?;
+    assistent.consent().sync_practice().await?;
+    huisarts.sync().await?;
+    let history = huisarts.consent().history(None)?;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (history[0].recorded_by.as_str(), history[0].role.as_str()),
+        (assistent.user.id.as_str(), "assistent")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_relink_a_conversation_or_mark_documentation_done() -> TestResult {
+    let (_db, _server, huisarts, assistent) = practice().await?;
+    let patient = PatientRef::new(&format!("bsn:{BSN}"))?;
+    let conv = huisarts
+        .conversations()
+        .create(
+            "Mw. De Vries — controle",
+            ConversationKind::Group,
+            Some(patient.clone()),
+            std::slice::from_ref(&assistent.user.id),
+        )
+        .await?;
+    assistent.sync().await?;
+    // Moved to another patient by the assistent's changed app.
+    assistent
+        .send_raw_content(
+            &conv.id,
+            r#"{"type":"details","title":"Mw. De Vries — controle","kind":"group","patient":"bsn:999911132"}"#,
+        )
+        .await?;
+    // "Documented", which only the HIS connector can know.
+    assistent
+        .send_raw_content(
+            &conv.id,
+            r#"{"type":"doc_status","item":"any-item","state":"documented"}"#,
+        )
+        .await?;
+    huisarts.sync().await?;
+    assert_eq!(
+        huisarts.conversations().get(&conv.id)?.patient,
+        Some(patient)
+    );
+    assert_eq!(huisarts.refusals()?, [("role".to_owned(), 2)]);
+    // The title alone may change (every member re-sends the details).
+    assistent
+        .send_raw_content(
+            &conv.id,
+            &format!(r#"{{"type":"details","title":"Controle INR","kind":"group","patient":"bsn:{BSN}"}}"#),
+        )
+        .await?;
+    huisarts.sync().await?;
+    assert_eq!(
+        huisarts.conversations().get(&conv.id)?.title,
+        "Controle INR"
+    );
+    Ok(())
+}

@@ -13,7 +13,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::{ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, RosterPatient};
-use crate::{error::Result, model::PatientRef};
+use crate::{
+    error::{Error, Refusal, Result},
+    identity::Certified,
+    model::PatientRef,
+};
 
 /// Changes per envelope: a 10,000-patient import goes out as 50 messages
 /// of some 30 KiB rather than one of 1.5 MiB.
@@ -244,8 +248,10 @@ pub(crate) fn on_roster(conn: &Connection, patient: &PatientRef) -> Result<bool>
 pub(crate) fn apply_batch(
     conn: &Connection,
     batch: &PracticeBatch,
+    sender: &Certified,
     seq: Option<u64>,
 ) -> Result<usize> {
+    check_batch(batch, sender, seq)?;
     let mut new = 0;
     let mut place = 0u32;
     // A change without a place takes the envelope's (unknown when the
@@ -265,6 +271,36 @@ pub(crate) fn apply_batch(
         new += usize::from(insert_consent(conn, &c.change, at)?);
     }
     Ok(new)
+}
+
+/// What a member may put in the practice log. A new change (no place yet)
+/// is the sender's own: recorded by their user, in one of their
+/// certificate's roles. A change repeated from the log (a snapshot for a
+/// device that joined later) keeps its author, but its place must lie
+/// below the envelope that carries it: no member can sort a change ahead
+/// of everything still to come.
+fn check_batch(batch: &PracticeBatch, sender: &Certified, seq: Option<u64>) -> Result<()> {
+    let places = batch
+        .roster
+        .iter()
+        .filter_map(|r| r.at)
+        .chain(batch.consents.iter().filter_map(|c| c.at));
+    for (place, _) in places {
+        if seq.is_none_or(|carrying| place >= carrying) {
+            return Err(Error::Refused {
+                reason: Refusal::LogPlace,
+            });
+        }
+    }
+    for c in batch.consents.iter().filter(|c| c.at.is_none()) {
+        let role = pieper_wire::Role::parse(&c.change.role);
+        if c.change.recorded_by != sender.id.user || !role.is_some_and(|r| sender.has(r)) {
+            return Err(Error::Refused {
+                reason: Refusal::NotAuthor,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Takes every change not yet shared, in batches to send, and marks each

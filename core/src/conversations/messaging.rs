@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::device::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch};
 use crate::{
     consent,
-    error::{Error, Result},
+    error::{Error, Refusal, Result},
     identity::{Certified, MemberId},
     mls,
     model::{
@@ -384,7 +384,7 @@ impl Device {
     ) -> Result<Received> {
         match content {
             Content::Text { .. } | Content::Details { .. } => {
-                apply_content(conn, conversation, sender.id, content, epoch)
+                apply_content(conn, conversation, &sender, content, epoch)
             }
             Content::Note {
                 conversation: about,
@@ -409,7 +409,7 @@ impl Device {
                         "practice data outside the practice group",
                     ));
                 }
-                let new = consent::log::apply_batch(conn, &batch, seq)?;
+                let new = consent::log::apply_batch(conn, &batch, &sender, seq)?;
                 Ok(Received::PracticeData { new })
             }
             Content::Task(change) => apply_task(conn, conversation, &sender.id, &change, seq),
@@ -421,7 +421,7 @@ impl Device {
                 messages,
             } => self.apply_history(conn, conversation, &sender.id, &about, &messages),
             Content::Document(_) | Content::DocStatus { .. } | Content::DocRetry { .. } => {
-                apply_documentation(conn, conversation, &sender.id, &content)
+                apply_documentation(conn, conversation, &sender, &content)
             }
             Content::SpoedTaken { message } => {
                 let by = sender.id.user;
@@ -429,6 +429,13 @@ impl Device {
                 Ok(Received::SpoedTaken { message, by })
             }
             Content::SpoedSetting(setting) => {
+                if matches!(setting, crate::spoed::SpoedSetting::Roster { .. })
+                    && !crate::spoed::may_set_roster(&sender.roles)
+                {
+                    return Err(Error::Refused {
+                        reason: Refusal::Role,
+                    });
+                }
                 let by = sender.id.user;
                 if !crate::spoed::insert_setting(conn, &setting, &by, seq)? {
                     return Err(Error::Replay);
@@ -601,27 +608,36 @@ pub(crate) fn delivery(
 fn apply_documentation(
     conn: &Connection,
     conversation: &str,
-    sender: &MemberId,
+    sender: &Certified,
     content: &Content,
 ) -> Result<Received> {
     use crate::record::documentation as doc;
     let now = queries::now_ms();
+    let refused = |reason| Err(Error::Refused { reason });
     let result = match content {
         Content::Document(item) => (|| {
             item.entry()?.validate()?;
-            if !doc::insert_item(conn, conversation, item, &sender.user, now)? {
+            if !doc::insert_item(conn, conversation, item, &sender.id.user, now)? {
                 return Err(Error::Replay);
             }
             doc::item(conn, &item.id)?.ok_or(Error::NotFound {
                 what: "documentation item",
             })
         })(),
+        // Only the HIS connector knows what the HIS took.
+        Content::DocStatus { .. } if !sender.has(pieper_wire::Role::Connector) => {
+            refused(Refusal::Role)
+        }
         Content::DocStatus {
             item,
             state,
             detail,
         } => doc::set_state(conn, item, *state, detail.as_deref(), now),
-        Content::DocRetry { item } => doc::retry(conn, item, now),
+        // A failed item goes again when its author says so.
+        Content::DocRetry { item } => match doc::item(conn, item)? {
+            Some(status) if status.requested_by != sender.id.user => refused(Refusal::NotAuthor),
+            _ => doc::retry(conn, item, now),
+        },
         _ => Err(Error::invalid("message", "not documentation")),
     };
     result.map(Received::Documentation)
@@ -659,7 +675,7 @@ fn apply_task(
 fn apply_content(
     conn: &Connection,
     conversation: &str,
-    sender: MemberId,
+    sender: &Certified,
     content: Content,
     epoch: u64,
 ) -> Result<Received> {
@@ -669,8 +685,12 @@ fn apply_content(
                 // Never in a conversation: a member who sends one is broken.
                 return Err(Error::invalid("kind", "a work note in a conversation"));
             }
-            let message =
-                Message::from_content(content, conversation, sender, MessageState::Received)?;
+            let message = Message::from_content(
+                content,
+                conversation,
+                sender.id.clone(),
+                MessageState::Received,
+            )?;
             if !queries::insert_message(conn, &message, epoch)? {
                 // Same id again: a replay. The error rolls back the ratchet
                 // step too.
@@ -686,6 +706,14 @@ fn apply_content(
             ttl_secs,
         } => {
             validate_title(&title)?;
+            // The patient link is set at creation; moving a conversation to
+            // another patient (or off one) takes a huisarts.
+            let linked = queries::conversation(conn, conversation)?.and_then(|c| c.patient);
+            if linked.is_some() && linked != patient && !sender.has(pieper_wire::Role::Huisarts) {
+                return Err(Error::Refused {
+                    reason: Refusal::Role,
+                });
+            }
             queries::update_details(conn, conversation, &title, kind, patient.as_ref())?;
             crate::privacy::set_conversation_ttl(conn, conversation, ttl_secs)?;
             let updated = queries::conversation(conn, conversation)?.ok_or(Error::NotFound {

@@ -31,6 +31,11 @@ impl Device {
 
     /// Sets the practice's duty roster (for everyone in the spoed channel).
     pub fn set_duty_roster(&self, roster: DutyRoster) -> Result<()> {
+        if !spoed::may_set_roster(&self.roles) {
+            return Err(Error::Refused {
+                reason: crate::error::Refusal::Role,
+            });
+        }
         roster.validate()?;
         self.spoed_setting(SpoedSetting::Roster {
             id: uuid::Uuid::new_v4().to_string(),
