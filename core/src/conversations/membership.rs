@@ -3,10 +3,12 @@
 
 use openmls::prelude::*;
 
-use crate::device::{CommitOut, Device, Outgoing, OutgoingKind, Received, Session, record_epoch};
+use crate::device::{
+    CommitOut, Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch,
+};
 use crate::{
     error::{Error, Result},
-    identity::MemberId,
+    identity::{Certified, MemberId},
     mls,
     model::{Content, Conversation, ConversationKind, PatientRef, validate_title},
     store::{StoreError, queries},
@@ -23,6 +25,13 @@ impl Device {
         validate_title(title)?;
         let id = uuid::Uuid::new_v4().to_string();
         self.new_group(&id, title.trim(), kind, patient)
+    }
+
+    /// Creates a group with any id, as a changed app could: for the tests
+    /// that prove a well-known group cannot be squatted.
+    #[cfg(feature = "testing")]
+    pub fn create_group_with_id(&self, id: &str) -> Result<Conversation> {
+        self.new_group(id, "squatted", ConversationKind::Group, None)
     }
 
     /// Creates the MLS group `id` with this device as its only member.
@@ -179,6 +188,20 @@ impl Device {
     }
 
     /// Joins a conversation from a Welcome addressed to this device.
+    /// A well-known group holds only who belongs there: this user's
+    /// personal group only this user's devices (a colleague who made it
+    /// first would read their work notes). The practice and spoed groups
+    /// hold only the practice's devices, which every certificate check
+    /// already ensures.
+    pub(crate) fn check_member_of(&self, group: &str, member: &Certified) -> Result<()> {
+        if group == self.known_group_id(KnownGroup::Personal) && member.id.user != self.me.user {
+            return Err(Error::Untrusted {
+                reason: "another user's device in this user's personal group".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Who a KeyPackage from the server belongs to, by its verified
     /// certificate.
     pub(crate) fn key_package_owner(&self, bytes: &[u8]) -> Result<MemberId> {
@@ -208,8 +231,11 @@ impl Device {
                 })?;
         let id = String::from_utf8(staged.group_context().group_id().as_slice().to_vec())
             .map_err(|_| Error::invalid("welcome", "group id is not a Pieper conversation"))?;
+        let group_id =
+            String::from_utf8_lossy(staged.group_context().group_id().as_slice()).into_owned();
         for member in staged.members() {
-            self.certified(&member.credential, &member.signature_key)?;
+            let certified = self.certified(&member.credential, &member.signature_key)?;
+            self.check_member_of(&group_id, &certified)?;
         }
         let sender = staged.welcome_sender().map_err(mls::mls_err)?;
         let sender = self.certified(sender.credential(), sender.signature_key().as_slice())?;

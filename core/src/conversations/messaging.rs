@@ -529,9 +529,11 @@ impl Device {
         committer: &Certified,
         staged: &StagedCommit,
     ) -> Result<()> {
+        let group_id = String::from_utf8_lossy(group.group_id().as_slice()).into_owned();
         for add in staged.add_proposals() {
             let leaf = add.add_proposal().key_package().leaf_node();
-            self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+            let added = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+            self.check_member_of(&group_id, &added)?;
         }
         for update in staged.update_proposals() {
             let leaf = update.update_proposal().leaf_node();
