@@ -280,6 +280,13 @@ impl PieperClient {
         Ok(removed as u32)
     }
 
+    /// How often this device refused what members' devices sent (an
+    /// identity that did not check out, an operation their role does not
+    /// allow), by kind.
+    pub fn refusals(&self) -> Result<Vec<pieper_core::RefusalCount>, PieperError> {
+        Ok(self.inner.refusals()?)
+    }
+
     /// Searches this device's messages.
     pub fn search(&self, query: String, limit: u32) -> Result<Vec<Message>, PieperError> {
         Ok(self

@@ -66,6 +66,12 @@ pub enum PieperError {
         /// The consent that is missing.
         kind: crate::consent::ConsentKind,
     },
+    /// This user's role (or identity) does not allow it; nothing changed.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: pieper_core::Refusal,
+    },
     /// The device's store failed (full disk, corruption).
     #[error("storage: {msg}")]
     Storage {
@@ -124,6 +130,7 @@ impl From<CoreError> for PieperError {
             },
             CoreError::Storage(e) => PieperError::Storage { msg: e.to_string() },
             CoreError::ConsentRequired { kind } => PieperError::ConsentRequired { kind },
+            CoreError::Refused { reason } => PieperError::Refused { reason },
             // The cause chain is flattened here, at the FFI, and nowhere else.
             other => PieperError::Other { msg: chain(&other) },
         }
@@ -173,6 +180,27 @@ mod tests {
                 |e| matches!(e, PieperError::Rejected { code, .. } if code == "totp_invalid"),
             ),
             (CoreError::WrongKey, |e| matches!(e, PieperError::WrongKey)),
+            (
+                CoreError::Refused {
+                    reason: pieper_core::Refusal::Role,
+                },
+                |e| {
+                    matches!(
+                        e,
+                        PieperError::Refused {
+                            reason: pieper_core::Refusal::Role
+                        }
+                    )
+                },
+            ),
+            (CoreError::Untrusted { reason: "x".into() }, |e| {
+                matches!(
+                    e,
+                    PieperError::Crypto {
+                        kind: CryptoErrorKind::Untrusted
+                    }
+                )
+            }),
             (CoreError::Tampered, |e| {
                 matches!(
                     e,

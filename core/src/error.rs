@@ -179,6 +179,16 @@ pub enum Refusal {
     LogPlace,
 }
 
+/// How often this device refused something of one kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct RefusalCount {
+    /// `untrusted_member`, or a [`Refusal`]'s name.
+    pub kind: String,
+    /// How often.
+    pub count: u64,
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -83,7 +83,7 @@ pub use device::{CommitOut, Delivery, Device, Enrolment, Outgoing, OutgoingKind,
 pub use device::{
     ConversationSummary, Dashboard, DashboardGroup, KnownGroup, NewConsent, PatientConsent,
 };
-pub use error::{Error, Refusal, Result};
+pub use error::{Error, Refusal, RefusalCount, Result};
 pub use identity::{Certified, MemberId};
 pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};
 pub use model::{

@@ -222,7 +222,7 @@ impl Client {
 
     /// How often this device refused what members' devices sent, by kind
     /// (`untrusted_member`, `role`, ...).
-    pub fn refusals(&self) -> Result<Vec<(String, u64)>> {
+    pub fn refusals(&self) -> Result<Vec<crate::error::RefusalCount>> {
         self.read(|d| d.store.read(queries::refusals))
     }
 

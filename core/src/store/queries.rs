@@ -84,9 +84,14 @@ pub(crate) fn count_refusal(conn: &Connection, kind: &str) -> Result<()> {
 }
 
 /// How often this device refused what members sent, by kind.
-pub(crate) fn refusals(conn: &Connection) -> Result<Vec<(String, u64)>> {
+pub(crate) fn refusals(conn: &Connection) -> Result<Vec<crate::error::RefusalCount>> {
     let mut statement = conn.prepare("SELECT kind, count FROM refusals ORDER BY kind")?;
-    let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    let rows = statement.query_map([], |r| {
+        Ok(crate::error::RefusalCount {
+            kind: r.get(0)?,
+            count: r.get::<_, i64>(1)? as u64,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -71,6 +71,16 @@ final class ScenarioTests: XCTestCase {
         let seen = try huisarts.messages(conversation: conversation.id, limit: 10)
         XCTAssertEqual(seen.map(\.body), ["Bel mw. Smit vandaag terug", "Teruggebeld, komt morgen"])
         XCTAssertEqual(try assistent.search(query: "smit", limit: 10).count, 1)
+
+        // Erasing a patient's chat takes a huisarts or the manager.
+        do {
+            _ = try await assistent.erasePatient(patient: "his:patient/48213")
+            XCTFail("an assistent erased a patient's chat")
+        } catch PieperError.Refused(let reason) {
+            XCTAssertEqual(reason, .role)
+        }
+        XCTAssertEqual(try assistent.messages(conversation: conversation.id, limit: 10).count, 2)
+        XCTAssertEqual(try huisarts.refusals(), [])
     }
 
     func testReceiptsADisappearingMessageAndMyOwnData() async throws {

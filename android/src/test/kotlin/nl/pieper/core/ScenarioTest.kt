@@ -89,6 +89,15 @@ class ScenarioTest {
         val found = assistent.search("smit", 10u)
         assertEquals(1, found.size)
         assertTrue(assistent.conversations().any { it.title == "Mw. Smit — INR" })
+
+        // Erasing a patient's chat takes a huisarts or the manager: the
+        // assistent's app is refused before anything changes.
+        val refused = assertThrows<PieperException.Refused> {
+            runBlocking { assistent.erasePatient("his:patient/48213") }
+        }
+        assertEquals(Refusal.ROLE, refused.reason)
+        assertEquals(2, assistent.messages(conversation.id, 10u).size)
+        assertTrue(huisarts.refusals().isEmpty())
     }
 
     @Test
