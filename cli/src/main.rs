@@ -58,6 +58,9 @@ enum Command {
     Colleagues,
     /// Your devices (a manager: the practice's).
     Devices,
+    /// What this device refused from colleagues' devices (an identity that
+    /// did not check out, an operation their role does not allow), by kind.
+    Refusals,
     /// Revoke a lost or stolen device: its token stops at once and it is
     /// removed from your conversations; it wipes itself when it comes back.
     Revoke {
@@ -637,8 +640,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Sync => {
+            let mut events = client.events();
             let report = client.sync().await?;
             println!("applied {}, skipped {}", report.applied, report.skipped);
+            while let Ok(event) = events.try_recv() {
+                if let Event::Refused {
+                    conversation,
+                    sender_device,
+                    reason,
+                    ..
+                } = event
+                {
+                    println!("refused from device {sender_device} in {conversation}: {reason}");
+                }
+            }
+        }
+        Command::Refusals => {
+            for r in client.refusals()? {
+                println!("{}\t{}", r.kind, r.count);
+            }
         }
         Command::Follow => {
             let names = names(&client).await?;

@@ -31,6 +31,11 @@ fn a_store_of_schema_012_opens_with_its_data() -> TestResult {
     opens_with_its_data("store-v012")
 }
 
+#[test]
+fn a_store_of_schema_013_opens_with_its_data() -> TestResult {
+    opens_with_its_data("store-v013")
+}
+
 fn opens_with_its_data(fixture: &str) -> TestResult {
     let dir = copy_of(fixture)?;
     let keystore = FileKeyStore::in_dir(dir.path())?;
