@@ -85,6 +85,20 @@ impl PieperClient {
             .collect())
     }
 
+    /// The code this device shows while another device of its user
+    /// approves it.
+    pub fn approval_code(&self) -> Result<String, PieperError> {
+        Ok(self.inner.devices().approval_code()?)
+    }
+
+    /// Approves the user's new `device` after the person compared `code`
+    /// with the one it shows, and adds it to this device's conversations.
+    pub async fn approve_device(&self, device: String, code: String) -> Result<u32, PieperError> {
+        let devices = self.inner.devices();
+        devices.approve(&device, &code).await?;
+        Ok(devices.add_my_new_devices().await? as u32)
+    }
+
     /// Revokes a device (lost or replaced): it stops at once and is removed
     /// from every conversation; it wipes itself when it hears of it.
     pub async fn revoke_device(&self, device: String) -> Result<(), PieperError> {

@@ -136,6 +136,8 @@ pub struct DeviceEntry {
     pub created_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// Which of its user's devices approved it, if one did.
+    pub approved_by: Option<String>,
 }
 
 impl From<pieper_wire::DeviceInfo> for DeviceEntry {
@@ -146,6 +148,7 @@ impl From<pieper_wire::DeviceInfo> for DeviceEntry {
             name: d.name,
             created_at: d.created_at,
             revoked_at: d.revoked_at,
+            approved_by: d.approved_by,
         }
     }
 }

@@ -31,6 +31,22 @@ struct Cli {
     command: Command,
 }
 
+/// Approving a new device of yours.
+#[derive(Debug, Subcommand)]
+enum DevicesAction {
+    /// The code this device shows, to compare on the device that approves it.
+    Code,
+    /// Approve your new device after comparing its code: only then do your
+    /// devices give it your conversations and their history.
+    Approve {
+        /// The new device's id (from `pieper devices`).
+        device: String,
+        /// The code the new device shows (`pieper devices code` there).
+        #[arg(long)]
+        code: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Sign in with password and TOTP, enrolling this device.
@@ -56,8 +72,11 @@ enum Command {
     },
     /// The practice's staff.
     Colleagues,
-    /// Your devices (a manager: the practice's).
-    Devices,
+    /// Your devices (a manager: the practice's); approve a new one.
+    Devices {
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+    },
     /// What this device refused from colleagues' devices (an identity that
     /// did not check out, an operation their role does not allow), by kind.
     Refusals,
@@ -371,20 +390,27 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        Command::Devices => {
+        Command::Devices { action: None } => {
             for d in client.devices().list().await? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    d.id,
-                    d.user_id,
-                    d.name,
-                    if d.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    }
-                );
+                let state = match (&d.revoked_at, &d.approved_by) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(_)) => "approved",
+                    (None, None) => "not approved",
+                };
+                println!("{}\t{}\t{}\t{}", d.id, d.user_id, d.name, state);
             }
+        }
+        Command::Devices {
+            action: Some(DevicesAction::Code),
+        } => {
+            println!("{}", client.devices().approval_code()?);
+        }
+        Command::Devices {
+            action: Some(DevicesAction::Approve { device, code }),
+        } => {
+            client.devices().approve(&device, &code).await?;
+            client.devices().add_my_new_devices().await?;
+            println!("approved {device}; added to your conversations");
         }
         Command::Revoke { device } => {
             client.devices().revoke(&device).await?;

@@ -444,6 +444,86 @@ impl Device {
         &self.me
     }
 
+    /// The code this device shows while another device of its user
+    /// approves it.
+    pub fn approval_code(&self) -> String {
+        crate::identity::approval_code(self.signer.public())
+    }
+
+    /// Approves another device of this user: checks its certificate and
+    /// that `code` is the one it shows, then signs it. Returns the
+    /// signature for the server.
+    pub fn approve(&self, certificate: &[u8], code: &str) -> Result<Vec<u8>> {
+        use openmls_traits::signatures::Signer as _;
+        let key = crate::identity::certified_key(certificate)?;
+        let authority = self.authority.as_ref().ok_or_else(|| Error::Untrusted {
+            reason: "this device has no certificate: sign in again".into(),
+        })?;
+        let device = authority.verify(certificate, &key, queries::now_ms())?;
+        if device.id.user != self.me.user || device.id.device == self.me.device {
+            return Err(Error::invalid("device", "not another device of yours"));
+        }
+        let typed: String = code.chars().filter(char::is_ascii_digit).collect();
+        let shown: String = crate::identity::approval_code(&key)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if typed != shown {
+            return Err(Error::invalid(
+                "code",
+                "not the code the new device shows: do not approve it",
+            ));
+        }
+        self.signer
+            .sign(&crate::identity::approval_content(certificate)?)
+            .map_err(|e| Error::internal("approval", format!("{e:?}")))
+    }
+
+    /// Whether a KeyPackage of one of this user's devices carries an
+    /// approval by a device of this user that this device knows: itself,
+    /// or a member of the user's personal group.
+    pub(crate) fn approved_own_device(
+        &self,
+        key_package: &[u8],
+        approval: Option<&pieper_wire::Approval>,
+    ) -> Result<bool> {
+        let Some(approval) = approval else {
+            return Ok(false);
+        };
+        let key_package = mls::parse_key_package(&self.crypto, key_package)?;
+        let leaf = key_package.leaf_node();
+        let certificate = BasicCredential::try_from(leaf.credential().clone())
+            .map_err(|_| Error::Untrusted {
+                reason: "not a basic credential".into(),
+            })?
+            .identity()
+            .to_vec();
+        let approver = if approval.by_device == self.me.device {
+            Some(self.signer.public().to_vec())
+        } else {
+            let personal = self.known_group_id(KnownGroup::Personal);
+            self.store.read(|conn| {
+                let provider = Provider::new(&self.crypto, conn);
+                Ok(match mls::load_group(&provider, &personal) {
+                    Ok(group) => group
+                        .members()
+                        .find(|m| {
+                            mls::member_id(&m.credential).is_ok_and(|id| {
+                                id.user == self.me.user && id.device == approval.by_device
+                            })
+                        })
+                        .map(|m| m.signature_key),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                })
+            })?
+        };
+        let Some(approver) = approver else {
+            return Ok(false);
+        };
+        Ok(crate::identity::check_approval(&certificate, &approval.signature.0, &approver).is_ok())
+    }
+
     /// Checks a member's credential against the practice's authority: who
     /// it is and in which roles, or [`Error::Untrusted`].
     pub(crate) fn certified(

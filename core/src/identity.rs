@@ -232,6 +232,61 @@ fn uris<'a>(cert: &'a X509Certificate<'_>) -> Result<Vec<&'a str>> {
         .collect())
 }
 
+/// The label of an approval signature (RFC 9420 SignWithLabel).
+const APPROVAL_LABEL: &str = "pieper device approval";
+
+/// What a device signs to approve another device of its user: RFC 9420's
+/// SignContent (5.1.2) with our label over the new device's certificate.
+pub(crate) fn approval_content(certificate: &[u8]) -> Result<Vec<u8>> {
+    use openmls::prelude::tls_codec::{Serialize as _, VLBytes};
+    let label = VLBytes::new(format!("MLS 1.0 {APPROVAL_LABEL}").into_bytes());
+    let content = VLBytes::new(certificate.to_vec());
+    let mut out = label
+        .tls_serialize_detached()
+        .map_err(|e| Error::internal("approval", e))?;
+    out.extend(
+        content
+            .tls_serialize_detached()
+            .map_err(|e| Error::internal("approval", e))?,
+    );
+    Ok(out)
+}
+
+/// Checks an approval: `signature` by `approver_key` over `certificate`.
+pub(crate) fn check_approval(
+    certificate: &[u8],
+    signature: &[u8],
+    approver_key: &[u8],
+) -> Result<()> {
+    let key: [u8; 32] = approver_key
+        .try_into()
+        .map_err(|_| untrusted("the approving key is not Ed25519"))?;
+    let key = VerifyingKey::from_bytes(&key)
+        .map_err(|_| untrusted("the approving key is not Ed25519"))?;
+    let signature =
+        Signature::from_slice(signature).map_err(|_| untrusted("a malformed approval"))?;
+    key.verify_strict(&approval_content(certificate)?, &signature)
+        .map_err(|_| untrusted("the approval's signature does not verify"))
+}
+
+/// The signature key a certificate certifies (read without checking).
+pub(crate) fn certified_key(certificate: &[u8]) -> Result<Vec<u8>> {
+    Ok(ed25519_key(&parse(certificate)?)?.as_bytes().to_vec())
+}
+
+/// The code a person compares on both devices before approving: six digits
+/// from the new device's signature key, so a device the server slipped in
+/// (another key) shows another code.
+pub fn approval_code(signature_key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"pieper approval code v1")
+        .chain_update(signature_key)
+        .finalize();
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    format!("{:03} {:03}", n / 1000, n % 1000)
+}
+
 /// The roles this device's own certificate names (read without checking:
 /// it is this device's own, checked at enrolment).
 pub(crate) fn own_roles(certificate: &[u8]) -> Vec<Role> {

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(accounts::put_backup, accounts::get_backup).layer(max_blob))
         .routes(routes!(accounts::push_test))
         .routes(routes!(accounts::revoke_device))
+        .routes(routes!(accounts::approve_device))
         .routes(routes!(
             accounts::upload_key_packages,
             accounts::count_key_packages

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pieper_core::{ConnectionState, ConversationKind, Error, Event, NewMessage};
 use pieper_e2e::{
-    Backend, Pair, Server, TestDatabase, TestResult, cli_binary, cli_login, create_user,
+    Backend, Pair, Server, TestDatabase, TestResult, approve, cli_binary, cli_login, create_user,
     current_step, pair, pieper, pieper_ok, sign_in, totp_at, wait_for,
 };
 
@@ -38,8 +38,11 @@ async fn a_new_device_gets_recent_history_and_takes_part_at_once() -> TestResult
     phone.sync().await?;
 
     let tablet = sign_in(&server, &phone.user, "tablet").await?;
-    // The phone adds it (no verification ritual: login with 2FA enrolled it)
-    // and sends it the history, end-to-end through the user's own group.
+    // Not before the user approved it on the phone (the code on both).
+    assert_eq!(phone.devices().add_my_new_devices().await?, 0);
+    approve(&phone, &tablet).await?;
+    // Then the phone adds it and sends it the history, end-to-end through
+    // the user's own group.
     assert_eq!(phone.devices().add_my_new_devices().await?, 1);
     tablet.sync().await?;
     assert!(tablet.conversations().get(&conv.id)?.active);
@@ -746,6 +749,7 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
 
     // Then the group moves on: the huisarts adds a tablet and writes.
     let tablet = sign_in(&server, &phone.user, "tablet").await?;
+    approve(&phone, &tablet).await?;
     assert_eq!(phone.devices().add_my_new_devices().await?, added + 1);
     phone
         .conversations()

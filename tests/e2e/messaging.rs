@@ -15,6 +15,8 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
 
     let phone = sign_in(&server, &huisarts, "phone").await?;
     let desktop = sign_in(&server, &huisarts, "desktop").await?;
+    // The huisarts approves the desktop on the phone (the code on both).
+    pieper_e2e::approve(&phone, &desktop).await?;
     let tablet = sign_in(&server, &assistent, "balie-tablet").await?;
     let poh_desktop = sign_in(&server, &poh, "desktop").await?;
 

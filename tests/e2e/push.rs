@@ -347,6 +347,7 @@ async fn an_unread_urgent_message_escalates_until_a_recipient_reads_it() -> Test
     let poh = create_user(&g.db, "linde", "devries", "poh")?;
     let desktop = sign_in(&g.server, &huisarts, "desktop").await?;
     let phone = sign_in(&g.server, &huisarts, "phone").await?;
+    pieper_e2e::approve(&desktop, &phone).await?;
     let iphone = sign_in(&g.server, &poh, "iphone").await?;
     phone
         .push()

@@ -14,8 +14,8 @@ use pieper_core::{
     record::{Clinician, DocState, DocumentDraft, PractitionerId, SoepKind, SoepLine},
 };
 use pieper_e2e::{
-    Backend, BoxError, PASSWORD, Server, TestDatabase, TestResult, create_user, current_step,
-    server_binary, sign_in, totp_at,
+    Backend, BoxError, PASSWORD, Server, TestDatabase, TestResult, approve, create_user,
+    current_step, server_binary, sign_in, totp_at,
 };
 use serde_json::{Value, json};
 
@@ -412,7 +412,9 @@ async fn a_polling_his_takes_the_items_and_its_receipt_reaches_the_author() -> T
     let (his, desktop, conversation) = (&p.his, &p.desktop, &p.conversation);
     let pull = p.pull.clone().ok_or("no pull address")?;
     let phone = sign_in(&p.server, &p.huisarts, "phone").await?;
-    // The huisarts's desktop adds their new phone to their conversations.
+    // The huisarts's desktop approves their new phone and adds it to their
+    // conversations.
+    approve(desktop, &phone).await?;
     desktop.devices().add_my_new_devices().await?;
     phone.sync().await?;
     let message = desktop

@@ -143,6 +143,7 @@ async fn a_work_note_stays_on_its_authors_devices() -> TestResult {
     let server = pieper_e2e::Server::start(&db, &[])?;
     let desktop = pieper_e2e::sign_in(&server, &huisarts, "desktop").await?;
     let phone = pieper_e2e::sign_in(&server, &huisarts, "phone").await?;
+    pieper_e2e::approve(&desktop, &phone).await?;
     let colleague = pieper_e2e::sign_in(&server, &poh, "laptop").await?;
     let conversation = desktop
         .conversations()

@@ -320,3 +320,138 @@ async fn a_member_cannot_relink_a_conversation_or_mark_documentation_done() -> T
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devices() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+
+    // The server holds the practice's authority key: it certifies a device
+    // of its own for bakker, and even marks it approved by bakker's desktop.
+    let mut conn = server_db(&db).await?;
+    let (key_der, certificate): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT key_der, certificate FROM practice_authorities WHERE practice_id = 'linde'",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let authority = pieper_authority::Authority {
+        practice: "linde".into(),
+        key_der,
+        certificate,
+    };
+    let enrolment = pieper_core::Enrolment::new()?;
+    let forged = authority.certify(
+        &pieper_authority::Subject {
+            practice: "linde",
+            user: &bakker.id,
+            device: "slipped-in",
+            role: pieper_wire::Role::Assistent,
+        },
+        &enrolment.signature_key(),
+    )?;
+    let dir = tempfile::tempdir()?;
+    let keystore = pieper_core::FileKeyStore::in_dir(dir.path())?;
+    let fake = pieper_core::Device::create(
+        dir.path(),
+        &keystore,
+        enrolment,
+        &forged,
+        &authority.certificate,
+    )?;
+    sqlx::query(
+        "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at, certificate, approved_by, approval)
+         VALUES ('slipped-in', $1, 'linde', 'laptop', 'not-a-token', 0, $2, $3, $4)",
+    )
+    .bind(&bakker.id)
+    .bind(&forged)
+    .bind(&assistent.id().device)
+    .bind(vec![0u8; 64])
+    .execute(&mut conn)
+    .await?;
+    for kp in fake.key_packages(2)? {
+        sqlx::query(
+            "INSERT INTO key_packages (device_id, data, last_resort) VALUES ('slipped-in', $1, 0)",
+        )
+        .bind(kp)
+        .execute(&mut conn)
+        .await?;
+    }
+
+    // Bakker's desktop never takes it into bakker's conversations.
+    let conv = assistent
+        .conversations()
+        .create(
+            "Terugbelverzoek",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&jansen.id),
+        )
+        .await?;
+    assistent.devices().add_my_new_devices().await?;
+    let members: Vec<String> = assistent
+        .conversations()
+        .members(&conv.id)?
+        .into_iter()
+        .map(|m| m.id.device)
+        .collect();
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(!members.contains(&"slipped-in".to_owned()));
+    // Approving it takes the code it shows, which the person would not see
+    // on any device of theirs.
+    let wrong = if fake.approval_code() == "000 000" {
+        "000 001"
+    } else {
+        "000 000"
+    };
+    let refused = assistent.devices().approve("slipped-in", wrong).await;
+    assert!(
+        matches!(refused, Err(Error::Invalid { field: "code", .. })),
+        "{refused:?}"
+    );
+    huisarts.sync().await?;
+    assert_eq!(huisarts.conversations().members(&conv.id)?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_is_approved_from_the_command_line() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let server = Server::start(&db, &[])?;
+    let dir = tempfile::tempdir()?;
+    let code = totp_at(&jansen, current_step())?;
+    cli_login(dir.path(), &server, &jansen, &code, "desktop")?;
+    let phone = sign_in(&server, &jansen, "phone").await?;
+    let listed = pieper_ok(dir.path(), &["devices"])?;
+    assert!(listed.contains("phone\tnot approved"), "{listed}");
+    // A wrong code is refused; the one the phone shows approves it.
+    let wrong = pieper(
+        dir.path(),
+        &[
+            "devices",
+            "approve",
+            &phone.id().device,
+            "--code",
+            "999 999x",
+        ],
+    )?;
+    assert!(!wrong.status.success());
+    let out = pieper_ok(
+        dir.path(),
+        &[
+            "devices",
+            "approve",
+            &phone.id().device,
+            "--code",
+            &phone.devices().approval_code()?,
+        ],
+    )?;
+    assert!(out.contains("approved"), "{out}");
+    let listed = pieper_ok(dir.path(), &["devices"])?;
+    assert!(listed.contains("phone\tapproved"), "{listed}");
+    Ok(())
+}

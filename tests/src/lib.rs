@@ -59,6 +59,14 @@ pub async fn sign_in(server: &Server, user: &User, device: &str) -> Result<TestC
     })
 }
 
+/// `by` approves `new`, another device of the same user, with the code
+/// `new` shows (what the person compares on both screens).
+pub async fn approve(by: &TestClient, new: &TestClient) -> Result<(), BoxError> {
+    let code = new.devices().approval_code()?;
+    by.devices().approve(&new.id().device, &code).await?;
+    Ok(())
+}
+
 impl TestClient {
     /// Closes the client and opens the device again from disk (a restart).
     pub async fn reopen(self) -> Result<TestClient, BoxError> {

@@ -156,6 +156,25 @@ pub struct DeviceInfo {
     pub created_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// Its certificate (X.509, DER), for its owner's other devices to
+    /// approve it by.
+    #[serde(default)]
+    pub certificate: Option<Bytes>,
+    /// Which of its user's devices approved it, if one did.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+}
+
+/// An approval of a new device by another device of the same user: the
+/// approving device's signature (RFC 9420 SignWithLabel, label
+/// "pieper device approval") over the new device's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Approval {
+    /// The approving device.
+    pub by_device: String,
+    /// Its signature.
+    pub signature: Bytes,
 }
 
 /// KeyPackages of the calling device for others to add it with.
@@ -205,6 +224,9 @@ pub struct ClaimedKeyPackage {
     pub user_id: String,
     /// The KeyPackage (TLS-encoded).
     pub key_package: Bytes,
+    /// How another device of the user approved this one, if one did.
+    #[serde(default)]
+    pub approval: Option<Approval>,
 }
 
 /// The answer to [`ClaimKeyPackages`].

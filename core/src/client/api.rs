@@ -158,6 +158,19 @@ impl Api {
             .await
     }
 
+    pub(crate) async fn approve(
+        &self,
+        device: &str,
+        approval: &pieper_wire::Approval,
+    ) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/devices/{device}/approval"),
+            Some(approval),
+        )
+        .await
+    }
+
     pub(crate) async fn create_conversation(&self, id: &str) -> Result<()> {
         self.call(
             Method::POST,

@@ -381,6 +381,21 @@ impl Client {
                         let mut packages = Vec::new();
                         for kp in wanted {
                             match d.key_package_owner(&kp.key_package.0) {
+                                // This user's own devices are added once
+                                // one of them approved the new one: the
+                                // server alone cannot add a device here.
+                                Ok(owner)
+                                    if owner.user == d.id().user
+                                        && owner.user == kp.user_id
+                                        && owner.device == kp.device_id =>
+                                {
+                                    if d.approved_own_device(&kp.key_package.0, kp.approval.as_ref())? {
+                                        packages.push(kp.key_package.0);
+                                    } else {
+                                        tracing::info!(device = %kp.device_id, "own device not approved yet");
+                                    }
+                                    continue;
+                                }
                                 Ok(owner)
                                     if owner.user == kp.user_id && owner.device == kp.device_id =>
                                 {

@@ -1,8 +1,8 @@
-//! History for a new device: when a user enrols another device, their
-//! devices that were there already add it to their conversations and send
-//! it, end-to-end through the user's personal group, the newest messages of
-//! each (as many as the practice allows). No verification ritual, no
-//! recovery key: login with 2FA is the enrolment.
+//! History for a new device: when a user enrols another device and
+//! approves it on one they have (the code on both screens), their devices
+//! add it to their conversations and send it, end-to-end through the
+//! user's personal group, the newest messages of each (as many as the
+//! practice allows).
 
 use openmls::prelude::OpenMlsProvider;
 use rusqlite::{Connection, params};

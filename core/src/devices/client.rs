@@ -153,6 +153,41 @@ impl DevicesClient<'_> {
         self.remove_revoked().await.map(|_| ())
     }
 
+    /// The code this device shows while another device of this user
+    /// approves it ("is this the code on your new device?").
+    pub fn approval_code(&self) -> Result<String> {
+        self.client.read(|d| Ok(d.approval_code()))
+    }
+
+    /// Approves `device`, another device of this user, after the person
+    /// compared `code` with the one it shows. Only approved devices are
+    /// added by this user's devices, so one that the server slipped in is
+    /// never given this user's conversations or history.
+    pub async fn approve(&self, device: &str, code: &str) -> Result<()> {
+        let listed = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|d| {
+                d.id == device && d.user_id == self.client.id().user && d.revoked_at.is_none()
+            })
+            .ok_or(Error::NotFound { what: "device" })?;
+        let certificate = listed.certificate.ok_or_else(|| Error::Untrusted {
+            reason: "the device has no certificate".into(),
+        })?;
+        let code = code.to_owned();
+        let signature = self
+            .client
+            .store(move |d| d.approve(&certificate.0, &code))
+            .await?;
+        let approval = pieper_wire::Approval {
+            by_device: self.client.id().device.clone(),
+            signature: signature.into(),
+        };
+        let result = self.client.api()?.approve(device, &approval).await;
+        self.client.server(result).await
+    }
+
     /// Adds this user's devices that enrolled since to every conversation
     /// this device is in (they read from their enrolment on).
     pub async fn add_my_new_devices(&self) -> Result<usize> {
@@ -162,7 +197,11 @@ impl DevicesClient<'_> {
             .list()
             .await?
             .into_iter()
-            .filter(|d| d.user_id == self.client.id().user && d.revoked_at.is_none())
+            .filter(|d| {
+                d.user_id == self.client.id().user
+                    && d.revoked_at.is_none()
+                    && (d.approved_by.is_some() || d.id == self.client.id().device)
+            })
             .map(|d| d.id)
             .collect();
         let fresh: Vec<String> = {

@@ -83,6 +83,29 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(try huisarts.refusals(), [])
     }
 
+    func testANewDeviceOfMineJoinsOnlyAfterIApproveIt() async throws {
+        try Self.server.createPractice("berk", name: "Praktijk De Berk")
+        let secret = try Self.server.createUser("dekker", role: "huisarts", practice: "berk")
+        func credentials(_ device: String) -> LoginCredentials {
+            LoginCredentials(
+                practice: "berk", username: "dekker", password: TestServer.password,
+                totp: Totp.now(secret), deviceName: device)
+        }
+        let phone = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(), credentials: credentials("telefoon"))
+        let conversation = try await phone.createConversation(
+            title: "Notities", kind: .group, patient: nil, withUsers: [])
+        let tablet = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(), credentials: credentials("tablet"))
+        do {
+            _ = try await phone.approveDevice(device: tablet.deviceId(), code: "000 00")
+            XCTFail("a wrong code approved the tablet")
+        } catch PieperError.Invalid {}
+        XCTAssertEqual(try phone.members(conversation: conversation.id).count, 1)
+        _ = try await phone.approveDevice(device: tablet.deviceId(), code: try tablet.approvalCode())
+        XCTAssertEqual(try phone.members(conversation: conversation.id).count, 2)
+    }
+
     func testReceiptsADisappearingMessageAndMyOwnData() async throws {
         try Self.server.createPractice("iep", name: "Praktijk De Iep")
         let artsSecret = try Self.server.createUser("vos", role: "huisarts", practice: "iep")

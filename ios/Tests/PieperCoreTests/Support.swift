@@ -17,7 +17,9 @@ final class TestServer {
         _ = try admin(["create-practice", "--id", "linde", "--name", "Praktijk De Linde"])
         let out = Pipe()
         process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["--data-dir", dataDir.path, "--listen", "127.0.0.1:0"]
+        // As the Rust and Kotlin tests' server: a user may sign in on a second
+        // device within one TOTP step (never set on a real server).
+        process.arguments = ["--data-dir", dataDir.path, "--listen", "127.0.0.1:0", "--insecure-test-totp-reuse"]
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()

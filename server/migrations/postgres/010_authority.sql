@@ -9,3 +9,6 @@ CREATE TABLE practice_authorities (
 -- The signature key certified for a device, and its certificate.
 ALTER TABLE devices ADD COLUMN signature_key BYTEA;
 ALTER TABLE devices ADD COLUMN certificate BYTEA;
+-- Which of the user's devices approved this one, and its signature.
+ALTER TABLE devices ADD COLUMN approved_by TEXT;
+ALTER TABLE devices ADD COLUMN approval BYTEA;

@@ -238,6 +238,34 @@ impl Db {
         Ok(())
     }
 
+    /// Records that `by` approved `device` (both of one user).
+    pub async fn approve_device(&self, device: &str, by: &str, signature: &[u8]) -> AppResult<()> {
+        sqlx::query("UPDATE devices SET approved_by = $1, approval = $2 WHERE id = $3")
+            .bind(by)
+            .bind(signature)
+            .bind(device)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// How a device was approved, if it was.
+    pub async fn approval(&self, device: &str) -> AppResult<Option<pieper_wire::Approval>> {
+        let row = sqlx::query(
+            "SELECT approved_by, approval FROM devices WHERE id = $1 AND approved_by IS NOT NULL",
+        )
+        .bind(device)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(pieper_wire::Approval {
+                by_device: r.try_get("approved_by")?,
+                signature: r.try_get::<Vec<u8>, _>("approval")?.into(),
+            })
+        })
+        .transpose()
+    }
+
     /// The device a token hash belongs to.
     pub async fn device_by_token_hash(&self, token_hash: &str) -> AppResult<Option<DeviceRow>> {
         let row = sqlx::query(
@@ -266,7 +294,7 @@ impl Db {
         user: Option<&str>,
     ) -> AppResult<Vec<DeviceInfo>> {
         let rows = sqlx::query(
-            "SELECT id, user_id, name, created_at, revoked_at FROM devices
+            "SELECT id, user_id, name, created_at, revoked_at, certificate, approved_by FROM devices
              WHERE practice_id = $1 AND ($2 IS NULL OR user_id = $2) ORDER BY created_at, id",
         )
         .bind(practice)
@@ -281,6 +309,10 @@ impl Db {
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
                     revoked_at: r.try_get("revoked_at")?,
+                    certificate: r
+                        .try_get::<Option<Vec<u8>>, _>("certificate")?
+                        .map(Into::into),
+                    approved_by: r.try_get("approved_by")?,
                 })
             })
             .collect()

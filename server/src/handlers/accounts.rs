@@ -304,17 +304,61 @@ pub async fn claim_key_packages(
             req.missing_from.as_deref(),
         )
         .await?;
+    let mut key_packages = Vec::with_capacity(claimed.len());
+    for (device_id, user_id, kp) in claimed {
+        key_packages.push(ClaimedKeyPackage {
+            approval: state.db.approval(&device_id).await?,
+            device_id,
+            user_id,
+            key_package: kp.into(),
+        });
+    }
     Ok(Json(ClaimedKeyPackages {
-        key_packages: claimed
-            .into_iter()
-            .map(|(device_id, user_id, kp)| ClaimedKeyPackage {
-                device_id,
-                user_id,
-                key_package: kp.into(),
-            })
-            .collect(),
+        key_packages,
         exhausted_devices: exhausted,
     }))
+}
+
+/// `POST /api/v1/devices/{id}/approval`: another device of the caller's
+/// user approves this one (its signature over the device's certificate,
+/// which the user's devices check before they add it).
+#[utoipa::path(post, path = "/devices/{id}/approval", params(("id" = String, Path, description = "The device approved.")), request_body = pieper_wire::Approval, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn approve_device(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<pieper_wire::Approval>,
+) -> AppResult<StatusCode> {
+    let device = state
+        .db
+        .device_in_practice(&auth.0.practice_id, &id)
+        .await?
+        .filter(|d| d.user_id == auth.0.user_id && d.revoked_at.is_none())
+        .ok_or(AppError::NotFound("device"))?;
+    if device.id == auth.0.id || req.by_device != auth.0.id {
+        return Err(AppError::Invalid(
+            "a device is approved by another device of its user, which signs as itself".into(),
+        ));
+    }
+    if req.signature.0.len() != 64 {
+        return Err(AppError::Invalid(
+            "signature must be Ed25519 (64 bytes)".into(),
+        ));
+    }
+    state
+        .db
+        .approve_device(&device.id, &auth.0.id, &req.signature.0)
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            device_id: Some(auth.0.id.clone()),
+            detail: Some(format!("approved={}", device.id)),
+            ..audit_by(&auth, source, "device.approve")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/v1/devices/me/push-token`: register or rotate this device's

@@ -240,6 +240,33 @@ class ScenarioTest {
     }
 
     @Test
+    fun `a new device of mine joins only after I approve it with its code`() = runBlocking<Unit> {
+        server.createPractice("berk", "Praktijk De Berk")
+        val secret = server.createUser("dekker", "huisarts", "berk")
+        fun credentials(device: String) =
+            LoginCredentials("berk", "dekker", TestServer.PASSWORD, Totp.now(secret), device)
+        val phone = login(server.url, dir(), InMemoryKeyStore(), credentials("telefoon"))
+        val conversation = phone.createConversation("Notities", ConversationKind.GROUP, null, emptyList())
+        phone.send(conversation.id, "Eerst op de telefoon", false, MessageKind.OVERLEG)
+
+        val tablet = login(server.url, dir(), InMemoryKeyStore(), credentials("tablet"))
+        val listed = phone.devices().single { it.id == tablet.deviceId() }
+        assertEquals(null, listed.approvedBy)
+        // A code that is not the tablet's is refused, and nothing is added.
+        assertThrows<PieperException.Invalid> {
+            runBlocking { phone.approveDevice(tablet.deviceId(), "000 00") }
+        }
+        assertEquals(1, phone.members(conversation.id).size)
+        // The code the tablet shows approves it; the phone adds it.
+        assertEquals(6, tablet.approvalCode().count { it.isDigit() })
+        phone.approveDevice(tablet.deviceId(), tablet.approvalCode())
+        assertEquals(phone.deviceId(), phone.devices().single { it.id == tablet.deviceId() }.approvedBy)
+        assertEquals(2, phone.members(conversation.id).size)
+        tablet.sync()
+        assertTrue(tablet.conversations().any { it.id == conversation.id })
+    }
+
+    @Test
     fun `the app lock asks the platform's check, and a backup needs its code`() = runBlocking<Unit> {
         server.createPractice("wilg", "Praktijk De Wilg")
         val secret = server.createUser("kuipers", "huisarts", "wilg")

@@ -20,7 +20,12 @@ class TestServer : AutoCloseable {
 
     init {
         admin("create-practice", "--id", "linde", "--name", "Praktijk De Linde")
-        process = ProcessBuilder(bin, "--data-dir", dataDir.path, "--listen", "127.0.0.1:0")
+        process = ProcessBuilder(
+            bin, "--data-dir", dataDir.path, "--listen", "127.0.0.1:0",
+            // As the Rust tests' server: a user may sign in on a second
+            // device within one TOTP step (never set on a real server).
+            "--insecure-test-totp-reuse",
+        )
             .redirectError(ProcessBuilder.Redirect.DISCARD)
             .start()
         val first = process.inputStream.bufferedReader().readLine()
