@@ -10,3 +10,9 @@ CREATE TABLE refusals (
     kind  TEXT PRIMARY KEY,
     count INTEGER NOT NULL DEFAULT 0
 );
+-- Conversations this device asked to be added to again (it fell behind):
+-- only then does it take history sent into the conversation itself.
+CREATE TABLE heal_asks (
+    conversation_id TEXT PRIMARY KEY,
+    asked_at        INTEGER NOT NULL
+);

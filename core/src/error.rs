@@ -177,6 +177,9 @@ pub enum Refusal {
     /// It claims a place in the practice's log that it cannot have (a place
     /// not below the envelope that carries it).
     LogPlace,
+    /// History sent into a conversation this device did not ask to be
+    /// added to again.
+    Unasked,
 }
 
 /// How often this device refused something of one kind.
@@ -195,6 +198,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Role => "the sender's role does not allow this",
             Refusal::NotAuthor => "it names another member as its author",
             Refusal::LogPlace => "it claims a place in the practice log it cannot have",
+            Refusal::Unasked => "history this device did not ask for",
         })
     }
 }

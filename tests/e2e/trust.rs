@@ -455,3 +455,35 @@ async fn a_new_device_is_approved_from_the_command_line() -> TestResult {
     assert!(listed.contains("phone\tapproved"), "{listed}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_nobody_asked_for_is_refused() -> TestResult {
+    let (_db, _server, huisarts, assistent) = practice().await?;
+    let conv = huisarts
+        .conversations()
+        .create(
+            "Overleg",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&assistent.user.id),
+        )
+        .await?;
+    assistent.sync().await?;
+    // Back-dated, already-read messages "from the huisarts", slipped into
+    // the conversation as if to heal a device that fell behind.
+    assistent
+        .send_raw_content(
+            &conv.id,
+            &format!(
+                r#"{{"type":"history","conversation":"{}","messages":[{{"id":"h-1","sender_practice":"linde","sender_user":"{}","sender_device":"{}","body":"Geen actie nodig","priority":"routine","sent_at":1}}]}}"#,
+                conv.id,
+                huisarts.user.id,
+                huisarts.id().device
+            ),
+        )
+        .await?;
+    huisarts.sync().await?;
+    assert!(huisarts.conversations().messages(&conv.id, 10)?.is_empty());
+    assert_eq!(refusals(&huisarts)?, [("unasked".to_owned(), 1)]);
+    Ok(())
+}

@@ -5,7 +5,7 @@
 //! practice allows).
 
 use openmls::prelude::OpenMlsProvider;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::device::{Device, KnownGroup, Received};
@@ -51,6 +51,10 @@ impl HistoryMessage {
         }
     }
 }
+
+/// How long after asking to be added again a device takes history sent
+/// into the conversation.
+const HEAL_HISTORY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Most messages in one history envelope.
 const PER_ENVELOPE: usize = 100;
@@ -141,6 +145,24 @@ impl Device {
         let own = group == self.known_group_id(KnownGroup::Personal) && sender.user == self.me.user;
         if !own && group != conversation {
             return Err(Error::invalid("message", "history from elsewhere"));
+        }
+        // In the conversation itself only when this device asked to be
+        // added again, lately: otherwise a member could slip back-dated,
+        // already-read messages "from" anyone into everyone's view.
+        if !own {
+            let asked: Option<i64> = conn
+                .query_row(
+                    "SELECT asked_at FROM heal_asks WHERE conversation_id = ?1",
+                    [conversation],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::from)?;
+            if asked.is_none_or(|at| queries::now_ms() - at >= HEAL_HISTORY_WINDOW_MS) {
+                return Err(Error::Refused {
+                    reason: crate::error::Refusal::Unasked,
+                });
+            }
         }
         if !queries::conversation(conn, conversation)?.is_some_and(|c| c.active) {
             // Not (yet) in it: nothing to show the history in.
@@ -241,6 +263,12 @@ impl Device {
             if let Ok(mut stale) = crate::mls::load_group(&s.provider, conversation) {
                 stale.delete(s.provider.storage()).map_err(Error::from)?;
             }
+            // The member who adds it again sends the history it missed.
+            s.conn().execute(
+                "INSERT INTO heal_asks (conversation_id, asked_at) VALUES (?1, ?2)
+                 ON CONFLICT (conversation_id) DO UPDATE SET asked_at = ?2",
+                params![conversation, queries::now_ms()],
+            )?;
             Ok(())
         })
     }

@@ -19,6 +19,10 @@ pub(super) fn validate(
         Path::new(&pom).exists(),
         "{pom} is missing: the shared folder must sit beside the project"
     );
+    // One run at a time: parallel tests would compile the validator into
+    // the same target folder at once, and one may find it half written.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _running = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir()?;
     let report = dir.path().join("report.txt");
     let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
