@@ -479,20 +479,18 @@ impl Device {
             .map_err(|e| Error::internal("approval", format!("{e:?}")))
     }
 
-    /// Whether a KeyPackage of one of this user's devices carries an
+    /// Whether a device of this user, by its credential, carries an
     /// approval by a device of this user that this device knows: itself,
     /// or a member of the user's personal group.
     pub(crate) fn approved_own_device(
         &self,
-        key_package: &[u8],
+        credential: &Credential,
         approval: Option<&pieper_wire::Approval>,
     ) -> Result<bool> {
         let Some(approval) = approval else {
             return Ok(false);
         };
-        let key_package = mls::parse_key_package(&self.crypto, key_package)?;
-        let leaf = key_package.leaf_node();
-        let certificate = BasicCredential::try_from(leaf.credential().clone())
+        let certificate = BasicCredential::try_from(credential.clone())
             .map_err(|_| Error::Untrusted {
                 reason: "not a basic credential".into(),
             })?

@@ -130,7 +130,7 @@ impl Error {
     /// kind it is counted under (`untrusted_member`, or the refusal's name).
     pub fn refusal_kind(&self) -> Option<&'static str> {
         match self {
-            Error::Untrusted { .. } => Some("untrusted_member"),
+            Error::Untrusted { .. } => Some(UNTRUSTED_MEMBER),
             Error::Refused { reason } => Some(reason.into()),
             _ => None,
         }
@@ -160,6 +160,10 @@ impl From<rusqlite::Error> for Error {
         Error::Storage(e.into())
     }
 }
+
+/// The kind a refused identity (a certificate or KeyPackage that did not
+/// check out) is counted under.
+pub(crate) const UNTRUSTED_MEMBER: &str = "untrusted_member";
 
 /// Why a member's operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString)]

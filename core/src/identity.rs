@@ -107,6 +107,13 @@ impl Certified {
     }
 }
 
+/// Whether roles decide for the practice: a huisarts or the practice
+/// manager. They erase a patient's chat on request (AVG art. 17) and set
+/// the duty roster.
+pub(crate) fn decides_for_practice(roles: &[Role]) -> bool {
+    roles.contains(&Role::Huisarts) || roles.contains(&Role::Manager)
+}
+
 /// A practice's certificate authority, as this device pinned it at
 /// enrolment: the key every member's certificate must be signed with.
 #[derive(Clone)]

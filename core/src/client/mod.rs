@@ -380,37 +380,19 @@ impl Client {
                     .store(move |d| {
                         let mut packages = Vec::new();
                         for kp in wanted {
-                            match d.key_package_owner(&kp.key_package.0) {
-                                // This user's own devices are added once
-                                // one of them approved the new one: the
-                                // server alone cannot add a device here.
-                                Ok(owner)
-                                    if owner.user == d.id().user
-                                        && owner.user == kp.user_id
-                                        && owner.device == kp.device_id =>
-                                {
-                                    if d.approved_own_device(&kp.key_package.0, kp.approval.as_ref())? {
-                                        packages.push(kp.key_package.0);
-                                    } else {
-                                        tracing::info!(device = %kp.device_id, "own device not approved yet");
-                                    }
-                                    continue;
+                            match d.check_claimed(&kp) {
+                                Ok(true) => packages.push(kp.key_package.0),
+                                Ok(false) => {
+                                    tracing::info!(device = %kp.device_id, "own device not approved yet");
                                 }
-                                Ok(owner)
-                                    if owner.user == kp.user_id && owner.device == kp.device_id =>
-                                {
-                                    packages.push(kp.key_package.0);
-                                    continue;
-                                }
-                                Ok(owner) => {
-                                    tracing::warn!(claimed = %kp.device_id, names = %owner, "KeyPackage names another device");
-                                }
+                                Err(e @ Error::Storage(_)) => return Err(e),
                                 Err(e) => {
                                     tracing::warn!(device = %kp.device_id, error = %e, "KeyPackage refused");
+                                    d.store.write(|tx| {
+                                        queries::count_refusal(tx, crate::error::UNTRUSTED_MEMBER)
+                                    })?;
                                 }
                             }
-                            d.store
-                                .write(|tx| queries::count_refusal(tx, "untrusted_member"))?;
                         }
                         Ok(packages)
                     })

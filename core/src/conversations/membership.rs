@@ -202,14 +202,29 @@ impl Device {
         Ok(())
     }
 
-    /// Who a KeyPackage from the server belongs to, by its verified
-    /// certificate.
-    pub(crate) fn key_package_owner(&self, bytes: &[u8]) -> Result<MemberId> {
-        let key_package = mls::parse_key_package(&self.crypto, bytes)?;
+    /// Whether to add a KeyPackage the server claimed for a device: its
+    /// certificate must check out and name the user and device it was
+    /// claimed for ([`Error::Untrusted`] if not). A device of this user's
+    /// own is added only once a device of theirs that this device knows
+    /// approved it (`false` until then): the server alone cannot add one.
+    pub(crate) fn check_claimed(&self, claimed: &pieper_wire::ClaimedKeyPackage) -> Result<bool> {
+        let key_package = mls::parse_key_package(&self.crypto, &claimed.key_package.0)?;
         let leaf = key_package.leaf_node();
-        Ok(self
+        let owner = self
             .certified(leaf.credential(), leaf.signature_key().as_slice())?
-            .id)
+            .id;
+        if owner.user != claimed.user_id || owner.device != claimed.device_id {
+            return Err(Error::Untrusted {
+                reason: format!(
+                    "a KeyPackage claimed for device {} names {owner}",
+                    claimed.device_id
+                ),
+            });
+        }
+        if owner.user != self.me.user {
+            return Ok(true);
+        }
+        self.approved_own_device(leaf.credential(), claimed.approval.as_ref())
     }
 
     /// Joins a conversation from a Welcome: every member's certificate must

@@ -141,10 +141,23 @@ impl Device {
         id: &str,
         content: &Content,
     ) -> Result<Outgoing> {
+        self.encrypt_bytes(s, conversation, id, &content.to_bytes()?, Some(content))
+    }
+
+    /// Encrypts application bytes and puts them in the outbox; `content`,
+    /// when the bytes are one, decides how the server delivers them.
+    fn encrypt_bytes(
+        &self,
+        s: &mut Session<'_, '_>,
+        conversation: &str,
+        id: &str,
+        bytes: &[u8],
+        content: Option<&Content>,
+    ) -> Result<Outgoing> {
         let conn = s.conn();
         let (provider, group) = s.group(conversation)?;
         let out = group
-            .create_message(provider, &self.signer, &content.to_bytes()?)
+            .create_message(provider, &self.signer, bytes)
             .map_err(|e| match e {
                 CreateMessageError::GroupStateError(MlsGroupStateError::PendingCommit) => {
                     Error::PendingCommit
@@ -163,7 +176,7 @@ impl Device {
             welcome: None,
             add_devices: Vec::new(),
             remove_devices: Vec::new(),
-            delivery: delivery(conn, conversation, Some(content))?,
+            delivery: delivery(conn, conversation, content)?,
         };
         queries::push_outbox(conn, &outgoing)?;
         Ok(outgoing)
@@ -175,24 +188,8 @@ impl Device {
     pub fn send_raw(&self, conversation: &str, bytes: &[u8]) -> Result<Outgoing> {
         let id = uuid::Uuid::new_v4().to_string();
         self.transact(|s| {
-            let conn = s.conn();
-            let (provider, group) = s.operational_group(conversation)?;
-            let out = group
-                .create_message(provider, &self.signer, bytes)
-                .map_err(mls::mls_err)?;
-            let outgoing = Outgoing {
-                id: id.clone(),
-                conversation: conversation.to_owned(),
-                kind: OutgoingKind::Application,
-                epoch: group.epoch().as_u64(),
-                payload: mls::to_bytes(&out)?,
-                welcome: None,
-                add_devices: Vec::new(),
-                remove_devices: Vec::new(),
-                delivery: delivery(conn, conversation, None)?,
-            };
-            queries::push_outbox(conn, &outgoing)?;
-            Ok(outgoing)
+            s.operational_group(conversation)?;
+            self.encrypt_bytes(s, conversation, &id, bytes, None)
         })
     }
 
@@ -430,7 +427,7 @@ impl Device {
             }
             Content::SpoedSetting(setting) => {
                 if matches!(setting, crate::spoed::SpoedSetting::Roster { .. })
-                    && !crate::spoed::may_set_roster(&sender.roles)
+                    && !crate::identity::decides_for_practice(&sender.roles)
                 {
                     return Err(Error::Refused {
                         reason: Refusal::Role,

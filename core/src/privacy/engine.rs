@@ -33,7 +33,7 @@ impl Device {
             Content::Erase { request, patient } if practice => (|| {
                 // Only a huisarts or the practice manager may erase a
                 // patient's chat, whatever a member's app sends.
-                if !may_erase(&sender.roles) {
+                if !crate::identity::decides_for_practice(&sender.roles) {
                     return Err(Error::Refused {
                         reason: Refusal::Role,
                     });
@@ -261,7 +261,7 @@ impl Device {
     ) -> Result<(ErasureReport, Vec<String>, Option<String>)> {
         // Checked here before anything changes; every receiving device
         // checks it again against this device's certificate.
-        if !may_erase(&self.roles) {
+        if !crate::identity::decides_for_practice(&self.roles) {
             return Err(Error::Refused {
                 reason: Refusal::Role,
             });

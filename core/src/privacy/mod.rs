@@ -120,11 +120,5 @@ pub(crate) fn build_export(input: &subject::ExportInput<'_>) -> Result<PatientEx
 
 pub(crate) use subject::ExportInput;
 
-/// Whether a member may erase a patient's chat: a huisarts or the practice
-/// manager (AVG art. 17 requests are decided by them).
-pub(crate) fn may_erase(roles: &[pieper_wire::Role]) -> bool {
-    roles.contains(&pieper_wire::Role::Huisarts) || roles.contains(&pieper_wire::Role::Manager)
-}
-
 #[cfg(test)]
 mod tests;

@@ -159,12 +159,6 @@ impl SpoedSetting {
     }
 }
 
-/// Whether a member may set the practice's duty roster: a huisarts or the
-/// practice manager.
-pub(crate) fn may_set_roster(roles: &[pieper_wire::Role]) -> bool {
-    roles.contains(&pieper_wire::Role::Huisarts) || roles.contains(&pieper_wire::Role::Manager)
-}
-
 pub(crate) fn insert_setting(
     conn: &Connection,
     setting: &SpoedSetting,

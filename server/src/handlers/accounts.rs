@@ -353,7 +353,6 @@ pub async fn approve_device(
     state
         .db
         .audit(NewAuditEvent {
-            device_id: Some(auth.0.id.clone()),
             detail: Some(format!("approved={}", device.id)),
             ..audit_by(&auth, source, "device.approve")
         })
