@@ -182,12 +182,7 @@ async fn a_corrupt_envelope_is_reported_and_skipped() -> TestResult {
         .await?;
 
     // The stored ciphertext of one envelope is damaged on the server.
-    sqlx::any::install_default_drivers();
-    let url = format!(
-        "sqlite://{}",
-        db.dir.path().join("pieper.sqlite3").display()
-    );
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?;
+    let mut conn = db.connect().await?;
     let changed = sqlx::query("UPDATE envelopes SET payload = $1 WHERE client_id = $2")
         .bind(vec![0u8, 1, 0xff])
         .bind(&damaged)

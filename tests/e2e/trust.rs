@@ -12,49 +12,79 @@ type TestResult = Result<(), BoxError>;
 
 const BSN: &str = "999911120";
 
-async fn server_db(db: &TestDatabase) -> Result<sqlx::AnyConnection, BoxError> {
-    sqlx::any::install_default_drivers();
-    let url = format!(
-        "sqlite://{}",
-        db.dir.path().join("pieper.sqlite3").display()
-    );
-    Ok(<sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?)
+/// A huisarts (jansen, on a phone) and an assistent (bakker, on a desktop)
+/// of one practice, signed in to a fresh server.
+async fn colleagues() -> Result<(TestDatabase, Server, TestClient, TestClient), BoxError> {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    Ok((db, server, huisarts, assistent))
+}
+
+/// What whoever controls the server's database can do: give `user` a
+/// device "slipped-in" of its own (with a certificate and an approval, by
+/// a device and its signature, when given) and KeyPackages ready to be
+/// claimed.
+async fn slip_in(
+    conn: &mut sqlx::AnyConnection,
+    user: &str,
+    certificate: Option<&[u8]>,
+    approval: Option<(&str, Vec<u8>)>,
+    key_packages: Vec<Vec<u8>>,
+) -> Result<(), BoxError> {
+    let (approved_by, signature) = approval.unzip();
+    sqlx::query(
+        "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at, certificate, approved_by, approval)
+         VALUES ('slipped-in', $1, 'linde', 'laptop', 'not-a-token', 0, $2, $3, $4)",
+    )
+    .bind(user)
+    .bind(certificate)
+    .bind(approved_by)
+    .bind(signature)
+    .execute(&mut *conn)
+    .await?;
+    for kp in key_packages {
+        sqlx::query(
+            "INSERT INTO key_packages (device_id, data, last_resort) VALUES ('slipped-in', $1, 0)",
+        )
+        .bind(kp)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The member devices of a conversation, as `client` has them.
+fn member_devices(client: &TestClient, conversation: &str) -> Result<Vec<String>, BoxError> {
+    Ok(client
+        .conversations()
+        .members(conversation)?
+        .into_iter()
+        .map(|m| m.id.device)
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_the_server_slips_in_for_a_user_is_added_by_nobody() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
-    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
-    let stranger = create_user(&db, "elders", "x", "huisarts")?;
-    let server = Server::start(&db, &[])?;
-    let huisarts = sign_in(&server, &jansen, "phone").await?;
-    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    let (db, server, huisarts, assistent) = colleagues().await?;
+    let bakker = assistent.user.clone();
     // A real KeyPackage, certified by another practice's authority.
+    let stranger = create_user(&db, "elders", "x", "huisarts")?;
     let outsider = sign_in(&server, &stranger, "phone").await?;
 
     // Whoever controls the server's database gives bakker a device of its
-    // own, with KeyPackages ready to be claimed.
-    let mut conn = server_db(&db).await?;
+    // own, with that KeyPackage ready to be claimed.
+    let mut conn = db.connect().await?;
     let key_package: Vec<u8> = sqlx::query_scalar(
         "SELECT data FROM key_packages WHERE device_id = $1 AND last_resort = 0 LIMIT 1",
     )
     .bind(&outsider.id().device)
     .fetch_one(&mut conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at)
-         VALUES ('slipped-in', $1, 'linde', 'laptop', 'not-a-token', 0)",
-    )
-    .bind(&bakker.id)
-    .execute(&mut conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO key_packages (device_id, data, last_resort) VALUES ('slipped-in', $1, 0)",
-    )
-    .bind(&key_package)
-    .execute(&mut conn)
-    .await?;
+    slip_in(&mut conn, &bakker.id, None, None, vec![key_package]).await?;
 
     // A colleague adding bakker adds bakker's real device only.
     let conv = huisarts
@@ -66,12 +96,7 @@ async fn a_device_the_server_slips_in_for_a_user_is_added_by_nobody() -> TestRes
             std::slice::from_ref(&bakker.id),
         )
         .await?;
-    let members: Vec<String> = huisarts
-        .conversations()
-        .members(&conv.id)?
-        .into_iter()
-        .map(|m| m.id.device)
-        .collect();
+    let members = member_devices(&huisarts, &conv.id)?;
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(members.contains(&assistent.id().device));
     assert!(!members.contains(&"slipped-in".to_owned()));
@@ -98,14 +123,8 @@ async fn a_device_the_server_slips_in_for_a_user_is_added_by_nobody() -> TestRes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_huisarts_or_the_manager_erases_a_patients_chat() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
-    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
-    let server = Server::start(&db, &[])?;
-    let huisarts = sign_in(&server, &jansen, "phone").await?;
-    let assistent = sign_in(&server, &bakker, "desktop").await?;
-    assert!(huisarts.consent().sync_practice().await?);
-    assistent.sync().await?;
+    let (_db, _server, huisarts, assistent) = practice().await?;
+    let bakker = assistent.user.clone();
     huisarts.sync().await?;
     let patient = PatientRef::new(&format!("bsn:{BSN}"))?;
     let conv = huisarts
@@ -178,12 +197,7 @@ async fn only_a_huisarts_or_the_manager_erases_a_patients_chat() -> TestResult {
 /// A huisarts and an assistent of one practice, both in the practice group,
 /// with one patient on the roster.
 async fn practice() -> Result<(TestDatabase, Server, TestClient, TestClient), BoxError> {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
-    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
-    let server = Server::start(&db, &[])?;
-    let huisarts = sign_in(&server, &jansen, "phone").await?;
-    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    let (db, server, huisarts, assistent) = colleagues().await?;
     assert!(huisarts.consent().sync_practice().await?);
     assistent.sync().await?;
     huisarts
@@ -323,16 +337,21 @@ async fn a_member_cannot_relink_a_conversation_or_mark_documentation_done() -> T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devices() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
-    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
-    let server = Server::start(&db, &[])?;
-    let huisarts = sign_in(&server, &jansen, "phone").await?;
-    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    let (db, server, huisarts, assistent) = colleagues().await?;
+    let (jansen, bakker) = (huisarts.user.clone(), assistent.user.clone());
+    // Bakker's real tablet, approved on the desktop: the server now holds a
+    // genuine approval signature by the desktop.
+    let tablet = sign_in(&server, &bakker, "tablet").await?;
+    approve(&assistent, &tablet).await?;
 
     // The server holds the practice's authority key: it certifies a device
-    // of its own for bakker, and even marks it approved by bakker's desktop.
-    let mut conn = server_db(&db).await?;
+    // of its own for bakker, and marks it approved by bakker's desktop with
+    // the desktop's signature for the tablet.
+    let mut conn = db.connect().await?;
+    let replayed: Vec<u8> = sqlx::query_scalar("SELECT approval FROM devices WHERE id = $1")
+        .bind(&tablet.id().device)
+        .fetch_one(&mut conn)
+        .await?;
     let (key_der, certificate): (Vec<u8>, Vec<u8>) = sqlx::query_as(
         "SELECT key_der, certificate FROM practice_authorities WHERE practice_id = 'linde'",
     )
@@ -362,24 +381,14 @@ async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devic
         &forged,
         &authority.certificate,
     )?;
-    sqlx::query(
-        "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at, certificate, approved_by, approval)
-         VALUES ('slipped-in', $1, 'linde', 'laptop', 'not-a-token', 0, $2, $3, $4)",
+    slip_in(
+        &mut conn,
+        &bakker.id,
+        Some(&forged),
+        Some((&assistent.id().device, replayed)),
+        fake.key_packages(2)?,
     )
-    .bind(&bakker.id)
-    .bind(&forged)
-    .bind(&assistent.id().device)
-    .bind(vec![0u8; 64])
-    .execute(&mut conn)
     .await?;
-    for kp in fake.key_packages(2)? {
-        sqlx::query(
-            "INSERT INTO key_packages (device_id, data, last_resort) VALUES ('slipped-in', $1, 0)",
-        )
-        .bind(kp)
-        .execute(&mut conn)
-        .await?;
-    }
 
     // Bakker's desktop never takes it into bakker's conversations.
     let conv = assistent
@@ -392,13 +401,9 @@ async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devic
         )
         .await?;
     assistent.devices().add_my_new_devices().await?;
-    let members: Vec<String> = assistent
-        .conversations()
-        .members(&conv.id)?
-        .into_iter()
-        .map(|m| m.id.device)
-        .collect();
-    assert_eq!(members.len(), 2, "{members:?}");
+    let members = member_devices(&assistent, &conv.id)?;
+    assert_eq!(members.len(), 3, "{members:?}");
+    assert!(members.contains(&tablet.id().device), "{members:?}");
     assert!(!members.contains(&"slipped-in".to_owned()));
     // Approving it takes the code it shows, which the person would not see
     // on any device of theirs.
@@ -413,7 +418,7 @@ async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devic
         "{refused:?}"
     );
     huisarts.sync().await?;
-    assert_eq!(huisarts.conversations().members(&conv.id)?.len(), 2);
+    assert_eq!(huisarts.conversations().members(&conv.id)?.len(), 3);
     Ok(())
 }
 

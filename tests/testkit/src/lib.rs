@@ -57,6 +57,19 @@ impl TestDatabase {
         Ok(Self { dir, url })
     }
 
+    /// A connection to the server's database, as whoever controls it has:
+    /// for tests that change it behind the server's back.
+    pub async fn connect(&self) -> Result<sqlx::AnyConnection, BoxError> {
+        sqlx::any::install_default_drivers();
+        let url = self.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join("pieper.sqlite3").display()
+            )
+        });
+        Ok(sqlx::AnyConnection::connect(&url).await?)
+    }
+
     /// Everything the server wrote to its data directory (SQLite database,
     /// WAL, blobs), as text: to prove what never reaches the server.
     pub fn dump_server_text(&self) -> Result<String, BoxError> {
