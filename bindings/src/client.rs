@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pieper_core::{Client, NewMessage, PatientRef};
+use pieper_core::{Client, KnownDevice, NewMessage, PatientRef};
 
 use crate::{
     error::PieperError,
@@ -97,6 +97,19 @@ impl PieperClient {
         let devices = self.inner.devices();
         devices.approve(&device, &code).await?;
         Ok(devices.add_my_new_devices().await? as u32)
+    }
+
+    /// A practice manager resets a colleague's identity: the colleague lost
+    /// every device and their recovery code, and the manager, having seen
+    /// them in person, compared `code` with the one their new `device`
+    /// shows. Every member is told.
+    pub async fn reset_identity(&self, device: String, code: String) -> Result<(), PieperError> {
+        Ok(self.inner.devices().reset_identity(&device, &code).await?)
+    }
+
+    /// Every device of the practice this device met, and why it trusts it.
+    pub fn known_devices(&self) -> Result<Vec<KnownDevice>, PieperError> {
+        Ok(self.inner.devices().known()?)
     }
 
     /// Revokes a device (lost or replaced): it stops at once and is removed

@@ -300,6 +300,14 @@ pub enum PieperEvent {
         /// From the server's send to arrival (ms).
         latency_ms: i64,
     },
+    /// A practice manager reset a user's identity (they lost every device
+    /// and their recovery code); show it as a changed safety number.
+    IdentityReset {
+        /// The user.
+        user: String,
+        /// The manager (user id).
+        by: String,
+    },
     /// The server refused a queued envelope for good.
     SendFailed {
         /// The envelope.
@@ -342,6 +350,7 @@ impl From<CoreEvent> for PieperEvent {
                 reason,
             },
             CoreEvent::SendFailed { id, code } => PieperEvent::SendFailed { id, code },
+            CoreEvent::IdentityReset { user, by } => PieperEvent::IdentityReset { user, by },
             CoreEvent::ReceiptsChanged { messages } => PieperEvent::ReceiptsChanged { messages },
             CoreEvent::HistoryArrived {
                 conversation,

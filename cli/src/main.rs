@@ -12,7 +12,7 @@ use std::{path::PathBuf, sync::Arc};
 use clap::{Parser, Subcommand};
 use pieper_core::{
     Client, ConnectionState, ConversationKind, Credentials, Event, FileKeyStore, KeyStore, Message,
-    NewMessage, PatientRef,
+    NewMessage, PatientRef, Trust,
 };
 
 /// Pieper from the command line.
@@ -45,6 +45,18 @@ enum DevicesAction {
         #[arg(long)]
         code: String,
     },
+    /// Practice manager: reset a colleague's identity after they lost every
+    /// device and their recovery code. See them in person, compare the code
+    /// their new device shows; every colleague is told.
+    Reset {
+        /// Their new device's id (from `pieper devices`).
+        device: String,
+        /// The code their new device shows.
+        #[arg(long)]
+        code: String,
+    },
+    /// Every device of the practice this device met, and why it trusts it.
+    Known,
 }
 
 #[derive(Debug, Subcommand)]
@@ -412,6 +424,27 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             client.devices().add_my_new_devices().await?;
             println!("approved {device}; added to your conversations");
         }
+        Command::Devices {
+            action: Some(DevicesAction::Reset { device, code }),
+        } => {
+            client.devices().reset_identity(&device, &code).await?;
+            println!("identity reset for {device}; colleagues' devices will take it in and say so");
+        }
+        Command::Devices {
+            action: Some(DevicesAction::Known),
+        } => {
+            for d in client.devices().known()? {
+                let trust = match &d.trust {
+                    Trust::FirstUse => "first seen (server's word)".to_owned(),
+                    Trust::Vouched { by_device } => format!("approved by device {by_device}"),
+                    Trust::Recovered => "approved with the recovery code".to_owned(),
+                    Trust::Reset { by_user } => format!("IDENTITY RESET by {by_user}"),
+                    Trust::Introduced { by_user } => format!("introduced by {by_user}"),
+                };
+                let gone = if d.gone { "\trevoked" } else { "" };
+                println!("{}\t{}\t{trust}{gone}", d.device, d.user);
+            }
+        }
         Command::Revoke { device } => {
             client.devices().revoke(&device).await?;
             println!("revoked {device}; removed from this device's conversations");
@@ -678,6 +711,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 } = event
                 {
                     println!("refused from device {sender_device} in {conversation}: {reason}");
+                } else if let Event::IdentityReset { user, by } = event {
+                    println!("identity of {user} was reset by {by}: check with them in person");
                 }
             }
         }

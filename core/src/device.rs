@@ -20,6 +20,7 @@ use std::{
 use openmls::prelude::{tls_codec::Serialize as _, *};
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::RustCrypto;
+use pieper_wire::ApprovalKind;
 use rusqlite::Connection;
 
 use crate::{
@@ -125,6 +126,9 @@ pub struct CommitOut {
     pub add_devices: Vec<String>,
     /// The server ids of the devices it removes.
     pub remove_devices: Vec<String>,
+    /// Users whose identity a manager reset, among those it adds, and the
+    /// manager: (user, by user).
+    pub resets: Vec<(String, String)>,
 }
 
 /// What an incoming envelope did.
@@ -142,6 +146,9 @@ pub enum Received {
         conversation: String,
         /// Its new epoch.
         epoch: u64,
+        /// Devices it brought in whose user's identity a practice manager
+        /// reset: (user, manager), each shown once.
+        resets: Vec<(String, String)>,
     },
     /// This device was removed from the conversation.
     Removed {
@@ -184,6 +191,12 @@ pub enum Received {
     PracticeData {
         /// How many of its changes were new here.
         new: usize,
+    },
+    /// A user's recovery key arrived (it vouches for a device that
+    /// restores their backup).
+    RecoveryKey {
+        /// The user.
+        user: String,
     },
     /// An envelope this device sent itself, echoed back; nothing to apply.
     Own,
@@ -454,14 +467,44 @@ impl Device {
     /// that `code` is the one it shows, then signs it. Returns the
     /// signature for the server.
     pub fn approve(&self, certificate: &[u8], code: &str) -> Result<Vec<u8>> {
+        self.vouch(ApprovalKind::Own, certificate, code)
+    }
+
+    /// A practice manager resets the identity of a user who lost every
+    /// device and their recovery code: vouches for the user's new device
+    /// (`code` as it shows). Every member is shown that it happened.
+    pub fn reset_identity(&self, certificate: &[u8], code: &str) -> Result<Vec<u8>> {
+        self.check_manages_practice()?;
+        self.vouch(ApprovalKind::Reset, certificate, code)
+    }
+
+    /// [`Error::Refused`] unless this device's user manages the practice.
+    pub(crate) fn check_manages_practice(&self) -> Result<()> {
+        if self.roles.iter().any(|r| r.manages_practice()) {
+            Ok(())
+        } else {
+            Err(Error::Refused {
+                reason: crate::error::Refusal::Role,
+            })
+        }
+    }
+
+    fn vouch(&self, kind: ApprovalKind, certificate: &[u8], code: &str) -> Result<Vec<u8>> {
         use openmls_traits::signatures::Signer as _;
         let key = crate::identity::certified_key(certificate)?;
         let authority = self.authority.as_ref().ok_or_else(|| Error::Untrusted {
             reason: "this device has no certificate: sign in again".into(),
         })?;
         let device = authority.verify(certificate, &key, queries::now_ms())?;
-        if device.id.user != self.me.user || device.id.device == self.me.device {
-            return Err(Error::invalid("device", "not another device of yours"));
+        let own = device.id.user == self.me.user;
+        if device.id.device == self.me.device || own != (kind == ApprovalKind::Own) {
+            return Err(Error::invalid(
+                "device",
+                match kind {
+                    ApprovalKind::Reset => "not a device of another user",
+                    _ => "not another device of yours",
+                },
+            ));
         }
         let typed: String = code.chars().filter(char::is_ascii_digit).collect();
         let shown: String = crate::identity::approval_code(&key)
@@ -474,52 +517,27 @@ impl Device {
                 "not the code the new device shows: do not approve it",
             ));
         }
-        self.signer
-            .sign(&crate::identity::approval_content(certificate)?)
-            .map_err(|e| Error::internal("approval", format!("{e:?}")))
-    }
-
-    /// Whether a device of this user, by its credential, carries an
-    /// approval by a device of this user that this device knows: itself,
-    /// or a member of the user's personal group.
-    pub(crate) fn approved_own_device(
-        &self,
-        credential: &Credential,
-        approval: Option<&pieper_wire::Approval>,
-    ) -> Result<bool> {
-        let Some(approval) = approval else {
-            return Ok(false);
+        let signature = self
+            .signer
+            .sign(&crate::identity::approval_content(kind, certificate)?)
+            .map_err(|e| Error::internal("approval", format!("{e:?}")))?;
+        // This device checked it in person: it knows it from now on.
+        let trust = match kind {
+            ApprovalKind::Reset => crate::devices::Trust::Reset {
+                by_user: self.me.user.clone(),
+            },
+            _ => crate::devices::Trust::Vouched {
+                by_device: self.me.device.clone(),
+            },
         };
-        let certificate = BasicCredential::try_from(credential.clone())
-            .map_err(|_| Error::Untrusted {
-                reason: "not a basic credential".into(),
-            })?
-            .identity()
-            .to_vec();
-        let approver = if approval.by_device == self.me.device {
-            Some(self.signer.public().to_vec())
-        } else {
-            let personal = self.known_group_id(KnownGroup::Personal);
-            self.store.read(|conn| {
-                let provider = Provider::new(&self.crypto, conn);
-                Ok(match mls::load_group(&provider, &personal) {
-                    Ok(group) => group
-                        .members()
-                        .find(|m| {
-                            mls::member_id(&m.credential).is_ok_and(|id| {
-                                id.user == self.me.user && id.device == approval.by_device
-                            })
-                        })
-                        .map(|m| m.signature_key),
-                    Err(Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
-                })
-            })?
+        let newcomer = crate::devices::vouching::Newcomer {
+            certified: &device,
+            certificate,
+            signature_key: &key,
         };
-        let Some(approver) = approver else {
-            return Ok(false);
-        };
-        Ok(crate::identity::check_approval(&certificate, &approval.signature.0, &approver).is_ok())
+        self.store
+            .write(|tx| crate::devices::vouching::remember(tx, &newcomer, &trust))?;
+        Ok(signature)
     }
 
     /// Checks a member's credential against the practice's authority: who

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use pieper_wire::{Role, certificate as names};
+use pieper_wire::{ApprovalKind, Role, certificate as names};
 use x509_parser::prelude::*;
 
 use crate::error::{Error, Result};
@@ -239,14 +239,21 @@ fn uris<'a>(cert: &'a X509Certificate<'_>) -> Result<Vec<&'a str>> {
         .collect())
 }
 
-/// The label of an approval signature (RFC 9420 SignWithLabel).
-const APPROVAL_LABEL: &str = "pieper device approval";
+/// The label of an approval signature (RFC 9420 SignWithLabel): each kind
+/// its own, so one is never read as another.
+fn approval_label(kind: ApprovalKind) -> &'static str {
+    match kind {
+        ApprovalKind::Own => "pieper device approval",
+        ApprovalKind::Recovery => "pieper recovery approval",
+        ApprovalKind::Reset => "pieper identity reset",
+    }
+}
 
-/// What a device signs to approve another device of its user: RFC 9420's
-/// SignContent (5.1.2) with our label over the new device's certificate.
-pub(crate) fn approval_content(certificate: &[u8]) -> Result<Vec<u8>> {
+/// What a voucher signs for a new device: RFC 9420's SignContent (5.1.2)
+/// with the kind's label over the new device's certificate.
+pub(crate) fn approval_content(kind: ApprovalKind, certificate: &[u8]) -> Result<Vec<u8>> {
     use openmls::prelude::tls_codec::{Serialize as _, VLBytes};
-    let label = VLBytes::new(format!("MLS 1.0 {APPROVAL_LABEL}").into_bytes());
+    let label = VLBytes::new(format!("MLS 1.0 {}", approval_label(kind)).into_bytes());
     let content = VLBytes::new(certificate.to_vec());
     let mut out = label
         .tls_serialize_detached()
@@ -259,8 +266,10 @@ pub(crate) fn approval_content(certificate: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Checks an approval: `signature` by `approver_key` over `certificate`.
+/// Checks an approval of `kind`: `signature` by `approver_key` over
+/// `certificate`.
 pub(crate) fn check_approval(
+    kind: ApprovalKind,
     certificate: &[u8],
     signature: &[u8],
     approver_key: &[u8],
@@ -272,7 +281,7 @@ pub(crate) fn check_approval(
         .map_err(|_| untrusted("the approving key is not Ed25519"))?;
     let signature =
         Signature::from_slice(signature).map_err(|_| untrusted("a malformed approval"))?;
-    key.verify_strict(&approval_content(certificate)?, &signature)
+    key.verify_strict(&approval_content(kind, certificate)?, &signature)
         .map_err(|_| untrusted("the approval's signature does not verify"))
 }
 

@@ -72,7 +72,7 @@ pub use consent::{
     ConsentChange, ConsentKind, ConsentMethod, ConsentStatus, Figures, RosterPatient,
 };
 pub use conversations::ConversationsClient;
-pub use devices::{BackupReport, DevicesClient, new_recovery_code};
+pub use devices::{BackupReport, DevicesClient, KnownDevice, Trust, new_recovery_code};
 pub use lifecycle::{LockPolicy, SharedTablet, UserCheck};
 pub use privacy::{AuditQuery, BreachPatient};
 pub use push::{Notification, NotificationPath, PushClient, SelfTestArrival, SelfTestReport};

@@ -505,6 +505,14 @@ pub(crate) enum Content {
     },
     /// A failed documentation item goes again.
     DocRetry { item: String },
+    /// The sender's user's recovery key (Ed25519 public key), derived from
+    /// the recovery code of their backup; it vouches for a device that
+    /// restores the backup. Taken from the practice group only, for the
+    /// sender's own user.
+    RecoveryKey {
+        #[serde(with = "hex_key")]
+        public_key: Vec<u8>,
+    },
 }
 
 /// A key as hex in the JSON content.

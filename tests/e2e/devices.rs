@@ -607,7 +607,9 @@ async fn a_user_who_lost_every_device_restores_history_with_their_recovery_code(
     );
     assert!(!new_phone.conversations().get(&conv.id)?.active);
 
-    // A colleague's device adds the new phone; it takes part again.
+    // A colleague's device, having heard the user's recovery key with the
+    // backup, adds the new phone on it; it takes part again.
+    colleague.sync().await?;
     colleague
         .conversations()
         .add_users(&conv.id, std::slice::from_ref(&user.id))

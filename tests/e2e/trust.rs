@@ -57,6 +57,45 @@ async fn slip_in(
     Ok(())
 }
 
+/// What whoever holds the practice's authority key (kept by the server)
+/// can make: a device of its own for `user`, with a certificate the
+/// authority signed. Returns the device, its certificate and its folder.
+async fn forge_device(
+    conn: &mut sqlx::AnyConnection,
+    user: &str,
+) -> Result<(pieper_core::Device, Vec<u8>, tempfile::TempDir), BoxError> {
+    let (key_der, certificate): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT key_der, certificate FROM practice_authorities WHERE practice_id = 'linde'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let authority = pieper_authority::Authority {
+        practice: "linde".into(),
+        key_der,
+        certificate,
+    };
+    let enrolment = pieper_core::Enrolment::new()?;
+    let forged = authority.certify(
+        &pieper_authority::Subject {
+            practice: "linde",
+            user,
+            device: "slipped-in",
+            role: pieper_wire::Role::Assistent,
+        },
+        &enrolment.signature_key(),
+    )?;
+    let dir = tempfile::tempdir()?;
+    let keystore = pieper_core::FileKeyStore::in_dir(dir.path())?;
+    let fake = pieper_core::Device::create(
+        dir.path(),
+        &keystore,
+        enrolment,
+        &forged,
+        &authority.certificate,
+    )?;
+    Ok((fake, forged, dir))
+}
+
 /// The member devices of a conversation, as `client` has them.
 fn member_devices(client: &TestClient, conversation: &str) -> Result<Vec<String>, BoxError> {
     Ok(client
@@ -352,35 +391,7 @@ async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devic
         .bind(&tablet.id().device)
         .fetch_one(&mut conn)
         .await?;
-    let (key_der, certificate): (Vec<u8>, Vec<u8>) = sqlx::query_as(
-        "SELECT key_der, certificate FROM practice_authorities WHERE practice_id = 'linde'",
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    let authority = pieper_authority::Authority {
-        practice: "linde".into(),
-        key_der,
-        certificate,
-    };
-    let enrolment = pieper_core::Enrolment::new()?;
-    let forged = authority.certify(
-        &pieper_authority::Subject {
-            practice: "linde",
-            user: &bakker.id,
-            device: "slipped-in",
-            role: pieper_wire::Role::Assistent,
-        },
-        &enrolment.signature_key(),
-    )?;
-    let dir = tempfile::tempdir()?;
-    let keystore = pieper_core::FileKeyStore::in_dir(dir.path())?;
-    let fake = pieper_core::Device::create(
-        dir.path(),
-        &keystore,
-        enrolment,
-        &forged,
-        &authority.certificate,
-    )?;
+    let (fake, forged, _dir) = forge_device(&mut conn, &bakker.id).await?;
     slip_in(
         &mut conn,
         &bakker.id,
@@ -458,6 +469,19 @@ async fn a_new_device_is_approved_from_the_command_line() -> TestResult {
     assert!(out.contains("approved"), "{out}");
     let listed = pieper_ok(dir.path(), &["devices"])?;
     assert!(listed.contains("phone\tapproved"), "{listed}");
+    // Why the desktop trusts the phone, in its own list.
+    let desktop = listed
+        .lines()
+        .find(|l| l.contains("\tdesktop\t"))
+        .and_then(|l| l.split('\t').next())
+        .ok_or("no desktop listed")?;
+    let known = pieper_ok(dir.path(), &["devices", "known"])?;
+    let why = format!(
+        "{}\t{}\tapproved by device {desktop}",
+        phone.id().device,
+        jansen.id
+    );
+    assert!(known.lines().any(|l| l == why), "{known}");
     Ok(())
 }
 
@@ -490,5 +514,205 @@ async fn history_nobody_asked_for_is_refused() -> TestResult {
     huisarts.sync().await?;
     assert!(huisarts.conversations().messages(&conv.id, 10)?.is_empty());
     assert_eq!(refusals(&huisarts)?, [("unasked".to_owned(), 1)]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_slipped_in_for_a_known_colleague_is_refused_by_every_device() -> TestResult {
+    let (db, server, huisarts, assistent) = colleagues().await?;
+    let bakker = assistent.user.clone();
+    let conv = huisarts
+        .conversations()
+        .create(
+            "Wondcontrole",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&bakker.id),
+        )
+        .await?;
+    assistent.sync().await?;
+    // Each took the other's first device on the server's word, and says so.
+    let known = huisarts.devices().known()?;
+    let desktop = known
+        .iter()
+        .find(|k| k.device == assistent.id().device)
+        .ok_or("jansen does not know bakker's desktop")?;
+    assert_eq!(desktop.trust, pieper_core::Trust::FirstUse);
+    assert!(
+        assistent
+            .devices()
+            .known()?
+            .iter()
+            .any(|k| k.device == huisarts.id().device && k.trust == pieper_core::Trust::FirstUse)
+    );
+
+    // The server, holding the authority key, certifies a second device for
+    // bakker that no device of bakker's approved.
+    let mut conn = db.connect().await?;
+    let (fake, forged, _dir) = forge_device(&mut conn, &bakker.id).await?;
+    slip_in(
+        &mut conn,
+        &bakker.id,
+        Some(&forged),
+        None,
+        fake.key_packages(3)?,
+    )
+    .await?;
+
+    // An honest colleague adding bakker again leaves it out and counts it.
+    huisarts
+        .conversations()
+        .add_users(&conv.id, std::slice::from_ref(&bakker.id))
+        .await?;
+    assert!(!member_devices(&huisarts, &conv.id)?.contains(&"slipped-in".to_owned()));
+
+    // A hostile member's changed app commits it anyway: every other member
+    // refuses that commit, and nothing it sends after is read.
+    let third = create_user(&db, "linde", "visser", "poh")?;
+    let poh = sign_in(&server, &third, "phone").await?;
+    huisarts
+        .conversations()
+        .add_users(&conv.id, std::slice::from_ref(&third.id))
+        .await?;
+    poh.sync().await?;
+    assistent.sync().await?;
+    let untrusted = |member: &TestClient| -> Result<u64, BoxError> {
+        Ok(refusals(member)?
+            .into_iter()
+            .find(|(kind, _)| kind == "untrusted_member")
+            .map_or(0, |(_, n)| n))
+    };
+    let before = [untrusted(&assistent)?, untrusted(&huisarts)?];
+    let mut events = assistent.events();
+    let kp = fake.key_packages(1)?;
+    poh.add_key_packages_unjudged(&conv.id, kp).await?;
+    poh.conversations()
+        .send(&conv.id, NewMessage::text("meelezen"))
+        .await?;
+    assistent.sync().await?;
+    huisarts.sync().await?;
+    for (member, before) in [&assistent, &huisarts].into_iter().zip(before) {
+        assert!(!member_devices(member, &conv.id)?.contains(&"slipped-in".to_owned()));
+        assert!(member.conversations().search("meelezen", 5)?.is_empty());
+        assert_eq!(untrusted(member)?, before + 1, "{:?}", refusals(member)?);
+    }
+    let mut refused = false;
+    while let Ok(event) = events.try_recv() {
+        refused |= matches!(&event, Event::Refused { sender_device, .. } if *sender_device == poh.id().device);
+    }
+    assert!(refused, "bakker's app was not told");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_resets_the_identity_of_a_colleague_who_lost_everything() -> TestResult {
+    let (db, server, huisarts, assistent) = colleagues().await?;
+    let bakker = assistent.user.clone();
+    let boer = create_user(&db, "linde", "boer", "manager")?;
+    let manager = sign_in(&server, &boer, "desktop").await?;
+    let visser = create_user(&db, "linde", "visser", "poh")?;
+    let poh = sign_in(&server, &visser, "phone").await?;
+    // Everyone met in the practice group.
+    assert!(huisarts.consent().sync_practice().await?);
+    for member in [&assistent, &manager, &poh] {
+        member.sync().await?;
+    }
+    let conv = huisarts
+        .conversations()
+        .create(
+            "Diabetesspreekuur",
+            ConversationKind::Group,
+            None,
+            &[bakker.id.clone(), boer.id.clone(), visser.id.clone()],
+        )
+        .await?;
+    manager.sync().await?;
+    poh.sync().await?;
+
+    // Bakker loses the desktop and has no recovery code; a new device signs
+    // in (password and 2FA) but nobody takes it in on the server's word.
+    drop(assistent);
+    let new_desktop = sign_in(&server, &bakker, "new-desktop").await?;
+    huisarts
+        .conversations()
+        .add_users(&conv.id, std::slice::from_ref(&bakker.id))
+        .await?;
+    assert!(!member_devices(&huisarts, &conv.id)?.contains(&new_desktop.id().device));
+
+    // Only a manager resets, and only with the code the new device shows.
+    let code = new_desktop.devices().approval_code()?;
+    let not_manager = huisarts
+        .devices()
+        .reset_identity(&new_desktop.id().device, &code)
+        .await;
+    assert!(
+        matches!(
+            not_manager,
+            Err(Error::Refused {
+                reason: Refusal::Role
+            })
+        ),
+        "{not_manager:?}"
+    );
+    let wrong = if code == "000 000" {
+        "000 001"
+    } else {
+        "000 000"
+    };
+    let refused = manager
+        .devices()
+        .reset_identity(&new_desktop.id().device, wrong)
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Invalid { field: "code", .. })),
+        "{refused:?}"
+    );
+    manager
+        .devices()
+        .reset_identity(&new_desktop.id().device, &code)
+        .await?;
+
+    // Now a colleague adds it; the committer and every member who did not
+    // see the reset happen are told.
+    let mut at_huisarts = huisarts.events();
+    let mut at_poh = poh.events();
+    huisarts
+        .conversations()
+        .add_users(&conv.id, std::slice::from_ref(&bakker.id))
+        .await?;
+    assert!(member_devices(&huisarts, &conv.id)?.contains(&new_desktop.id().device));
+    manager.sync().await?;
+    poh.sync().await?;
+    for events in [&mut at_huisarts, &mut at_poh] {
+        let mut told = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::IdentityReset { user, by } = event {
+                told.push((user, by));
+            }
+        }
+        assert_eq!(told, [(bakker.id.clone(), boer.id.clone())]);
+    }
+    for member in [&huisarts, &manager, &poh] {
+        let trust = member
+            .devices()
+            .known()?
+            .into_iter()
+            .find(|k| k.device == new_desktop.id().device)
+            .map(|k| k.trust);
+        assert_eq!(
+            trust,
+            Some(pieper_core::Trust::Reset {
+                by_user: boer.id.clone()
+            })
+        );
+    }
+    // And bakker takes part again.
+    new_desktop.sync().await?;
+    new_desktop
+        .conversations()
+        .send(&conv.id, NewMessage::text("weer aan boord"))
+        .await?;
+    huisarts.sync().await?;
+    assert_eq!(huisarts.conversations().search("aan boord", 5)?.len(), 1);
     Ok(())
 }

@@ -165,14 +165,35 @@ pub struct DeviceInfo {
     pub approved_by: Option<String>,
 }
 
-/// An approval of a new device by another device of the same user: the
-/// approving device's signature (RFC 9420 SignWithLabel, label
-/// "pieper device approval") over the new device's certificate.
+/// Who vouches for a new device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ApprovalKind {
+    /// Another device of the same user (label "pieper device approval").
+    #[default]
+    Own,
+    /// The user's recovery key, derived from the recovery code of their
+    /// backup (label "pieper recovery approval"); `by_device` is the
+    /// device itself.
+    Recovery,
+    /// A practice manager's device, for a user who lost every device and
+    /// their recovery code (label "pieper identity reset"): every member
+    /// is shown that the identity was reset.
+    Reset,
+}
+
+/// An approval of a new device: the voucher's signature (RFC 9420
+/// SignWithLabel, with the label of its kind) over the new device's
+/// certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     /// The approving device.
     pub by_device: String,
+    /// Who vouches (absent: another device of the user).
+    #[serde(default)]
+    pub kind: ApprovalKind,
     /// Its signature.
     pub signature: Bytes,
 }

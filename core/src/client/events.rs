@@ -99,6 +99,15 @@ pub enum Event {
         /// Why, for the person and the logs.
         reason: String,
     },
+    /// A practice manager reset a user's identity (they lost every device
+    /// and their recovery code): their new device was taken in on the
+    /// manager's word. Shown the way a changed safety number is.
+    IdentityReset {
+        /// The user.
+        user: String,
+        /// The manager (user id).
+        by: String,
+    },
     /// The server refused a queued envelope for good; it left the outbox.
     SendFailed {
         /// The envelope (for a message, the message id).

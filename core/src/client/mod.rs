@@ -21,6 +21,7 @@ use pieper_wire::{EnvelopeKind, LoginRequest, SendRequest, UploadKeyPackages};
 use tokio::sync::{Mutex, broadcast};
 
 use self::api::Api;
+use crate::devices::vouching::CommitApprovals;
 use crate::{
     conversations::messaging::Arrived,
     device::{Device, Enrolment, OutgoingKind, Received},
@@ -237,6 +238,21 @@ impl Client {
         self.flush_outbox().await
     }
 
+    /// Commits adding devices by their KeyPackages without judging them, as
+    /// a hostile member's changed app could: for the tests that prove every
+    /// other member refuses the commit.
+    #[cfg(feature = "testing")]
+    pub async fn add_key_packages_unjudged(
+        &self,
+        conversation: &str,
+        key_packages: Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let conversation = conversation.to_owned();
+        self.store(move |d| d.add_members_unjudged(&conversation, &key_packages))
+            .await?;
+        self.flush_outbox().await
+    }
+
     /// Subscribes to what happens from now on.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
@@ -352,9 +368,12 @@ impl Client {
         let added = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (conversation, users) = (conversation.to_owned(), users.to_vec());
         let flag = Arc::clone(&added);
+        let resets = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let found = Arc::clone(&resets);
         self.change_members(move |client| {
             let (conversation, users) = (conversation.clone(), users.clone());
             let flag = Arc::clone(&flag);
+            let found_resets = Arc::clone(&found);
             async move {
                 let missing_from = top_up.then(|| conversation.clone());
                 let claimed = client
@@ -376,14 +395,21 @@ impl Client {
                     .collect();
                 // A KeyPackage's certificate must name the user and device
                 // the server claimed it for; one that does not is left out.
-                let packages = client
+                // Its approval goes with it, for every member to check.
+                let (packages, approvals) = client
                     .store(move |d| {
                         let mut packages = Vec::new();
+                        let mut approvals = CommitApprovals::default();
                         for kp in wanted {
                             match d.check_claimed(&kp) {
-                                Ok(true) => packages.push(kp.key_package.0),
+                                Ok(true) => {
+                                    if let Some(approval) = kp.approval {
+                                        approvals.approvals.push((kp.device_id, approval));
+                                    }
+                                    packages.push(kp.key_package.0);
+                                }
                                 Ok(false) => {
-                                    tracing::info!(device = %kp.device_id, "own device not approved yet");
+                                    tracing::info!(device = %kp.device_id, "device not vouched for yet");
                                 }
                                 Err(e @ Error::Storage(_)) => return Err(e),
                                 Err(e) => {
@@ -394,20 +420,31 @@ impl Client {
                                 }
                             }
                         }
-                        Ok(packages)
+                        Ok((packages, approvals))
                     })
                     .await?;
                 if packages.is_empty() {
                     return Ok(false);
                 }
-                client
-                    .store(move |d| d.add_members(&conversation, &packages))
+                let out = client
+                    .store(move |d| d.add_approved_members(&conversation, &packages, approvals))
                     .await?;
+                // Told once the commit is in, as every member is.
+                if let Ok(mut r) = found_resets.lock() {
+                    *r = out.resets;
+                }
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(true)
             }
         })
         .await?;
+        for (user, by) in resets
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+        {
+            self.emit(Event::IdentityReset { user, by });
+        }
         Ok(added.load(std::sync::atomic::Ordering::Relaxed))
     }
 
@@ -652,6 +689,7 @@ impl Client {
         // push token the server did not get.
         self.store(|d| d.share_practice_data()).await?;
         self.store(|d| d.share_notes()).await?;
+        self.store(|d| d.share_recovery_key()).await?;
         self.store(|d| d.share_receipts()).await?;
         match self.register_pending_push_token().await {
             Ok(()) | Err(Error::Network(_)) => {}
@@ -683,7 +721,19 @@ impl Client {
                     self.emit(Event::ConversationChanged(c));
                 }
             }
-            Received::Commit { conversation, .. } | Received::Removed { conversation } => {
+            Received::Commit {
+                conversation,
+                resets,
+                ..
+            } => {
+                for (user, by) in resets {
+                    self.emit(Event::IdentityReset { user, by });
+                }
+                if let Ok(c) = self.inner.device.conversation(&conversation) {
+                    self.emit(Event::ConversationChanged(c));
+                }
+            }
+            Received::Removed { conversation } => {
                 if let Ok(c) = self.inner.device.conversation(&conversation) {
                     self.emit(Event::ConversationChanged(c));
                 }
@@ -716,7 +766,7 @@ impl Client {
                     self.emit(Event::PracticeDataChanged);
                 }
             }
-            Received::Proposal { .. } | Received::Own => {}
+            Received::Proposal { .. } | Received::RecoveryKey { .. } | Received::Own => {}
         }
     }
 

@@ -6,6 +6,7 @@ use openmls::prelude::*;
 use crate::device::{
     CommitOut, Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch,
 };
+use crate::devices::vouching::{self, CommitApprovals, Newcomer, Trust, Verdict};
 use crate::{
     error::{Error, Result},
     identity::{Certified, MemberId},
@@ -68,7 +69,48 @@ impl Device {
 
     /// Commits adding the devices whose KeyPackages are given. The commit
     /// waits for [`Device::commit_accepted`] or [`Device::commit_refused`].
+    #[cfg(any(test, feature = "testing"))]
     pub fn add_members(&self, conversation: &str, key_packages: &[Vec<u8>]) -> Result<CommitOut> {
+        self.add_approved_members(conversation, key_packages, CommitApprovals::default())
+    }
+
+    /// Commits adding devices, with the approvals that vouch for them (see
+    /// [`crate::devices::vouching`]) in the commit's authenticated data, so
+    /// every member checks them too. A device this device cannot accept as
+    /// vouched for is [`Error::Untrusted`] and nothing changes.
+    pub(crate) fn add_approved_members(
+        &self,
+        conversation: &str,
+        key_packages: &[Vec<u8>],
+        approvals: CommitApprovals,
+    ) -> Result<CommitOut> {
+        self.commit_adds(conversation, key_packages, approvals, true)
+    }
+
+    /// Commits adding devices without judging them, as a changed app of a
+    /// hostile member could: for the tests that prove every other member
+    /// refuses such a commit.
+    #[cfg(feature = "testing")]
+    pub fn add_members_unjudged(
+        &self,
+        conversation: &str,
+        key_packages: &[Vec<u8>],
+    ) -> Result<CommitOut> {
+        self.commit_adds(
+            conversation,
+            key_packages,
+            CommitApprovals::default(),
+            false,
+        )
+    }
+
+    fn commit_adds(
+        &self,
+        conversation: &str,
+        key_packages: &[Vec<u8>],
+        approvals: CommitApprovals,
+        judge: bool,
+    ) -> Result<CommitOut> {
         if key_packages.is_empty() {
             return Err(Error::invalid("key_packages", "none given"));
         }
@@ -77,21 +119,54 @@ impl Device {
             .map(|kp| mls::parse_key_package(&self.crypto, kp))
             .collect::<Result<Vec<_>>>()?;
         // Only devices whose certificate checks out are added.
-        let added = key_packages
+        let certified = key_packages
             .iter()
             .map(|kp| {
                 let leaf = kp.leaf_node();
                 self.certified(leaf.credential(), leaf.signature_key().as_slice())
-                    .map(|c| c.id.device)
             })
             .collect::<Result<Vec<_>>>()?;
+        let added = certified.iter().map(|c| c.id.device.clone()).collect();
+        let aad = approvals.to_bytes()?;
+        let certificates = key_packages
+            .iter()
+            .map(|kp| mls::credential_identity(kp.leaf_node().credential()))
+            .collect::<Result<Vec<_>>>()?;
         self.transact(|s| {
+            let mut accepted = Vec::new();
+            for ((kp, certified), certificate) in key_packages
+                .iter()
+                .zip(&certified)
+                .zip(&certificates)
+                .filter(|_| judge)
+            {
+                let newcomer = Newcomer {
+                    certified,
+                    certificate,
+                    signature_key: kp.leaf_node().signature_key().as_slice(),
+                };
+                match self.judge(
+                    s.conn(),
+                    &newcomer,
+                    approvals.for_device(&certified.id.device),
+                )? {
+                    Verdict::Known => {}
+                    Verdict::Accept(trust) => accepted.push((newcomer, trust)),
+                    Verdict::Unchecked | Verdict::Unvouched => {
+                        return Err(unvouched(&certified.id));
+                    }
+                }
+            }
+            for (newcomer, trust) in &accepted {
+                vouching::remember(s.conn(), newcomer, trust)?;
+            }
             let (provider, group) = s.operational_group(conversation)?;
+            group.set_aad(aad.clone());
             let (commit, welcome, _) = group
                 .add_members(provider, &self.signer, &key_packages)
                 .map_err(mls::mls_err)?;
             let epoch = group.epoch().as_u64();
-            queue_commit(
+            let mut out = queue_commit(
                 s,
                 conversation,
                 epoch,
@@ -99,7 +174,17 @@ impl Device {
                 Some(&welcome),
                 added,
                 Vec::new(),
-            )
+            )?;
+            out.resets = accepted
+                .iter()
+                .filter_map(|(newcomer, trust)| match trust {
+                    Trust::Reset { by_user } => {
+                        Some((newcomer.certified.id.user.clone(), by_user.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            Ok(out)
         })
     }
 
@@ -204,15 +289,16 @@ impl Device {
 
     /// Whether to add a KeyPackage the server claimed for a device: its
     /// certificate must check out and name the user and device it was
-    /// claimed for ([`Error::Untrusted`] if not). A device of this user's
-    /// own is added only once a device of theirs that this device knows
-    /// approved it (`false` until then): the server alone cannot add one.
+    /// claimed for ([`Error::Untrusted`] if not, or if its approval is
+    /// forged). A device is added only once this device can check who
+    /// vouches for it (`false` until then): the first device of a user this
+    /// device meets, or one approved by a voucher it knows. The server
+    /// alone cannot add one.
     pub(crate) fn check_claimed(&self, claimed: &pieper_wire::ClaimedKeyPackage) -> Result<bool> {
         let key_package = mls::parse_key_package(&self.crypto, &claimed.key_package.0)?;
         let leaf = key_package.leaf_node();
-        let owner = self
-            .certified(leaf.credential(), leaf.signature_key().as_slice())?
-            .id;
+        let certified = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+        let owner = &certified.id;
         if owner.user != claimed.user_id || owner.device != claimed.device_id {
             return Err(Error::Untrusted {
                 reason: format!(
@@ -221,10 +307,21 @@ impl Device {
                 ),
             });
         }
-        if owner.user != self.me.user {
-            return Ok(true);
-        }
-        self.approved_own_device(leaf.credential(), claimed.approval.as_ref())
+        let certificate = mls::credential_identity(leaf.credential())?;
+        let newcomer = Newcomer {
+            certified: &certified,
+            certificate: &certificate,
+            signature_key: leaf.signature_key().as_slice(),
+        };
+        self.store.read(|conn| {
+            Ok(
+                match self.judge(conn, &newcomer, claimed.approval.as_ref())? {
+                    Verdict::Known => !vouching::is_gone(conn, &owner.device)?,
+                    Verdict::Accept(_) => true,
+                    Verdict::Unchecked | Verdict::Unvouched => false,
+                },
+            )
+        })
     }
 
     /// Joins a conversation from a Welcome: every member's certificate must
@@ -248,13 +345,39 @@ impl Device {
             .map_err(|_| Error::invalid("welcome", "group id is not a Pieper conversation"))?;
         let group_id =
             String::from_utf8_lossy(staged.group_context().group_id().as_slice()).into_owned();
-        for member in staged.members() {
-            let certified = self.certified(&member.credential, &member.signature_key)?;
-            self.check_member_of(&group_id, &certified)?;
-        }
         let sender = staged.welcome_sender().map_err(mls::mls_err)?;
         let sender = self.certified(sender.credential(), sender.signature_key().as_slice())?;
         super::messaging::check_sender_device(&sender, sender_device)?;
+        // Every member is met now: the first devices of users this device
+        // never met on their certificate; a new device of a user it knows
+        // as brought in by whoever sent the Welcome (a Welcome carries no
+        // approvals).
+        let mut met = Vec::new();
+        for member in staged.members() {
+            let certified = self.certified(&member.credential, &member.signature_key)?;
+            self.check_member_of(&group_id, &certified)?;
+            let certificate = mls::credential_identity(&member.credential)?;
+            met.push((certified, certificate, member.signature_key));
+        }
+        let mut accepted = Vec::new();
+        for (certified, certificate, key) in &met {
+            let newcomer = Newcomer {
+                certified,
+                certificate,
+                signature_key: key,
+            };
+            match self.judge(s.conn(), &newcomer, None)? {
+                Verdict::Known => {}
+                Verdict::Accept(trust) => accepted.push((newcomer, trust)),
+                Verdict::Unchecked | Verdict::Unvouched => {
+                    let by_user = sender.id.user.clone();
+                    accepted.push((newcomer, Trust::Introduced { by_user }));
+                }
+            }
+        }
+        for (newcomer, trust) in &accepted {
+            vouching::remember(s.conn(), newcomer, trust)?;
+        }
         let welcome_epoch = staged.group_context().epoch().as_u64();
         // A conversation this device is in already is a replay, unless this
         // device fell behind in it (it asked to be added again): then its
@@ -315,6 +438,7 @@ fn queue_commit(
         welcome: welcome.map(mls::to_bytes).transpose()?,
         add_devices,
         remove_devices,
+        resets: Vec::new(),
     };
     queries::push_outbox(
         s.conn(),
@@ -331,4 +455,15 @@ fn queue_commit(
         },
     )?;
     Ok(out)
+}
+
+/// A device whose user this device knows, that none of the user's devices
+/// (nor their recovery key, nor a manager's reset) vouched for.
+pub(crate) fn unvouched(id: &MemberId) -> Error {
+    Error::Untrusted {
+        reason: format!(
+            "device {} of {} was approved by none of their devices",
+            id.device, id.user
+        ),
+    }
 }

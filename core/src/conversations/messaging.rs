@@ -5,6 +5,7 @@ use openmls::prelude::*;
 use rusqlite::Connection;
 
 use crate::device::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch};
+use crate::devices::vouching::{self, CommitApprovals, Newcomer, Trust, Verdict};
 use crate::{
     consent,
     error::{Error, Refusal, Result},
@@ -329,9 +330,12 @@ impl Device {
         // Who sent it comes from the verified certificate of its leaf, and
         // must be the device the server says sent it.
         let sender = self.certified_sender(group, processed.sender(), arrived.sender_device)?;
-        if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.content() {
-            self.check_commit(group, &sender, staged)?;
-        }
+        let resets = match processed.content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                self.check_commit(conn, group, &sender, staged, processed.aad())?
+            }
+            _ => Vec::new(),
+        };
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let content = Content::from_bytes(&app.into_bytes())?;
@@ -360,6 +364,7 @@ impl Device {
                 Ok(Received::Commit {
                     conversation,
                     epoch,
+                    resets,
                 })
             }
             ProcessedMessageContent::OwnPendingCommit
@@ -419,6 +424,18 @@ impl Device {
             } => self.apply_history(conn, conversation, &sender.id, &about, &messages),
             Content::Document(_) | Content::DocStatus { .. } | Content::DocRetry { .. } => {
                 apply_documentation(conn, conversation, &sender, &content)
+            }
+            Content::RecoveryKey { public_key } => {
+                if conversation != self.practice_group_id() || public_key.len() != 32 {
+                    return Err(Error::invalid(
+                        "message",
+                        "a recovery key outside the practice group",
+                    ));
+                }
+                vouching::set_recovery_key(conn, &sender.id.user, &public_key, true)?;
+                Ok(Received::RecoveryKey {
+                    user: sender.id.user,
+                })
             }
             Content::SpoedTaken { message } => {
                 let by = sender.id.user;
@@ -520,17 +537,58 @@ impl Device {
 
     /// Every identity a commit brings in must check out: the devices it
     /// adds, and the leaves it replaces (which keep their member).
+    /// A device it adds must be vouched for, by the approvals the commit
+    /// carries, as this device knows the device's user (see
+    /// [`crate::devices::vouching`]).
     fn check_commit(
         &self,
+        conn: &Connection,
         group: &MlsGroup,
         committer: &Certified,
         staged: &StagedCommit,
-    ) -> Result<()> {
+        aad: &[u8],
+    ) -> Result<Vec<(String, String)>> {
         let group_id = String::from_utf8_lossy(group.group_id().as_slice()).into_owned();
+        let approvals = CommitApprovals::from_bytes(aad);
+        let mut added = Vec::new();
         for add in staged.add_proposals() {
             let leaf = add.add_proposal().key_package().leaf_node();
-            let added = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
-            self.check_member_of(&group_id, &added)?;
+            let certified = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
+            self.check_member_of(&group_id, &certified)?;
+            let certificate = mls::credential_identity(leaf.credential())?;
+            added.push((
+                certified,
+                certificate,
+                leaf.signature_key().as_slice().to_vec(),
+            ));
+        }
+        // Judged against what this device knew before the commit: two
+        // devices of a user met for the first time are both first met.
+        let mut accepted = Vec::new();
+        for (certified, certificate, key) in &added {
+            let newcomer = Newcomer {
+                certified,
+                certificate,
+                signature_key: key,
+            };
+            match self.judge(conn, &newcomer, approvals.for_device(&certified.id.device))? {
+                Verdict::Known => {}
+                Verdict::Accept(trust) => accepted.push((newcomer, trust)),
+                Verdict::Unchecked => {
+                    let by_user = committer.id.user.clone();
+                    accepted.push((newcomer, Trust::Introduced { by_user }));
+                }
+                Verdict::Unvouched => {
+                    return Err(super::membership::unvouched(&certified.id));
+                }
+            }
+        }
+        let mut resets = Vec::new();
+        for (newcomer, trust) in &accepted {
+            vouching::remember(conn, newcomer, trust)?;
+            if let Trust::Reset { by_user } = trust {
+                resets.push((newcomer.certified.id.user.clone(), by_user.clone()));
+            }
         }
         for update in staged.update_proposals() {
             let leaf = update.update_proposal().leaf_node();
@@ -550,7 +608,7 @@ impl Device {
                 });
             }
         }
-        Ok(())
+        Ok(resets)
     }
 }
 

@@ -107,6 +107,20 @@ fn derive_key(code: &str, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
     Ok(key)
 }
 
+/// The user's recovery key: an Ed25519 key derived from the recovery code
+/// (Argon2id, salted with the user id), so a device that restores the
+/// backup vouches for itself with the code alone. Its public half goes into
+/// the practice group when the backup is made.
+fn recovery_key(code: &str, user: &str) -> Result<ed25519_dalek::SigningKey> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"pieper recovery key v1")
+        .chain_update(user.as_bytes())
+        .finalize();
+    let seed = derive_key(code, &digest[..SALT])?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 /// Seals `plaintext` under the code; the user id is bound in as associated
 /// data, so one user's backup does not open as another's.
 fn seal(code: &str, user: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
@@ -209,12 +223,30 @@ impl DevicesClient<'_> {
             serde_json::to_vec(&content).map_err(|e| Error::invalid("backup", e.to_string()))?,
         );
         let code = recovery_code.to_owned();
-        let sealed = tokio::task::spawn_blocking(move || seal(&code, &user, &plaintext))
-            .await
-            .map_err(|e| Error::internal("backup", e))??;
+        let (sealed, recovery) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((
+                seal(&code, &user, &plaintext)?,
+                recovery_key(&code, &user)?.verifying_key(),
+            ))
+        })
+        .await
+        .map_err(|e| Error::internal("backup", e))??;
         let bytes = sealed.len() as u64;
         let result = self.client.api()?.put_backup(sealed).await;
         self.client.server(result).await?;
+        // The code now also vouches for a device that restores the backup:
+        // the practice learns its public key (the old one no longer counts).
+        self.client
+            .store(move |d| d.set_own_recovery_key(recovery.as_bytes()))
+            .await?;
+        // The practice group carries it (made now if the practice has none);
+        // offline, the next sync sends it.
+        match self.client.consent().sync_practice().await {
+            Ok(_) | Err(Error::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.client.store(|d| d.share_recovery_key()).await?;
+        self.client.flush_quietly().await?;
         Ok(content.report(bytes))
     }
 
@@ -227,17 +259,34 @@ impl DevicesClient<'_> {
         let sealed = self.client.server(result).await?;
         let bytes = sealed.len() as u64;
         let (code, user) = (recovery_code.to_owned(), self.client.id().user.clone());
-        let plaintext = Zeroizing::new(
-            tokio::task::spawn_blocking(move || open(&code, &user, &sealed))
-                .await
-                .map_err(|e| Error::internal("restore", e))??,
-        );
+        let (plaintext, recovery) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((
+                Zeroizing::new(open(&code, &user, &sealed)?),
+                recovery_key(&code, &user)?,
+            ))
+        })
+        .await
+        .map_err(|e| Error::internal("restore", e))??;
         let content: BackupContent =
             serde_json::from_slice(&plaintext).map_err(|_| Error::Tampered)?;
         if content.user != self.client.id().user {
             return Err(Error::WrongKey);
         }
         let report = content.report(bytes);
+        // The code vouches for this device: the user's colleagues' devices
+        // (which know the recovery key) add it again.
+        let signature = self.client.read(move |d| d.recovery_approval(&recovery))?;
+        let approval = pieper_wire::Approval {
+            by_device: self.client.id().device.clone(),
+            kind: pieper_wire::ApprovalKind::Recovery,
+            signature: signature.into(),
+        };
+        let result = self
+            .client
+            .api()?
+            .approve(&self.client.id().device, &approval)
+            .await;
+        self.client.server(result).await?;
         self.client
             .store(move |d| {
                 for c in &content.conversations {

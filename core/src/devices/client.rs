@@ -83,6 +83,8 @@ impl DevicesClient<'_> {
         if revoked.is_empty() {
             return Ok(0);
         }
+        let gone: Vec<String> = revoked.iter().cloned().collect();
+        self.client.store(move |d| d.forget_revoked(&gone)).await?;
         let conversations = self.client.store(|d| d.all_conversations()).await?;
         let mut removed = 0;
         for conversation in conversations.iter().filter(|c| c.active) {
@@ -164,13 +166,29 @@ impl DevicesClient<'_> {
     /// added by this user's devices, so one that the server slipped in is
     /// never given this user's conversations or history.
     pub async fn approve(&self, device: &str, code: &str) -> Result<()> {
+        self.vouch(device, code, pieper_wire::ApprovalKind::Own)
+            .await
+    }
+
+    /// A practice manager resets the identity of a user who lost every
+    /// device and their recovery code: vouches for the user's new `device`
+    /// after comparing `code` with the one it shows, in person. Every
+    /// member's device takes it in and shows that the identity was reset
+    /// ([`crate::Event::IdentityReset`]).
+    pub async fn reset_identity(&self, device: &str, code: &str) -> Result<()> {
+        self.client.read(|d| d.check_manages_practice())?;
+        self.vouch(device, code, pieper_wire::ApprovalKind::Reset)
+            .await
+    }
+
+    async fn vouch(&self, device: &str, code: &str, kind: pieper_wire::ApprovalKind) -> Result<()> {
+        let own = kind == pieper_wire::ApprovalKind::Own;
+        let me = self.client.id().clone();
         let listed = self
             .list()
             .await?
             .into_iter()
-            .find(|d| {
-                d.id == device && d.user_id == self.client.id().user && d.revoked_at.is_none()
-            })
+            .find(|d| d.id == device && (d.user_id == me.user) == own && d.revoked_at.is_none())
             .ok_or(Error::NotFound { what: "device" })?;
         let certificate = listed.certificate.ok_or_else(|| Error::Untrusted {
             reason: "the device has no certificate".into(),
@@ -178,14 +196,26 @@ impl DevicesClient<'_> {
         let code = code.to_owned();
         let signature = self
             .client
-            .store(move |d| d.approve(&certificate.0, &code))
+            .store(move |d| match kind {
+                pieper_wire::ApprovalKind::Reset => d.reset_identity(&certificate.0, &code),
+                _ => d.approve(&certificate.0, &code),
+            })
             .await?;
         let approval = pieper_wire::Approval {
-            by_device: self.client.id().device.clone(),
+            by_device: me.device,
+            kind,
             signature: signature.into(),
         };
         let result = self.client.api()?.approve(device, &approval).await;
         self.client.server(result).await
+    }
+
+    /// Every device of the practice this device met, and why it accepts
+    /// it: the first device of a user on the server's word, later ones
+    /// approved by the user's devices or recovery code, or an identity a
+    /// manager reset.
+    pub fn known(&self) -> Result<Vec<crate::devices::KnownDevice>> {
+        self.client.read(|d| d.known_devices())
     }
 
     /// Adds this user's devices that enrolled since to every conversation

@@ -4,6 +4,8 @@
 
 mod backup;
 mod client;
+pub(crate) mod vouching;
 
 pub use backup::{BackupReport, new_recovery_code};
 pub use client::DevicesClient;
+pub use vouching::{KnownDevice, Trust};

@@ -150,6 +150,16 @@ pub(crate) fn member_id(credential: &Credential) -> Result<MemberId> {
     MemberId::from_credential_bytes(basic.identity())
 }
 
+/// The certificate a member's basic credential carries.
+pub(crate) fn credential_identity(credential: &Credential) -> Result<Vec<u8>> {
+    Ok(BasicCredential::try_from(credential.clone())
+        .map_err(|_| Error::Untrusted {
+            reason: "not a basic credential".into(),
+        })?
+        .identity()
+        .to_vec())
+}
+
 /// TLS-encodes an outgoing MLS message.
 pub(crate) fn to_bytes(message: &MlsMessageOut) -> Result<Vec<u8>> {
     message.tls_serialize_detached().map_err(mls_err)

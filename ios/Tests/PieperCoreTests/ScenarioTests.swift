@@ -106,6 +106,55 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(try phone.members(conversation: conversation.id).count, 2)
     }
 
+    func testAManagerResetsTheIdentityOfAColleagueWhoLostEveryDevice() async throws {
+        try Self.server.createPractice("es", name: "Praktijk De Es")
+        let secrets = [
+            "smit": try Self.server.createUser("smit", role: "huisarts", practice: "es"),
+            "vos": try Self.server.createUser("vos", role: "assistent", practice: "es"),
+            "mol": try Self.server.createUser("mol", role: "manager", practice: "es"),
+        ]
+        func es(_ username: String, _ device: String) async throws -> PieperClient {
+            try await login(
+                server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+                credentials: LoginCredentials(
+                    practice: "es", username: username, password: TestServer.password,
+                    totp: Totp.now(secrets[username]!), deviceName: device))
+        }
+        let huisarts = try await es("smit", "telefoon")
+        let lost = try await es("vos", "desktop")
+        let manager = try await es("mol", "desktop")
+        XCTAssertTrue(try await huisarts.syncPractice())
+        _ = try await lost.sync()
+        _ = try await manager.sync()
+        let conversation = try await huisarts.createConversation(
+            title: "Overleg", kind: .group, patient: nil, withUsers: [lost.userId(), manager.userId()])
+        XCTAssertEqual(try huisarts.knownDevices().first { $0.device == lost.deviceId() }?.trust, .firstUse)
+
+        let replacement = try await es("vos", "nieuwe-desktop")
+        _ = try await huisarts.addUsers(conversation: conversation.id, users: [lost.userId()])
+        XCTAssertFalse(try huisarts.members(conversation: conversation.id).contains { $0.device == replacement.deviceId() })
+        do {
+            try await huisarts.resetIdentity(device: replacement.deviceId(), code: try replacement.approvalCode())
+            XCTFail("a huisarts reset an identity")
+        } catch PieperError.Refused {}
+        try await manager.resetIdentity(device: replacement.deviceId(), code: try replacement.approvalCode())
+
+        let told = Task { () -> (String, String)? in
+            for await event in huisarts.events() {
+                if case let .identityReset(user, by) = event { return (user, by) }
+            }
+            return nil
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        _ = try await huisarts.addUsers(conversation: conversation.id, users: [lost.userId()])
+        let reset = await told.value
+        XCTAssertEqual(reset?.0, lost.userId())
+        XCTAssertEqual(reset?.1, manager.userId())
+        XCTAssertEqual(
+            try huisarts.knownDevices().first { $0.device == replacement.deviceId() }?.trust,
+            .reset(byUser: manager.userId()))
+    }
+
     func testReceiptsADisappearingMessageAndMyOwnData() async throws {
         try Self.server.createPractice("iep", name: "Praktijk De Iep")
         let artsSecret = try Self.server.createUser("vos", role: "huisarts", practice: "iep")

@@ -238,21 +238,30 @@ impl Db {
         Ok(())
     }
 
-    /// Records that `by` approved `device` (both of one user).
-    pub async fn approve_device(&self, device: &str, by: &str, signature: &[u8]) -> AppResult<()> {
-        sqlx::query("UPDATE devices SET approved_by = $1, approval = $2 WHERE id = $3")
-            .bind(by)
-            .bind(signature)
-            .bind(device)
-            .execute(self.pool())
-            .await?;
+    /// Records that `by` vouched for `device`, and how.
+    pub async fn approve_device(
+        &self,
+        device: &str,
+        by: &str,
+        kind: pieper_wire::ApprovalKind,
+        signature: &[u8],
+    ) -> AppResult<()> {
+        sqlx::query(
+            "UPDATE devices SET approved_by = $1, approval_kind = $2, approval = $3 WHERE id = $4",
+        )
+        .bind(by)
+        .bind(approval_kind_name(kind))
+        .bind(signature)
+        .bind(device)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// How a device was approved, if it was.
     pub async fn approval(&self, device: &str) -> AppResult<Option<pieper_wire::Approval>> {
         let row = sqlx::query(
-            "SELECT approved_by, approval FROM devices WHERE id = $1 AND approved_by IS NOT NULL",
+            "SELECT approved_by, approval_kind, approval FROM devices WHERE id = $1 AND approved_by IS NOT NULL",
         )
         .bind(device)
         .fetch_optional(self.pool())
@@ -260,6 +269,11 @@ impl Db {
         row.map(|r| {
             Ok(pieper_wire::Approval {
                 by_device: r.try_get("approved_by")?,
+                kind: match r.try_get::<Option<String>, _>("approval_kind")?.as_deref() {
+                    Some("recovery") => pieper_wire::ApprovalKind::Recovery,
+                    Some("reset") => pieper_wire::ApprovalKind::Reset,
+                    _ => pieper_wire::ApprovalKind::Own,
+                },
                 signature: r.try_get::<Vec<u8>, _>("approval")?.into(),
             })
         })
@@ -549,4 +563,12 @@ async fn one_time_key_packages(conn: &mut sqlx::AnyConnection, device: &str) -> 
     .fetch_one(conn)
     .await?;
     Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+}
+
+fn approval_kind_name(kind: pieper_wire::ApprovalKind) -> &'static str {
+    match kind {
+        pieper_wire::ApprovalKind::Own => "own",
+        pieper_wire::ApprovalKind::Recovery => "recovery",
+        pieper_wire::ApprovalKind::Reset => "reset",
+    }
 }

@@ -330,15 +330,41 @@ pub async fn approve_device(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<pieper_wire::Approval>,
 ) -> AppResult<StatusCode> {
+    use pieper_wire::ApprovalKind;
     let device = state
         .db
         .device_in_practice(&auth.0.practice_id, &id)
         .await?
-        .filter(|d| d.user_id == auth.0.user_id && d.revoked_at.is_none())
+        .filter(|d| d.revoked_at.is_none())
         .ok_or(AppError::NotFound("device"))?;
-    if device.id == auth.0.id || req.by_device != auth.0.id {
+    // The server only keeps the approval; members' devices check its
+    // signature. What it checks is who may hand one in.
+    let (allowed, rule) = match req.kind {
+        ApprovalKind::Own => (
+            device.user_id == auth.0.user_id && device.id != auth.0.id,
+            "a device is approved by another device of its user",
+        ),
+        ApprovalKind::Recovery => (
+            device.id == auth.0.id,
+            "a device hands in its own recovery approval",
+        ),
+        ApprovalKind::Reset => (
+            auth.0.role.manages_practice() && device.user_id != auth.0.user_id,
+            "a practice manager resets another user's identity",
+        ),
+    };
+    if !allowed {
+        return Err(
+            if device.user_id == auth.0.user_id || auth.0.role.manages_practice() {
+                AppError::Invalid(rule.into())
+            } else {
+                AppError::NotFound("device")
+            },
+        );
+    }
+    if req.by_device != auth.0.id {
         return Err(AppError::Invalid(
-            "a device is approved by another device of its user, which signs as itself".into(),
+            "the approving device signs as itself".into(),
         ));
     }
     if req.signature.0.len() != 64 {
@@ -348,13 +374,17 @@ pub async fn approve_device(
     }
     state
         .db
-        .approve_device(&device.id, &auth.0.id, &req.signature.0)
+        .approve_device(&device.id, &auth.0.id, req.kind, &req.signature.0)
         .await?;
+    let action = match req.kind {
+        ApprovalKind::Reset => "identity.reset",
+        ApprovalKind::Own | ApprovalKind::Recovery => "device.approve",
+    };
     state
         .db
         .audit(NewAuditEvent {
-            detail: Some(format!("approved={}", device.id)),
-            ..audit_by(&auth, source, "device.approve")
+            detail: Some(format!("approved={} kind={:?}", device.id, req.kind)),
+            ..audit_by(&auth, source, action)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

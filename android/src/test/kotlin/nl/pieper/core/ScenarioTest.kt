@@ -409,6 +409,55 @@ class ScenarioTest {
     }
 
     @Test
+    fun `a manager resets the identity of a colleague who lost every device`() = runBlocking<Unit> {
+        server.createPractice("es", "Praktijk De Es")
+        val secrets = mapOf(
+            "smit" to server.createUser("smit", "huisarts", "es"),
+            "vos" to server.createUser("vos", "assistent", "es"),
+            "mol" to server.createUser("mol", "manager", "es"),
+        )
+        suspend fun es(username: String, device: String) = login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("es", username, TestServer.PASSWORD, Totp.now(secrets.getValue(username)), device),
+        )
+        val huisarts = es("smit", "telefoon")
+        val lost = es("vos", "desktop")
+        val manager = es("mol", "desktop")
+        assertTrue(huisarts.syncPractice())
+        lost.sync()
+        manager.sync()
+        val conversation = huisarts.createConversation(
+            "Overleg", ConversationKind.GROUP, null, listOf(lost.userId(), manager.userId()),
+        )
+        assertEquals(Trust.FirstUse, trustOf(huisarts, lost.deviceId()))
+
+        // Vos lost the desktop and the recovery code: the new one is not
+        // taken in on the server's word alone.
+        val replacement = es("vos", "nieuwe-desktop")
+        huisarts.addUsers(conversation.id, listOf(lost.userId()))
+        assertTrue(huisarts.members(conversation.id).none { it.device == replacement.deviceId() })
+        // Only the manager resets.
+        assertThrows<PieperException.Refused> {
+            runBlocking { huisarts.resetIdentity(replacement.deviceId(), replacement.approvalCode()) }
+        }
+        manager.resetIdentity(replacement.deviceId(), replacement.approvalCode())
+
+        val told = async {
+            withTimeout(15_000) { huisarts.events().filterIsInstance<PieperEvent.IdentityReset>().first() }
+        }
+        delay(300)
+        huisarts.addUsers(conversation.id, listOf(lost.userId()))
+        val reset = told.await()
+        assertEquals(lost.userId(), reset.user)
+        assertEquals(manager.userId(), reset.by)
+        assertTrue(huisarts.members(conversation.id).any { it.device == replacement.deviceId() })
+        assertEquals(Trust.Reset(manager.userId()), trustOf(huisarts, replacement.deviceId()))
+    }
+
+    private fun trustOf(client: PieperClient, device: String): Trust? =
+        client.knownDevices().singleOrNull { it.device == device }?.trust
+
+    @Test
     fun `a wrong TOTP code is a typed exception`() = runBlocking {
         val wrong = Totp.at(assistentSecret, System.currentTimeMillis() / 1000 / 30 - 10)
         val e = assertThrows<PieperException.Rejected> {
