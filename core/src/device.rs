@@ -478,6 +478,25 @@ impl Device {
         self.vouch(ApprovalKind::Reset, certificate, code)
     }
 
+    /// Signs an approval of any kind for any certificate, without the role
+    /// or the code, as a hostile member's changed app could: for the tests
+    /// that prove every other device refuses it.
+    #[cfg(feature = "testing")]
+    pub fn sign_approval_unchecked(
+        &self,
+        kind: ApprovalKind,
+        certificate: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.sign_approval(kind, certificate)
+    }
+
+    fn sign_approval(&self, kind: ApprovalKind, certificate: &[u8]) -> Result<Vec<u8>> {
+        use openmls_traits::signatures::Signer as _;
+        self.signer
+            .sign(&crate::identity::approval_content(kind, certificate)?)
+            .map_err(|e| Error::internal("approval", format!("{e:?}")))
+    }
+
     /// [`Error::Refused`] unless this device's user manages the practice.
     pub(crate) fn check_manages_practice(&self) -> Result<()> {
         if self.roles.iter().any(|r| r.manages_practice()) {
@@ -490,7 +509,6 @@ impl Device {
     }
 
     fn vouch(&self, kind: ApprovalKind, certificate: &[u8], code: &str) -> Result<Vec<u8>> {
-        use openmls_traits::signatures::Signer as _;
         let key = crate::identity::certified_key(certificate)?;
         let authority = self.authority.as_ref().ok_or_else(|| Error::Untrusted {
             reason: "this device has no certificate: sign in again".into(),
@@ -517,10 +535,7 @@ impl Device {
                 "not the code the new device shows: do not approve it",
             ));
         }
-        let signature = self
-            .signer
-            .sign(&crate::identity::approval_content(kind, certificate)?)
-            .map_err(|e| Error::internal("approval", format!("{e:?}")))?;
+        let signature = self.sign_approval(kind, certificate)?;
         // This device checked it in person: it knows it from now on.
         let trust = match kind {
             ApprovalKind::Reset => crate::devices::Trust::Reset {
@@ -531,9 +546,9 @@ impl Device {
             },
         };
         let newcomer = crate::devices::vouching::Newcomer {
-            certified: &device,
-            certificate,
-            signature_key: &key,
+            certified: device,
+            certificate: certificate.to_vec(),
+            signature_key: key,
         };
         self.store
             .write(|tx| crate::devices::vouching::remember(tx, &newcomer, &trust))?;

@@ -567,40 +567,121 @@ async fn a_device_slipped_in_for_a_known_colleague_is_refused_by_every_device() 
     assert!(!member_devices(&huisarts, &conv.id)?.contains(&"slipped-in".to_owned()));
 
     // A hostile member's changed app commits it anyway: every other member
-    // refuses that commit, and nothing it sends after is read.
-    let third = create_user(&db, "linde", "visser", "poh")?;
-    let poh = sign_in(&server, &third, "phone").await?;
-    huisarts
+    // refuses that commit.
+    hostile_member_adds(
+        &db,
+        &server,
+        [&huisarts, &assistent],
+        &conv.id,
+        &fake,
+        None,
+        "was approved by none of their devices",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_reset_by_a_colleague_who_is_no_manager_is_refused() -> TestResult {
+    let (db, server, huisarts, assistent) = colleagues().await?;
+    let bakker = assistent.user.clone();
+    let conv = huisarts
         .conversations()
-        .add_users(&conv.id, std::slice::from_ref(&third.id))
+        .create(
+            "Wondcontrole",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&bakker.id),
+        )
+        .await?;
+    assistent.sync().await?;
+    let mut conn = db.connect().await?;
+    let (fake, forged, _dir) = forge_device(&mut conn, &bakker.id).await?;
+    slip_in(&mut conn, &bakker.id, Some(&forged), None, Vec::new()).await?;
+    // The hostile member signs a manager's reset of bakker's identity
+    // with its own key, and commits the device with it.
+    hostile_member_adds(
+        &db,
+        &server,
+        [&huisarts, &assistent],
+        &conv.id,
+        &fake,
+        Some(&forged),
+        "an identity reset by someone who is no manager",
+    )
+    .await
+}
+
+/// A poh joins the conversation of `members` and, with a changed app,
+/// commits adding `device` without judging it (with a reset of its owner's
+/// identity that it signs itself, for `reset_of` the device's certificate),
+/// then sends a message. Every member must refuse the commit (telling its
+/// app `reason`), count it, keep the device out and read nothing of what
+/// follows.
+async fn hostile_member_adds(
+    db: &TestDatabase,
+    server: &Server,
+    members: [&TestClient; 2],
+    conversation: &str,
+    device: &pieper_core::Device,
+    reset_of: Option<&[u8]>,
+    reason: &str,
+) -> TestResult {
+    let visser = create_user(db, "linde", "visser", "poh")?;
+    let poh = sign_in(server, &visser, "phone").await?;
+    members[0]
+        .conversations()
+        .add_users(conversation, std::slice::from_ref(&visser.id))
         .await?;
     poh.sync().await?;
-    assistent.sync().await?;
+    for member in members {
+        member.sync().await?;
+    }
     let untrusted = |member: &TestClient| -> Result<u64, BoxError> {
         Ok(refusals(member)?
             .into_iter()
             .find(|(kind, _)| kind == "untrusted_member")
             .map_or(0, |(_, n)| n))
     };
-    let before = [untrusted(&assistent)?, untrusted(&huisarts)?];
-    let mut events = assistent.events();
-    let kp = fake.key_packages(1)?;
-    poh.add_key_packages_unjudged(&conv.id, kp).await?;
-    poh.conversations()
-        .send(&conv.id, NewMessage::text("meelezen"))
+    let before = [untrusted(members[0])?, untrusted(members[1])?];
+    let mut events = members.map(|m| m.events());
+    let approvals = match reset_of {
+        None => Vec::new(),
+        Some(certificate) => vec![(
+            device.id().device.clone(),
+            pieper_wire::Approval {
+                by_device: poh.id().device.clone(),
+                kind: pieper_wire::ApprovalKind::Reset,
+                signature: poh
+                    .device()
+                    .sign_approval_unchecked(pieper_wire::ApprovalKind::Reset, certificate)?
+                    .into(),
+            },
+        )],
+    };
+    poh.add_key_packages_unjudged(conversation, device.key_packages(1)?, approvals)
         .await?;
-    assistent.sync().await?;
-    huisarts.sync().await?;
-    for (member, before) in [&assistent, &huisarts].into_iter().zip(before) {
-        assert!(!member_devices(member, &conv.id)?.contains(&"slipped-in".to_owned()));
+    poh.conversations()
+        .send(conversation, NewMessage::text("meelezen"))
+        .await?;
+    for ((member, before), events) in members.into_iter().zip(before).zip(&mut events) {
+        member.sync().await?;
+        assert!(!member_devices(member, conversation)?.contains(&device.id().device));
         assert!(member.conversations().search("meelezen", 5)?.is_empty());
         assert_eq!(untrusted(member)?, before + 1, "{:?}", refusals(member)?);
+        let mut told = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::Refused {
+                sender_device,
+                reason: why,
+                ..
+            } = event
+                && sender_device == poh.id().device
+            {
+                told.push(why);
+            }
+        }
+        assert!(told.iter().any(|why| why.contains(reason)), "{told:?}");
     }
-    let mut refused = false;
-    while let Ok(event) = events.try_recv() {
-        refused |= matches!(&event, Event::Refused { sender_device, .. } if *sender_device == poh.id().device);
-    }
-    assert!(refused, "bakker's app was not told");
     Ok(())
 }
 

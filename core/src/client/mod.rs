@@ -246,9 +246,10 @@ impl Client {
         &self,
         conversation: &str,
         key_packages: Vec<Vec<u8>>,
+        approvals: Vec<(String, pieper_wire::Approval)>,
     ) -> Result<()> {
         let conversation = conversation.to_owned();
-        self.store(move |d| d.add_members_unjudged(&conversation, &key_packages))
+        self.store(move |d| d.add_members_unjudged(&conversation, &key_packages, approvals))
             .await?;
         self.flush_outbox().await
     }

@@ -6,7 +6,7 @@ use openmls::prelude::*;
 use crate::device::{
     CommitOut, Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch,
 };
-use crate::devices::vouching::{self, CommitApprovals, Newcomer, Trust, Verdict};
+use crate::devices::vouching::{self, CommitApprovals, Trust, Verdict};
 use crate::{
     error::{Error, Result},
     identity::{Certified, MemberId},
@@ -87,19 +87,20 @@ impl Device {
         self.commit_adds(conversation, key_packages, approvals, true)
     }
 
-    /// Commits adding devices without judging them, as a changed app of a
-    /// hostile member could: for the tests that prove every other member
-    /// refuses such a commit.
+    /// Commits adding devices without judging them, with any approvals, as
+    /// a changed app of a hostile member could: for the tests that prove
+    /// every other member refuses such a commit.
     #[cfg(feature = "testing")]
     pub fn add_members_unjudged(
         &self,
         conversation: &str,
         key_packages: &[Vec<u8>],
+        approvals: Vec<(String, pieper_wire::Approval)>,
     ) -> Result<CommitOut> {
         self.commit_adds(
             conversation,
             key_packages,
-            CommitApprovals::default(),
+            CommitApprovals { approvals },
             false,
         )
     }
@@ -119,47 +120,26 @@ impl Device {
             .map(|kp| mls::parse_key_package(&self.crypto, kp))
             .collect::<Result<Vec<_>>>()?;
         // Only devices whose certificate checks out are added.
-        let certified = key_packages
+        let newcomers = key_packages
             .iter()
             .map(|kp| {
                 let leaf = kp.leaf_node();
-                self.certified(leaf.credential(), leaf.signature_key().as_slice())
+                self.meet(leaf.credential(), leaf.signature_key().as_slice())
             })
             .collect::<Result<Vec<_>>>()?;
-        let added = certified.iter().map(|c| c.id.device.clone()).collect();
-        let aad = approvals.to_bytes()?;
-        let certificates = key_packages
+        let added = newcomers
             .iter()
-            .map(|kp| mls::credential_identity(kp.leaf_node().credential()))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|n| n.certified.id.device.clone())
+            .collect();
+        let aad = approvals.to_bytes()?;
         self.transact(|s| {
-            let mut accepted = Vec::new();
-            for ((kp, certified), certificate) in key_packages
-                .iter()
-                .zip(&certified)
-                .zip(&certificates)
-                .filter(|_| judge)
-            {
-                let newcomer = Newcomer {
-                    certified,
-                    certificate,
-                    signature_key: kp.leaf_node().signature_key().as_slice(),
-                };
-                match self.judge(
-                    s.conn(),
-                    &newcomer,
-                    approvals.for_device(&certified.id.device),
-                )? {
-                    Verdict::Known => {}
-                    Verdict::Accept(trust) => accepted.push((newcomer, trust)),
-                    Verdict::Unchecked | Verdict::Unvouched => {
-                        return Err(unvouched(&certified.id));
-                    }
-                }
-            }
-            for (newcomer, trust) in &accepted {
-                vouching::remember(s.conn(), newcomer, trust)?;
-            }
+            let resets = if judge {
+                self.admit(s.conn(), &newcomers, &approvals, |certified, _| {
+                    Err(unvouched(&certified.id))
+                })?
+            } else {
+                Vec::new()
+            };
             let (provider, group) = s.operational_group(conversation)?;
             group.set_aad(aad.clone());
             let (commit, welcome, _) = group
@@ -175,15 +155,7 @@ impl Device {
                 added,
                 Vec::new(),
             )?;
-            out.resets = accepted
-                .iter()
-                .filter_map(|(newcomer, trust)| match trust {
-                    Trust::Reset { by_user } => {
-                        Some((newcomer.certified.id.user.clone(), by_user.clone()))
-                    }
-                    _ => None,
-                })
-                .collect();
+            out.resets = resets;
             Ok(out)
         })
     }
@@ -297,8 +269,8 @@ impl Device {
     pub(crate) fn check_claimed(&self, claimed: &pieper_wire::ClaimedKeyPackage) -> Result<bool> {
         let key_package = mls::parse_key_package(&self.crypto, &claimed.key_package.0)?;
         let leaf = key_package.leaf_node();
-        let certified = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
-        let owner = &certified.id;
+        let newcomer = self.meet(leaf.credential(), leaf.signature_key().as_slice())?;
+        let owner = &newcomer.certified.id;
         if owner.user != claimed.user_id || owner.device != claimed.device_id {
             return Err(Error::Untrusted {
                 reason: format!(
@@ -307,12 +279,6 @@ impl Device {
                 ),
             });
         }
-        let certificate = mls::credential_identity(leaf.credential())?;
-        let newcomer = Newcomer {
-            certified: &certified,
-            certificate: &certificate,
-            signature_key: leaf.signature_key().as_slice(),
-        };
         self.store.read(|conn| {
             Ok(
                 match self.judge(conn, &newcomer, claimed.approval.as_ref())? {
@@ -352,32 +318,19 @@ impl Device {
         // never met on their certificate; a new device of a user it knows
         // as brought in by whoever sent the Welcome (a Welcome carries no
         // approvals).
-        let mut met = Vec::new();
-        for member in staged.members() {
-            let certified = self.certified(&member.credential, &member.signature_key)?;
-            self.check_member_of(&group_id, &certified)?;
-            let certificate = mls::credential_identity(&member.credential)?;
-            met.push((certified, certificate, member.signature_key));
-        }
-        let mut accepted = Vec::new();
-        for (certified, certificate, key) in &met {
-            let newcomer = Newcomer {
-                certified,
-                certificate,
-                signature_key: key,
-            };
-            match self.judge(s.conn(), &newcomer, None)? {
-                Verdict::Known => {}
-                Verdict::Accept(trust) => accepted.push((newcomer, trust)),
-                Verdict::Unchecked | Verdict::Unvouched => {
-                    let by_user = sender.id.user.clone();
-                    accepted.push((newcomer, Trust::Introduced { by_user }));
-                }
-            }
-        }
-        for (newcomer, trust) in &accepted {
-            vouching::remember(s.conn(), newcomer, trust)?;
-        }
+        let met = staged
+            .members()
+            .map(|member| {
+                let newcomer = self.meet(&member.credential, &member.signature_key)?;
+                self.check_member_of(&group_id, &newcomer.certified)?;
+                Ok(newcomer)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.admit(s.conn(), &met, &CommitApprovals::default(), |_, _| {
+            Ok(Trust::Introduced {
+                by_user: sender.id.user.clone(),
+            })
+        })?;
         let welcome_epoch = staged.group_context().epoch().as_u64();
         // A conversation this device is in already is a replay, unless this
         // device fell behind in it (it asked to be added again): then its

@@ -5,7 +5,7 @@ use openmls::prelude::*;
 use rusqlite::Connection;
 
 use crate::device::{Device, KnownGroup, Outgoing, OutgoingKind, Received, Session, record_epoch};
-use crate::devices::vouching::{self, CommitApprovals, Newcomer, Trust, Verdict};
+use crate::devices::vouching::{self, CommitApprovals, Trust, Verdict};
 use crate::{
     consent,
     error::{Error, Refusal, Result},
@@ -550,46 +550,29 @@ impl Device {
     ) -> Result<Vec<(String, String)>> {
         let group_id = String::from_utf8_lossy(group.group_id().as_slice()).into_owned();
         let approvals = CommitApprovals::from_bytes(aad);
-        let mut added = Vec::new();
-        for add in staged.add_proposals() {
-            let leaf = add.add_proposal().key_package().leaf_node();
-            let certified = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;
-            self.check_member_of(&group_id, &certified)?;
-            let certificate = mls::credential_identity(leaf.credential())?;
-            added.push((
-                certified,
-                certificate,
-                leaf.signature_key().as_slice().to_vec(),
-            ));
-        }
-        // Judged against what this device knew before the commit: two
-        // devices of a user met for the first time are both first met.
-        let mut accepted = Vec::new();
-        for (certified, certificate, key) in &added {
-            let newcomer = Newcomer {
-                certified,
-                certificate,
-                signature_key: key,
-            };
-            match self.judge(conn, &newcomer, approvals.for_device(&certified.id.device))? {
-                Verdict::Known => {}
-                Verdict::Accept(trust) => accepted.push((newcomer, trust)),
-                Verdict::Unchecked => {
-                    let by_user = committer.id.user.clone();
-                    accepted.push((newcomer, Trust::Introduced { by_user }));
-                }
-                Verdict::Unvouched => {
-                    return Err(super::membership::unvouched(&certified.id));
-                }
-            }
-        }
-        let mut resets = Vec::new();
-        for (newcomer, trust) in &accepted {
-            vouching::remember(conn, newcomer, trust)?;
-            if let Trust::Reset { by_user } = trust {
-                resets.push((newcomer.certified.id.user.clone(), by_user.clone()));
-            }
-        }
+        let added = staged
+            .add_proposals()
+            .map(|add| {
+                let leaf = add.add_proposal().key_package().leaf_node();
+                let newcomer = self.meet(leaf.credential(), leaf.signature_key().as_slice())?;
+                self.check_member_of(&group_id, &newcomer.certified)?;
+                Ok(newcomer)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // A device approved by a voucher this device never met was brought
+        // in on the committer's word; one of a known user without any
+        // approval refuses the commit.
+        let resets = self.admit(
+            conn,
+            &added,
+            &approvals,
+            |certified, verdict| match verdict {
+                Verdict::Unchecked => Ok(Trust::Introduced {
+                    by_user: committer.id.user.clone(),
+                }),
+                _ => Err(super::membership::unvouched(&certified.id)),
+            },
+        )?;
         for update in staged.update_proposals() {
             let leaf = update.update_proposal().leaf_node();
             let now = self.certified(leaf.credential(), leaf.signature_key().as_slice())?;

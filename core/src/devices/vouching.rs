@@ -87,10 +87,10 @@ pub struct KnownDevice {
 }
 
 /// A device a commit or a Welcome brings in, as its certificate says.
-pub(crate) struct Newcomer<'a> {
-    pub certified: &'a Certified,
-    pub certificate: &'a [u8],
-    pub signature_key: &'a [u8],
+pub(crate) struct Newcomer {
+    pub certified: Certified,
+    pub certificate: Vec<u8>,
+    pub signature_key: Vec<u8>,
 }
 
 /// What this device makes of a newcomer.
@@ -235,7 +235,7 @@ pub(crate) fn take_unshared_recovery_key(conn: &Connection, user: &str) -> Resul
 
 /// Records a newcomer this device accepted; a device met again keeps the
 /// reason it was first accepted for, unless it was only introduced.
-pub(crate) fn remember(conn: &Connection, newcomer: &Newcomer<'_>, trust: &Trust) -> Result<()> {
+pub(crate) fn remember(conn: &Connection, newcomer: &Newcomer, trust: &Trust) -> Result<()> {
     let (kind, by) = trust.to_row();
     let manager = newcomer
         .certified
@@ -297,6 +297,53 @@ pub(crate) fn known_devices(conn: &Connection) -> Result<Vec<KnownDevice>> {
 }
 
 impl Device {
+    /// A device met in a KeyPackage, commit or Welcome: its certificate
+    /// must check out.
+    pub(crate) fn meet(
+        &self,
+        credential: &openmls::prelude::Credential,
+        signature_key: &[u8],
+    ) -> Result<Newcomer> {
+        Ok(Newcomer {
+            certified: self.certified(credential, signature_key)?,
+            certificate: crate::mls::credential_identity(credential)?,
+            signature_key: signature_key.to_vec(),
+        })
+    }
+
+    /// Judges every newcomer against what this device knew before (two
+    /// devices of a user met together are both first met), then remembers
+    /// those it accepts. `otherwise` decides for one without an approval
+    /// this device can check ([`Verdict::Unchecked`] or
+    /// [`Verdict::Unvouched`]): the trust to record, or the error that
+    /// refuses them all. Returns the identity resets among them: (user,
+    /// by manager).
+    pub(crate) fn admit(
+        &self,
+        conn: &Connection,
+        newcomers: &[Newcomer],
+        approvals: &CommitApprovals,
+        otherwise: impl Fn(&Certified, Verdict) -> Result<Trust>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut accepted = Vec::new();
+        for newcomer in newcomers {
+            let id = &newcomer.certified.id;
+            match self.judge(conn, newcomer, approvals.for_device(&id.device))? {
+                Verdict::Known => {}
+                Verdict::Accept(trust) => accepted.push((newcomer, trust)),
+                verdict => accepted.push((newcomer, otherwise(&newcomer.certified, verdict)?)),
+            }
+        }
+        let mut resets = Vec::new();
+        for (newcomer, trust) in &accepted {
+            remember(conn, newcomer, trust)?;
+            if let Trust::Reset { by_user } = trust {
+                resets.push((newcomer.certified.id.user.clone(), by_user.clone()));
+            }
+        }
+        Ok(resets)
+    }
+
     /// What this device makes of `newcomer` with `approval`: a device met
     /// before must keep its key; the first device of a user this device
     /// meets is taken on its certificate; any other needs an approval that
@@ -305,7 +352,7 @@ impl Device {
     pub(crate) fn judge(
         &self,
         conn: &Connection,
-        newcomer: &Newcomer<'_>,
+        newcomer: &Newcomer,
         approval: Option<&Approval>,
     ) -> Result<Verdict> {
         let id = &newcomer.certified.id;
@@ -347,9 +394,8 @@ impl Device {
             ApprovalKind::Recovery => (recovery_key(conn, &id.user)?, Trust::Recovered),
             ApprovalKind::Reset => {
                 let voucher = if approval.by_device == self.me.device {
-                    self.roles
-                        .iter()
-                        .any(|r| r.manages_practice())
+                    self.check_manages_practice()
+                        .is_ok()
                         .then(|| (self.me.user.clone(), self.signer.public().to_vec()))
                 } else {
                     match row_of_device(conn, &approval.by_device)? {
@@ -370,12 +416,7 @@ impl Device {
                         });
                     }
                     Some((user, key)) => (Some(key), Trust::Reset { by_user: user }),
-                    None => (
-                        None,
-                        Trust::Reset {
-                            by_user: String::new(),
-                        },
-                    ),
+                    None => return Ok(Verdict::Unchecked),
                 }
             }
         };
@@ -384,7 +425,7 @@ impl Device {
         };
         check_approval(
             approval.kind,
-            newcomer.certificate,
+            &newcomer.certificate,
             &approval.signature.0,
             &voucher_key,
         )?;
