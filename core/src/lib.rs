@@ -88,7 +88,7 @@ pub use identity::{Certified, MemberId};
 pub use keystore::{DbKey, FileKeyStore, KeyStore, KeyStoreError};
 pub use model::{
     AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,
-    NewMessage, PatientRef, Priority,
+    NewMessage, PatientRef, Priority, UNSUPPORTED_BODY,
 };
 pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
 pub use privacy::{

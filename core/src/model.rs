@@ -400,6 +400,28 @@ impl Message {
         }
     }
 
+    /// What a member sees for content a newer app made: the kind is
+    /// unknown here, so it is shown as a placeholder, never as tampering.
+    pub(crate) fn unsupported(conversation: String, sender: MemberId, sent_at: i64) -> Message {
+        Message {
+            id: format!("unsupported-{}", uuid::Uuid::new_v4()),
+            conversation,
+            sender,
+            body: UNSUPPORTED_BODY.to_owned(),
+            priority: Priority::Routine,
+            sent_at,
+            reply_to: None,
+            attachments: Vec::new(),
+            state: MessageState::Received,
+            kind: MessageKind::Overleg,
+            triage: None,
+            spoed: None,
+            documentation: None,
+            expires_at: None,
+            expired: false,
+        }
+    }
+
     /// The content that carries this message to the other members.
     pub(crate) fn to_content(&self) -> Content {
         Content::Text {
@@ -513,6 +535,10 @@ pub(crate) enum Content {
         #[serde(with = "hex_key")]
         public_key: Vec<u8>,
     },
+    /// Content this version cannot read: made by a newer app. Only ever
+    /// decoded (see [`Content::from_bytes`]), never sent.
+    #[serde(skip)]
+    Unsupported { kind: String, sent_at: Option<i64> },
 }
 
 /// A key as hex in the JSON content.
@@ -533,12 +559,34 @@ impl Content {
         serde_json::to_vec(self).map_err(|e| Error::internal("encoding content", e))
     }
 
-    /// Decodes decrypted content; content that fails to parse was made by a
-    /// broken or hostile member and is refused as tampered.
+    /// Decodes decrypted content. A JSON object with a `type` this version
+    /// cannot read (a new kind, or a new value in a known one) was made by
+    /// a newer app: it becomes [`Content::Unsupported`]. Anything else that
+    /// fails to parse is refused as tampered.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|_| Error::Tampered)
+        let error = match serde_json::from_slice(bytes) {
+            Ok(content) => return Ok(content),
+            Err(e) => e,
+        };
+        let serde_json::Value::Object(object) =
+            serde_json::from_slice(bytes).map_err(|_| Error::Tampered)?
+        else {
+            return Err(Error::Tampered);
+        };
+        let Some(kind) = object.get("type").and_then(|t| t.as_str()) else {
+            return Err(Error::Tampered);
+        };
+        tracing::info!(kind, %error, "content this version cannot read");
+        Ok(Content::Unsupported {
+            kind: kind.chars().take(64).collect(),
+            sent_at: object.get("sent_at").and_then(|t| t.as_i64()),
+        })
     }
 }
+
+/// The body of a message a newer app made, shown in its place.
+pub const UNSUPPORTED_BODY: &str =
+    "Dit bericht vraagt een nieuwere versie van Pieper: werk de app bij om het te zien.";
 
 pub(crate) fn validate_new_message(message: &NewMessage) -> Result<()> {
     if message.body.trim().is_empty() && message.attachments.is_empty() {
@@ -623,10 +671,54 @@ mod tests {
 
     #[test]
     fn garbage_content_is_tampered() {
+        for garbage in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"{\"body\":\"no type\"}",
+            b"{\"type\":7}",
+        ] {
+            assert!(matches!(Content::from_bytes(garbage), Err(Error::Tampered)));
+        }
+    }
+
+    /// Newer apps add kinds and values: this version reads them as
+    /// unsupported, not as tampering.
+    #[test]
+    fn content_of_a_newer_app_is_unsupported() -> Result<()> {
+        assert_eq!(
+            Content::from_bytes(br#"{"type":"reaction","emoji":"+1","sent_at":9}"#)?,
+            Content::Unsupported {
+                kind: "reaction".into(),
+                sent_at: Some(9)
+            }
+        );
+        // A known kind with a value only a newer app knows.
+        assert_eq!(
+            Content::from_bytes(
+                br#"{"type":"text","id":"m","body":"b","priority":"critical","sent_at":1}"#
+            )?,
+            Content::Unsupported {
+                kind: "text".into(),
+                sent_at: Some(1)
+            }
+        );
+        // A field it does not know is simply skipped.
         assert!(matches!(
-            Content::from_bytes(b"{\"type\":\"x\"}"),
-            Err(Error::Tampered)
+            Content::from_bytes(
+                br#"{"type":"text","id":"m","body":"b","priority":"routine","sent_at":1,"mentions":["u"]}"#
+            )?,
+            Content::Text { .. }
         ));
+        // Never sent.
+        assert!(
+            Content::Unsupported {
+                kind: "x".into(),
+                sent_at: None
+            }
+            .to_bytes()
+            .is_err()
+        );
+        Ok(())
     }
 
     #[test]

@@ -181,6 +181,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE devices DROP COLUMN certificate;
          ALTER TABLE devices DROP COLUMN approved_by;
          ALTER TABLE devices DROP COLUMN approval;
+         ALTER TABLE devices DROP COLUMN approval_kind;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )

@@ -110,3 +110,50 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
     assert_eq!(desktop.conversations().search("dosering", 5)?.len(), 1);
     Ok(())
 }
+
+/// Apps in the field lag behind: content of a kind (or with a value) an
+/// older app does not know is shown as "update the app", the conversation
+/// goes on, and nothing is refused as tampered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_from_a_newer_app_shows_as_a_placeholder() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &[])?;
+    let newer = sign_in(&server, &jansen, "phone").await?;
+    let older = sign_in(&server, &bakker, "desktop").await?;
+    let conv = newer
+        .conversations()
+        .create(
+            "Overleg",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&bakker.id),
+        )
+        .await?;
+    older.sync().await?;
+
+    newer
+        .send_raw_content(
+            &conv.id,
+            r#"{"type":"poll","id":"p-1","question":"Griepprik zaterdag?","sent_at":1790000000000}"#,
+        )
+        .await?;
+    newer
+        .conversations()
+        .send(&conv.id, NewMessage::text("Graag voor vrijdag stemmen"))
+        .await?;
+    older.sync().await?;
+
+    let messages = older.conversations().messages(&conv.id, 10)?;
+    let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [pieper_core::UNSUPPORTED_BODY, "Graag voor vrijdag stemmen"]
+    );
+    let placeholder = &messages[0];
+    assert_eq!(placeholder.sender.device, newer.id().device);
+    assert_eq!(placeholder.sent_at, 1_790_000_000_000);
+    assert_eq!(placeholder.state, MessageState::Received);
+    Ok(())
+}

@@ -385,7 +385,7 @@ impl Device {
         epoch: u64,
     ) -> Result<Received> {
         match content {
-            Content::Text { .. } | Content::Details { .. } => {
+            Content::Text { .. } | Content::Details { .. } | Content::Unsupported { .. } => {
                 apply_content(conn, conversation, &sender, content, epoch)
             }
             Content::Note {
@@ -760,6 +760,17 @@ fn apply_content(
                 what: "conversation",
             })?;
             Ok(Received::ConversationUpdated(updated))
+        }
+        Content::Unsupported { kind, sent_at } => {
+            tracing::info!(conversation, kind, "shown as a placeholder");
+            let message = Message::unsupported(
+                conversation.to_owned(),
+                sender.id.clone(),
+                sent_at.unwrap_or_else(queries::now_ms),
+            );
+            queries::insert_message(conn, &message, epoch)?;
+            crate::privacy::after_receive(conn, conversation, &message)?;
+            Ok(Received::Message(message))
         }
         // Everything else was handed to its feature by `dispatch`.
         _ => Err(Error::invalid("message", "not a message")),
