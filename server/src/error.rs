@@ -57,6 +57,10 @@ pub enum AppError {
     /// It exists already.
     #[error("{0} exists already")]
     Conflict(&'static str),
+    /// A well-known group id of another practice or user: never this
+    /// caller's to make, nor to wait for.
+    #[error("this well-known group belongs to another practice or user")]
+    NotYours,
     /// A database failure.
     #[error("database failure")]
     Database(#[from] sqlx::Error),
@@ -81,6 +85,7 @@ impl AppError {
             AppError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE),
             AppError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, codes::THROTTLED),
             AppError::Conflict(_) => (StatusCode::CONFLICT, codes::CONFLICT),
+            AppError::NotYours => (StatusCode::FORBIDDEN, codes::NOT_YOURS),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL)
             }

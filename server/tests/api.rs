@@ -27,6 +27,7 @@ on_both_backends!(
     key_packages_are_claimed_once_with_a_last_resort,
     delivery_follows_membership_epochs_and_ids,
     another_practice_sees_nothing,
+    well_known_groups_are_made_only_by_their_own_practice_and_user,
     bad_input_gets_problem_details,
     a_device_that_stops_reading_is_dropped_and_catches_up,
     blobs_are_for_members_and_size_limited,
@@ -698,6 +699,96 @@ async fn delivery_follows_membership_epochs_and_ids(backend: Backend) -> TestRes
         .await??;
     assert_eq!(info.epoch, 2);
     assert_eq!(info.member_devices, [a.id().to_owned()]);
+    Ok(())
+}
+
+/// The practice group, spoed channel and personal groups have ids anyone
+/// can derive: the server lets a device make only its own practice's and
+/// its own user's, and calls one that someone else holds an alarm.
+async fn well_known_groups_are_made_only_by_their_own_practice_and_user(
+    backend: Backend,
+) -> TestResult {
+    use pieper_wire::KnownGroup;
+    let (db, server) = setup(backend, &[]).await?;
+    let jansen = enrol(
+        &server,
+        &create_user(&db, "linde", "jansen", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let bakker = enrol(
+        &server,
+        &create_user(&db, "linde", "bakker", "assistent")?,
+        "desktop",
+    )
+    .await?;
+    let outsider = enrol(&server, &create_user(&db, "eik", "x", "manager")?, "phone").await?;
+    let linde = |which: KnownGroup, user: &Device| which.id("linde", &user.login.user_id);
+
+    // Nobody makes another practice's groups, or a colleague's personal one.
+    for which in KnownGroup::ALL {
+        expect_problem(
+            outsider
+                .create_conversation_named(&linde(which, &jansen))
+                .await?,
+            "not_yours",
+        )?;
+    }
+    expect_problem(
+        bakker
+            .create_conversation_named(&linde(KnownGroup::Personal, &jansen))
+            .await?,
+        "not_yours",
+    )?;
+    // Its own: the first device makes it, a colleague then waits to be added.
+    jansen
+        .create_conversation_named(&linde(KnownGroup::Practice, &jansen))
+        .await??;
+    jansen
+        .create_conversation_named(&linde(KnownGroup::Personal, &jansen))
+        .await??;
+    expect_problem(
+        bakker
+            .create_conversation_named(&linde(KnownGroup::Practice, &bakker))
+            .await?,
+        "conflict",
+    )?;
+    // The other practice's own groups are its own business.
+    outsider
+        .create_conversation_named(&KnownGroup::Practice.id("eik", &outsider.login.user_id))
+        .await??;
+
+    // A spoed channel taken by another practice before the server checked
+    // this: for linde an alarm, in its audit log, never a wait.
+    let spoed = linde(KnownGroup::Spoed, &jansen);
+    let mut conn = db.connect().await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, practice_id, epoch, next_seq, created_at) VALUES ($1, 'eik', 0, 1, 0)",
+    )
+    .bind(&spoed)
+    .execute(&mut conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO memberships (conversation_id, device_id, from_position) VALUES ($1, $2, 0)",
+    )
+    .bind(&spoed)
+    .bind(&outsider.login.device_id)
+    .execute(&mut conn)
+    .await?;
+    expect_problem(jansen.create_conversation_named(&spoed).await?, "not_yours")?;
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "visser", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let alarms = audit(&manager, "action=conversation.held_elsewhere").await?;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(
+        alarms[0].device_id.as_deref(),
+        Some(jansen.login.device_id.as_str())
+    );
+    assert_eq!(alarms[0].outcome, "alarm");
     Ok(())
 }
 

@@ -797,3 +797,52 @@ async fn a_manager_resets_the_identity_of_a_colleague_who_lost_everything() -> T
     assert_eq!(huisarts.conversations().search("aan boord", 5)?.len(), 1);
     Ok(())
 }
+
+/// A spoed channel another practice took before the server checked who
+/// makes one: nobody of the practice will ever be added to it, so the app
+/// says so (typed, with what to do) instead of waiting forever, and the
+/// practice group goes on without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoed_channel_held_by_another_practice_is_an_alarm_not_a_wait() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    create_user(&db, "eik", "visser", "manager")?;
+    let spoed = pieper_wire::KnownGroup::Spoed.id("linde", "");
+    let mut conn = db.connect().await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, practice_id, epoch, next_seq, created_at) VALUES ($1, 'eik', 0, 1, 0)",
+    )
+    .bind(&spoed)
+    .execute(&mut conn)
+    .await?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+
+    let alarm = huisarts.sync_spoed_channel().await;
+    assert!(
+        matches!(&alarm, Err(Error::Untrusted { reason }) if reason.contains("practice manager")),
+        "{alarm:?}"
+    );
+    // The practice group is made and shared all the same; the spoed
+    // channel stays an alarm on every try.
+    let shared = huisarts.consent().sync_practice().await;
+    assert!(matches!(shared, Err(Error::Untrusted { .. })), "{shared:?}");
+    assistent.sync().await?;
+    let practice_group = huisarts.consent().practice_group_id()?;
+    assert_eq!(
+        member_devices(&huisarts, &practice_group)?.len(),
+        2,
+        "the assistent's desktop is in the practice group"
+    );
+    assert!(
+        huisarts
+            .conversations()
+            .list()?
+            .iter()
+            .all(|c| c.id != spoed),
+        "no half-made spoed channel stays behind"
+    );
+    Ok(())
+}

@@ -6,8 +6,10 @@
 //! every blob is a sealed attachment.
 
 mod bytes;
+mod known_groups;
 
 pub use bytes::Bytes;
+pub use known_groups::KnownGroup;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version; sent as the `pieper-protocol` header.
@@ -747,6 +749,8 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
     /// Reading the audit log needs a fresh second factor (`POST /audit/unlock`).
     pub const AUDIT_LOCKED: &str = "audit_locked";
+    /// A well-known group id that belongs to another practice or user.
+    pub const NOT_YOURS: &str = "not_yours";
 }
 
 impl std::fmt::Display for Problem {

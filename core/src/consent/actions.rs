@@ -47,10 +47,6 @@ impl ConsentClient<'_> {
             .into_iter()
             .map(|u| u.id)
             .collect();
-        // The spoed channel has the same members.
-        if self.client.ensure_known_group(KnownGroup::Spoed).await? {
-            self.client.top_up(KnownGroup::Spoed, &users).await?;
-        }
         if self.client.top_up(KnownGroup::Practice, &users).await? {
             // Everything before the commit is applied here first, so the
             // snapshot holds what the new devices cannot read.
@@ -59,6 +55,11 @@ impl ConsentClient<'_> {
         }
         self.client.store(|d| d.share_practice_data()).await?;
         self.client.flush_quietly().await?;
+        // The spoed channel has the same members (last: a spoed channel
+        // held elsewhere holds up none of the above).
+        if self.client.ensure_known_group(KnownGroup::Spoed).await? {
+            self.client.top_up(KnownGroup::Spoed, &users).await?;
+        }
         Ok(true)
     }
 

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 
 use openmls::prelude::OpenMlsProvider;
-use sha2::{Digest, Sha256};
 
 use crate::device::{Device, Outgoing};
 use crate::{
@@ -35,34 +34,14 @@ pub struct NewConsent {
     pub obtained_at: Option<i64>,
 }
 
-/// The groups every device can name without being told: the practice's
-/// (all staff devices: roster, consent) and the user's own (their devices:
-/// work notes, what they documented).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KnownGroup {
-    /// All the practice's staff devices.
-    Practice,
-    /// This user's devices.
-    Personal,
-    /// The practice's spoed channel: all staff devices (a chat).
-    Spoed,
-}
+pub use pieper_wire::KnownGroup;
 
-impl KnownGroup {
-    pub(crate) fn title(self) -> &'static str {
-        match self {
-            Self::Practice => "Praktijk",
-            Self::Personal => "Werkaantekeningen",
-            Self::Spoed => "Spoed",
-        }
-    }
-
-    pub(crate) fn kind(self) -> ConversationKind {
-        match self {
-            Self::Practice => ConversationKind::Practice,
-            Self::Personal => ConversationKind::Personal,
-            Self::Spoed => ConversationKind::Spoed,
-        }
+/// How a well-known group shows: its title and kind.
+pub(crate) fn known_group_look(which: KnownGroup) -> (&'static str, ConversationKind) {
+    match which {
+        KnownGroup::Practice => ("Praktijk", ConversationKind::Practice),
+        KnownGroup::Personal => ("Werkaantekeningen", ConversationKind::Personal),
+        KnownGroup::Spoed => ("Spoed", ConversationKind::Spoed),
     }
 }
 
@@ -77,29 +56,9 @@ pub struct PatientConsent {
 }
 
 impl Device {
-    /// The id of a well-known group: fixed per practice (or per user), so
-    /// two devices that create it at once collide at the server instead of
-    /// splitting it in two.
+    /// The id of a well-known group of this device's practice and user.
     pub fn known_group_id(&self, which: KnownGroup) -> String {
-        let (prefix, seed) = match which {
-            KnownGroup::Practice => (
-                "practice",
-                format!("pieper practice group {}", self.me.practice),
-            ),
-            KnownGroup::Personal => (
-                "personal",
-                format!(
-                    "pieper personal group {}/{}",
-                    self.me.practice, self.me.user
-                ),
-            ),
-            KnownGroup::Spoed => (
-                "spoed",
-                format!("pieper spoed channel {}", self.me.practice),
-            ),
-        };
-        let digest = Sha256::digest(seed);
-        format!("{prefix}-{}", hex::encode(&digest[..16]))
+        which.id(&self.me.practice, &self.me.user)
     }
 
     /// The id of this practice's practice group.
@@ -109,13 +68,9 @@ impl Device {
 
     /// Which well-known group `id` is, if any.
     pub(crate) fn known_group(&self, id: &str) -> Option<KnownGroup> {
-        [
-            KnownGroup::Practice,
-            KnownGroup::Personal,
-            KnownGroup::Spoed,
-        ]
-        .into_iter()
-        .find(|k| self.known_group_id(*k) == id)
+        KnownGroup::ALL
+            .into_iter()
+            .find(|k| self.known_group_id(*k) == id)
     }
 
     /// Whether this device is in a well-known group.
@@ -134,12 +89,8 @@ impl Device {
 
     /// Creates a well-known group locally (the server must then accept it).
     pub(crate) fn create_known_group(&self, which: KnownGroup) -> Result<Conversation> {
-        self.new_group(
-            &self.known_group_id(which),
-            which.title(),
-            which.kind(),
-            None,
-        )
+        let (title, kind) = known_group_look(which);
+        self.new_group(&self.known_group_id(which), title, kind, None)
     }
 
     /// Drops a conversation this device made but the server did not take

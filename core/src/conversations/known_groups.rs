@@ -35,7 +35,19 @@ impl Client {
         }
         match registered {
             Ok(()) => Ok(true),
+            // Made by a device of this practice (or user): one of them
+            // adds this device.
             Err(Error::Rejected { code, .. }) if code == pieper_wire::codes::CONFLICT => Ok(false),
+            // Held by someone else: nobody will ever add this device, so
+            // this is an alarm, not a wait.
+            Err(Error::Rejected { code, .. }) if code == pieper_wire::codes::NOT_YOURS => {
+                tracing::error!(%group, "a well-known group held by another practice or user");
+                Err(Error::Untrusted {
+                    reason: format!(
+                        "the group {group} is held by another practice or user: tell the practice manager"
+                    ),
+                })
+            }
             Err(e) => Err(e),
         }
     }

@@ -346,11 +346,12 @@ impl Device {
         let group = staged.into_group(&s.provider).map_err(mls::mls_err)?;
         // The well-known groups are named by their id; others by the
         // details that follow the Welcome.
-        let (title, kind) = self
-            .known_group(&id)
-            .map_or((String::new(), ConversationKind::Group), |k| {
-                (k.title().to_owned(), k.kind())
-            });
+        let (title, kind) =
+            self.known_group(&id)
+                .map_or((String::new(), ConversationKind::Group), |k| {
+                    let (title, kind) = crate::consent::engine::known_group_look(k);
+                    (title.to_owned(), kind)
+                });
         let conversation = Conversation {
             id: id.clone(),
             title,

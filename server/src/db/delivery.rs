@@ -173,29 +173,68 @@ pub(crate) async fn is_member(
 }
 
 impl Db {
-    /// Registers a conversation with its creating device as the only member.
+    /// Registers a conversation with its creating device (of `user`) as the
+    /// only member. A well-known group that exists already is a conflict
+    /// when one of the caller's practice (or, a personal group, of the
+    /// caller) made it: a member will add the caller. Made by anyone else
+    /// (before the server checked who makes one), it is never the caller's
+    /// to wait for: [`AppError::NotYours`], and the practice's audit log
+    /// and the server's log say so.
     pub async fn create_conversation(
         &self,
         practice: &str,
+        user: &str,
         device: &str,
         id: &str,
-        patient: Option<&str>,
     ) -> AppResult<()> {
         let mut w = self.begin_write().await?;
-        let exists = sqlx::query("SELECT 1 AS one FROM conversations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
+        let existing = sqlx::query(
+            "SELECT c.practice_id, d.user_id FROM conversations c
+             LEFT JOIN memberships m ON m.conversation_id = c.id
+              AND m.from_position = (SELECT MIN(from_position) FROM memberships WHERE conversation_id = c.id)
+             LEFT JOIN devices d ON d.id = m.device_id
+             WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if let Some(existing) = existing {
+            let Some(which) = pieper_wire::KnownGroup::claimed_by(id) else {
+                return Err(AppError::Conflict("conversation"));
+            };
+            let holder_practice: String = existing.try_get("practice_id")?;
+            let holder_user: Option<String> = existing.try_get("user_id")?;
+            let ours = holder_practice == practice
+                && (which != pieper_wire::KnownGroup::Personal
+                    || holder_user.as_deref() == Some(user));
+            if ours {
+                return Err(AppError::Conflict("conversation"));
+            }
+            drop(w);
+            tracing::error!(
+                id,
+                practice,
+                holder_practice,
+                "a well-known group held by someone else"
+            );
+            self.audit(NewAuditEvent {
+                practice_id: practice.to_owned(),
+                user_id: Some(user.to_owned()),
+                device_id: Some(device.to_owned()),
+                action: "conversation.held_elsewhere",
+                outcome: "alarm",
+                detail: Some(format!("conversation={id}")),
+                ..NewAuditEvent::default()
+            })
             .await?;
-        if exists.is_some() {
-            return Err(AppError::Conflict("conversation"));
+            return Err(AppError::NotYours);
         }
         sqlx::query(
             "INSERT INTO conversations (id, practice_id, epoch, next_seq, patient, created_at)
-             VALUES ($1, $2, 0, 1, $3, $4)",
+             VALUES ($1, $2, 0, 1, NULL, $3)",
         )
         .bind(id)
         .bind(practice)
-        .bind(patient)
         .bind(now_ms())
         .execute(&mut *w.tx)
         .await?;

@@ -10,8 +10,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use pieper_wire::{
-    BlobCreated, ConversationInfo, CreateConversation, EnvelopeKind, MarkRead, Priority,
-    SendRequest, SendResponse,
+    BlobCreated, ConversationInfo, CreateConversation, EnvelopeKind, KnownGroup, MarkRead,
+    Priority, SendRequest, SendResponse,
 };
 
 use super::audit_by;
@@ -45,9 +45,17 @@ pub async fn create(
     JsonBody(req): JsonBody<CreateConversation>,
 ) -> AppResult<StatusCode> {
     check_id("id", &req.id)?;
+    // A well-known group's id is derived from its practice (and user): a
+    // device makes only its own, so nobody can take another's first.
+    if let Some(which) = KnownGroup::claimed_by(&req.id)
+        && which.id(&auth.0.practice_id, &auth.0.user_id) != req.id
+    {
+        tracing::warn!(device = %auth.0.id, id = %req.id, "a well-known group id of another practice or user");
+        return Err(AppError::NotYours);
+    }
     state
         .db
-        .create_conversation(&auth.0.practice_id, &auth.0.id, &req.id, None)
+        .create_conversation(&auth.0.practice_id, &auth.0.user_id, &auth.0.id, &req.id)
         .await?;
     Ok(StatusCode::CREATED)
 }

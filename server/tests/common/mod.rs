@@ -169,16 +169,26 @@ impl Device {
     /// Registers a conversation.
     pub(crate) async fn create_conversation(&self) -> Result<String, BoxError> {
         let id = uuid::Uuid::new_v4().to_string();
+        self.create_conversation_named(&id)
+            .await?
+            .map_err(|p| format!("create conversation: {p:?}"))?;
+        Ok(id)
+    }
+
+    /// Registers a conversation by the id given: the server's answer.
+    pub(crate) async fn create_conversation_named(
+        &self,
+        id: &str,
+    ) -> Result<Result<(), Problem>, BoxError> {
         let r: Result<serde_json::Value, Problem> = self
             .client
             .call(
                 reqwest::Method::POST,
                 "/api/v1/conversations",
-                Some(&pieper_wire::CreateConversation { id: id.clone() }),
+                Some(&pieper_wire::CreateConversation { id: id.to_owned() }),
             )
             .await?;
-        r.map_err(|p| format!("create conversation: {p:?}"))?;
-        Ok(id)
+        Ok(r.map(drop))
     }
 
     /// Registers a conversation and adds `other` at epoch 0 (a commit).
