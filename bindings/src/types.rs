@@ -36,6 +36,9 @@ pub struct Message {
     pub expires_at: Option<i64>,
     /// It went: a "message expired" marker without content.
     pub expired: bool,
+    /// History a member re-sent to heal this device: the member (user and
+    /// device) who re-sent it. Show it as "re-sent by" them.
+    pub resent_by: Option<MemberEntry>,
     /// Its files (open one with `attachment(message, index)`).
     pub attachments: Vec<AttachmentInfo>,
 }
@@ -86,6 +89,10 @@ impl From<CoreMessage> for Message {
             doc_detail: m.documentation.and_then(|d| d.detail),
             expires_at: m.expires_at,
             expired: m.expired,
+            resent_by: m.resent_by.map(|r| MemberEntry {
+                user: r.user,
+                device: r.device,
+            }),
             attachments: m
                 .attachments
                 .into_iter()

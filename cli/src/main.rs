@@ -347,7 +347,13 @@ pub fn show(message: &Message, names: &Names) -> String {
     } else {
         ""
     };
-    format!("{sender}{urgent}{timer}: {}", message.body)
+    let resent = message.resent_by.as_ref().map_or(String::new(), |by| {
+        format!(
+            " [opnieuw verstuurd door {}]",
+            names.get(&by.user).unwrap_or(&by.user)
+        )
+    });
+    format!("{sender}{urgent}{timer}{resent}: {}", message.body)
 }
 
 #[tokio::main]

@@ -304,6 +304,9 @@ pub struct Message {
     pub expires_at: Option<i64>,
     /// It went: this is the "message expired" marker, without content.
     pub expired: bool,
+    /// History a member re-sent to heal this device: who re-sent it. Show
+    /// it as "re-sent by" them: the sender above is their word for it.
+    pub resent_by: Option<MemberId>,
 }
 
 /// A post in the spoed channel.
@@ -368,6 +371,7 @@ impl Message {
             documentation: None,
             expires_at,
             expired: false,
+            resent_by: None,
         })
     }
 
@@ -397,6 +401,7 @@ impl Message {
             documentation: None,
             expires_at: None,
             expired: false,
+            resent_by: None,
         }
     }
 
@@ -419,6 +424,7 @@ impl Message {
             documentation: None,
             expires_at: None,
             expired: false,
+            resent_by: None,
         }
     }
 

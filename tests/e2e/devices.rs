@@ -806,6 +806,21 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
     let seen = bodies(&desktop)?;
     assert!(seen.contains(&"gemist bericht".to_owned()), "{seen:?}");
     assert!(seen.contains(&"na de wissel".to_owned()), "{seen:?}");
+    // Shown as re-sent by the phone that healed it, not as if sent anew.
+    let resent_by =
+        |c: &pieper_core::Client, body: &str| -> Result<Option<String>, pieper_e2e::BoxError> {
+            let m = c
+                .conversations()
+                .messages(&conv.id, 20)?
+                .into_iter()
+                .find(|m| m.body == body)
+                .ok_or(format!("no {body}"))?;
+            Ok(m.resent_by.map(|r| r.device))
+        };
+    assert_eq!(
+        resent_by(&desktop, "gemist bericht")?,
+        Some(phone.id().device.clone())
+    );
     // And it decrypts what comes next, and takes part.
     phone
         .conversations()
@@ -813,6 +828,7 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
         .await?;
     desktop.sync().await?;
     assert!(bodies(&desktop)?.contains(&"na het herstel".to_owned()));
+    assert_eq!(resent_by(&desktop, "na het herstel")?, None);
     desktop
         .conversations()
         .send(&conv.id, NewMessage::text("weer bij"))

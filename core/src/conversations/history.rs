@@ -168,7 +168,10 @@ impl Device {
             // Not (yet) in it: nothing to show the history in.
             return Ok(Received::Own);
         }
-        let added = insert_history(conn, &self.me, conversation, messages)?;
+        // Healing history shows who re-sent it; the user's own devices'
+        // history is their own word.
+        let resent_by = (!own).then(|| sender.clone());
+        let added = insert_history(conn, &self.me, conversation, messages, resent_by.as_ref())?;
         Ok(Received::History {
             conversation: conversation.to_owned(),
             added,
@@ -201,7 +204,7 @@ impl Device {
                     },
                 )?;
             }
-            insert_history(tx, &self.me, id, messages)
+            insert_history(tx, &self.me, id, messages, None)
         })
     }
 }
@@ -213,6 +216,7 @@ fn insert_history(
     me: &MemberId,
     conversation: &str,
     messages: &[HistoryMessage],
+    resent_by: Option<&MemberId>,
 ) -> Result<usize> {
     let now = queries::now_ms();
     let mut added = 0;
@@ -240,6 +244,7 @@ fn insert_history(
             documentation: None,
             expires_at: h.expires_at,
             expired: false,
+            resent_by: resent_by.cloned(),
         };
         if queries::insert_message(conn, &message, 0)? {
             conn.execute(

@@ -52,6 +52,7 @@ impl Device {
                 documentation: None,
                 expires_at,
                 expired: false,
+                resent_by: None,
             };
             let outgoing = self.encrypt(s, conversation, &id, &stored.to_content())?;
             queries::insert_message(s.conn(), &stored, outgoing.epoch)?;

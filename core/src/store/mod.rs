@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/012_outbox_delivery.sql"),
     include_str!("../../migrations/013_certificates.sql"),
     include_str!("../../migrations/014_known_devices.sql"),
+    include_str!("../../migrations/015_resent_by.sql"),
 ];
 
 /// An open, keyed store; closed (its key gone from memory) while the app

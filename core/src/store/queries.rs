@@ -297,8 +297,9 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
         "INSERT INTO messages (id, conversation_id, sender_practice, sender_user, sender_device,
                                body, priority, sent_at, received_at, reply_to, attachments, state, epoch,
                                kind, shared, triage, spoed_of_conversation, spoed_of_message, routed_to,
-                               expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                               expires_at, resent_by_practice, resent_by_user, resent_by_device)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                 ?21, ?22, ?23)
          ON CONFLICT (id) DO NOTHING",
         params![
             m.id,
@@ -323,6 +324,9 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
             m.spoed.as_ref().map(|s| s.of_message.as_str()),
             m.spoed.as_ref().and_then(|s| s.routed_to.as_deref()),
             m.expires_at,
+            m.resent_by.as_ref().map(|r| r.practice.as_str()),
+            m.resent_by.as_ref().map(|r| r.user.as_str()),
+            m.resent_by.as_ref().map(|r| r.device.as_str()),
         ],
     )?;
     Ok(inserted == 1)
@@ -343,7 +347,8 @@ const MESSAGE_COLUMNS: &str =
     "m.id, m.conversation_id, m.sender_practice, m.sender_user, m.sender_device,
      m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind,
      m.triage, m.spoed_of_conversation, m.spoed_of_message, m.routed_to, m.taken_by,
-     m.doc_state, m.doc_detail, m.expires_at, m.expired";
+     m.doc_state, m.doc_detail, m.expires_at, m.expired,
+     m.resent_by_practice, m.resent_by_user, m.resent_by_device";
 
 /// A message row as read; checked into a [`Message`] by [`to_message`].
 struct MessageRow {
@@ -362,6 +367,7 @@ struct MessageRow {
     documentation: Option<(String, Option<String>)>,
     expires_at: Option<i64>,
     expired: bool,
+    resent_by: Option<(String, String, String)>,
 }
 
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -390,6 +396,14 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
             .transpose()?,
         expires_at: r.get(19)?,
         expired: r.get(20)?,
+        resent_by: match (
+            r.get::<_, Option<String>>(21)?,
+            r.get::<_, Option<String>>(22)?,
+            r.get::<_, Option<String>>(23)?,
+        ) {
+            (Some(p), Some(u), Some(d)) => Some((p, u, d)),
+            _ => None,
+        },
     })
 }
 
@@ -428,6 +442,10 @@ fn to_message(row: MessageRow) -> Result<Message> {
             .transpose()?,
         expires_at: row.expires_at,
         expired: row.expired,
+        resent_by: row
+            .resent_by
+            .map(|(p, u, d)| MemberId::new(&p, &u, &d))
+            .transpose()?,
     })
 }
 
