@@ -104,7 +104,7 @@ pub enum Error {
     #[error("this device was revoked and its data wiped")]
     Revoked,
     /// The server refused the request, with its stable code
-    /// (`totp_invalid`, `totp_reused`, `throttled`, `not_found`, ...).
+    /// (`unauthorized`, `totp_reused`, `throttled`, `not_found`, ...).
     #[error("the server refused: {code}")]
     Rejected {
         /// The problem code.

@@ -35,6 +35,27 @@ pub fn hash_password(password: &str) -> AppResult<String> {
         .map_err(|e| AppError::Internal(format!("hashing: {e}")))
 }
 
+/// The longest password taken (bytes): longer ones are refused before
+/// they are hashed.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A practice id or user name: 1 to 64 of letters, digits, '-', '_', '.'
+/// and '@'. Checked at login before anything else, and when an account
+/// is made, so every account can log in.
+pub fn check_name(field: &str, value: &str) -> crate::error::AppResult<()> {
+    if value.is_empty()
+        || value.len() > 64
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(crate::error::AppError::Invalid(format!(
+            "{field} must be 1 to 64 of letters, digits, '-', '_', '.' and '@'"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a password against its stored hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)

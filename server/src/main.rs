@@ -83,13 +83,7 @@ async fn admin(
     let db = Db::connect(&settings.database_url()).await?;
     match command {
         AdminCommand::CreatePractice { id, name } => {
-            if id.is_empty()
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err("the practice id takes letters, digits, '-', '_' and '.'".into());
-            }
+            auth::check_name("the practice id", &id)?;
             db.create_practice(&id, &name).await?;
             println!("created practice {id}");
         }
@@ -103,6 +97,7 @@ async fn admin(
         } => {
             let role =
                 Role::parse(&role).ok_or("role: huisarts, poh, assistent, manager or admin")?;
+            auth::check_name("the user name", &username)?;
             let hash = auth::hash_password(&password)?;
             let secret = auth::new_totp_secret();
             let id = db

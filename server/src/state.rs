@@ -26,6 +26,8 @@ pub struct AppState {
     pub account_throttle: Arc<Throttle>,
     /// Login throttling per source address.
     pub address_throttle: Arc<Throttle>,
+    /// Password checks at once (each holds about 19 MiB): one per core.
+    pub hashing: Arc<tokio::sync::Semaphore>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// This instance's id (tells its own notifications from others').
@@ -53,6 +55,9 @@ impl AppState {
             address_throttle: Arc::new(Throttle::new(
                 settings.address_failures,
                 Duration::from_secs(settings.login_window_secs),
+            )),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             metrics,
             push,

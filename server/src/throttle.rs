@@ -1,6 +1,8 @@
-//! Login throttling: too many failures for a key (an account, a source
-//! address) within a window, and further attempts are refused until the
-//! window moves.
+//! Login throttling: too many attempts that failed for a key (an account,
+//! a source address) within a window, and further attempts are refused
+//! until the window moves. An attempt takes its slot before the password
+//! is checked ([`Throttle::take`]), so a burst of parallel guesses cannot
+//! all pass the check before any of them counts; a success gives it back.
 //! Kept in memory: a restart forgets it, which errs on the side of access.
 
 use std::{
@@ -32,8 +34,16 @@ impl Throttle {
 
     /// `Err(seconds)` if any key is over its limit.
     pub fn check(&self, keys: &[&str]) -> Result<(), u64> {
-        let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_in(&mut map, keys)
+    }
+
+    fn check_in(
+        &self,
+        map: &mut HashMap<String, VecDeque<Instant>>,
+        keys: &[&str],
+    ) -> Result<(), u64> {
+        let now = Instant::now();
         let mut wait = 0u64;
         for key in keys {
             if let Some(times) = map.get_mut(*key) {
@@ -53,10 +63,32 @@ impl Throttle {
         if wait > 0 { Err(wait) } else { Ok(()) }
     }
 
+    /// Takes an attempt's slot on every key at once, counted as a failure
+    /// until [`Throttle::give_back`]: `Err(seconds)` (and nothing taken) if
+    /// any key is over its limit.
+    pub fn take(&self, keys: &[&str]) -> Result<(), u64> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_in(&mut map, keys)?;
+        self.fail_in(&mut map, keys);
+        Ok(())
+    }
+
+    /// Gives back the slot an attempt that succeeded took on `key`.
+    pub fn give_back(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = map.get_mut(key) {
+            times.pop_back();
+        }
+    }
+
     /// Counts a failure against each key.
     pub fn fail(&self, keys: &[&str]) {
-        let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.fail_in(&mut map, keys);
+    }
+
+    fn fail_in(&self, map: &mut HashMap<String, VecDeque<Instant>>, keys: &[&str]) {
+        let now = Instant::now();
         if map.len() >= MAX_KEYS {
             let window = self.window;
             map.retain(|_, times| {
@@ -108,5 +140,18 @@ mod tests {
         assert!(t.check(&["other-acct", "other-ip"]).is_ok());
         t.clear("acct");
         assert!(t.check(&["acct"]).is_ok());
+    }
+
+    #[test]
+    fn a_slot_is_taken_before_the_outcome_and_a_success_gives_it_back() {
+        let t = Throttle::new(2, Duration::from_secs(60));
+        assert!(t.take(&["acct", "ip"]).is_ok());
+        assert!(t.take(&["acct", "ip"]).is_ok());
+        // Two attempts in flight use up the limit: a third is refused at
+        // once, and takes nothing from the other key.
+        assert!(t.take(&["acct", "ip"]).is_err());
+        t.give_back("acct");
+        assert!(t.take(&["acct", "other-ip"]).is_ok());
+        assert!(t.check(&["ip"]).is_err());
     }
 }

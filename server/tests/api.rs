@@ -22,6 +22,7 @@ on_both_backends!(
     a_database_from_before_the_migrator_is_taken_over,
     processes_migrating_one_fresh_database_at_once_all_succeed,
     repeated_failures_are_throttled,
+    guesses_get_no_more_checks_than_the_limit_and_leave_no_trace_for_made_up_names,
     devices_are_listed_and_revoked_at_once,
     an_operator_revoke_stops_live_delivery_held_by_the_server,
     key_packages_are_claimed_once_with_a_last_resort,
@@ -256,15 +257,18 @@ async fn login_needs_password_and_a_fresh_totp_code(backend: Backend) -> TestRes
         "{:06}",
         (totp_at(&user, step)?.parse::<u32>()? + 1) % 1_000_000
     );
-    expect_problem(
+    // A wrong code gets the answer a wrong password gets: it must not tell
+    // a guesser the password was right.
+    let wrong_code = expect_problem(
         client.login(&user, &bad_code, "phone").await?,
-        "totp_invalid",
+        "unauthorized",
     )?;
+    assert_eq!(wrong_code, wrong);
     expect_problem(
         client
             .login(&user, &totp_at(&user, step - 3)?, "phone")
             .await?,
-        "totp_invalid",
+        "unauthorized",
     )?;
 
     let code = totp_at(&user, step)?;
@@ -332,7 +336,7 @@ async fn repeated_failures_are_throttled(backend: Backend) -> TestResult {
     for _ in 0..3 {
         expect_problem(
             client.login(&user, "000000", "tablet").await?,
-            "totp_invalid",
+            "unauthorized",
         )?;
     }
     // Now even the right code is refused until the window passes.
@@ -347,7 +351,7 @@ async fn repeated_failures_are_throttled(backend: Backend) -> TestResult {
     let other = create_user(&db, "linde", "devries", "poh")?;
     expect_problem(
         client.login(&other, "000000", "tablet").await?,
-        "totp_invalid",
+        "unauthorized",
     )?;
     expect_problem(
         client
@@ -364,6 +368,105 @@ async fn repeated_failures_are_throttled(backend: Backend) -> TestResult {
         metrics.contains("pieper_logins_failed_total 4"),
         "{metrics}"
     );
+    Ok(())
+}
+
+/// A login with a made-up password, as an attacker sends it.
+async fn guess(
+    client: &Client,
+    practice: &str,
+    username: &str,
+) -> Result<Result<pieper_wire::LoginResponse, Problem>, BoxError> {
+    client
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            Some(&pieper_wire::LoginRequest {
+                practice: practice.into(),
+                username: username.into(),
+                password: "Welkom01!".into(),
+                totp: "123456".into(),
+                device_name: "laptop".into(),
+                signature_key: None,
+            }),
+        )
+        .await
+}
+
+async fn guesses_get_no_more_checks_than_the_limit_and_leave_no_trace_for_made_up_names(
+    backend: Backend,
+) -> TestResult {
+    let (db, server) = setup(
+        backend,
+        &["--login-failures", "5", "--address-failures", "1000"],
+    )
+    .await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    let client = Client::new(&server);
+
+    // 50 guesses at once: each takes its slot before the password is
+    // checked, so only the limit's worth are checked at all.
+    let answers =
+        futures_util::future::join_all((0..50).map(|_| guess(&client, "linde", "jansen"))).await;
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for answer in answers {
+        let problem = answer?.err().ok_or("a guess got in")?;
+        *codes.entry(problem.code).or_default() += 1;
+    }
+    assert_eq!(
+        codes,
+        [("throttled".to_owned(), 45), ("unauthorized".to_owned(), 5)].into()
+    );
+    let (_, metrics) = client.raw(Method::GET, "/metrics", None, "").await?;
+    assert!(
+        metrics.contains("pieper_logins_failed_total 5"),
+        "{metrics}"
+    );
+
+    // Names too long or of the wrong characters never reach the throttle,
+    // the hash or the log.
+    for (practice, username) in [
+        ("x".repeat(100_000), "jansen".to_owned()),
+        ("linde".to_owned(), "jansen\n".to_owned()),
+        ("linde".to_owned(), String::new()),
+    ] {
+        expect_problem(guess(&client, &practice, &username).await?, "invalid")?;
+    }
+    // A practice that does not exist: refused like any wrong login, and
+    // nothing written to a log that is kept for years.
+    expect_problem(guess(&client, "nergens", "jansen").await?, "unauthorized")?;
+    let mut conn = db.connect().await?;
+    let logged: Vec<String> = sqlx::query_scalar(
+        "SELECT practice_id FROM audit_events WHERE action = 'login' ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    assert_eq!(logged, vec!["linde".to_owned(); 5]);
+
+    // The second factor that opens the audit log is throttled as well.
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "visser", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let unlock = |code: &'static str| {
+        let client = manager.client.clone();
+        async move {
+            client
+                .call::<_, pieper_wire::AuditUnlocked>(
+                    Method::POST,
+                    "/api/v1/audit/unlock",
+                    Some(&pieper_wire::AuditUnlock { totp: code.into() }),
+                )
+                .await
+        }
+    };
+    for _ in 0..5 {
+        expect_problem(unlock("000000").await?, "totp_invalid")?;
+    }
+    expect_problem(unlock("000000").await?, "throttled")?;
+    drop(user);
     Ok(())
 }
 

@@ -95,6 +95,15 @@ impl Db {
         }
     }
 
+    /// Whether a practice of this id exists.
+    pub async fn practice_exists(&self, practice: &str) -> AppResult<bool> {
+        Ok(sqlx::query("SELECT 1 AS one FROM practices WHERE id = $1")
+            .bind(practice)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some())
+    }
+
     /// A user by practice and user name.
     pub async fn find_user(&self, practice: &str, username: &str) -> AppResult<Option<UserRow>> {
         let row = sqlx::query(

@@ -42,12 +42,28 @@ pub async fn login(
             "signature_key must be an Ed25519 public key (32 bytes)".into(),
         ));
     }
+    // Checked before anything else: nothing unbounded reaches the
+    // throttle's keys, the hash or the audit log.
+    auth::check_name("practice", &req.practice)?;
+    auth::check_name("username", &req.username)?;
+    if req.password.len() > auth::MAX_PASSWORD_BYTES {
+        return Err(AppError::Invalid(format!(
+            "password must be at most {} bytes",
+            auth::MAX_PASSWORD_BYTES
+        )));
+    }
     let account_key = format!("account:{}/{}", req.practice, req.username);
     let address_key = format!("address:{}", source.ip());
-    let throttled = state
-        .account_throttle
-        .check(&[&account_key])
-        .and(state.address_throttle.check(&[&address_key]));
+    // The attempt takes its slot before the password is checked: a burst of
+    // parallel guesses gets no more checks than the limit.
+    let throttled = state.account_throttle.take(&[&account_key]).and_then(|()| {
+        state
+            .address_throttle
+            .take(&[&address_key])
+            .inspect_err(|_| {
+                state.account_throttle.give_back(&account_key);
+            })
+    });
     if let Err(retry_after) = throttled {
         state
             .metrics
@@ -55,15 +71,13 @@ pub async fn login(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(AppError::Throttled { retry_after });
     }
-    // (user id, role) once the user is known.
     let count_failure = || {
-        state.account_throttle.fail(&[&account_key]);
-        state.address_throttle.fail(&[&address_key]);
         state
             .metrics
             .logins_failed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
+    // (user id, role) once the user is known.
     let failure = |user: Option<&(String, String)>, detail: &str| NewAuditEvent {
         practice_id: req.practice.clone(),
         user_id: user.map(|u| u.0.clone()),
@@ -81,15 +95,27 @@ pub async fn login(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| auth::dummy_hash().to_owned());
     let password = req.password.clone();
+    // Each check holds about 19 MiB: only as many at once as there are
+    // cores, the rest wait their turn.
+    let permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
+    drop(permit);
     let (Some(user), true) = (user, password_ok) else {
         count_failure();
-        state
-            .db
-            .audit(failure(None, "wrong user or password"))
-            .await?;
+        // A practice that does not exist has no log to write to: made-up
+        // names must not fill the audit chain, kept for years.
+        if state.db.practice_exists(&req.practice).await? {
+            state
+                .db
+                .audit(failure(None, "wrong user or password"))
+                .await?;
+        }
         return Err(AppError::Unauthorized);
     };
     let who = (user.id.clone(), user.role.as_str().to_owned());
@@ -103,7 +129,9 @@ pub async fn login(
             .db
             .audit(failure(Some(&who), "wrong TOTP code"))
             .await?;
-        return Err(AppError::TotpInvalid);
+        // The same answer as a wrong password: it must not tell a guesser
+        // that the password was right.
+        return Err(AppError::Unauthorized);
     };
     if !state
         .db
@@ -119,6 +147,7 @@ pub async fn login(
     }
 
     state.account_throttle.clear(&account_key);
+    state.address_throttle.give_back(&address_key);
     let (token, token_hash) = auth::new_device_token();
     let device_id = state
         .db

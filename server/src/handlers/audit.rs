@@ -59,6 +59,15 @@ pub async fn unlock(
     if !may_unlock(&auth) {
         return Err(AppError::Forbidden);
     }
+    // Second-factor guesses count against the account like a login's do.
+    let account_key = format!("second-factor:{}", auth.0.user_id);
+    if let Err(retry_after) = state.account_throttle.take(&[&account_key]) {
+        state
+            .metrics
+            .logins_throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(AppError::Throttled { retry_after });
+    }
     let secret = state.db.totp_secret(&auth.0.user_id).await?;
     let now = crate::db::now_ms();
     let failed = |detail: &str| NewAuditEvent {
@@ -78,6 +87,7 @@ pub async fn unlock(
         state.db.audit(failed("TOTP code reused")).await?;
         return Err(AppError::TotpReused);
     }
+    state.account_throttle.clear(&account_key);
     let until = now + UNLOCK_MS;
     state.db.unlock_audit(&auth.0.id, until).await?;
     state

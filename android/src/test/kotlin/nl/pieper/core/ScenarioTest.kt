@@ -468,7 +468,8 @@ class ScenarioTest {
                 )
             }
         }
-        assertEquals("totp_invalid", e.code)
+        // The answer a wrong password gets: it tells a guesser nothing.
+        assertEquals("unauthorized", e.code)
     }
 
     @Test
