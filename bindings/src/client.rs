@@ -112,6 +112,18 @@ impl PieperClient {
         Ok(self.inner.devices().known()?)
     }
 
+    /// The practice manager disables a user (a leaver, a suspension): their
+    /// login is refused and every device of theirs revoked and removed from
+    /// every conversation.
+    pub async fn disable_user(&self, user: String) -> Result<(), PieperError> {
+        Ok(self.inner.accounts().disable(&user).await?)
+    }
+
+    /// The practice manager enables a disabled user again.
+    pub async fn enable_user(&self, user: String) -> Result<(), PieperError> {
+        Ok(self.inner.accounts().enable(&user).await?)
+    }
+
     /// Revokes a device (lost or replaced): it stops at once and is removed
     /// from every conversation; it wipes itself when it hears of it.
     pub async fn revoke_device(&self, device: String) -> Result<(), PieperError> {

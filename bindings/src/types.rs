@@ -117,6 +117,8 @@ pub struct Colleague {
     pub display_name: String,
     /// huisarts, poh, assistent, manager or admin.
     pub role: String,
+    /// Disabled by the practice manager (a leaver, a suspension).
+    pub disabled: bool,
 }
 
 impl From<pieper_wire::UserInfo> for Colleague {
@@ -126,6 +128,7 @@ impl From<pieper_wire::UserInfo> for Colleague {
             username: u.username,
             display_name: u.display_name,
             role: u.role.as_str().to_owned(),
+            disabled: u.disabled,
         }
     }
 }

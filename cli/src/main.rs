@@ -84,6 +84,19 @@ enum Command {
     },
     /// The practice's staff.
     Colleagues,
+    /// Practice manager: disable a leaver (or suspend someone): their login
+    /// is refused and every device of theirs revoked and removed from every
+    /// conversation.
+    Disable {
+        /// Their user name.
+        username: String,
+    },
+    /// Practice manager: enable a disabled colleague again; they sign in on
+    /// a new device (which you then vouch for with `devices reset`).
+    Enable {
+        /// Their user name.
+        username: String,
+    },
     /// Your devices (a manager: the practice's); approve a new one.
     Devices {
         #[command(subcommand)]
@@ -275,13 +288,7 @@ async fn spoed(client: &Client, command: SpoedCommand) -> Result<(), Box<dyn std
             backup,
         } => {
             let staff = client.colleagues().await?;
-            let id = |name: &str| {
-                staff
-                    .iter()
-                    .find(|u| u.username == name)
-                    .map(|u| u.id.clone())
-                    .ok_or_else(|| format!("no colleague named {name:?}"))
-            };
+            let id = |name: &str| id_of(&staff, name);
             let part = match part.as_str() {
                 "morning" => DayPart::Morning,
                 "afternoon" => DayPart::Afternoon,
@@ -327,6 +334,20 @@ pub async fn names(client: &Client) -> Result<Names, pieper_core::Error> {
         .into_iter()
         .map(|u| (u.id, u.username))
         .collect())
+}
+
+/// The id of the colleague named `name` among `staff`.
+fn id_of(staff: &[pieper_core::UserInfo], name: &str) -> Result<String, String> {
+    staff
+        .iter()
+        .find(|u| u.username == name)
+        .map(|u| u.id.clone())
+        .ok_or_else(|| format!("no colleague named {name:?}"))
+}
+
+/// The id of the colleague with this user name.
+async fn user_named(client: &Client, username: &str) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(id_of(&client.colleagues().await?, username)?)
 }
 
 /// One line for a message.
@@ -400,13 +421,24 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Login { .. } | Command::Demo => {}
         Command::Colleagues => {
             for user in client.colleagues().await? {
+                let disabled = if user.disabled { "\t[disabled]" } else { "" };
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}{disabled}",
                     user.username,
                     user.role.as_str(),
                     user.display_name
                 );
             }
+        }
+        Command::Disable { username } => {
+            let user = user_named(&client, &username).await?;
+            client.accounts().disable(&user).await?;
+            println!("disabled {username}: signed out everywhere, removed from your conversations");
+        }
+        Command::Enable { username } => {
+            let user = user_named(&client, &username).await?;
+            client.accounts().enable(&user).await?;
+            println!("enabled {username}: they can sign in again");
         }
         Command::Devices { action: None } => {
             for d in client.devices().list().await? {
@@ -476,13 +508,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let staff = client.colleagues().await?;
             let users = with
                 .iter()
-                .map(|name| {
-                    staff
-                        .iter()
-                        .find(|u| &u.username == name)
-                        .map(|u| u.id.clone())
-                        .ok_or_else(|| format!("no colleague named {name:?}"))
-                })
+                .map(|name| id_of(&staff, name))
                 .collect::<Result<Vec<_>, _>>()?;
             let patient = patient.as_deref().map(PatientRef::new).transpose()?;
             let c = client

@@ -41,6 +41,7 @@ macro_rules! named {
     };
 }
 
+mod accounts;
 pub mod attachments;
 mod calendar;
 mod client;
@@ -64,6 +65,7 @@ pub mod spoed;
 mod store;
 pub mod tasks;
 
+pub use accounts::AccountsClient;
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{Client, ConnectionState, Credentials, Event, LiveHandle, SyncReport};
 pub use consent::RosterFormat;
@@ -90,7 +92,9 @@ pub use model::{
     AttachmentRef, Conversation, ConversationKind, Member, Message, MessageKind, MessageState,
     NewMessage, PatientRef, Priority, UNSUPPORTED_BODY,
 };
-pub use pieper_wire::{ApnsEnvironment, PushProvider, PushTokenRegistration as PushToken};
+pub use pieper_wire::{
+    ApnsEnvironment, DeviceInfo, PushProvider, PushTokenRegistration as PushToken, UserInfo,
+};
 pub use privacy::{
     AccessAction, AuditEntry, ErasureReport, HousekeepingReport, Kept, PatientExport,
     PracticeRules, Receipt, TtlPolicy, client::PrivacyClient,

@@ -73,6 +73,19 @@ fn admin_read(practice: &str, detail: String) -> NewAuditEvent {
     }
 }
 
+/// What the operator did, for the practice's audit log.
+fn operator_event(practice: &str, action: &'static str, detail: String) -> NewAuditEvent {
+    NewAuditEvent {
+        practice_id: practice.to_owned(),
+        role: Some("operator".into()),
+        action,
+        outcome: "success",
+        source: Some("pieper-server admin".into()),
+        detail: Some(detail),
+        ..NewAuditEvent::default()
+    }
+}
+
 async fn admin(
     settings: Settings,
     command: AdminCommand,
@@ -125,17 +138,43 @@ async fn admin(
             db.revoke_device(&device).await?;
             db.remove_push_token(&device).await?;
             db.audit(NewAuditEvent {
-                practice_id: practice,
-                role: Some("operator".into()),
                 device_id: Some(device.clone()),
-                action: "device.revoke",
-                outcome: "success",
-                source: Some("pieper-server admin".into()),
-                detail: Some(format!("device of user {user} revoked by the operator")),
-                ..NewAuditEvent::default()
+                ..operator_event(
+                    &practice,
+                    "device.revoke",
+                    format!("device of user {user} revoked by the operator"),
+                )
             })
             .await?;
             println!("revoked {device}");
+        }
+        AdminCommand::DisableUser { practice, username } => {
+            let user = db.user_id(&practice, &username).await?;
+            let revoked = db.disable_user(&practice, &user).await?;
+            for device in &revoked {
+                db.remove_push_token(device).await?;
+            }
+            db.audit(operator_event(
+                &practice,
+                "user.disable",
+                format!(
+                    "disabled user {user}; revoked devices: {}",
+                    revoked.join(",")
+                ),
+            ))
+            .await?;
+            println!("disabled {username}; revoked {} device(s)", revoked.len());
+        }
+        AdminCommand::EnableUser { practice, username } => {
+            let user = db.user_id(&practice, &username).await?;
+            db.enable_user(&practice, &user).await?;
+            db.audit(operator_event(
+                &practice,
+                "user.enable",
+                format!("enabled user {user}"),
+            ))
+            .await?;
+            println!("enabled {username}");
         }
         AdminCommand::AuditVerify { practice } => {
             let practices = match practice {

@@ -27,6 +27,8 @@ pub fn router(state: AppState) -> Router {
     let api = OpenApiRouter::new()
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::list_users))
+        .routes(routes!(accounts::disable_user))
+        .routes(routes!(accounts::enable_user))
         .routes(routes!(accounts::list_devices))
         .routes(routes!(
             accounts::set_push_token,

@@ -86,6 +86,25 @@ pub enum AdminCommand {
         #[arg(long)]
         device: String,
     },
+    /// Disable a user (a leaver, a suspension): login refused, every device
+    /// revoked (members' devices remove them from every group).
+    DisableUser {
+        /// The practice id.
+        #[arg(long)]
+        practice: String,
+        /// The user name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled user again: they sign in on a device anew.
+    EnableUser {
+        /// The practice id.
+        #[arg(long)]
+        practice: String,
+        /// The user name.
+        #[arg(long)]
+        username: String,
+    },
     /// Check every practice's audit chain (or one's); exits non-zero and
     /// names each changed, removed or reordered record.
     AuditVerify {

@@ -24,6 +24,7 @@ on_both_backends!(
     repeated_failures_are_throttled,
     guesses_get_no_more_checks_than_the_limit_and_leave_no_trace_for_made_up_names,
     devices_are_listed_and_revoked_at_once,
+    a_manager_disables_a_leaver_and_enables_them_again,
     an_operator_revoke_stops_live_delivery_held_by_the_server,
     key_packages_are_claimed_once_with_a_last_resort,
     delivery_follows_membership_epochs_and_ids,
@@ -184,6 +185,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE devices DROP COLUMN approved_by;
          ALTER TABLE devices DROP COLUMN approval;
          ALTER TABLE devices DROP COLUMN approval_kind;
+         ALTER TABLE users DROP COLUMN disabled_at;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -467,6 +469,95 @@ async fn guesses_get_no_more_checks_than_the_limit_and_leave_no_trace_for_made_u
     }
     expect_problem(unlock("000000").await?, "throttled")?;
     drop(user);
+    Ok(())
+}
+
+async fn a_manager_disables_a_leaver_and_enables_them_again(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "boer", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let leaver_user = create_user(&db, "linde", "bakker", "assistent")?;
+    let phone = enrol(&server, &leaver_user, "phone").await?;
+    let tablet = enrol(&server, &leaver_user, "tablet").await?;
+    let colleague = enrol(
+        &server,
+        &create_user(&db, "linde", "jansen", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let outsider = enrol(&server, &create_user(&db, "eik", "x", "manager")?, "phone").await?;
+    let post = |device: &Device, path: String| {
+        let client = device.client.clone();
+        async move {
+            client
+                .call::<(), serde_json::Value>(Method::POST, &path, None)
+                .await
+        }
+    };
+    let disable = format!("/api/v1/users/{}/disable", leaver_user.id);
+
+    // Only the practice's own manager, and not on themselves.
+    expect_problem(post(&colleague, disable.clone()).await?, "forbidden")?;
+    expect_problem(post(&outsider, disable.clone()).await?, "not_found")?;
+    expect_problem(
+        post(
+            &manager,
+            format!("/api/v1/users/{}/disable", manager.login.user_id),
+        )
+        .await?,
+        "invalid",
+    )?;
+
+    post(&manager, disable)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    // Every device of theirs stops at once.
+    let sync = |device: &Device| {
+        let client = device.client.clone();
+        async move {
+            client
+                .call::<(), pieper_wire::SyncResponse>(Method::GET, "/api/v1/sync?after=0", None)
+                .await
+        }
+    };
+    for device in [&phone, &tablet] {
+        expect_problem(sync(device).await?, "device_revoked")?;
+    }
+    // No login, with the answer any wrong login gets.
+    expect_problem(
+        Client::new(&server)
+            .login(
+                &leaver_user,
+                &totp_at(&leaver_user, current_step())?,
+                "laptop",
+            )
+            .await?,
+        "unauthorized",
+    )?;
+    let staff: Vec<pieper_wire::UserInfo> = manager
+        .client
+        .call::<(), _>(Method::GET, "/api/v1/users", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert!(staff.iter().any(|u| u.username == "bakker" && u.disabled));
+    let events = audit(&manager, "action=user.disable").await?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].user_id.as_deref(),
+        Some(manager.login.user_id.as_str())
+    );
+
+    post(&manager, format!("/api/v1/users/{}/enable", leaver_user.id))
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    enrol(&server, &leaver_user, "laptop").await?;
+    // The devices revoked with the disable stay revoked.
+    expect_problem(sync(&phone).await?, "device_revoked")?;
+    assert_eq!(audit(&manager, "action=user.enable").await?.len(), 1);
     Ok(())
 }
 
@@ -1658,8 +1749,9 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 31);
+    assert_eq!(paths.len(), 33);
     assert!(paths["/api/v1/key-packages"].get("get").is_some());
+    assert!(paths["/api/v1/users/{id}/disable"].get("post").is_some());
     assert!(paths["/api/v1/devices/{id}/approval"].get("post").is_some());
     // Generated from the handlers and the wire types: bodies are described,
     // not only paths.

@@ -1,5 +1,6 @@
 //! End to end: the real server process and several real clients of the core.
 
+mod accounts;
 mod consent;
 mod devices;
 mod load;

@@ -142,6 +142,9 @@ pub struct UserInfo {
     pub display_name: String,
     /// Their role.
     pub role: Role,
+    /// Disabled by the practice manager (a leaver, a suspension).
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A device as the server knows it.

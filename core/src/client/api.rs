@@ -153,6 +153,16 @@ impl Api {
         self.call::<(), _>(Method::GET, "/devices", None).await
     }
 
+    pub(crate) async fn disable_user(&self, user: &str) -> Result<()> {
+        self.call::<(), _>(Method::POST, &format!("/users/{user}/disable"), None)
+            .await
+    }
+
+    pub(crate) async fn enable_user(&self, user: &str) -> Result<()> {
+        self.call::<(), _>(Method::POST, &format!("/users/{user}/enable"), None)
+            .await
+    }
+
     pub(crate) async fn revoke(&self, device: &str) -> Result<()> {
         self.call::<(), _>(Method::DELETE, &format!("/devices/{device}"), None)
             .await

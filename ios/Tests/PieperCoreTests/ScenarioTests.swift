@@ -279,6 +279,44 @@ final class ScenarioTests: XCTestCase {
         } catch PieperError.Wiped {}
     }
 
+    func testTheManagerDisablesALeaverWhoIsSignedOutAndCannotSignInAgain() async throws {
+        try Self.server.createPractice("populier", name: "Praktijk De Populier")
+        let secrets = [
+            "kok": try Self.server.createUser("kok", role: "assistent", practice: "populier"),
+            "dekker": try Self.server.createUser("dekker", role: "manager", practice: "populier"),
+        ]
+        func populier(_ username: String, _ device: String) async throws -> PieperClient {
+            try await login(
+                server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+                credentials: LoginCredentials(
+                    practice: "populier", username: username, password: TestServer.password,
+                    totp: Totp.now(secrets[username]!), deviceName: device))
+        }
+        let leaver = try await populier("kok", "telefoon")
+        let manager = try await populier("dekker", "laptop")
+        do {
+            try await leaver.disableUser(user: manager.userId())
+            XCTFail("an assistent disabled the manager")
+        } catch PieperError.Refused {}
+
+        try await manager.disableUser(user: leaver.userId())
+        let listed = try await manager.colleagues()
+        XCTAssertTrue(listed.contains { $0.id == leaver.userId() && $0.disabled })
+        do {
+            _ = try await leaver.sync()
+            XCTFail("a disabled user's device synced")
+        } catch PieperError.Revoked {}
+        do {
+            _ = try await populier("kok", "laptop")
+            XCTFail("a disabled user signed in")
+        } catch let PieperError.Rejected(code, _) {
+            XCTAssertEqual(code, "unauthorized")
+        }
+
+        try await manager.enableUser(user: leaver.userId())
+        _ = try await populier("kok", "laptop")
+    }
+
     func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {
         // Its own practice, so its practice group starts empty.
         try Self.server.createPractice("eik", name: "Praktijk De Eik")

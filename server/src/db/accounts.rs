@@ -20,6 +20,8 @@ pub struct UserRow {
     pub password_hash: String,
     /// The TOTP secret (base32).
     pub totp_secret: String,
+    /// Disabled by the practice manager: no login.
+    pub disabled: bool,
 }
 
 /// The device behind a bearer token.
@@ -107,7 +109,7 @@ impl Db {
     /// A user by practice and user name.
     pub async fn find_user(&self, practice: &str, username: &str) -> AppResult<Option<UserRow>> {
         let row = sqlx::query(
-            "SELECT id, practice_id, role, password_hash, totp_secret FROM users
+            "SELECT id, practice_id, role, password_hash, totp_secret, disabled_at FROM users
              WHERE practice_id = $1 AND username = $2",
         )
         .bind(practice)
@@ -121,15 +123,75 @@ impl Db {
                 role: role(&r.try_get::<String, _>("role")?)?,
                 password_hash: r.try_get("password_hash")?,
                 totp_secret: r.try_get("totp_secret")?,
+                disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
             })
         })
         .transpose()
     }
 
+    /// Disables a user of the practice (a leaver, a suspension): their
+    /// login is refused and every device of theirs revoked, in one
+    /// transaction. Returns the devices it revoked.
+    pub async fn disable_user(&self, practice: &str, user: &str) -> AppResult<Vec<String>> {
+        let mut w = self.begin_write().await?;
+        let now = now_ms();
+        let changed = sqlx::query(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2 AND practice_id = $3",
+        )
+        .bind(now)
+        .bind(user)
+        .bind(practice)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(AppError::NotFound("user"));
+        }
+        let devices: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user)
+            .execute(&mut *w.tx)
+            .await?;
+        w.tx.commit().await?;
+        Ok(devices)
+    }
+
+    /// Enables a disabled user of the practice again: they log in (on new
+    /// devices: the revoked ones stay revoked).
+    pub async fn enable_user(&self, practice: &str, user: &str) -> AppResult<()> {
+        let changed =
+            sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1 AND practice_id = $2")
+                .bind(user)
+                .bind(practice)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        if changed == 0 {
+            return Err(AppError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    /// A user's id by practice and user name.
+    pub async fn user_id(&self, practice: &str, username: &str) -> AppResult<String> {
+        sqlx::query_scalar("SELECT id FROM users WHERE practice_id = $1 AND username = $2")
+            .bind(practice)
+            .bind(username)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+
     /// The practice's staff.
     pub async fn list_users(&self, practice: &str) -> AppResult<Vec<UserInfo>> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, role FROM users WHERE practice_id = $1 ORDER BY username",
+            "SELECT id, username, display_name, role, disabled_at FROM users WHERE practice_id = $1 ORDER BY username",
         )
         .bind(practice)
         .fetch_all(self.pool())
@@ -141,6 +203,7 @@ impl Db {
                     username: r.try_get("username")?,
                     display_name: r.try_get("display_name")?,
                     role: role(&r.try_get::<String, _>("role")?)?,
+                    disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
                 })
             })
             .collect()

@@ -119,6 +119,15 @@ pub async fn login(
         return Err(AppError::Unauthorized);
     };
     let who = (user.id.clone(), user.role.as_str().to_owned());
+    if user.disabled {
+        count_failure();
+        state
+            .db
+            .audit(failure(Some(&who), "account disabled"))
+            .await?;
+        // The answer any wrong login gets.
+        return Err(AppError::Unauthorized);
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -202,6 +211,66 @@ pub async fn login(
         certificate,
         authority,
     }))
+}
+
+/// `POST /api/v1/users/{id}/disable`: the practice manager disables a user
+/// (a leaver, a suspension): their login is refused at once and every
+/// device of theirs revoked (signed out, and removed from every group by
+/// the members' devices at their next check).
+#[utoipa::path(post, path = "/users/{id}/disable", params(("id" = String, Path, description = "The user.")), responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    if !auth.0.role.manages_practice() {
+        return Err(AppError::Forbidden);
+    }
+    if id == auth.0.user_id {
+        return Err(AppError::Invalid(
+            "a manager does not disable themselves".into(),
+        ));
+    }
+    let revoked = state.db.disable_user(&auth.0.practice_id, &id).await?;
+    for device in &revoked {
+        state.db.remove_push_token(device).await?;
+        state.hub.disconnect(device);
+    }
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!(
+                "disabled user {id}; revoked devices: {}",
+                revoked.join(",")
+            )),
+            ..audit_by(&auth, source, "user.disable")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/users/{id}/enable`: the practice manager enables a
+/// disabled user again; they sign in on a device anew.
+#[utoipa::path(post, path = "/users/{id}/enable", params(("id" = String, Path, description = "The user.")), responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    if !auth.0.role.manages_practice() {
+        return Err(AppError::Forbidden);
+    }
+    state.db.enable_user(&auth.0.practice_id, &id).await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!("enabled user {id}")),
+            ..audit_by(&auth, source, "user.enable")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/users`: the practice's staff directory.

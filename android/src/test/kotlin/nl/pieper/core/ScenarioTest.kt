@@ -454,6 +454,33 @@ class ScenarioTest {
         assertEquals(Trust.Reset(manager.userId()), trustOf(huisarts, replacement.deviceId()))
     }
 
+    @Test
+    fun `the manager disables a leaver, who is signed out and cannot sign in again`() = runBlocking<Unit> {
+        server.createPractice("populier", "Praktijk De Populier")
+        val secrets = mapOf(
+            "kok" to server.createUser("kok", "assistent", "populier"),
+            "dekker" to server.createUser("dekker", "manager", "populier"),
+        )
+        suspend fun populier(username: String, device: String) = login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("populier", username, TestServer.PASSWORD, Totp.now(secrets.getValue(username)), device),
+        )
+        val leaver = populier("kok", "telefoon")
+        val manager = populier("dekker", "laptop")
+        // Only the manager may.
+        assertThrows<PieperException.Refused> { runBlocking { leaver.disableUser(manager.userId()) } }
+
+        manager.disableUser(leaver.userId())
+        assertTrue(manager.colleagues().single { it.id == leaver.userId() }.disabled)
+        assertThrows<PieperException.Revoked> { runBlocking { leaver.sync() } }
+        val again = assertThrows<PieperException.Rejected> { runBlocking { populier("kok", "laptop") } }
+        assertEquals("unauthorized", again.code)
+
+        manager.enableUser(leaver.userId())
+        assertTrue(manager.colleagues().none { it.disabled })
+        populier("kok", "laptop")
+    }
+
     private fun trustOf(client: PieperClient, device: String): Trust? =
         client.knownDevices().singleOrNull { it.device == device }?.trust
 
