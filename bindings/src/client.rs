@@ -10,8 +10,8 @@ use crate::{
     keystore::{KeyStore, KeyStoreShim},
     runtime,
     types::{
-        Colleague, Conversation, ConversationKind, DeviceEntry, LoginCredentials, MemberEntry,
-        Message, MessageKind, SyncReport,
+        Colleague, Conversation, ConversationKind, DeviceEntry, EnrolmentCode,
+        EnrolmentCredentials, LoginCredentials, MemberEntry, Message, MessageKind, SyncReport,
     },
 };
 
@@ -38,6 +38,41 @@ pub async fn login(
     )
     .await?;
     Ok(Arc::new(PieperClient { inner }))
+}
+
+/// A device enrolled with an enrolment code, and the authenticator secret
+/// to show once (as text and as a QR code of the URL).
+#[derive(uniffi::Record)]
+pub struct Enrolled {
+    /// The signed-in device.
+    pub client: Arc<PieperClient>,
+    /// The TOTP secret (base32).
+    pub authenticator_secret: String,
+    /// The `otpauth://` URL for the authenticator app.
+    pub otpauth_url: String,
+}
+
+/// Enrols this device with the code the practice manager gave: the person
+/// sets their own password and gets their authenticator secret.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn enrol(
+    server: String,
+    dir: String,
+    keystore: Arc<dyn KeyStore>,
+    credentials: EnrolmentCredentials,
+) -> Result<Enrolled, PieperError> {
+    let (inner, authenticator) = Client::enrol(
+        &server,
+        dir,
+        Arc::new(KeyStoreShim(keystore)),
+        credentials.into(),
+    )
+    .await?;
+    Ok(Enrolled {
+        client: Arc::new(PieperClient { inner }),
+        authenticator_secret: authenticator.secret,
+        otpauth_url: authenticator.otpauth_url,
+    })
 }
 
 /// Opens the device that signed in before in `dir`.
@@ -110,6 +145,32 @@ impl PieperClient {
     /// Every device of the practice this device met, and why it trusts it.
     pub fn known_devices(&self) -> Result<Vec<KnownDevice>, PieperError> {
         Ok(self.inner.devices().known()?)
+    }
+
+    /// The practice manager invites a colleague (`role`: huisarts, poh,
+    /// assistent, manager or connector); hand the code over in person.
+    pub async fn invite(
+        &self,
+        username: String,
+        display_name: String,
+        role: String,
+    ) -> Result<EnrolmentCode, PieperError> {
+        let role = pieper_core::Role::parse(&role).ok_or(PieperError::Invalid {
+            field: "role".into(),
+            reason: "huisarts, poh, assistent, manager or connector".into(),
+        })?;
+        Ok(self
+            .inner
+            .accounts()
+            .invite(&username, &display_name, role)
+            .await?
+            .into())
+    }
+
+    /// The practice manager resets a colleague's login (a forgotten
+    /// password, a lost authenticator): the old ones stop at once.
+    pub async fn reset_login(&self, user: String) -> Result<EnrolmentCode, PieperError> {
+        Ok(self.inner.accounts().reset_login(&user).await?.into())
     }
 
     /// The practice manager disables a user (a leaver, a suspension): their

@@ -17,7 +17,7 @@ mod tablet;
 mod tasks;
 mod types;
 
-pub use client::{PieperClient, login, open_device};
+pub use client::{Enrolled, PieperClient, enrol, login, open_device};
 pub use consent::*;
 pub use error::{CryptoErrorKind, PieperError};
 pub use events::{EventListener, TaskHandle};

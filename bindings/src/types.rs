@@ -190,6 +190,55 @@ pub struct LoginCredentials {
     pub device_name: String,
 }
 
+/// What a person types to enrol their first device with the code the
+/// practice manager gave them.
+#[derive(Clone, uniffi::Record)]
+pub struct EnrolmentCredentials {
+    /// The practice's id.
+    pub practice: String,
+    /// The user name.
+    pub username: String,
+    /// The enrolment code.
+    pub code: String,
+    /// The password they choose (at least 12 characters).
+    pub password: String,
+    /// A name for this device.
+    pub device_name: String,
+}
+
+impl From<EnrolmentCredentials> for pieper_core::EnrolmentCredentials {
+    fn from(c: EnrolmentCredentials) -> Self {
+        Self {
+            practice: c.practice,
+            username: c.username,
+            code: c.code,
+            password: c.password,
+            device_name: c.device_name,
+        }
+    }
+}
+
+/// A one-time enrolment code for a colleague (hand it over in person).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EnrolmentCode {
+    /// The user it is for.
+    pub user_id: String,
+    /// The code.
+    pub code: String,
+    /// Until when it works (ms since the Unix epoch).
+    pub expires_at: i64,
+}
+
+impl From<pieper_wire::EnrolmentCode> for EnrolmentCode {
+    fn from(c: pieper_wire::EnrolmentCode) -> Self {
+        Self {
+            user_id: c.user_id,
+            code: c.code,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
 /// What one sync applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct SyncReport {

@@ -82,8 +82,49 @@ enum Command {
         #[arg(long, default_value = "desktop")]
         device_name: String,
     },
+    /// Enrol this device with the code the practice manager gave you: you
+    /// choose your password, and get the secret for your authenticator app.
+    Enrol {
+        /// The server, e.g. https://pieper.praktijk.nl
+        #[arg(long, env = "PIEPER_SERVER")]
+        server: String,
+        /// The practice's id.
+        #[arg(long)]
+        practice: String,
+        /// Your user name.
+        #[arg(long)]
+        username: String,
+        /// The enrolment code.
+        #[arg(long)]
+        code: String,
+        /// The password you choose, at least 12 characters (or set
+        /// PIEPER_PASSWORD).
+        #[arg(long, env = "PIEPER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// A name for this device.
+        #[arg(long, default_value = "desktop")]
+        device_name: String,
+    },
     /// The practice's staff.
     Colleagues,
+    /// Practice manager: invite a colleague; prints the one-time code
+    /// (valid a week) to hand over in person.
+    Invite {
+        /// Their user name.
+        username: String,
+        /// The name shown to colleagues.
+        #[arg(long)]
+        name: String,
+        /// huisarts, poh, assistent, manager or connector.
+        #[arg(long)]
+        role: String,
+    },
+    /// Practice manager: reset a colleague's login (a forgotten password, a
+    /// lost authenticator); prints the one-time code for new ones.
+    ResetLogin {
+        /// Their user name.
+        username: String,
+    },
     /// Practice manager: disable a leaver (or suspend someone): their login
     /// is refused and every device of theirs revoked and removed from every
     /// conversation.
@@ -416,9 +457,57 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
+    if let Command::Enrol {
+        server,
+        practice,
+        username,
+        code,
+        password,
+        device_name,
+    } = &cli.command
+    {
+        let credentials = pieper_core::EnrolmentCredentials {
+            practice: practice.clone(),
+            username: username.clone(),
+            code: code.clone(),
+            password: password.clone(),
+            device_name: device_name.clone(),
+        };
+        let (client, authenticator) =
+            Client::enrol(server, &cli.dir, keystore(&cli.dir)?, credentials).await?;
+        println!(
+            "enrolled as {} on device {}\nadd this to your authenticator app (shown once):\n{}\n{}",
+            client.id().user,
+            client.id().device,
+            authenticator.secret,
+            authenticator.otpauth_url
+        );
+        return Ok(());
+    }
     let client = Client::open(&cli.dir, keystore(&cli.dir)?).await?;
     match cli.command {
-        Command::Login { .. } | Command::Demo => {}
+        Command::Login { .. } | Command::Enrol { .. } | Command::Demo => {}
+        Command::Invite {
+            username,
+            name,
+            role,
+        } => {
+            let role = pieper_core::Role::parse(&role)
+                .ok_or("role: huisarts, poh, assistent, manager or connector")?;
+            let code = client.accounts().invite(&username, &name, role).await?;
+            println!(
+                "invited {username}; enrolment code {} (once, for a week: hand it over in person)",
+                code.code
+            );
+        }
+        Command::ResetLogin { username } => {
+            let user = user_named(&client, &username).await?;
+            let code = client.accounts().reset_login(&user).await?;
+            println!(
+                "reset the login of {username}; enrolment code {} (once, for a week)",
+                code.code
+            );
+        }
         Command::Colleagues => {
             for user in client.colleagues().await? {
                 let disabled = if user.disabled { "\t[disabled]" } else { "" };

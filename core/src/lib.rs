@@ -65,7 +65,7 @@ pub mod spoed;
 mod store;
 pub mod tasks;
 
-pub use accounts::AccountsClient;
+pub use accounts::{AccountsClient, Authenticator, EnrolmentCredentials};
 pub use attachments::{AttachmentError, AttachmentKey};
 pub use client::{Client, ConnectionState, Credentials, Event, LiveHandle, SyncReport};
 pub use consent::RosterFormat;
@@ -93,7 +93,8 @@ pub use model::{
     NewMessage, PatientRef, Priority, UNSUPPORTED_BODY,
 };
 pub use pieper_wire::{
-    ApnsEnvironment, DeviceInfo, PushProvider, PushTokenRegistration as PushToken, UserInfo,
+    ApnsEnvironment, DeviceInfo, EnrolmentCode, PushProvider, PushTokenRegistration as PushToken,
+    Role, UserInfo,
 };
 pub use privacy::{
     AccessAction, AuditEntry, ErasureReport, HousekeepingReport, Kept, PatientExport,

@@ -165,6 +165,45 @@ async fn admin(
             .await?;
             println!("disabled {username}; revoked {} device(s)", revoked.len());
         }
+        AdminCommand::InviteUser {
+            practice,
+            username,
+            display_name,
+            role,
+        } => {
+            let role = Role::parse(&role)
+                .filter(|r| *r != Role::Admin)
+                .ok_or("role: huisarts, poh, assistent, manager or connector")?;
+            auth::check_name("the user name", &username)?;
+            let user = db
+                .invite_user(&practice, &username, &display_name, role)
+                .await?;
+            let code = db.issue_enrolment_code(&practice, &user, false).await?;
+            db.audit(operator_event(
+                &practice,
+                "user.invite",
+                format!("invited user {user} as {}", role.as_str()),
+            ))
+            .await?;
+            println!(
+                "invited {username}; enrolment code {} (once, for a week)",
+                code.code
+            );
+        }
+        AdminCommand::ResetLogin { practice, username } => {
+            let user = db.user_id(&practice, &username).await?;
+            let code = db.issue_enrolment_code(&practice, &user, true).await?;
+            db.audit(operator_event(
+                &practice,
+                "user.reset",
+                format!("reset the login of user {user}"),
+            ))
+            .await?;
+            println!(
+                "reset {username}; enrolment code {} (once, for a week)",
+                code.code
+            );
+        }
         AdminCommand::EnableUser { practice, username } => {
             let user = db.user_id(&practice, &username).await?;
             db.enable_user(&practice, &user).await?;

@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt, routes};
 
 use crate::{
     error::AppError,
-    handlers::{accounts, audit, conversations, ops, sync},
+    handlers::{accounts, audit, conversations, enrolment, ops, sync},
     openapi,
     state::AppState,
 };
@@ -26,7 +26,9 @@ pub fn router(state: AppState) -> Router {
     let max_blob = DefaultBodyLimit::max(state.settings.max_blob_bytes);
     let api = OpenApiRouter::new()
         .routes(routes!(accounts::login))
-        .routes(routes!(accounts::list_users))
+        .routes(routes!(accounts::list_users, enrolment::invite))
+        .routes(routes!(enrolment::reset))
+        .routes(routes!(enrolment::enrol))
         .routes(routes!(accounts::disable_user))
         .routes(routes!(accounts::enable_user))
         .routes(routes!(accounts::list_devices))

@@ -96,6 +96,32 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Invite a colleague: prints their one-time enrolment code (valid a
+    /// week), with which they set their own password and authenticator.
+    InviteUser {
+        /// The practice id.
+        #[arg(long)]
+        practice: String,
+        /// Their user name.
+        #[arg(long)]
+        username: String,
+        /// The name shown to colleagues.
+        #[arg(long)]
+        display_name: String,
+        /// huisarts, poh, assistent, manager or connector.
+        #[arg(long)]
+        role: String,
+    },
+    /// Reset a user's login (a forgotten password, a lost authenticator):
+    /// the old ones stop at once; prints the one-time code for new ones.
+    ResetLogin {
+        /// The practice id.
+        #[arg(long)]
+        practice: String,
+        /// The user name.
+        #[arg(long)]
+        username: String,
+    },
     /// Enable a disabled user again: they sign in on a device anew.
     EnableUser {
         /// The practice id.

@@ -25,6 +25,7 @@ on_both_backends!(
     guesses_get_no_more_checks_than_the_limit_and_leave_no_trace_for_made_up_names,
     devices_are_listed_and_revoked_at_once,
     a_manager_disables_a_leaver_and_enables_them_again,
+    an_invited_colleague_enrols_with_a_one_time_code,
     an_operator_revoke_stops_live_delivery_held_by_the_server,
     key_packages_are_claimed_once_with_a_last_resort,
     delivery_follows_membership_epochs_and_ids,
@@ -186,6 +187,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE devices DROP COLUMN approval;
          ALTER TABLE devices DROP COLUMN approval_kind;
          ALTER TABLE users DROP COLUMN disabled_at;
+         DROP TABLE enrolment_codes;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -558,6 +560,118 @@ async fn a_manager_disables_a_leaver_and_enables_them_again(backend: Backend) ->
     // The devices revoked with the disable stay revoked.
     expect_problem(sync(&phone).await?, "device_revoked")?;
     assert_eq!(audit(&manager, "action=user.enable").await?.len(), 1);
+    Ok(())
+}
+
+async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "boer", "manager")?,
+        "desktop",
+    )
+    .await?;
+    let colleague = enrol(
+        &server,
+        &create_user(&db, "linde", "jansen", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let invite = |device: &Device, username: &str, role: pieper_wire::Role| {
+        let client = device.client.clone();
+        let body = pieper_wire::Invite {
+            username: username.into(),
+            display_name: "Dr. Smit".into(),
+            role,
+        };
+        async move {
+            client
+                .call::<_, pieper_wire::EnrolmentCode>(Method::POST, "/api/v1/users", Some(&body))
+                .await
+        }
+    };
+    use pieper_wire::Role;
+    expect_problem(
+        invite(&colleague, "smit", Role::Huisarts).await?,
+        "forbidden",
+    )?;
+    expect_problem(invite(&manager, "smit", Role::Admin).await?, "invalid")?;
+    expect_problem(
+        invite(&manager, "smit jr", Role::Huisarts).await?,
+        "invalid",
+    )?;
+    let code = invite(&manager, "smit", Role::Huisarts)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    expect_problem(invite(&manager, "smit", Role::Poh).await?, "conflict")?;
+
+    let client = Client::new(&server);
+    let enrol_with = |code: String, password: &str, device: &str| {
+        let client = client.clone();
+        let body = pieper_wire::EnrolRequest {
+            practice: "linde".into(),
+            username: "smit".into(),
+            code,
+            password: password.into(),
+            device_name: device.into(),
+            signature_key: vec![7; 32].into(),
+        };
+        async move {
+            client
+                .call::<_, pieper_wire::EnrolResponse>(Method::POST, "/api/v1/enrol", Some(&body))
+                .await
+        }
+    };
+    // A wrong code gets the answer a wrong login gets; a short password is
+    // refused before the code is used.
+    expect_problem(
+        enrol_with("AAAA-BBBB-CCCC-DDDD".into(), common::PASSWORD, "phone").await?,
+        "unauthorized",
+    )?;
+    expect_problem(
+        enrol_with(code.code.clone(), "kort", "phone").await?,
+        "invalid",
+    )?;
+    let enrolled = enrol_with(code.code.clone(), common::PASSWORD, "phone")
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert_eq!(enrolled.login.user_id, code.user_id);
+    assert!(enrolled.login.certificate.is_some());
+    expect_problem(
+        enrol_with(code.code.clone(), common::PASSWORD, "tablet").await?,
+        "unauthorized",
+    )?;
+    let smit = common::User {
+        practice: "linde".into(),
+        username: "smit".into(),
+        id: code.user_id.clone(),
+        totp_secret: enrolled.totp_secret.clone(),
+    };
+    enrol(&server, &smit, "laptop").await?;
+
+    // A reset: the old login stops at once.
+    let reset: pieper_wire::EnrolmentCode = manager
+        .client
+        .call::<(), _>(
+            Method::POST,
+            &format!("/api/v1/users/{}/reset", code.user_id),
+            None,
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    expect_problem(
+        client
+            .login(&smit, &totp_at(&smit, current_step())?, "tablet")
+            .await?,
+        "unauthorized",
+    )?;
+    enrol_with(reset.code, common::PASSWORD, "tablet")
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let failures = audit(&manager, "action=user.enrol").await?;
+    assert_eq!(failures.len(), 2, "{failures:#?}");
+    assert_eq!(audit(&manager, "action=user.invite").await?.len(), 1);
+    assert_eq!(audit(&manager, "action=user.reset").await?.len(), 1);
     Ok(())
 }
 
@@ -1749,7 +1863,9 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 33);
+    assert_eq!(paths.len(), 35);
+    assert!(paths["/api/v1/enrol"].get("post").is_some());
+    assert!(paths["/api/v1/users"].get("post").is_some());
     assert!(paths["/api/v1/key-packages"].get("get").is_some());
     assert!(paths["/api/v1/users/{id}/disable"].get("post").is_some());
     assert!(paths["/api/v1/devices/{id}/approval"].get("post").is_some());

@@ -148,3 +148,101 @@ async fn the_operator_disables_and_enables_a_user_from_the_command_line() -> Tes
     assert!(unknown.is_err());
     Ok(())
 }
+
+/// Enrols a device with an enrolment code, choosing the test password.
+async fn enrol(
+    server: &Server,
+    username: &str,
+    code: &str,
+    device: &str,
+) -> Result<(pieper_core::Client, tempfile::TempDir, String), BoxError> {
+    let dir = tempfile::tempdir()?;
+    let keystore: std::sync::Arc<dyn pieper_core::KeyStore> =
+        std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir.path())?);
+    let (client, authenticator) = pieper_core::Client::enrol(
+        &server.base,
+        dir.path(),
+        keystore,
+        pieper_core::EnrolmentCredentials {
+            practice: "linde".into(),
+            username: username.into(),
+            code: code.into(),
+            password: PASSWORD.into(),
+            device_name: device.into(),
+        },
+    )
+    .await?;
+    assert!(authenticator.otpauth_url.starts_with("otpauth://totp/"));
+    Ok((client, dir, authenticator.secret))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_colleague_sets_their_own_login_and_a_reset_stops_the_old_one() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let boer = create_user(&db, "linde", "boer", "manager")?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let server = Server::start(&db, &[])?;
+    let manager = sign_in(&server, &boer, "desktop").await?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+
+    // Only the manager invites.
+    let refused = huisarts
+        .accounts()
+        .invite("smit", "Dr. Smit", pieper_core::Role::Huisarts)
+        .await;
+    assert!(matches!(refused, Err(Error::Refused { .. })), "{refused:?}");
+    let invited = manager
+        .accounts()
+        .invite("smit", "Dr. Smit", pieper_core::Role::Huisarts)
+        .await?;
+    // Nobody signs in before the code is used: there is no password yet.
+    let smit = |secret: &str| User {
+        practice: "linde".into(),
+        username: "smit".into(),
+        id: invited.user_id.clone(),
+        totp_secret: secret.into(),
+    };
+    assert!(
+        sign_in(&server, &smit("JBSWY3DPEHPK3PXP"), "laptop")
+            .await
+            .is_err()
+    );
+
+    // Smit enrols the first device with the code, typed loosely.
+    let typed = invited.code.to_lowercase().replace('-', " ");
+    let (phone, _phone_dir, secret) = enrol(&server, "smit", &typed, "phone").await?;
+    assert_eq!(phone.id().user, invited.user_id);
+    // The code is spent.
+    assert!(
+        enrol(&server, "smit", &invited.code, "tablet")
+            .await
+            .is_err()
+    );
+    // Password and the new authenticator sign in.
+    sign_in(&server, &smit(&secret), "laptop").await?;
+
+    // Smit lost the authenticator: the manager resets the login. The old
+    // password and authenticator stop at once; the new code sets new ones.
+    let reset = manager.accounts().reset_login(&invited.user_id).await?;
+    let old = sign_in(&server, &smit(&secret), "tablet").await;
+    let said = old.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(said.contains("unauthorized"), "{said}");
+    let (_tablet, _tablet_dir, new_secret) = enrol(&server, "smit", &reset.code, "tablet").await?;
+    assert_ne!(new_secret, secret);
+    sign_in(&server, &smit(&new_secret), "desktop").await?;
+
+    // A code waiting for a disabled colleague is void.
+    let pending = manager.accounts().reset_login(&invited.user_id).await?;
+    manager.accounts().disable(&invited.user_id).await?;
+    manager.accounts().enable(&invited.user_id).await?;
+    assert!(
+        enrol(&server, "smit", &pending.code, "spare")
+            .await
+            .is_err()
+    );
+    let log = db.admin(&["audit-export", "--practice", "linde"])?;
+    for action in ["user.invite", "user.reset", "user.enable"] {
+        assert!(log.contains(action), "{action} missing from {log}");
+    }
+    Ok(())
+}

@@ -88,6 +88,63 @@ pub struct LoginRequest {
     pub signature_key: Option<Bytes>,
 }
 
+/// The practice manager invites a new colleague.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invite {
+    /// Their user name (1 to 64 of letters, digits, `-_.@`).
+    pub username: String,
+    /// The name shown to colleagues.
+    pub display_name: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// A one-time enrolment code for a colleague: on their first device they set
+/// their own password and authenticator with it. Handed over in person.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolmentCode {
+    /// The user it is for.
+    pub user_id: String,
+    /// The code (once, until `expires_at`).
+    pub code: String,
+    /// Until when it works (ms since the Unix epoch).
+    pub expires_at: i64,
+}
+
+/// A person sets their own password and authenticator with an enrolment
+/// code, enrolling this device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolRequest {
+    /// The practice's id.
+    pub practice: String,
+    /// Their user name.
+    pub username: String,
+    /// The enrolment code the manager gave them.
+    pub code: String,
+    /// The password they choose (at least 12 characters).
+    pub password: String,
+    /// A name for this device.
+    pub device_name: String,
+    /// The device's MLS signature key (Ed25519, 32 bytes).
+    pub signature_key: Bytes,
+}
+
+/// An enrolment: the device signed in, and the authenticator secret to add
+/// to the person's authenticator app (shown once).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolResponse {
+    /// The device, as a login gives it.
+    pub login: LoginResponse,
+    /// The TOTP secret (base32).
+    pub totp_secret: String,
+    /// The same as an `otpauth://` URL (a QR code for the app).
+    pub otpauth_url: String,
+}
+
 /// A successful login: the enrolled device and its bearer token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -153,6 +153,25 @@ impl Api {
         self.call::<(), _>(Method::GET, "/devices", None).await
     }
 
+    pub(crate) async fn enrol(
+        &self,
+        req: &pieper_wire::EnrolRequest,
+    ) -> Result<pieper_wire::EnrolResponse> {
+        self.call(Method::POST, "/enrol", Some(req)).await
+    }
+
+    pub(crate) async fn invite(
+        &self,
+        invite: &pieper_wire::Invite,
+    ) -> Result<pieper_wire::EnrolmentCode> {
+        self.call(Method::POST, "/users", Some(invite)).await
+    }
+
+    pub(crate) async fn reset_login(&self, user: &str) -> Result<pieper_wire::EnrolmentCode> {
+        self.call::<(), _>(Method::POST, &format!("/users/{user}/reset"), None)
+            .await
+    }
+
     pub(crate) async fn disable_user(&self, user: &str) -> Result<()> {
         self.call::<(), _>(Method::POST, &format!("/users/{user}/disable"), None)
             .await

@@ -130,6 +130,19 @@ impl Client {
                 device_name: credentials.device_name.clone(),
             })
             .await?;
+        Self::signed_in(api, enrolment, login, dir.as_ref(), keystore).await
+    }
+
+    /// Sets up this device once the server signed it in (a login, an
+    /// enrolment code): checks its certificate names the account, creates
+    /// the store, publishes KeyPackages.
+    pub(crate) async fn signed_in(
+        api: Api,
+        enrolment: Enrolment,
+        login: pieper_wire::LoginResponse,
+        dir: &Path,
+        keystore: Arc<dyn KeyStore>,
+    ) -> Result<Client> {
         let id = MemberId::new(&login.practice, &login.user_id, &login.device_id)?;
         let (Some(certificate), Some(authority)) = (login.certificate, login.authority) else {
             return Err(Error::Untrusted {
@@ -142,7 +155,7 @@ impl Client {
                 reason: "the certificate names another account".into(),
             });
         }
-        let dir: PathBuf = dir.as_ref().to_owned();
+        let dir: PathBuf = dir.to_owned();
         let session = Session {
             server_url: api.base().to_owned(),
             token: login.device_token.clone(),

@@ -315,6 +315,22 @@ final class ScenarioTests: XCTestCase {
 
         try await manager.enableUser(user: leaver.userId())
         _ = try await populier("kok", "laptop")
+
+        // A new colleague: invited, they set their own password and get
+        // their authenticator secret with the code; then sign in as usual.
+        let invited = try await manager.invite(username: "jong", displayName: "Dr. De Jong", role: "huisarts")
+        let enrolled = try await enrol(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: EnrolmentCredentials(
+                practice: "populier", username: "jong", code: invited.code,
+                password: TestServer.password, deviceName: "telefoon"))
+        XCTAssertEqual(enrolled.client.userId(), invited.userId)
+        XCTAssertTrue(enrolled.otpauthUrl.hasPrefix("otpauth://totp/"))
+        _ = try await login(
+            server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+            credentials: LoginCredentials(
+                practice: "populier", username: "jong", password: TestServer.password,
+                totp: Totp.now(enrolled.authenticatorSecret), deviceName: "laptop"))
     }
 
     func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {

@@ -158,6 +158,11 @@ impl Db {
             .bind(user)
             .execute(&mut *w.tx)
             .await?;
+        // A pending enrolment code would let them in again.
+        sqlx::query("DELETE FROM enrolment_codes WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *w.tx)
+            .await?;
         w.tx.commit().await?;
         Ok(devices)
     }

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod backup;
 pub mod delivery;
+pub mod enrolment;
 pub mod heal;
 pub mod push;
 pub mod retention;

@@ -42,35 +42,7 @@ pub async fn login(
             "signature_key must be an Ed25519 public key (32 bytes)".into(),
         ));
     }
-    // Checked before anything else: nothing unbounded reaches the
-    // throttle's keys, the hash or the audit log.
-    auth::check_name("practice", &req.practice)?;
-    auth::check_name("username", &req.username)?;
-    if req.password.len() > auth::MAX_PASSWORD_BYTES {
-        return Err(AppError::Invalid(format!(
-            "password must be at most {} bytes",
-            auth::MAX_PASSWORD_BYTES
-        )));
-    }
-    let account_key = format!("account:{}/{}", req.practice, req.username);
-    let address_key = format!("address:{}", source.ip());
-    // The attempt takes its slot before the password is checked: a burst of
-    // parallel guesses gets no more checks than the limit.
-    let throttled = state.account_throttle.take(&[&account_key]).and_then(|()| {
-        state
-            .address_throttle
-            .take(&[&address_key])
-            .inspect_err(|_| {
-                state.account_throttle.give_back(&account_key);
-            })
-    });
-    if let Err(retry_after) = throttled {
-        state
-            .metrics
-            .logins_throttled
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(AppError::Throttled { retry_after });
-    }
+    let attempt = Attempt::take(&state, &req.practice, &req.username, &req.password, source)?;
     let count_failure = || {
         state
             .metrics
@@ -94,18 +66,7 @@ pub async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| auth::dummy_hash().to_owned());
-    let password = req.password.clone();
-    // Each check holds about 19 MiB: only as many at once as there are
-    // cores, the rest wait their turn.
-    let permit = state
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    drop(permit);
+    let password_ok = verify_password(&state, req.password.clone(), hash).await?;
     let (Some(user), true) = (user, password_ok) else {
         count_failure();
         // A practice that does not exist has no log to write to: made-up
@@ -155,15 +116,110 @@ pub async fn login(
         return Err(AppError::TotpReused);
     }
 
-    state.account_throttle.clear(&account_key);
-    state.address_throttle.give_back(&address_key);
+    attempt.succeeded(&state);
+    Ok(Json(
+        enrol_device(
+            &state,
+            &user,
+            device_name,
+            req.signature_key.as_ref(),
+            source,
+        )
+        .await?,
+    ))
+}
+
+/// A sign-in attempt (a login, an enrolment) that took its throttle slots.
+pub(crate) struct Attempt {
+    account_key: String,
+    address_key: String,
+}
+
+impl Attempt {
+    /// Checks the names and the password's length before anything else
+    /// (nothing unbounded reaches the throttle's keys, the hash or the audit
+    /// log), then takes the attempt's slots before the password is checked:
+    /// a burst of parallel guesses gets no more checks than the limit.
+    pub(crate) fn take(
+        state: &AppState,
+        practice: &str,
+        username: &str,
+        password: &str,
+        source: SocketAddr,
+    ) -> AppResult<Self> {
+        auth::check_name("practice", practice)?;
+        auth::check_name("username", username)?;
+        if password.len() > auth::MAX_PASSWORD_BYTES {
+            return Err(AppError::Invalid(format!(
+                "password must be at most {} bytes",
+                auth::MAX_PASSWORD_BYTES
+            )));
+        }
+        let attempt = Attempt {
+            account_key: format!("account:{practice}/{username}"),
+            address_key: format!("address:{}", source.ip()),
+        };
+        let throttled = state
+            .account_throttle
+            .take(&[&attempt.account_key])
+            .and_then(|()| {
+                state
+                    .address_throttle
+                    .take(&[&attempt.address_key])
+                    .inspect_err(|_| state.account_throttle.give_back(&attempt.account_key))
+            });
+        if let Err(retry_after) = throttled {
+            state
+                .metrics
+                .logins_throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(AppError::Throttled { retry_after });
+        }
+        Ok(attempt)
+    }
+
+    /// The attempt succeeded: the account starts afresh, the address gets
+    /// its slot back.
+    pub(crate) fn succeeded(self, state: &AppState) {
+        state.account_throttle.clear(&self.account_key);
+        state.address_throttle.give_back(&self.address_key);
+    }
+}
+
+/// Checks a password against its hash, one per core at a time (each check
+/// holds about 19 MiB; the rest wait their turn).
+pub(crate) async fn verify_password(
+    state: &AppState,
+    password: String,
+    hash: String,
+) -> AppResult<bool> {
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// Enrols a device for a user who proved who they are (a login, an
+/// enrolment code): its token, its certified signature key, the audit
+/// records.
+pub(crate) async fn enrol_device(
+    state: &AppState,
+    user: &crate::db::accounts::UserRow,
+    device_name: &str,
+    signature_key: Option<&pieper_wire::Bytes>,
+    source: SocketAddr,
+) -> AppResult<LoginResponse> {
     let (token, token_hash) = auth::new_device_token();
     let device_id = state
         .db
-        .create_device(&user, device_name, &token_hash)
+        .create_device(user, device_name, &token_hash)
         .await?;
     // The device's signature key, certified for this account and role.
-    let (certificate, authority) = match &req.signature_key {
+    let (certificate, authority) = match signature_key {
         Some(key) => {
             let authority = state.db.authority(&user.practice_id).await?;
             let certificate = authority.certify(
@@ -202,15 +258,15 @@ pub async fn login(
             })
             .await?;
     }
-    Ok(Json(LoginResponse {
-        practice: user.practice_id,
-        user_id: user.id,
+    Ok(LoginResponse {
+        practice: user.practice_id.clone(),
+        user_id: user.id.clone(),
         role: user.role,
         device_id,
         device_token: token,
         certificate,
         authority,
-    }))
+    })
 }
 
 /// `POST /api/v1/users/{id}/disable`: the practice manager disables a user

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod conversations;
+pub mod enrolment;
 pub mod ops;
 pub mod sync;
 

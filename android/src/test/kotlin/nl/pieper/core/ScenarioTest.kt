@@ -479,6 +479,29 @@ class ScenarioTest {
         manager.enableUser(leaver.userId())
         assertTrue(manager.colleagues().none { it.disabled })
         populier("kok", "laptop")
+
+        // A new colleague: invited, they set their own password and get
+        // their authenticator secret with the code; then sign in as usual.
+        val invited = manager.invite("jong", "Dr. De Jong", "huisarts")
+        val enrolled = enrol(
+            server.url, dir(), InMemoryKeyStore(),
+            EnrolmentCredentials("populier", "jong", invited.code, TestServer.PASSWORD, "telefoon"),
+        )
+        assertEquals(invited.userId, enrolled.client.userId())
+        assertTrue(enrolled.otpauthUrl.startsWith("otpauth://totp/"))
+        login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("populier", "jong", TestServer.PASSWORD, Totp.now(enrolled.authenticatorSecret), "laptop"),
+        )
+        // The code is spent.
+        assertThrows<PieperException.Rejected> {
+            runBlocking {
+                enrol(
+                    server.url, dir(), InMemoryKeyStore(),
+                    EnrolmentCredentials("populier", "jong", invited.code, TestServer.PASSWORD, "tablet"),
+                )
+            }
+        }
     }
 
     private fun trustOf(client: PieperClient, device: String): Trust? =
