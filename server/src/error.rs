@@ -57,6 +57,9 @@ pub enum AppError {
     /// It exists already.
     #[error("{0} exists already")]
     Conflict(&'static str),
+    /// The user has as many devices as the practice allows.
+    #[error("you have as many devices as the practice allows: revoke one first")]
+    DeviceLimit,
     /// A well-known group id of another practice or user: never this
     /// caller's to make, nor to wait for.
     #[error("this well-known group belongs to another practice or user")]
@@ -86,6 +89,7 @@ impl AppError {
             AppError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, codes::THROTTLED),
             AppError::Conflict(_) => (StatusCode::CONFLICT, codes::CONFLICT),
             AppError::NotYours => (StatusCode::FORBIDDEN, codes::NOT_YOURS),
+            AppError::DeviceLimit => (StatusCode::FORBIDDEN, codes::DEVICE_LIMIT),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL)
             }

@@ -287,13 +287,16 @@ async fn admin(
             ttl_policy,
             ttl_secs,
             history_messages,
+            devices_per_user,
         } => {
             let mut settings = db.practice_settings(&practice).await?;
             if retention_days.is_some()
                 || ttl_policy.is_some()
                 || ttl_secs.is_some()
                 || history_messages.is_some()
+                || devices_per_user.is_some()
             {
+                settings.devices_per_user = devices_per_user.or(settings.devices_per_user);
                 settings.history_messages = history_messages.unwrap_or(settings.history_messages);
                 settings.retention_days = retention_days.unwrap_or(settings.retention_days);
                 settings.ttl_policy = ttl_policy.unwrap_or(settings.ttl_policy);

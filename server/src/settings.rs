@@ -192,6 +192,9 @@ pub enum AdminCommand {
         /// How many of each conversation's newest messages a new device gets.
         #[arg(long)]
         history_messages: Option<u32>,
+        /// How many devices (not revoked) one user may have.
+        #[arg(long)]
+        devices_per_user: Option<u32>,
     },
 }
 

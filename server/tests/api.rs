@@ -25,6 +25,7 @@ on_both_backends!(
     guesses_get_no_more_checks_than_the_limit_and_leave_no_trace_for_made_up_names,
     devices_are_listed_and_revoked_at_once,
     a_manager_disables_a_leaver_and_enables_them_again,
+    a_user_has_no_more_devices_than_the_practice_allows,
     an_invited_colleague_enrols_with_a_one_time_code,
     an_operator_revoke_stops_live_delivery_held_by_the_server,
     key_packages_are_claimed_once_with_a_last_resort,
@@ -188,6 +189,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE devices DROP COLUMN approval_kind;
          ALTER TABLE users DROP COLUMN disabled_at;
          DROP TABLE enrolment_codes;
+         ALTER TABLE practices DROP COLUMN devices_per_user;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -560,6 +562,64 @@ async fn a_manager_disables_a_leaver_and_enables_them_again(backend: Backend) ->
     // The devices revoked with the disable stay revoked.
     expect_problem(sync(&phone).await?, "device_revoked")?;
     assert_eq!(audit(&manager, "action=user.enable").await?.len(), 1);
+    Ok(())
+}
+
+async fn a_user_has_no_more_devices_than_the_practice_allows(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    let shown = db.admin(&["practice-settings", "--practice", "linde"])?;
+    assert!(shown.contains("\"devices_per_user\":10"), "{shown}");
+    db.admin(&[
+        "practice-settings",
+        "--practice",
+        "linde",
+        "--devices-per-user",
+        "2",
+    ])?;
+    let phone = enrol(&server, &user, "phone").await?;
+    enrol(&server, &user, "tablet").await?;
+    let third = with_fresh_totp(&user, |code| {
+        let client = Client::new(&server);
+        let user = user.clone();
+        async move {
+            match client.login(&user, &code, "laptop").await? {
+                Err(p) if p.code == "totp_reused" => Ok(None),
+                other => Ok(Some(other)),
+            }
+        }
+    })
+    .await?;
+    expect_problem(third, "device_limit")?;
+    // A change from an app that does not know the setting leaves it.
+    let mut settings: pieper_wire::PracticeSettings =
+        serde_json::from_str(&db.admin(&["practice-settings", "--practice", "linde"])?)?;
+    settings.devices_per_user = None;
+    settings.history_messages = 20;
+    let manager = enrol(
+        &server,
+        &create_user(&db, "linde", "boer", "manager")?,
+        "desktop",
+    )
+    .await?;
+    manager
+        .client
+        .call::<_, serde_json::Value>(Method::PUT, "/api/v1/practice/settings", Some(&settings))
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let shown = db.admin(&["practice-settings", "--practice", "linde"])?;
+    assert!(shown.contains("\"devices_per_user\":2"), "{shown}");
+    // Revoking one makes room.
+    phone
+        .client
+        .call::<(), serde_json::Value>(
+            Method::DELETE,
+            &format!("/api/v1/devices/{}", phone.login.device_id),
+            None,
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    enrol(&server, &user, "laptop").await?;
     Ok(())
 }
 
@@ -1762,6 +1822,7 @@ async fn the_practice_decides_on_disappearing_messages_and_they_go(backend: Back
             ttl_policy: policy.into(),
             ttl_secs: secs,
             history_messages: 50,
+            devices_per_user: None,
         };
         async move {
             client

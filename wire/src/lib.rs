@@ -674,6 +674,11 @@ pub struct PracticeSettings {
     /// gets from their other devices (0: none).
     #[serde(default = "PracticeSettings::default_history")]
     pub history_messages: u32,
+    /// How many devices (not revoked) one user may have; a login beyond it
+    /// is refused (`device_limit`). Absent in a change: left as it is (apps
+    /// that do not know it change nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices_per_user: Option<u32>,
 }
 
 impl PracticeSettings {
@@ -809,6 +814,8 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
     /// Reading the audit log needs a fresh second factor (`POST /audit/unlock`).
     pub const AUDIT_LOCKED: &str = "audit_locked";
+    /// The user has as many devices as the practice allows: revoke one first.
+    pub const DEVICE_LIMIT: &str = "device_limit";
     /// A well-known group id that belongs to another practice or user.
     pub const NOT_YOURS: &str = "not_yours";
 }

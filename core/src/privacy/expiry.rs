@@ -87,6 +87,8 @@ impl PracticeRules {
             ttl_policy: policy.into(),
             ttl_secs: secs,
             history_messages: self.history_messages,
+            // The server's to keep: a device leaves it as it is.
+            devices_per_user: None,
         }
     }
 }
@@ -128,6 +130,7 @@ pub(crate) fn rules(conn: &Connection) -> Result<PracticeRules> {
         ttl_policy: policy,
         ttl_secs: secs.map(|s| s as u64),
         history_messages,
+        devices_per_user: None,
     })
 }
 

@@ -247,6 +247,23 @@ impl Db {
         token_hash: &str,
     ) -> AppResult<String> {
         let id = uuid::Uuid::new_v4().to_string();
+        // Counted and added in one write: parallel logins cannot pass the
+        // practice's limit together.
+        let mut w = self.begin_write().await?;
+        let (held, limit): (i64, i64) = {
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM devices WHERE user_id = $1 AND revoked_at IS NULL) AS held,
+                        devices_per_user FROM practices WHERE id = $2",
+            )
+            .bind(&user.id)
+            .bind(&user.practice_id)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            (row.try_get("held")?, row.try_get("devices_per_user")?)
+        };
+        if held >= limit {
+            return Err(AppError::DeviceLimit);
+        }
         sqlx::query(
             "INSERT INTO devices (id, user_id, practice_id, name, token_hash, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -257,8 +274,9 @@ impl Db {
         .bind(name)
         .bind(token_hash)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&mut *w.tx)
         .await?;
+        w.tx.commit().await?;
         Ok(id)
     }
 

@@ -214,10 +214,25 @@ pub(crate) async fn enrol_device(
     source: SocketAddr,
 ) -> AppResult<LoginResponse> {
     let (token, token_hash) = auth::new_device_token();
-    let device_id = state
-        .db
-        .create_device(user, device_name, &token_hash)
-        .await?;
+    let device_id = match state.db.create_device(user, device_name, &token_hash).await {
+        Err(AppError::DeviceLimit) => {
+            state
+                .db
+                .audit(NewAuditEvent {
+                    practice_id: user.practice_id.clone(),
+                    user_id: Some(user.id.clone()),
+                    role: Some(user.role.as_str().to_owned()),
+                    action: "device.enrol",
+                    outcome: "failure",
+                    source: Some(source.ip().to_string()),
+                    detail: Some("the practice's device limit per user".into()),
+                    ..NewAuditEvent::default()
+                })
+                .await?;
+            return Err(AppError::DeviceLimit);
+        }
+        other => other?,
+    };
     // The device's signature key, certified for this account and role.
     let (certificate, authority) = match signature_key {
         Some(key) => {
