@@ -27,6 +27,9 @@ pub struct Hub {
     queue: usize,
 }
 
+/// Live sockets one device may hold at once.
+pub const SOCKETS_PER_DEVICE: usize = 3;
+
 impl Hub {
     /// A hub whose per-connection queues hold `queue` envelopes.
     pub fn new(queue: usize) -> Self {
@@ -45,10 +48,14 @@ impl Hub {
     pub fn register(&self, device: &str) -> (u64, mpsc::Receiver<Utf8Bytes>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue);
-        self.lock()
-            .entry(device.to_owned())
-            .or_default()
-            .push((id, tx));
+        let mut map = self.lock();
+        let list = map.entry(device.to_owned()).or_default();
+        // A device reconnecting over sockets that died half-way keeps the
+        // newest few; the oldest is told to catch up (its queue closes).
+        if list.len() >= SOCKETS_PER_DEVICE {
+            list.remove(0);
+        }
+        list.push((id, tx));
         (id, rx)
     }
 

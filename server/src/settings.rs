@@ -262,6 +262,15 @@ pub struct Settings {
         global = true
     )]
     pub login_window_secs: u64,
+    /// A bearer token for `/metrics`; without one, `/metrics` answers only
+    /// on the loopback address (a local scraper).
+    #[arg(
+        long,
+        env = "PIEPER_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<String>,
     /// Envelopes queued for one live connection before it is dropped (the
     /// device then catches up by cursor).
     #[arg(long, env = "PIEPER_LIVE_QUEUE", default_value_t = 1024, global = true)]

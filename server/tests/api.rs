@@ -8,7 +8,7 @@ use common::{
     Backend, BoxError, Client, Device, Server, TestDatabase, TestResult, application, commit,
     create_user, current_step, enrol, staff, totp_at, with_fresh_totp,
 };
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use pieper_wire::{
     AuditEvent, ClaimKeyPackages, ClaimedKeyPackages, ConversationInfo, EnvelopeKind,
     KeyPackageCount, Problem, ServerEvent, UploadKeyPackages,
@@ -34,6 +34,8 @@ on_both_backends!(
     well_known_groups_are_made_only_by_their_own_practice_and_user,
     bad_input_gets_problem_details,
     a_device_that_stops_reading_is_dropped_and_catches_up,
+    live_sockets_are_few_per_device_and_take_no_large_messages,
+    metrics_take_their_token_when_one_is_set,
     blobs_are_for_members_and_size_limited,
     the_audit_log_is_for_managers_and_append_only,
     the_audit_chain_reports_a_changed_or_removed_record,
@@ -936,6 +938,18 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
         .await?;
     expect_problem(r, "invalid")?;
     assert_eq!(held(&b).await?, 2);
+    // Nor one of a size no real KeyPackage has.
+    let huge = "x".repeat(64 * 1024);
+    let r = b
+        .client
+        .call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/v1/key-packages",
+            Some(&upload(&[huge.as_str()], false)),
+        )
+        .await?;
+    expect_problem(r, "invalid")?;
+    assert_eq!(held(&b).await?, 2);
     let mut got = Vec::new();
     for _ in 0..4 {
         let claimed: ClaimedKeyPackages = a
@@ -1336,6 +1350,69 @@ async fn connect_ws(
     );
     let (ws, _) = tokio_tungstenite::connect_async(request).await?;
     Ok(ws)
+}
+
+async fn metrics_take_their_token_when_one_is_set(backend: Backend) -> TestResult {
+    let (_db, server) = setup(backend, &["--metrics-token", "scrape-me-7f3a"]).await?;
+    let (status, _) = Client::new(&server)
+        .raw(Method::GET, "/metrics", None, "")
+        .await?;
+    assert_eq!(status.as_u16(), 401);
+    let (status, _) = Client::new(&server)
+        .with_token("scrape-me-7f3b")
+        .raw(Method::GET, "/metrics", None, "")
+        .await?;
+    assert_eq!(status.as_u16(), 401);
+    let (status, text) = Client::new(&server)
+        .with_token("scrape-me-7f3a")
+        .raw(Method::GET, "/metrics", None, "")
+        .await?;
+    assert_eq!(status.as_u16(), 200);
+    assert!(text.contains("pieper_live_connections"), "{text}");
+    Ok(())
+}
+
+async fn live_sockets_are_few_per_device_and_take_no_large_messages(
+    backend: Backend,
+) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let [a, b] = staff(
+        &db,
+        &server,
+        [("a", "huisarts", "phone"), ("b", "poh", "phone")],
+    )
+    .await?;
+    let closed = |mut ws: tokio_tungstenite::WebSocketStream<_>| async move {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(tungstenite::Message::Close(_))) | None | Some(Err(_))) => {
+                    return Ok::<(), BoxError>(());
+                }
+                Ok(Some(Ok(_))) => {}
+                Err(_) => return Err("the socket stayed open".into()),
+            }
+        }
+    };
+    // A fourth socket of one device: the oldest is told to catch up.
+    let first = connect_ws(&server, &a).await?;
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(connect_ws(&server, &a).await?);
+    }
+    closed(first).await?;
+    let (_, metrics) = a.client.raw(Method::GET, "/metrics", None, "").await?;
+    assert!(metrics.contains("pieper_live_connections 3"), "{metrics}");
+
+    // A device sends nothing large on its socket: a 64 KiB message ends it,
+    // and the server goes on serving everyone.
+    let mut loud = connect_ws(&server, &b).await?;
+    loud.send(tungstenite::Message::Binary(vec![0u8; 64 * 1024].into()))
+        .await?;
+    closed(loud).await?;
+    assert!(b.sync(0).await?.envelopes.is_empty());
+    assert!(a.sync(0).await?.envelopes.is_empty());
+    drop(kept);
+    Ok(())
 }
 
 async fn a_device_that_stops_reading_is_dropped_and_catches_up(backend: Backend) -> TestResult {

@@ -22,6 +22,9 @@ use crate::{
 
 /// Most KeyPackages one upload may hold.
 const MAX_KEY_PACKAGES: usize = 200;
+/// The largest KeyPackage taken: ours (an X.509 credential, one
+/// ciphersuite) are about 1 KiB.
+const MAX_KEY_PACKAGE_BYTES: usize = 16 * 1024;
 
 /// `POST /api/v1/login`: password + TOTP; enrols a device.
 #[tracing::instrument(skip_all, err(level = "info"))]
@@ -423,9 +426,11 @@ pub async fn upload_key_packages(
         .key_packages
         .iter()
         .chain(&req.last_resort)
-        .any(|kp| kp.0.is_empty())
+        .any(|kp| kp.0.is_empty() || kp.0.len() > MAX_KEY_PACKAGE_BYTES)
     {
-        return Err(AppError::Invalid("empty KeyPackage".into()));
+        return Err(AppError::Invalid(format!(
+            "a KeyPackage is 1 to {MAX_KEY_PACKAGE_BYTES} bytes"
+        )));
     }
     let packages: Vec<Vec<u8>> = req.key_packages.into_iter().map(|b| b.0).collect();
     state

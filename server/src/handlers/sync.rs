@@ -97,10 +97,19 @@ pub async fn websocket(
     auth: DeviceAuth,
     ws: WebSocketUpgrade,
 ) -> Response {
-    // A small read buffer: idle devices cost little memory.
+    // A small read buffer: idle devices cost little memory. A device sends
+    // nothing but pings and a close here: anything larger ends the socket.
     ws.read_buffer_size(4096)
+        .max_message_size(MAX_INCOMING_WS_BYTES)
+        .max_frame_size(MAX_INCOMING_WS_BYTES)
         .on_upgrade(move |socket| live(state, auth, socket))
 }
+
+/// The largest message a device may send on its live socket.
+const MAX_INCOMING_WS_BYTES: usize = 4096;
+/// How long a write to a device may take before the socket is dropped (the
+/// device catches up by cursor when it is back).
+const WS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 async fn live(state: AppState, auth: DeviceAuth, socket: WebSocket) {
     let device = auth.0.id.clone();
@@ -141,7 +150,12 @@ async fn live(state: AppState, auth: DeviceAuth, socket: WebSocket) {
                         break;
                     }
                 }
-                if failed || sink.flush().await.is_err() {
+                if failed
+                    || !matches!(
+                        tokio::time::timeout(WS_WRITE_TIMEOUT, sink.flush()).await,
+                        Ok(Ok(()))
+                    )
+                {
                     break;
                 }
             }
