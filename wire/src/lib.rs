@@ -740,8 +740,11 @@ where
 pub struct AuditEvent {
     /// Its id, increasing.
     pub id: u64,
-    /// When (ms since the Unix epoch).
+    /// When the server recorded it (ms since the Unix epoch).
     pub at: i64,
+    /// For an access a device reported: when the device says it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<i64>,
     /// The practice.
     pub practice_id: String,
     /// Who (absent for a failed login of an unknown user).

@@ -47,8 +47,10 @@ pub struct NewAuditEvent {
     pub detail: Option<String>,
     /// A device-reported event's id on that device (recorded once).
     pub client_event: Option<String>,
-    /// When it happened, if not now (a device-reported event).
+    /// When the server recorded it, if not now (tests).
     pub at: Option<i64>,
+    /// When the device says it happened (a device-reported event).
+    pub reported_at: Option<i64>,
 }
 
 /// What the hash covers, in this order: every stored field but the hash.
@@ -67,6 +69,9 @@ struct Chained<'a> {
     source: Option<&'a str>,
     detail: Option<&'a str>,
     client_event: Option<&'a str>,
+    // Absent from records made before it existed: their hashes still hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reported_at: Option<i64>,
 }
 
 impl Chained<'_> {
@@ -115,12 +120,13 @@ impl NewAuditEvent {
             source: self.source.as_deref(),
             detail: self.detail.as_deref(),
             client_event: self.client_event.as_deref(),
+            reported_at: self.reported_at,
         };
         let hash = chained.hash()?;
         sqlx::query(
             "INSERT INTO audit_events (at, practice_id, user_id, role, device_id, action, outcome,
-                 patient, source, detail, client_event, chain_seq, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 patient, source, detail, client_event, chain_seq, prev_hash, hash, reported_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(chained.at)
         .bind(chained.practice_id)
@@ -136,6 +142,7 @@ impl NewAuditEvent {
         .bind(chained.chain_seq)
         .bind(&prev)
         .bind(&hash)
+        .bind(chained.reported_at)
         .execute(&mut **tx)
         .await?;
         if head.is_some() {
@@ -202,6 +209,7 @@ fn event(r: &AnyRow) -> AppResult<AuditEvent> {
     Ok(AuditEvent {
         id: r.try_get::<i64, _>("id")? as u64,
         at: r.try_get("at")?,
+        reported_at: r.try_get("reported_at")?,
         practice_id: r.try_get("practice_id")?,
         user_id: r.try_get("user_id")?,
         role: r.try_get("role")?,
@@ -243,9 +251,10 @@ impl Db {
         filter: &AuditFilter,
     ) -> AppResult<Vec<AuditEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, practice_id, user_id, role, device_id, action, outcome, patient, source, detail
+            "SELECT id, at, reported_at, practice_id, user_id, role, device_id, action, outcome,
+                    patient, source, detail
              FROM audit_events WHERE practice_id = $1
-               AND at >= $2 AND at < $3
+               AND COALESCE(reported_at, at) >= $2 AND COALESCE(reported_at, at) < $3
                AND ($4 IS NULL OR user_id = $4)
                AND ($5 IS NULL OR device_id = $5)
                AND ($6 IS NULL OR patient = $6)
@@ -278,8 +287,9 @@ impl Db {
             return Err(AppError::Invalid("name a device or a user".into()));
         }
         let rows = sqlx::query(
-            "SELECT patient, action, at FROM audit_events
-             WHERE practice_id = $1 AND patient IS NOT NULL AND at >= $2 AND at < $3
+            "SELECT patient, action, COALESCE(reported_at, at) AS at FROM audit_events
+             WHERE practice_id = $1 AND patient IS NOT NULL
+               AND COALESCE(reported_at, at) >= $2 AND COALESCE(reported_at, at) < $3
                AND ($4 IS NULL OR device_id = $4) AND ($5 IS NULL OR user_id = $5)
              ORDER BY patient, at",
         )
@@ -348,7 +358,7 @@ impl Db {
         };
         let rows = sqlx::query(
             "SELECT id, at, practice_id, user_id, role, device_id, action, outcome, patient,
-                    source, detail, client_event, chain_seq, prev_hash, hash
+                    source, detail, client_event, chain_seq, prev_hash, hash, reported_at
              FROM audit_events WHERE practice_id = $1 AND chain_seq IS NOT NULL ORDER BY id",
         )
         .bind(practice)
@@ -391,6 +401,7 @@ impl Db {
                 source: source.as_deref(),
                 detail: detail.as_deref(),
                 client_event: client_event.as_deref(),
+                reported_at: r.try_get("reported_at")?,
             }
             .hash()?;
             if computed != stored {
@@ -431,9 +442,15 @@ impl Db {
     pub async fn prune_audit(&self) -> AppResult<u64> {
         let cutoff = now_ms() - KEEP_MS;
         let mut w = self.begin_write().await?;
+        // Per practice, the last record of the run from the chain's start
+        // in which every record is older than the cutoff.
         let old = sqlx::query(
-            "SELECT practice_id, MAX(chain_seq) AS seq FROM audit_events
-             WHERE at < $1 AND chain_seq IS NOT NULL GROUP BY practice_id",
+            "SELECT e.practice_id, MAX(e.chain_seq) AS seq FROM audit_events e
+             WHERE e.at < $1 AND e.chain_seq IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM audit_events y
+                   WHERE y.practice_id = e.practice_id AND y.chain_seq IS NOT NULL
+                     AND y.chain_seq < e.chain_seq AND y.at >= $1)
+             GROUP BY e.practice_id",
         )
         .bind(cutoff)
         .fetch_all(&mut *w.tx)
@@ -548,11 +565,47 @@ mod tests {
         assert!(db.verify_audit("linde").await.expect("verify").intact());
     }
 
+    /// A device whose clock says 1970 (reset, or hostile) reports an
+    /// access: it is recorded at the server's time beside the device's, so
+    /// pruning leaves it and the chain holds; and pruning never cuts past a
+    /// young record, whatever its neighbours' times.
+    #[tokio::test]
+    async fn a_back_dated_report_changes_nothing_in_the_chain() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("s.sqlite3").display()
+        );
+        let db = Db::connect(&url).await.expect("database");
+        let now = now_ms();
+        let six_years = now - KEEP_MS - 365 * 86_400_000;
+        db.audit(event(six_years, "login")).await.expect("insert");
+        db.audit(NewAuditEvent {
+            reported_at: Some(0),
+            ..event(now, "message.read")
+        })
+        .await
+        .expect("insert");
+        // An old record after a young one (a server clock set back): it stays.
+        db.audit(event(six_years, "logout")).await.expect("insert");
+        assert_eq!(db.prune_audit().await.expect("prune"), 1);
+        let report = db.verify_audit("linde").await.expect("verify");
+        assert!(report.intact(), "{report:?}");
+        assert_eq!(report.records, 2);
+        let events = db
+            .audit_events("linde", &AuditFilter::default())
+            .await
+            .expect("events");
+        assert_eq!(events[0].reported_at, Some(0));
+        assert!(events[0].at >= now);
+    }
+
     #[test]
     fn csv_quotes_what_needs_quoting() {
         let e = AuditEvent {
             id: 1,
             at: 2,
+            reported_at: None,
             practice_id: "p".into(),
             user_id: None,
             role: None,

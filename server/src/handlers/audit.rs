@@ -233,8 +233,9 @@ pub async fn report(
             patient: e.patient.clone(),
             detail: e.detail.clone(),
             client_event: Some(e.id.clone()),
-            // A device clock ahead of the server's is not believed.
-            at: Some(e.at.min(now)),
+            // Beside the server's own time; a device clock ahead of the
+            // server's is not believed.
+            reported_at: Some(e.at.min(now)),
             ..audit_by(&auth, source, action)
         });
     }
