@@ -57,6 +57,9 @@ pub enum AppError {
     /// It exists already.
     #[error("{0} exists already")]
     Conflict(&'static str),
+    /// The practice's attachment storage is full.
+    #[error("the practice's attachment storage is full: ask the operator for more room")]
+    QuotaFull,
     /// The user has as many devices as the practice allows.
     #[error("you have as many devices as the practice allows: revoke one first")]
     DeviceLimit,
@@ -90,6 +93,7 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, codes::CONFLICT),
             AppError::NotYours => (StatusCode::FORBIDDEN, codes::NOT_YOURS),
             AppError::DeviceLimit => (StatusCode::FORBIDDEN, codes::DEVICE_LIMIT),
+            AppError::QuotaFull => (StatusCode::INSUFFICIENT_STORAGE, codes::QUOTA_FULL),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL)
             }

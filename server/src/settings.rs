@@ -234,6 +234,10 @@ pub struct Settings {
     /// Largest attachment blob in bytes.
     #[arg(long, env = "PIEPER_MAX_BLOB_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
     pub max_blob_bytes: usize,
+    /// Bytes of attachment blobs one practice may hold at once (what
+    /// retention removes makes room again).
+    #[arg(long, env = "PIEPER_BLOB_QUOTA_BYTES", default_value_t = 20 * 1024 * 1024 * 1024, global = true)]
+    pub blob_quota_bytes: u64,
     /// Largest JSON request body in bytes.
     #[arg(long, env = "PIEPER_MAX_JSON_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
     pub max_json_bytes: usize,

@@ -36,6 +36,7 @@ on_both_backends!(
     a_device_that_stops_reading_is_dropped_and_catches_up,
     live_sockets_are_few_per_device_and_take_no_large_messages,
     metrics_take_their_token_when_one_is_set,
+    a_practice_holds_no_more_attachments_than_its_quota,
     blobs_are_for_members_and_size_limited,
     the_audit_log_is_for_managers_and_append_only,
     the_audit_chain_reports_a_changed_or_removed_record,
@@ -1351,6 +1352,44 @@ async fn connect_ws(
     );
     let (ws, _) = tokio_tungstenite::connect_async(request).await?;
     Ok(ws)
+}
+
+async fn a_practice_holds_no_more_attachments_than_its_quota(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &["--blob-quota-bytes", "100"]).await?;
+    let a = enrol(
+        &server,
+        &create_user(&db, "linde", "a", "huisarts")?,
+        "phone",
+    )
+    .await?;
+    let other = enrol(&server, &create_user(&db, "eik", "x", "huisarts")?, "phone").await?;
+    let upload = |device: &Device, conv: String, size: usize| {
+        let client = device.client.clone();
+        async move {
+            client
+                .raw(
+                    Method::POST,
+                    &format!("/api/v1/conversations/{conv}/blobs"),
+                    Some(vec![1u8; size]),
+                    "application/octet-stream",
+                )
+                .await
+        }
+    };
+    let conv = a.create_conversation().await?;
+    let (status, _) = upload(&a, conv.clone(), 60).await?;
+    assert_eq!(status.as_u16(), 201);
+    let (status, body) = upload(&a, conv.clone(), 60).await?;
+    assert_eq!(status.as_u16(), 507, "{body}");
+    let problem: Problem = serde_json::from_str(&body)?;
+    assert_eq!(problem.code, "quota_full");
+    // Another practice's room is its own, and the server goes on serving.
+    let theirs = other.create_conversation().await?;
+    let (status, _) = upload(&other, theirs, 60).await?;
+    assert_eq!(status.as_u16(), 201);
+    let (status, _) = upload(&a, conv, 40).await?;
+    assert_eq!(status.as_u16(), 201);
+    Ok(())
 }
 
 async fn metrics_take_their_token_when_one_is_set(backend: Backend) -> TestResult {

@@ -817,6 +817,8 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
     /// Reading the audit log needs a fresh second factor (`POST /audit/unlock`).
     pub const AUDIT_LOCKED: &str = "audit_locked";
+    /// The practice's attachment storage is full.
+    pub const QUOTA_FULL: &str = "quota_full";
     /// The user has as many devices as the practice allows: revoke one first.
     pub const DEVICE_LIMIT: &str = "device_limit";
     /// A well-known group id that belongs to another practice or user.

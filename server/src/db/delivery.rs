@@ -595,11 +595,25 @@ impl Db {
         conversation: &str,
         data: &[u8],
         expires_at: Option<i64>,
+        quota: u64,
     ) -> AppResult<String> {
         let mut w = self.begin_write().await?;
         conversation_row(&mut w.tx, practice, conversation).await?;
         if !is_member(&mut *w.tx, conversation, device).await? {
             return Err(AppError::NotFound("conversation"));
+        }
+        // Summed and added in one write: parallel uploads cannot pass the
+        // practice's quota together.
+        let held: i64 = sqlx::query(
+            "SELECT COALESCE(SUM(b.size), 0) AS held FROM blobs b
+             JOIN conversations c ON c.id = b.conversation_id WHERE c.practice_id = $1",
+        )
+        .bind(practice)
+        .fetch_one(&mut *w.tx)
+        .await?
+        .try_get("held")?;
+        if u64::try_from(held).unwrap_or(0) + data.len() as u64 > quota {
+            return Err(AppError::QuotaFull);
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(

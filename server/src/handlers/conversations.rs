@@ -265,6 +265,7 @@ pub async fn upload_blob(
             &conversation,
             &body,
             query.expires_at,
+            state.settings.blob_quota_bytes,
         )
         .await?;
     state
