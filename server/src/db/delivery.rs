@@ -605,7 +605,8 @@ impl Db {
         // Summed and added in one write: parallel uploads cannot pass the
         // practice's quota together.
         let held: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(b.size), 0) AS held FROM blobs b
+            // PostgreSQL sums BIGINT as NUMERIC: cast back.
+            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS held FROM blobs b
              JOIN conversations c ON c.id = b.conversation_id WHERE c.practice_id = $1",
         )
         .bind(practice)
