@@ -32,18 +32,12 @@ impl Throttle {
         }
     }
 
-    /// `Err(seconds)` if any key is over its limit.
-    pub fn check(&self, keys: &[&str]) -> Result<(), u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.check_in(&mut map, keys)
-    }
-
-    fn check_in(
-        &self,
-        map: &mut HashMap<String, VecDeque<Instant>>,
-        keys: &[&str],
-    ) -> Result<(), u64> {
+    /// Takes an attempt's slot on every key at once, counted as a failure
+    /// until [`Throttle::give_back`]: `Err(seconds)` (and nothing taken) if
+    /// any key is over its limit.
+    pub fn take(&self, keys: &[&str]) -> Result<(), u64> {
         let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let mut wait = 0u64;
         for key in keys {
             if let Some(times) = map.get_mut(*key) {
@@ -60,35 +54,9 @@ impl Throttle {
                 }
             }
         }
-        if wait > 0 { Err(wait) } else { Ok(()) }
-    }
-
-    /// Takes an attempt's slot on every key at once, counted as a failure
-    /// until [`Throttle::give_back`]: `Err(seconds)` (and nothing taken) if
-    /// any key is over its limit.
-    pub fn take(&self, keys: &[&str]) -> Result<(), u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.check_in(&mut map, keys)?;
-        self.fail_in(&mut map, keys);
-        Ok(())
-    }
-
-    /// Gives back the slot an attempt that succeeded took on `key`.
-    pub fn give_back(&self, key: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(times) = map.get_mut(key) {
-            times.pop_back();
+        if wait > 0 {
+            return Err(wait);
         }
-    }
-
-    /// Counts a failure against each key.
-    pub fn fail(&self, keys: &[&str]) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.fail_in(&mut map, keys);
-    }
-
-    fn fail_in(&self, map: &mut HashMap<String, VecDeque<Instant>>, keys: &[&str]) {
-        let now = Instant::now();
         if map.len() >= MAX_KEYS {
             let window = self.window;
             map.retain(|_, times| {
@@ -99,6 +67,15 @@ impl Throttle {
         }
         for key in keys {
             map.entry((*key).to_owned()).or_default().push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Gives back the slot an attempt that succeeded took on `key`.
+    pub fn give_back(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = map.get_mut(key) {
+            times.pop_back();
         }
     }
 
@@ -119,10 +96,10 @@ mod tests {
     fn stale_keys_are_dropped_when_the_map_is_full() {
         let t = Throttle::new(3, Duration::from_millis(1));
         for i in 0..MAX_KEYS {
-            t.fail(&[&format!("account:{i}")]);
+            assert!(t.take(&[&format!("account:{i}")]).is_ok());
         }
         std::thread::sleep(Duration::from_millis(5));
-        t.fail(&["account:fresh"]);
+        assert!(t.take(&["account:fresh"]).is_ok());
         let map = t.failures.lock().unwrap_or_else(|p| p.into_inner());
         assert_eq!(map.len(), 1);
         assert!(map.contains_key("account:fresh"));
@@ -132,14 +109,13 @@ mod tests {
     fn throttles_after_the_limit_per_key() {
         let t = Throttle::new(3, Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(t.check(&["acct", "ip"]).is_ok());
-            t.fail(&["acct", "ip"]);
+            assert!(t.take(&["acct", "ip"]).is_ok());
         }
-        assert!(t.check(&["acct"]).is_err());
-        assert!(t.check(&["other-acct", "ip"]).is_err());
-        assert!(t.check(&["other-acct", "other-ip"]).is_ok());
+        assert!(t.take(&["acct"]).is_err());
+        assert!(t.take(&["other-acct", "ip"]).is_err());
+        assert!(t.take(&["other-acct", "other-ip"]).is_ok());
         t.clear("acct");
-        assert!(t.check(&["acct"]).is_ok());
+        assert!(t.take(&["acct"]).is_ok());
     }
 
     #[test]
@@ -152,6 +128,6 @@ mod tests {
         assert!(t.take(&["acct", "ip"]).is_err());
         t.give_back("acct");
         assert!(t.take(&["acct", "other-ip"]).is_ok());
-        assert!(t.check(&["ip"]).is_err());
+        assert!(t.take(&["ip"]).is_err());
     }
 }

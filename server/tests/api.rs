@@ -713,6 +713,20 @@ async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> T
     };
     enrol(&server, &smit, "laptop").await?;
 
+    // Another practice's manager cannot reset (and so take over) the
+    // login: for them the user does not exist, and nothing changes.
+    let outsider = enrol(&server, &create_user(&db, "eik", "x", "manager")?, "phone").await?;
+    let r = outsider
+        .client
+        .call::<(), pieper_wire::EnrolmentCode>(
+            Method::POST,
+            &format!("/api/v1/users/{}/reset", code.user_id),
+            None,
+        )
+        .await?;
+    expect_problem(r, "not_found")?;
+    enrol(&server, &smit, "tablet").await?;
+
     // A reset: the old login stops at once.
     let reset: pieper_wire::EnrolmentCode = manager
         .client
@@ -729,7 +743,7 @@ async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> T
             .await?,
         "unauthorized",
     )?;
-    enrol_with(reset.code, common::PASSWORD, "tablet")
+    enrol_with(reset.code, common::PASSWORD, "spare")
         .await?
         .map_err(|p| format!("{p:?}"))?;
     let failures = audit(&manager, "action=user.enrol").await?;

@@ -116,19 +116,14 @@ async fn three_users_on_four_devices_talk_about_a_patient() -> TestResult {
 /// goes on, and nothing is refused as tampered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_from_a_newer_app_shows_as_a_placeholder() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
-    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
-    let server = Server::start(&db, &[])?;
-    let newer = sign_in(&server, &jansen, "phone").await?;
-    let older = sign_in(&server, &bakker, "desktop").await?;
+    let (_db, _server, newer, older) = pieper_e2e::colleagues().await?;
     let conv = newer
         .conversations()
         .create(
             "Overleg",
             ConversationKind::Group,
             None,
-            std::slice::from_ref(&bakker.id),
+            std::slice::from_ref(&older.user.id),
         )
         .await?;
     older.sync().await?;

@@ -12,18 +12,6 @@ type TestResult = Result<(), BoxError>;
 
 const BSN: &str = "999911120";
 
-/// A huisarts (jansen, on a phone) and an assistent (bakker, on a desktop)
-/// of one practice, signed in to a fresh server.
-async fn colleagues() -> Result<(TestDatabase, Server, TestClient, TestClient), BoxError> {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
-    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
-    let server = Server::start(&db, &[])?;
-    let huisarts = sign_in(&server, &jansen, "phone").await?;
-    let assistent = sign_in(&server, &bakker, "desktop").await?;
-    Ok((db, server, huisarts, assistent))
-}
-
 /// What whoever controls the server's database can do: give `user` a
 /// device "slipped-in" of its own (with a certificate and an approval, by
 /// a device and its signature, when given) and KeyPackages ready to be

@@ -59,6 +59,18 @@ pub async fn sign_in(server: &Server, user: &User, device: &str) -> Result<TestC
     })
 }
 
+/// A huisarts (jansen, on a phone) and an assistent (bakker, on a desktop)
+/// of one practice, signed in to a fresh server.
+pub async fn colleagues() -> Result<(TestDatabase, Server, TestClient, TestClient), BoxError> {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let bakker = create_user(&db, "linde", "bakker", "assistent")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let assistent = sign_in(&server, &bakker, "desktop").await?;
+    Ok((db, server, huisarts, assistent))
+}
+
 /// `by` approves `new`, another device of the same user, with the code
 /// `new` shows (what the person compares on both screens).
 pub async fn approve(by: &TestClient, new: &TestClient) -> Result<(), BoxError> {

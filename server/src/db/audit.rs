@@ -532,6 +532,17 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
 mod tests {
     use super::*;
 
+    /// A fresh SQLite database (kept while the folder lives).
+    async fn test_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("s.sqlite3").display()
+        );
+        let db = Db::connect(&url).await.expect("database");
+        (dir, db)
+    }
+
     fn event(at: i64, action: &'static str) -> NewAuditEvent {
         NewAuditEvent {
             practice_id: "linde".into(),
@@ -544,12 +555,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_older_than_five_years_are_pruned_from_the_chain_start() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("s.sqlite3").display()
-        );
-        let db = Db::connect(&url).await.expect("database");
+        let (_dir, db) = test_db().await;
         let now = now_ms();
         let six_years = now - KEEP_MS - 365 * 86_400_000;
         for at in [six_years, six_years + 1, now - 1000, now] {
@@ -571,12 +577,7 @@ mod tests {
     /// young record, whatever its neighbours' times.
     #[tokio::test]
     async fn a_back_dated_report_changes_nothing_in_the_chain() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("s.sqlite3").display()
-        );
-        let db = Db::connect(&url).await.expect("database");
+        let (_dir, db) = test_db().await;
         let now = now_ms();
         let six_years = now - KEEP_MS - 365 * 86_400_000;
         db.audit(event(six_years, "login")).await.expect("insert");

@@ -69,7 +69,8 @@ pub async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| auth::dummy_hash().to_owned());
-    let password_ok = verify_password(&state, req.password.clone(), hash).await?;
+    let password = req.password.clone();
+    let password_ok = hashing(&state, move || auth::verify_password(&password, &hash)).await?;
     let (Some(user), true) = (user, password_ok) else {
         count_failure();
         // A practice that does not exist has no log to write to: made-up
@@ -171,13 +172,7 @@ impl Attempt {
                     .take(&[&attempt.address_key])
                     .inspect_err(|_| state.account_throttle.give_back(&attempt.account_key))
             });
-        if let Err(retry_after) = throttled {
-            state
-                .metrics
-                .logins_throttled
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(AppError::Throttled { retry_after });
-        }
+        throttled.map_err(|retry_after| throttled_error(state, retry_after))?;
         Ok(attempt)
     }
 
@@ -189,19 +184,27 @@ impl Attempt {
     }
 }
 
-/// Checks a password against its hash, one per core at a time (each check
-/// holds about 19 MiB; the rest wait their turn).
-pub(crate) async fn verify_password(
+/// A sign-in or second-factor attempt refused by the throttle (counted).
+pub(crate) fn throttled_error(state: &AppState, retry_after: u64) -> AppError {
+    state
+        .metrics
+        .logins_throttled
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    AppError::Throttled { retry_after }
+}
+
+/// Runs a password hash or check (argon2id, about 19 MiB each) off the
+/// async threads, one per core at a time: the rest wait their turn.
+pub(crate) async fn hashing<T: Send + 'static>(
     state: &AppState,
-    password: String,
-    hash: String,
-) -> AppResult<bool> {
+    work: impl FnOnce() -> T + Send + 'static,
+) -> AppResult<T> {
     let _permit = state
         .hashing
         .acquire()
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| AppError::Internal(e.to_string()))
 }

@@ -61,13 +61,10 @@ pub async fn unlock(
     }
     // Second-factor guesses count against the account like a login's do.
     let account_key = format!("second-factor:{}", auth.0.user_id);
-    if let Err(retry_after) = state.account_throttle.take(&[&account_key]) {
-        state
-            .metrics
-            .logins_throttled
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(AppError::Throttled { retry_after });
-    }
+    state
+        .account_throttle
+        .take(&[&account_key])
+        .map_err(|retry_after| super::accounts::throttled_error(&state, retry_after))?;
     let secret = state.db.totp_secret(&auth.0.user_id).await?;
     let now = crate::db::now_ms();
     let failed = |detail: &str| NewAuditEvent {

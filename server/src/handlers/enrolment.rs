@@ -12,7 +12,7 @@ use axum::{
 };
 use pieper_wire::{EnrolRequest, EnrolResponse, EnrolmentCode, Invite, Role};
 
-use super::accounts::{Attempt, enrol_device};
+use super::accounts::{Attempt, enrol_device, hashing};
 use super::audit_by;
 use crate::{
     auth::{self, DeviceAuth},
@@ -115,17 +115,8 @@ pub async fn enrol(
     }
     let attempt = Attempt::take(&state, &req.practice, &req.username, &req.password, source)?;
     // Hashed first: a password that is too short does not use the code up.
-    let password_hash = {
-        let _permit = state
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let password = req.password.clone();
-        tokio::task::spawn_blocking(move || auth::hash_password(&password))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))??
-    };
+    let password = req.password.clone();
+    let password_hash = hashing(&state, move || auth::hash_password(&password)).await??;
     let totp_secret = auth::new_totp_secret();
     let user = state.db.find_user(&req.practice, &req.username).await?;
     let used = match &user {
