@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pieper_core::{Client, KnownDevice, NewMessage, PatientRef};
+use pieper_core::{Client, KeyUpdate, KnownDevice, NewMessage, PatientRef};
 
 use crate::{
     error::PieperError,
@@ -145,6 +145,18 @@ impl PieperClient {
     /// Every device of the practice this device met, and why it trusts it.
     pub fn known_devices(&self) -> Result<Vec<KnownDevice>, PieperError> {
         Ok(self.inner.devices().known()?)
+    }
+
+    /// When this device last replaced its keys (an MLS update of its leaf),
+    /// per conversation.
+    pub fn key_updates(&self) -> Result<Vec<KeyUpdate>, PieperError> {
+        Ok(self.inner.keys().updates()?)
+    }
+
+    /// Updates this device's keys in a conversation now; true when the
+    /// update landed (otherwise a later sync makes it).
+    pub async fn update_keys(&self, conversation: String) -> Result<bool, PieperError> {
+        Ok(self.inner.keys().update(&conversation).await?)
     }
 
     /// The practice manager invites a colleague (`role`: huisarts, poh,

@@ -146,6 +146,13 @@ enum Command {
     /// What this device refused from colleagues' devices (an identity that
     /// did not check out, an operation their role does not allow), by kind.
     Refusals,
+    /// When this device last replaced its keys (an MLS update) in each
+    /// conversation; with --update, it updates them in one now.
+    Keys {
+        /// The conversation to update now.
+        #[arg(long)]
+        update: Option<String>,
+    },
     /// Revoke a lost or stolen device: its token stops at once and it is
     /// removed from your conversations; it wipes itself when it comes back.
     Revoke {
@@ -835,6 +842,37 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 } else if let Event::IdentityReset { user, by } = event {
                     println!("identity of {user} was reset by {by}: check with them in person");
                 }
+            }
+        }
+        Command::Keys { update } => {
+            if let Some(conversation) = update {
+                if !client.keys().update(&conversation).await? {
+                    return Err("the update did not land; it is made again at a later sync".into());
+                }
+                println!("updated this device's keys in {conversation}");
+            } else {
+                client.sync().await?;
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            for u in client.keys().updates()? {
+                let hours = (now - u.updated_at).max(0) / 3_600_000;
+                let age = if hours < 48 {
+                    format!("{hours} h ago")
+                } else {
+                    format!("{} d ago", hours / 24)
+                };
+                let activity = if u.activity_since {
+                    "\tmessages since"
+                } else {
+                    ""
+                };
+                let due = if u.due_now { "\tDUE NOW" } else { "" };
+                println!(
+                    "{}\t{}\tupdated {age}{activity}{due}",
+                    u.conversation, u.title
+                );
             }
         }
         Command::Refusals => {

@@ -35,6 +35,10 @@ pub(crate) enum PrivacyCommand {
         /// How many of each conversation's newest messages a new device gets.
         #[arg(long)]
         history_messages: Option<u32>,
+        /// Days with activity a device may go without updating its keys in
+        /// a conversation.
+        #[arg(long)]
+        key_update_days: Option<u32>,
     },
     /// Remove what expired or passed retention on this device now, and
     /// report what housekeeping removed.
@@ -141,12 +145,18 @@ pub(crate) async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
             ttl_policy,
             ttl_secs,
             history_messages,
+            key_update_days,
         } => {
             let mut rules = client.privacy().refresh_rules().await?;
-            if retention_days.is_some() || ttl_policy.is_some() || history_messages.is_some() {
+            if retention_days.is_some()
+                || ttl_policy.is_some()
+                || history_messages.is_some()
+                || key_update_days.is_some()
+            {
                 rules = PracticeRules {
                     retention_days: retention_days.unwrap_or(rules.retention_days),
                     history_messages: history_messages.unwrap_or(rules.history_messages),
+                    key_update_days: key_update_days.unwrap_or(rules.key_update_days),
                     ttl: match ttl_policy.as_deref() {
                         None => rules.ttl,
                         Some("allowed") => TtlPolicy::Allowed,
@@ -160,8 +170,8 @@ pub(crate) async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
                 rules = client.privacy().set_rules(rules).await?;
             }
             println!(
-                "retention: {} days\ndisappearing messages: {:?}\nhistory for a new device: {} messages per conversation",
-                rules.retention_days, rules.ttl, rules.history_messages
+                "retention: {} days\ndisappearing messages: {:?}\nhistory for a new device: {} messages per conversation\nkey updates: at least every {} days with activity",
+                rules.retention_days, rules.ttl, rules.history_messages, rules.key_update_days
             );
         }
         PrivacyCommand::Housekeeping => {

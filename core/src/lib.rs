@@ -3,7 +3,8 @@
 //! The [`Client`] is the one entry point: a signed-in device with its
 //! features as sub-clients ([`Client::conversations`], [`Client::tasks`],
 //! [`Client::consent`], [`Client::record`], [`Client::spoed`],
-//! [`Client::privacy`], [`Client::devices`], [`Client::push`]), each in its
+//! [`Client::privacy`], [`Client::devices`], [`Client::keys`],
+//! [`Client::push`]), each in its
 //! own folder with its types, its part of the engine and its actions. Every
 //! call passes one gate: a wiped device answers
 //! [`Error::Wiped`], a locked one [`Error::Locked`], and any call counts as
@@ -54,6 +55,7 @@ mod devices;
 mod error;
 mod fhir;
 pub mod identity;
+pub mod keys;
 pub mod keystore;
 mod lifecycle;
 mod mls;
@@ -75,7 +77,8 @@ pub use consent::{
 };
 pub use conversations::ConversationsClient;
 pub use devices::{BackupReport, DevicesClient, KnownDevice, Trust, new_recovery_code};
-pub use lifecycle::{LockPolicy, SharedTablet, UserCheck};
+pub use keys::{KeyUpdate, KeysClient};
+pub use lifecycle::{LockPolicy, SharedTablet, UserCheck, WIPE_WARNING_TRIES_LEFT};
 pub use privacy::{AuditQuery, BreachPatient};
 pub use push::{Notification, NotificationPath, PushClient, SelfTestArrival, SelfTestReport};
 pub use record::{DeliveryReport, HisEndpoint};

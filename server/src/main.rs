@@ -288,6 +288,7 @@ async fn admin(
             ttl_secs,
             history_messages,
             devices_per_user,
+            key_update_days,
         } => {
             let mut settings = db.practice_settings(&practice).await?;
             if retention_days.is_some()
@@ -295,7 +296,9 @@ async fn admin(
                 || ttl_secs.is_some()
                 || history_messages.is_some()
                 || devices_per_user.is_some()
+                || key_update_days.is_some()
             {
+                settings.key_update_days = key_update_days.or(settings.key_update_days);
                 settings.devices_per_user = devices_per_user.or(settings.devices_per_user);
                 settings.history_messages = history_messages.unwrap_or(settings.history_messages);
                 settings.retention_days = retention_days.unwrap_or(settings.retention_days);

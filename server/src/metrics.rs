@@ -1,7 +1,10 @@
 //! Counters for Prometheus (text exposition format). No labels with content,
 //! ids or patients: only counts.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 /// The server's counters.
 #[derive(Default)]
@@ -34,6 +37,42 @@ pub struct Metrics {
     pub urgent_escalations: AtomicU64,
     /// Messages devices reported they could not decrypt.
     pub undecryptable_messages: AtomicU64,
+    /// Key updates (commits that add and remove nobody) in all.
+    pub key_updates: AtomicU64,
+    /// Key updates on the current UTC day: (day, count).
+    key_updates_today: Mutex<(i64, u64)>,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl Metrics {
+    /// A device's key update landed at `now_ms`.
+    pub fn count_key_update(&self, now_ms: i64) {
+        self.key_updates.fetch_add(1, Ordering::Relaxed);
+        let mut today = self
+            .key_updates_today
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let day = now_ms.div_euclid(DAY_MS);
+        if today.0 == day {
+            today.1 += 1;
+        } else {
+            *today = (day, 1);
+        }
+    }
+
+    /// Key updates on the UTC day of `now_ms`.
+    fn key_updates_on(&self, now_ms: i64) -> u64 {
+        let today = self
+            .key_updates_today
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if today.0 == now_ms.div_euclid(DAY_MS) {
+            today.1
+        } else {
+            0
+        }
+    }
 }
 
 impl Metrics {
@@ -110,6 +149,11 @@ impl Metrics {
                 "Attachment blobs stored.",
                 &self.blobs_stored,
             ),
+            (
+                "pieper_key_updates_total",
+                "Key updates: commits that add and remove nobody.",
+                &self.key_updates,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -121,6 +165,28 @@ impl Metrics {
         out.push_str(&format!(
             "# HELP pieper_live_connections Live WebSocket connections.\n# TYPE pieper_live_connections gauge\npieper_live_connections {connections}\n"
         ));
+        out.push_str(&format!(
+            "# HELP pieper_key_updates_today Key updates since midnight UTC (since the start, if later).\n# TYPE pieper_key_updates_today gauge\npieper_key_updates_today {}\n",
+            self.key_updates_on(crate::db::now_ms())
+        ));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_updates_are_counted_per_utc_day() {
+        let metrics = Metrics::default();
+        let day = 20_000 * DAY_MS;
+        metrics.count_key_update(day + 10);
+        metrics.count_key_update(day + DAY_MS - 1);
+        assert_eq!(metrics.key_updates_on(day + 5), 2);
+        metrics.count_key_update(day + DAY_MS);
+        assert_eq!(metrics.key_updates_on(day + DAY_MS + 1), 1);
+        assert_eq!(metrics.key_updates_on(day + 3 * DAY_MS), 0);
+        assert_eq!(metrics.key_updates.load(Ordering::Relaxed), 3);
     }
 }

@@ -195,6 +195,10 @@ pub enum AdminCommand {
         /// How many devices (not revoked) one user may have.
         #[arg(long)]
         devices_per_user: Option<u32>,
+        /// Days with activity a device may go without updating its keys in
+        /// a conversation.
+        #[arg(long)]
+        key_update_days: Option<u32>,
     },
 }
 

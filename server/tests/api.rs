@@ -193,6 +193,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE users DROP COLUMN disabled_at;
          DROP TABLE enrolment_codes;
          ALTER TABLE practices DROP COLUMN devices_per_user;
+         ALTER TABLE practices DROP COLUMN key_update_days;
          ALTER TABLE audit_events DROP COLUMN reported_at;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
@@ -1960,6 +1961,7 @@ async fn the_practice_decides_on_disappearing_messages_and_they_go(backend: Back
             ttl_secs: secs,
             history_messages: 50,
             devices_per_user: None,
+            key_update_days: None,
         };
         async move {
             client

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use pieper_core::{ConnectionState, ConversationKind, Error, Event, NewMessage};
 use pieper_e2e::{
-    Backend, Pair, Server, TestDatabase, TestResult, approve, cli_binary, cli_login, create_user,
-    current_step, pair, pieper, pieper_ok, sign_in, totp_at, wait_for,
+    Backend, Pair, Server, TestDatabase, TestResult, approve, cli_binary, cli_login, copy_files,
+    create_user, current_step, pair, pieper, pieper_ok, sign_in, totp_at, wait_for,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -694,18 +694,6 @@ async fn the_operator_revokes_a_device_from_the_command_line() -> TestResult {
             .any(|l| l.contains("device.revoke") && l.contains("operator")),
         "{log}"
     );
-    Ok(())
-}
-
-/// Copies the files of a device folder (a store, its key, its keystore).
-fn copy_files(from: &std::path::Path, to: &std::path::Path) -> Result<(), pieper_e2e::BoxError> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
-        }
-    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod consent;
 mod devices;
+mod keys;
 mod load;
 mod messaging;
 mod offline;

@@ -87,6 +87,31 @@ impl TestClient {
         let client = Client::open(dir.path(), keystore(&dir)?).await?;
         Ok(TestClient { client, dir, user })
     }
+
+    /// Copies the device's folder while it is closed (a backup someone took
+    /// away: store, wrapped key and keystore) and opens the device again.
+    /// Returns it and the copy, opened as a client of its own.
+    pub async fn copied(self) -> Result<(TestClient, Client, TempDir), BoxError> {
+        let TestClient { client, dir, user } = self;
+        drop(client);
+        let copy = tempfile::tempdir()?;
+        copy_files(dir.path(), copy.path())?;
+        let client = Client::open(dir.path(), keystore(&dir)?).await?;
+        let copied = Client::open(copy.path(), keystore(&copy)?).await?;
+        Ok((TestClient { client, dir, user }, copied, copy))
+    }
+}
+
+/// Copies the files of a device folder (a store, its key, its keystore).
+pub fn copy_files(from: &std::path::Path, to: &std::path::Path) -> Result<(), BoxError> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Two colleagues (users `a`, a huisarts, and `b`, a POH) on their own

@@ -679,6 +679,11 @@ pub struct PracticeSettings {
     /// that do not know it change nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices_per_user: Option<u32>,
+    /// How many days with activity a device may go without updating its
+    /// own MLS leaf in a conversation (1 to 90; 7 unless set). Absent in a
+    /// change: left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_update_days: Option<u32>,
 }
 
 impl PracticeSettings {

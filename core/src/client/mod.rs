@@ -46,7 +46,7 @@ pub(crate) const KEY_PACKAGES_LOW: usize = 5;
 /// Envelopes fetched per sync page.
 const SYNC_PAGE: u32 = 500;
 /// How often a membership change is made again after losing its epoch.
-const COMMIT_ATTEMPTS: usize = 5;
+pub(crate) const COMMIT_ATTEMPTS: usize = 5;
 
 /// Credentials for signing in.
 #[derive(Clone)]
@@ -477,7 +477,7 @@ impl Client {
             }
             match self.flush_outbox().await {
                 Err(Error::StaleEpoch { .. }) => {
-                    self.sync().await?;
+                    self.catch_up().await?;
                 }
                 other => return other,
             }
@@ -489,9 +489,11 @@ impl Client {
     }
 
     /// Hands the outbox to the server; offline, it simply waits there.
+    /// A commit that lost its epoch is dropped there; whoever made it makes
+    /// it again.
     pub(crate) async fn flush_quietly(&self) -> Result<()> {
         match self.flush_outbox().await {
-            Ok(()) | Err(Error::Network(_)) => Ok(()),
+            Ok(()) | Err(Error::Network(_) | Error::StaleEpoch { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -575,8 +577,19 @@ impl Client {
     }
 
     /// Fetches and applies everything after this device's cursor, in server
-    /// order; then sends what waits in the outbox.
+    /// order; sends what waits in the outbox; then updates this device's
+    /// keys where that is due ([`crate::keys`]).
     pub async fn sync(&self) -> Result<SyncReport> {
+        let report = self.catch_up().await?;
+        match self.keys().update_due().await {
+            Ok(_) | Err(Error::Network(_)) => Ok(report),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Client::sync`] without the key updates: what a commit that lost
+    /// its epoch needs before it is made again.
+    pub(crate) async fn catch_up(&self) -> Result<SyncReport> {
         let _syncing = self.inner.sync_lock.lock().await;
         let mut report = SyncReport::default();
         // Conversations this device fell behind in (messages of an epoch it
@@ -585,34 +598,10 @@ impl Client {
         // Each Welcome used up one of this device's KeyPackages.
         let mut joined = 0;
         loop {
-            let cursor = self
-                .store(|d| Ok(d.session()?.map_or(0, |s| s.cursor)))
-                .await?;
-            let page = self
-                .server(self.api()?.sync(cursor, SYNC_PAGE).await)
-                .await?;
-            if page.envelopes.is_empty() {
+            let Some((page, results)) = self.apply_next_page().await? else {
                 break;
-            }
-            let payloads: Vec<(u64, String, Vec<u8>)> = page
-                .envelopes
-                .iter()
-                .map(|e| (e.seq, e.sender_device.clone(), e.payload.0.clone()))
-                .collect();
+            };
             let next = page.next;
-            let results = self
-                .store(move |d| {
-                    let envelopes: Vec<Arrived<'_>> = payloads
-                        .iter()
-                        .map(|(seq, sender, bytes)| Arrived {
-                            seq: Some(*seq),
-                            sender_device: Some(sender),
-                            bytes,
-                        })
-                        .collect();
-                    d.receive_page(&envelopes, Some(next))
-                })
-                .await?;
             for (envelope, result) in page.envelopes.iter().zip(results) {
                 match result {
                     Ok(received) => {
@@ -663,6 +652,9 @@ impl Client {
         }
         drop(_syncing);
         if !behind.is_empty() {
+            // An old copy of this store came back: whoever else holds a
+            // copy holds these leaf keys too. Every conversation updates.
+            self.store(|d| d.leaf_updates_due_now()).await?;
             // Behind means this store is older than the device's last
             // uploads (restored from a copy): the KeyPackages the server
             // holds may be ones it has no keys for. Fresh ones replace them,
@@ -713,6 +705,63 @@ impl Client {
             Ok(()) | Err(Error::Network(_)) | Err(Error::StaleEpoch { .. }) => Ok(report),
             Err(e) => Err(e),
         }
+    }
+
+    /// Fetches the page after this device's cursor and applies it, moving
+    /// the cursor in the same transaction; `None` when nothing is left.
+    async fn apply_next_page(
+        &self,
+    ) -> Result<Option<(pieper_wire::SyncResponse, Vec<Result<Received>>)>> {
+        let cursor = self
+            .store(|d| Ok(d.session()?.map_or(0, |s| s.cursor)))
+            .await?;
+        let page = self
+            .server(self.api()?.sync(cursor, SYNC_PAGE).await)
+            .await?;
+        if page.envelopes.is_empty() {
+            return Ok(None);
+        }
+        let payloads: Vec<(u64, String, Vec<u8>)> = page
+            .envelopes
+            .iter()
+            .map(|e| (e.seq, e.sender_device.clone(), e.payload.0.clone()))
+            .collect();
+        let next = page.next;
+        let results = self
+            .store(move |d| {
+                let envelopes: Vec<Arrived<'_>> = payloads
+                    .iter()
+                    .map(|(seq, sender, bytes)| Arrived {
+                        seq: Some(*seq),
+                        sender_device: Some(sender),
+                        bytes,
+                    })
+                    .collect();
+                d.receive_page(&envelopes, Some(next))
+            })
+            .await?;
+        Ok(Some((page, results)))
+    }
+
+    /// Reads what the server holds for this device and applies it, and
+    /// nothing else: no acknowledgement, no outbox, no key updates, no
+    /// requests. What an attacker with a copy of a device's store (and its
+    /// session) can read: for the tests of post-compromise security.
+    #[cfg(feature = "testing")]
+    pub async fn eavesdrop(&self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        while let Some((page, results)) = self.apply_next_page().await? {
+            for result in results {
+                match result {
+                    Ok(_) => report.applied += 1,
+                    Err(_) => report.skipped += 1,
+                }
+            }
+            if !page.more {
+                break;
+            }
+        }
+        Ok(report)
     }
 
     pub(crate) fn announce(&self, received: Received) {

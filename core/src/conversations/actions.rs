@@ -68,8 +68,21 @@ impl ConversationsClient<'_> {
         if message.kind == MessageKind::Werkaantekening {
             return self.client.write_note(conversation, &message.body).await;
         }
-        let conv = conversation.to_owned();
-        let out = self.client.store(move |d| d.send(&conv, message)).await?;
+        let (conv, first) = (conversation.to_owned(), message.clone());
+        let out = match self.client.store(move |d| d.send(&conv, first)).await {
+            // A commit of this device (a key update, a membership change)
+            // waits for the server's answer: once it has one, the message
+            // goes in the new epoch.
+            Err(Error::PendingCommit) => {
+                match self.client.flush_outbox().await {
+                    Ok(()) | Err(Error::StaleEpoch { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                let conv = conversation.to_owned();
+                self.client.store(move |d| d.send(&conv, message)).await?
+            }
+            other => other?,
+        };
         self.client.flush_quietly().await?;
         Ok(out.id)
     }

@@ -204,17 +204,18 @@ impl Device {
         self.transact(|s| {
             let conn = s.conn();
             let (provider, group) = s.group(conversation)?;
-            let had_adds = group
-                .pending_commit()
-                .ok_or(Error::NotFound {
-                    what: "pending commit",
-                })?
-                .add_proposals()
-                .next()
-                .is_some();
+            let pending = group.pending_commit().ok_or(Error::NotFound {
+                what: "pending commit",
+            })?;
+            let had_adds = pending.add_proposals().next().is_some();
+            // A commit with an update path gave this device's leaf new keys.
+            let renewed_leaf = pending.update_path_leaf_node().is_some();
             group.merge_pending_commit(provider).map_err(mls::mls_err)?;
             queries::remove_commit_from_outbox(conn, conversation)?;
             record_epoch(conn, group, conversation)?;
+            if renewed_leaf {
+                crate::keys::leaf_updated(conn, conversation)?;
+            }
             if !had_adds {
                 return Ok(Vec::new());
             }
@@ -376,7 +377,7 @@ impl Device {
 }
 
 /// Puts a new commit (and its Welcome) in the outbox.
-fn queue_commit(
+pub(crate) fn queue_commit(
     s: &Session<'_, '_>,
     conversation: &str,
     epoch: u64,

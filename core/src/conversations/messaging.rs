@@ -181,6 +181,7 @@ impl Device {
             delivery: delivery(conn, conversation, content)?,
         };
         queries::push_outbox(conn, &outgoing)?;
+        crate::keys::note_activity(conn, conversation)?;
         Ok(outgoing)
     }
 
@@ -339,6 +340,7 @@ impl Device {
         };
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
+                crate::keys::note_activity(conn, &conversation)?;
                 let content = Content::from_bytes(&app.into_bytes())?;
                 self.dispatch(conn, &conversation, sender, content, seq, message_epoch)
             }

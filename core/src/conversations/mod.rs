@@ -15,7 +15,7 @@ pub(crate) mod dashboard;
 pub(crate) mod history;
 mod known_groups;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
-mod membership;
+pub(crate) mod membership;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 pub(crate) mod messaging;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]

@@ -28,6 +28,18 @@ pub struct LockPolicy {
     pub max_failed_unlocks: u32,
 }
 
+/// How many tries before the wipe the app warns that it comes.
+pub const WIPE_WARNING_TRIES_LEFT: u32 = 3;
+
+impl LockPolicy {
+    /// Whether the app warns of the coming wipe after `failures` failed
+    /// unlocks in a row. Someone may have been trying the device: after the
+    /// next unlock it updates its keys everywhere.
+    pub fn warns(&self, failures: u32) -> bool {
+        failures > 0 && failures.saturating_add(WIPE_WARNING_TRIES_LEFT) >= self.max_failed_unlocks
+    }
+}
+
 /// The lock's state in memory.
 #[derive(Debug)]
 pub(crate) struct LockState {
@@ -105,6 +117,13 @@ impl Client {
         tokio::task::spawn_blocking(move || device.unlock(keystore.as_ref()))
             .await
             .map_err(|e| Error::internal("unlock", e))??;
+        let warned = self
+            .lock_state()
+            .policy
+            .is_some_and(|p| p.warns(failed_unlocks(&path)));
+        if warned {
+            self.keys().update_everywhere_soon().await?;
+        }
         let _ = std::fs::remove_file(&path);
         self.touch();
         Ok(())

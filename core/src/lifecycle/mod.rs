@@ -4,5 +4,5 @@
 pub(crate) mod lock;
 mod tablet;
 
-pub use lock::{LockPolicy, UserCheck};
+pub use lock::{LockPolicy, UserCheck, WIPE_WARNING_TRIES_LEFT};
 pub use tablet::SharedTablet;

@@ -44,6 +44,9 @@ pub struct PracticeRules {
     /// How many of each conversation's newest messages a user's new device
     /// gets from their other devices.
     pub history_messages: u32,
+    /// How many days with activity a device may go without updating its
+    /// keys in a conversation (MLS post-compromise security).
+    pub key_update_days: u32,
 }
 
 impl Default for PracticeRules {
@@ -52,9 +55,13 @@ impl Default for PracticeRules {
             retention_days: 90,
             ttl: TtlPolicy::Allowed,
             history_messages: 50,
+            key_update_days: DEFAULT_KEY_UPDATE_DAYS,
         }
     }
 }
+
+/// A week, as the messengers we measure against update on a schedule.
+const DEFAULT_KEY_UPDATE_DAYS: u32 = 7;
 
 impl PracticeRules {
     pub(crate) fn from_wire(s: &pieper_wire::PracticeSettings) -> Result<Self> {
@@ -73,6 +80,7 @@ impl PracticeRules {
             retention_days: s.retention_days,
             ttl,
             history_messages: s.history_messages,
+            key_update_days: s.key_update_days.unwrap_or(DEFAULT_KEY_UPDATE_DAYS),
         })
     }
 
@@ -89,6 +97,7 @@ impl PracticeRules {
             history_messages: self.history_messages,
             // The server's to keep: a device leaves it as it is.
             devices_per_user: None,
+            key_update_days: Some(self.key_update_days),
         }
     }
 }
@@ -113,16 +122,16 @@ pub struct HousekeepingReport {
 }
 
 pub(crate) fn rules(conn: &Connection) -> Result<PracticeRules> {
-    let row: Option<(u32, String, Option<i64>, u32)> = conn
+    let row: Option<(u32, String, Option<i64>, u32, u32)> = conn
         .query_row(
-            "SELECT retention_days, ttl_policy, ttl_secs, history_messages
+            "SELECT retention_days, ttl_policy, ttl_secs, history_messages, key_update_days
              FROM practice_settings WHERE id = 1",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()
         .map_err(StoreError::from)?;
-    let Some((retention_days, policy, secs, history_messages)) = row else {
+    let Some((retention_days, policy, secs, history_messages, key_update_days)) = row else {
         return Ok(PracticeRules::default());
     };
     PracticeRules::from_wire(&pieper_wire::PracticeSettings {
@@ -131,6 +140,7 @@ pub(crate) fn rules(conn: &Connection) -> Result<PracticeRules> {
         ttl_secs: secs.map(|s| s as u64),
         history_messages,
         devices_per_user: None,
+        key_update_days: Some(key_update_days),
     })
 }
 
@@ -138,16 +148,19 @@ pub(crate) fn set_rules(conn: &Connection, rules: PracticeRules) -> Result<()> {
     let wire = rules.to_wire();
     conn.execute(
         "INSERT INTO practice_settings
-             (id, retention_days, ttl_policy, ttl_secs, history_messages, fetched_at)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             (id, retention_days, ttl_policy, ttl_secs, history_messages, key_update_days,
+              fetched_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (id) DO UPDATE SET retention_days = excluded.retention_days,
              ttl_policy = excluded.ttl_policy, ttl_secs = excluded.ttl_secs,
-             history_messages = excluded.history_messages, fetched_at = excluded.fetched_at",
+             history_messages = excluded.history_messages,
+             key_update_days = excluded.key_update_days, fetched_at = excluded.fetched_at",
         params![
             wire.retention_days,
             wire.ttl_policy,
             wire.ttl_secs.map(|s| s as i64),
             wire.history_messages,
+            rules.key_update_days,
             queries::now_ms()
         ],
     )

@@ -98,6 +98,7 @@ fn retention_removes_old_chat_entirely() -> TestResult {
         retention_days: 30,
         ttl: TtlPolicy::Allowed,
         history_messages: 50,
+        ..PracticeRules::default()
     })?;
     let c = d.create_conversation("Oud", ConversationKind::Group, None)?;
     let old = d.send(&c.id, NewMessage::text("oudbericht"))?;
@@ -139,6 +140,7 @@ fn the_practice_allows_forbids_or_enforces_disappearing_messages() -> TestResult
         retention_days: 90,
         ttl: TtlPolicy::Forbidden,
         history_messages: 50,
+        ..PracticeRules::default()
     })?;
     assert!(matches!(
         d.send(&c.id, NewMessage::text("c").disappearing(30)),
@@ -153,6 +155,7 @@ fn the_practice_allows_forbids_or_enforces_disappearing_messages() -> TestResult
         retention_days: 90,
         ttl: TtlPolicy::Enforced { secs: 3600 },
         history_messages: 50,
+        ..PracticeRules::default()
     })?;
     assert_eq!(ttl_of(NewMessage::text("d"))?, Some(3600));
     assert_eq!(ttl_of(NewMessage::text("e").disappearing(60))?, Some(60));

@@ -151,10 +151,15 @@ pub(crate) fn set_signed_out(conn: &Connection) -> Result<()> {
 
 pub(crate) fn insert_conversation(conn: &Connection, c: &Conversation) -> Result<()> {
     conn.execute(
-        "INSERT INTO conversations (id, title, kind, patient_ref, epoch, active, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         -- Joining a conversation restored from a backup: it becomes active.
-         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, active = excluded.active",
+        "INSERT INTO conversations
+             (id, title, kind, patient_ref, epoch, active, created_at, leaf_updated_at,
+              leaf_activity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 0)
+         -- Joining a conversation restored from a backup: it becomes active,
+         -- with the fresh leaf it joined with.
+         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, active = excluded.active,
+             leaf_updated_at = excluded.leaf_updated_at, leaf_activity = 0,
+             leaf_update_due = 0",
         params![
             c.id,
             c.title,

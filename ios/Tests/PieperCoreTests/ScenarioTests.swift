@@ -333,6 +333,44 @@ final class ScenarioTests: XCTestCase {
                 totp: Totp.now(enrolled.authenticatorSecret), deviceName: "laptop"))
     }
 
+    func testADeviceRenewsItsKeysInAConversationAndShowsWhen() async throws {
+        try Self.server.createPractice("lijsterbes", name: "Praktijk De Lijsterbes")
+        let secrets = [
+            "de-boer": try Self.server.createUser("de-boer", role: "huisarts", practice: "lijsterbes"),
+            "peters": try Self.server.createUser("peters", role: "poh", practice: "lijsterbes"),
+        ]
+        func lijsterbes(_ username: String, _ device: String) async throws -> PieperClient {
+            try await login(
+                server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),
+                credentials: LoginCredentials(
+                    practice: "lijsterbes", username: username, password: TestServer.password,
+                    totp: Totp.now(secrets[username]!), deviceName: device))
+        }
+        let huisarts = try await lijsterbes("de-boer", "telefoon")
+        let poh = try await lijsterbes("peters", "laptop")
+        let conversation = try await huisarts.createConversation(
+            title: "Diabetes-spreekuur", kind: .group, patient: nil, withUsers: [poh.userId()])
+        _ = try await poh.sync()
+        _ = try await huisarts.send(conversation: conversation.id, body: "Voor de update", urgent: false, kind: .overleg)
+        let before = try XCTUnwrap(try huisarts.keyUpdates().first { $0.conversation == conversation.id })
+        XCTAssertTrue(before.activitySince)
+        XCTAssertFalse(before.dueNow)
+
+        let landed = try await huisarts.updateKeys(conversation: conversation.id)
+        XCTAssertTrue(landed)
+        let after = try XCTUnwrap(try huisarts.keyUpdates().first { $0.conversation == conversation.id })
+        XCTAssertGreaterThanOrEqual(after.updatedAt, before.updatedAt)
+        XCTAssertFalse(after.activitySince)
+
+        // The colleague follows the new epoch and both read on.
+        _ = try await poh.sync()
+        _ = try await poh.send(conversation: conversation.id, body: "Na de update", urgent: false, kind: .overleg)
+        _ = try await huisarts.sync()
+        XCTAssertEqual(
+            try huisarts.messages(conversation: conversation.id, limit: 10).map { $0.body },
+            ["Voor de update", "Na de update"])
+    }
+
     func testConsentRecordedAtTheFrontDeskReachesTheHuisarts() async throws {
         // Its own practice, so its practice group starts empty.
         try Self.server.createPractice("eik", name: "Praktijk De Eik")

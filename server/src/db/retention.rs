@@ -44,7 +44,8 @@ impl Db {
     /// The practice's rules for chat content.
     pub async fn practice_settings(&self, practice: &str) -> AppResult<PracticeSettings> {
         let row = sqlx::query(
-            "SELECT retention_days, ttl_policy, ttl_secs, history_messages, devices_per_user
+            "SELECT retention_days, ttl_policy, ttl_secs, history_messages, devices_per_user,
+                 key_update_days
              FROM practices WHERE id = $1",
         )
         .bind(practice)
@@ -60,6 +61,7 @@ impl Db {
             history_messages: u32::try_from(row.try_get::<i64, _>("history_messages")?)
                 .unwrap_or(0),
             devices_per_user: u32::try_from(row.try_get::<i64, _>("devices_per_user")?).ok(),
+            key_update_days: u32::try_from(row.try_get::<i64, _>("key_update_days")?).ok(),
         })
     }
 
@@ -96,6 +98,12 @@ impl Db {
                 "devices_per_user must be 1 to 100".into(),
             ));
         }
+        if settings
+            .key_update_days
+            .is_some_and(|n| !(1..=90).contains(&n))
+        {
+            return Err(AppError::Invalid("key_update_days must be 1 to 90".into()));
+        }
         if settings.retention_days == 0 || settings.retention_days > 36_500 {
             return Err(AppError::Invalid(
                 "retention_days must be 1 to 36500".into(),
@@ -103,14 +111,16 @@ impl Db {
         }
         let done = sqlx::query(
             "UPDATE practices SET retention_days = $1, ttl_policy = $2, ttl_secs = $3,
-                 history_messages = $4, devices_per_user = COALESCE($5, devices_per_user)
-             WHERE id = $6",
+                 history_messages = $4, devices_per_user = COALESCE($5, devices_per_user),
+                 key_update_days = COALESCE($6, key_update_days)
+             WHERE id = $7",
         )
         .bind(i64::from(settings.retention_days))
         .bind(&settings.ttl_policy)
         .bind(settings.ttl_secs.map(|s| s as i64))
         .bind(i64::from(settings.history_messages))
         .bind(settings.devices_per_user.map(i64::from))
+        .bind(settings.key_update_days.map(i64::from))
         .bind(practice)
         .execute(self.pool())
         .await?;

@@ -99,6 +99,11 @@ pub async fn send(
         ));
     }
     let wakes = req.kind == EnvelopeKind::Application && !req.silent;
+    // A commit that adds and removes nobody renews its sender's keys (the
+    // server sees no more than that: the commit itself is encrypted).
+    let key_update = req.kind == EnvelopeKind::Commit
+        && req.add_devices.is_empty()
+        && req.remove_devices.is_empty();
     let (message, urgent) = (req.id.clone(), req.priority == Priority::Urgent);
     let urgent_for = req.urgent_for.clone();
     let stored = state
@@ -124,6 +129,9 @@ pub async fn send(
             .metrics
             .envelopes_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if key_update {
+            state.metrics.count_key_update(crate::db::now_ms());
+        }
     }
     if wakes && urgent && !stored.deliveries.is_empty() {
         let due = crate::db::now_ms()

@@ -11,6 +11,7 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
@@ -502,6 +503,41 @@ class ScenarioTest {
                 )
             }
         }
+    }
+
+    @Test
+    fun `a device renews its keys in a conversation and shows when`() = runBlocking<Unit> {
+        server.createPractice("lijsterbes", "Praktijk De Lijsterbes")
+        val secrets = mapOf(
+            "de-boer" to server.createUser("de-boer", "huisarts", "lijsterbes"),
+            "peters" to server.createUser("peters", "poh", "lijsterbes"),
+        )
+        suspend fun lijsterbes(username: String, device: String) = login(
+            server.url, dir(), InMemoryKeyStore(),
+            LoginCredentials("lijsterbes", username, TestServer.PASSWORD, Totp.now(secrets.getValue(username)), device),
+        )
+        val huisarts = lijsterbes("de-boer", "telefoon")
+        val poh = lijsterbes("peters", "laptop")
+        val conversation = huisarts.createConversation("Diabetes-spreekuur", ConversationKind.GROUP, null, listOf(poh.userId()))
+        poh.sync()
+        huisarts.send(conversation.id, "Voor de update", false, MessageKind.OVERLEG)
+        val before = huisarts.keyUpdates().single { it.conversation == conversation.id }
+        assertTrue(before.activitySince)
+        assertFalse(before.dueNow)
+
+        assertTrue(huisarts.updateKeys(conversation.id))
+        val after = huisarts.keyUpdates().single { it.conversation == conversation.id }
+        assertTrue(after.updatedAt >= before.updatedAt)
+        assertFalse(after.activitySince)
+
+        // The colleague follows the new epoch and both read on.
+        poh.sync()
+        poh.send(conversation.id, "Na de update", false, MessageKind.OVERLEG)
+        huisarts.sync()
+        assertEquals(
+            listOf("Voor de update", "Na de update"),
+            huisarts.messages(conversation.id, 10u).map { it.body },
+        )
     }
 
     private fun trustOf(client: PieperClient, device: String): Trust? =
