@@ -222,6 +222,57 @@ impl Enrolment {
     }
 }
 
+/// What the server gave a device at enrolment.
+pub(crate) struct Enrolled<'a> {
+    pub enrolment: Enrolment,
+    pub certificate: &'a [u8],
+    pub authority: &'a [u8],
+    pub session: Option<&'a queries::Session>,
+}
+
+/// The steps of creating a device, in order (see `Device::create_steps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code, unreachable_pub))]
+pub enum EnrolmentStep {
+    /// Making the folder.
+    Folder,
+    /// Clearing what an earlier, crashed attempt left.
+    Leftovers,
+    /// Creating the encrypted store.
+    Store,
+    /// Writing identity, signature key and session.
+    Identity,
+    /// Writing the wrapped key beside its final name.
+    WrappedKey,
+    /// Linking it to its final name: from here the device exists.
+    Publish,
+    /// Removing the extra name.
+    Tidy,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl EnrolmentStep {
+    /// Every step, in order.
+    pub const ALL: [EnrolmentStep; 7] = [
+        EnrolmentStep::Folder,
+        EnrolmentStep::Leftovers,
+        EnrolmentStep::Store,
+        EnrolmentStep::Identity,
+        EnrolmentStep::WrappedKey,
+        EnrolmentStep::Publish,
+        EnrolmentStep::Tidy,
+    ];
+}
+
+/// Makes a folder's entries (a new name, a removed one) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// A member's credential as checked: certificate and signature key.
 type CredentialKey = (Vec<u8>, Vec<u8>);
 
@@ -252,7 +303,9 @@ impl Device {
     /// certified: `certificate` binds the enrolment's signature key to
     /// practice, user and device, signed by the practice's `authority`,
     /// which this device pins. A random database key is wrapped by
-    /// `keystore`.
+    /// `keystore`. (Apps sign in through the client, which also keeps the
+    /// session; this is for the core's own tests and benchmarks.)
+    #[cfg(any(test, feature = "testing"))]
     pub fn create(
         dir: impl AsRef<Path>,
         keystore: &dyn KeyStore,
@@ -260,29 +313,99 @@ impl Device {
         certificate: &[u8],
         authority: &[u8],
     ) -> Result<Self> {
+        let enrolled = Enrolled {
+            enrolment,
+            certificate,
+            authority,
+            session: None,
+        };
+        Self::create_steps(dir.as_ref(), keystore, enrolled, None)
+    }
+
+    /// [`Device::create`] with the server's session, written in the same
+    /// transaction as the identity.
+    pub(crate) fn create_signed_in(
+        dir: &Path,
+        keystore: &dyn KeyStore,
+        enrolled: Enrolled<'_>,
+    ) -> Result<Self> {
+        Self::create_steps(dir, keystore, enrolled, None)
+    }
+
+    /// [`Device::create`] that stops (as a crash would, with nothing tidied
+    /// up) just before `step`: for the tests that prove every crash leaves
+    /// either a working device or a folder that creating takes again.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn create_crashing_before(
+        dir: impl AsRef<Path>,
+        keystore: &dyn KeyStore,
+        enrolment: Enrolment,
+        certificate: &[u8],
+        authority: &[u8],
+        step: EnrolmentStep,
+    ) -> Result<Self> {
+        let enrolled = Enrolled {
+            enrolment,
+            certificate,
+            authority,
+            session: None,
+        };
+        Self::create_steps(dir.as_ref(), keystore, enrolled, Some(step))
+    }
+
+    /// Creates the device in an order that a crash at any point leaves
+    /// either nothing of a device (no wrapped key: `create` clears what a
+    /// crashed attempt left and starts again) or a complete one: the
+    /// wrapped key appears last, in one atomic link, once the store holds
+    /// the identity.
+    fn create_steps(
+        dir: &Path,
+        keystore: &dyn KeyStore,
+        enrolled: Enrolled<'_>,
+        crash_before: Option<EnrolmentStep>,
+    ) -> Result<Self> {
+        let step = |s: EnrolmentStep| match crash_before {
+            Some(at) if at == s => Err(Error::internal("enrolment", "a crash before this step")),
+            _ => Ok(()),
+        };
+        let io = |e: std::io::Error| -> Error { StoreError::Io(e.to_string()).into() };
+        let Enrolled {
+            enrolment,
+            certificate,
+            authority,
+            session,
+        } = enrolled;
         let claimed = MemberId::from_credential_bytes(certificate)?;
         let pinned = Authority::from_der(authority, &claimed.practice)?;
         let signer = enrolment.signer;
         let certified = pinned.verify(certificate, signer.public(), queries::now_ms())?;
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        step(EnrolmentStep::Folder)?;
+        std::fs::create_dir_all(dir).map_err(io)?;
+        // A device is there once its wrapped key is: a second `create` in
+        // the same place fails here and destroys nothing.
+        if dir.join(WRAPPED_KEY_FILE).exists() {
+            return Err(Error::invalid("dir", "a device store already exists there"));
+        }
+        step(EnrolmentStep::Leftovers)?;
+        // Without a wrapped key nothing here opens: what a crashed attempt
+        // left (a store nobody can unlock, a half-written key) goes, and so
+        // does the mark of a wiped device (a new sign-in is a new device).
+        for name in [
+            DB_FILE.to_owned(),
+            format!("{DB_FILE}-wal"),
+            format!("{DB_FILE}-shm"),
+            format!("{WRAPPED_KEY_FILE}.new"),
+            WIPED_FILE.to_owned(),
+        ] {
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        step(EnrolmentStep::Store)?;
         let key = DbKey::random();
         let wrapped = keystore.wrap_key(key.as_bytes())?;
-        // The wrapped key is written first and never overwritten: a second
-        // `create` in the same place fails here and destroys nothing.
-        write_private(&dir.join(WRAPPED_KEY_FILE), &wrapped).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::invalid("dir", "a device store already exists there")
-            } else {
-                StoreError::Io(e.to_string()).into()
-            }
-        })?;
-        // A new sign-in where a wiped device was is a new device.
-        match std::fs::remove_file(dir.join(WIPED_FILE)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::Io(e.to_string()).into()),
-        }
         let store = Store::open(&dir.join(DB_FILE), &key)?;
         let crypto = RustCrypto::default();
         let identity = queries::Identity {
@@ -291,12 +414,33 @@ impl Device {
             certificate: Some(certificate.to_vec()),
             authority: Some(authority.to_vec()),
         };
+        step(EnrolmentStep::Identity)?;
         store.write(|tx| {
             signer
                 .store(Provider::new(&crypto, &**tx).storage())
                 .map_err(Error::from)?;
-            queries::insert_identity(tx, &identity)
+            queries::insert_identity(tx, &identity)?;
+            if let Some(session) = session {
+                queries::save_session(tx, session)?;
+                queries::set_key_packages_published(tx, false)?;
+            }
+            Ok(())
         })?;
+        step(EnrolmentStep::WrappedKey)?;
+        let pending = dir.join(format!("{WRAPPED_KEY_FILE}.new"));
+        write_private(&pending, &wrapped).map_err(io)?;
+        step(EnrolmentStep::Publish)?;
+        // A link fails if the name exists: two creates at once, one wins.
+        std::fs::hard_link(&pending, dir.join(WRAPPED_KEY_FILE)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::invalid("dir", "a device store already exists there")
+            } else {
+                io(e)
+            }
+        })?;
+        sync_dir(dir).map_err(io)?;
+        step(EnrolmentStep::Tidy)?;
+        std::fs::remove_file(&pending).map_err(io)?;
         Ok(Self::assemble(
             store,
             crypto,
@@ -693,6 +837,11 @@ impl Device {
         self.store.read(queries::session)
     }
 
+    pub(crate) fn key_packages_published(&self) -> Result<bool> {
+        self.store.read(queries::key_packages_published)
+    }
+
+    #[cfg(test)]
     pub(crate) fn save_session(&self, session: &queries::Session) -> Result<()> {
         self.store.write(|tx| queries::save_session(tx, session))
     }

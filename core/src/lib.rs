@@ -84,7 +84,9 @@ pub use push::{Notification, NotificationPath, PushClient, SelfTestArrival, Self
 pub use record::{DeliveryReport, HisEndpoint};
 // The engine is public only for the core's own tests and benchmarks.
 #[cfg(feature = "testing")]
-pub use device::{CommitOut, Delivery, Device, Enrolment, Outgoing, OutgoingKind, Received};
+pub use device::{
+    CommitOut, Delivery, Device, Enrolment, EnrolmentStep, Outgoing, OutgoingKind, Received,
+};
 pub use device::{
     ConversationSummary, Dashboard, DashboardGroup, KnownGroup, NewConsent, PatientConsent,
 };

@@ -165,24 +165,39 @@ impl Client {
         };
         let kept = Arc::clone(&keystore);
         let device = tokio::task::spawn_blocking(move || {
-            let device = Device::create(
+            Device::create_signed_in(
                 &dir,
                 keystore.as_ref(),
-                enrolment,
-                &certificate.0,
-                &authority.0,
-            )?;
-            device.save_session(&session)?;
-            Ok::<_, Error>(device)
+                crate::device::Enrolled {
+                    enrolment,
+                    certificate: &certificate.0,
+                    authority: &authority.0,
+                    session: Some(&session),
+                },
+            )
         })
         .await
         .map_err(|e| Error::internal("store task", e))??;
         let client = Client::assemble(Arc::new(device), kept, api.with_token(login.device_token));
-        client
-            .devices()
+        client.publish_first_key_packages().await?;
+        Ok(client)
+    }
+
+    /// Publishes the KeyPackages a new device starts with, unless it did
+    /// already: a device that stopped between its creation and this step
+    /// (a crash, the network) does it at its next sync.
+    pub(crate) async fn publish_first_key_packages(&self) -> Result<()> {
+        if self.store(|d| d.key_packages_published()).await? {
+            return Ok(());
+        }
+        self.devices()
             .publish_key_packages(KEY_PACKAGES_AT_LOGIN)
             .await?;
-        Ok(client)
+        self.store(|d| {
+            d.store
+                .write(|tx| queries::set_key_packages_published(tx, true))
+        })
+        .await
     }
 
     /// Opens the device in `dir` that signed in before.
@@ -590,6 +605,7 @@ impl Client {
     /// [`Client::sync`] without the key updates: what a commit that lost
     /// its epoch needs before it is made again.
     pub(crate) async fn catch_up(&self) -> Result<SyncReport> {
+        self.publish_first_key_packages().await?;
         let _syncing = self.inner.sync_lock.lock().await;
         let mut report = SyncReport::default();
         // Conversations this device fell behind in (messages of an epoch it

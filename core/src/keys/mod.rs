@@ -132,7 +132,7 @@ impl Device {
     /// encryption keys along its path, so a copy of its old state reads
     /// nothing sent after the commit. It waits for the server's answer like
     /// any commit ([`Device::commit_accepted`], [`Device::commit_refused`]).
-    pub fn update_leaf(&self, conversation: &str) -> Result<CommitOut> {
+    pub(crate) fn update_leaf(&self, conversation: &str) -> Result<CommitOut> {
         self.transact(|s| {
             let (provider, group) = s.operational_group(conversation)?;
             // Nothing in the authenticated data: an update carries no
@@ -178,7 +178,7 @@ impl Device {
     }
 
     /// When this device last replaced its keys, per active conversation.
-    pub fn key_updates(&self) -> Result<Vec<KeyUpdate>> {
+    pub(crate) fn key_updates(&self) -> Result<Vec<KeyUpdate>> {
         self.store.read(|conn| {
             let mut stmt = conn
                 .prepare(

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/014_known_devices.sql"),
     include_str!("../../migrations/015_resent_by.sql"),
     include_str!("../../migrations/016_key_updates.sql"),
+    include_str!("../../migrations/017_first_key_packages.sql"),
 ];
 
 /// An open, keyed store; closed (its key gone from memory) while the app

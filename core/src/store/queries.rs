@@ -134,6 +134,27 @@ pub(crate) fn session(conn: &Connection) -> Result<Option<Session>> {
         .optional()?)
 }
 
+/// Whether this device published the KeyPackages it starts with.
+pub(crate) fn key_packages_published(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT key_packages_published FROM session WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        // No session: nothing to publish for.
+        .unwrap_or(true))
+}
+
+pub(crate) fn set_key_packages_published(conn: &Connection, published: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE session SET key_packages_published = ?1 WHERE id = 1",
+        [published],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn set_cursor(conn: &Connection, cursor: u64) -> Result<()> {
     conn.execute(
         "UPDATE session SET cursor = ?1 WHERE id = 1 AND cursor < ?1",
