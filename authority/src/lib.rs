@@ -29,8 +29,8 @@ pub enum Error {
 /// What this crate returns.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// How long a device certificate is valid. Renewal comes with the device's
-/// next sign-in.
+/// How long a device certificate is valid. Devices renew theirs in its
+/// last month (`POST /devices/me/certificate`).
 const DEVICE_VALIDITY: Duration = Duration::days(365);
 /// How long a practice's authority is valid.
 const AUTHORITY_VALIDITY: Duration = Duration::days(20 * 365);

@@ -152,6 +152,10 @@ enum Command {
         /// The conversation to update now.
         #[arg(long)]
         update: Option<String>,
+        /// Renew this device's certificate now (a changed role; it is
+        /// renewed by itself in its last month).
+        #[arg(long)]
+        renew_certificate: bool,
     },
     /// Revoke a lost or stolen device: its token stops at once and it is
     /// removed from your conversations; it wipes itself when it comes back.
@@ -844,7 +848,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        Command::Keys { update } => {
+        Command::Keys {
+            update,
+            renew_certificate,
+        } => {
+            if renew_certificate {
+                let certified = client.keys().renew_certificate().await?;
+                let roles: Vec<&str> = certified.roles.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "renewed: {} as {}, valid {} more days",
+                    certified.id,
+                    roles.join(","),
+                    (certified.not_after - privacy::now_ms()) / 86_400_000
+                );
+            }
             if let Some(conversation) = update {
                 if !client.keys().update(&conversation).await? {
                     return Err("the update did not land; it is made again at a later sync".into());
@@ -853,9 +870,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 client.sync().await?;
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = privacy::now_ms();
             for u in client.keys().updates()? {
                 let hours = (now - u.updated_at).max(0) / 3_600_000;
                 let age = if hours < 48 {

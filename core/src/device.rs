@@ -283,10 +283,11 @@ pub struct Device {
     groups: Mutex<HashMap<String, MlsGroup>>,
     pub(crate) crypto: RustCrypto,
     pub(crate) signer: SignatureKeyPair,
-    pub(crate) credential: CredentialWithKey,
+    /// Its MLS credential (the certificate); replaced by a renewal.
+    credential: std::sync::RwLock<CredentialWithKey>,
     pub(crate) me: MemberId,
     /// This user's roles, from this device's certificate.
-    pub(crate) roles: Vec<pieper_wire::Role>,
+    roles: std::sync::RwLock<Vec<pieper_wire::Role>>,
     /// The practice's authority, pinned at enrolment; `None` for a device
     /// from before certificates, which trusts nobody until it signs in again.
     authority: Option<Authority>,
@@ -586,14 +587,78 @@ impl Device {
             groups: Mutex::new(HashMap::new()),
             crypto,
             signer,
-            credential,
+            credential: std::sync::RwLock::new(credential),
             me: identity.id,
-            roles,
+            roles: std::sync::RwLock::new(roles),
             authority,
             verified: Mutex::new(HashMap::new()),
             dir: dir.to_owned(),
             wiped: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// This device's MLS credential (its current certificate).
+    pub(crate) fn credential(&self) -> CredentialWithKey {
+        self.credential
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// This user's roles, from this device's current certificate.
+    pub(crate) fn roles(&self) -> Vec<pieper_wire::Role> {
+        self.roles.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes a renewed certificate of this device in use: checked against
+    /// the pinned authority, for this device's own key and identity. Every
+    /// conversation is marked for an update, which carries it to the
+    /// members. Returns what it certifies.
+    pub(crate) fn take_certificate(
+        &self,
+        certificate: &[u8],
+        authority: &[u8],
+    ) -> Result<Certified> {
+        let identity = self.store.read(queries::load_identity)?;
+        let pinned = self.authority.as_ref().ok_or_else(|| Error::Untrusted {
+            reason: "a device from before certificates signs in again".into(),
+        })?;
+        // The practice's authority stays the one pinned at enrolment.
+        if identity.authority.as_deref() != Some(authority) {
+            return Err(Error::Untrusted {
+                reason: "a renewal from another authority".into(),
+            });
+        }
+        let certified = pinned.verify(certificate, self.signer.public(), queries::now_ms())?;
+        if certified.id != self.me {
+            return Err(Error::Untrusted {
+                reason: "a renewed certificate names another device".into(),
+            });
+        }
+        self.store.write(|tx| {
+            queries::set_certificate(tx, certificate)?;
+            tx.execute(
+                "UPDATE conversations SET leaf_update_due = 1 WHERE active = 1",
+                [],
+            )
+            .map_err(StoreError::from)?;
+            Ok(())
+        })?;
+        *self.credential.write().unwrap_or_else(|p| p.into_inner()) = CredentialWithKey {
+            credential: BasicCredential::new(certificate.to_vec()).into(),
+            signature_key: self.signer.to_public_vec().into(),
+        };
+        *self.roles.write().unwrap_or_else(|p| p.into_inner()) = certified.roles.clone();
+        Ok(certified)
+    }
+
+    /// When this device's certificate expires (ms), if it has one.
+    pub(crate) fn certificate_expiry(&self) -> Result<Option<i64>> {
+        let identity = self.store.read(queries::load_identity)?;
+        Ok(identity
+            .certificate
+            .as_deref()
+            .and_then(crate::identity::not_after))
     }
 
     /// Who this device is.
@@ -643,7 +708,7 @@ impl Device {
 
     /// [`Error::Refused`] unless this device's user manages the practice.
     pub(crate) fn check_manages_practice(&self) -> Result<()> {
-        if self.roles.iter().any(|r| r.manages_practice()) {
+        if self.roles().iter().any(|r| r.manages_practice()) {
             Ok(())
         } else {
             Err(Error::Refused {
@@ -819,12 +884,7 @@ impl Device {
             );
         }
         let bundle = builder
-            .build(
-                mls::CIPHERSUITE,
-                provider,
-                &self.signer,
-                self.credential.clone(),
-            )
+            .build(mls::CIPHERSUITE, provider, &self.signer, self.credential())
             .map_err(mls::mls_err)?;
         bundle
             .key_package()

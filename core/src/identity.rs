@@ -303,6 +303,13 @@ pub fn approval_code(signature_key: &[u8]) -> String {
     format!("{:03} {:03}", n / 1000, n % 1000)
 }
 
+/// When a certificate stops being valid (ms), read without checking.
+pub(crate) fn not_after(certificate: &[u8]) -> Option<i64> {
+    parse(certificate)
+        .ok()
+        .map(|cert| cert.validity().not_after.timestamp() * 1000)
+}
+
 /// The roles this device's own certificate names (read without checking:
 /// it is this device's own, checked at enrolment).
 pub(crate) fn own_roles(certificate: &[u8]) -> Vec<Role> {

@@ -165,6 +165,24 @@ async fn admin(
             .await?;
             println!("disabled {username}; revoked {} device(s)", revoked.len());
         }
+        AdminCommand::SetRole {
+            practice,
+            username,
+            role,
+        } => {
+            let role = Role::parse(&role)
+                .filter(|r| *r != Role::Admin)
+                .ok_or("role: huisarts, poh, assistent, manager or connector")?;
+            let user = db.user_id(&practice, &username).await?;
+            db.set_role(&practice, &user, role).await?;
+            db.audit(operator_event(
+                &practice,
+                "user.role",
+                format!("user {user} is now {}", role.as_str()),
+            ))
+            .await?;
+            println!("{username} is now {}", role.as_str());
+        }
         AdminCommand::InviteUser {
             practice,
             username,

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(accounts::push_test))
         .routes(routes!(accounts::revoke_device))
         .routes(routes!(accounts::approve_device))
+        .routes(routes!(accounts::renew_certificate))
         .routes(routes!(
             accounts::upload_key_packages,
             accounts::count_key_packages

@@ -96,6 +96,20 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Change a user's role (huisarts, poh, assistent, manager or
+    /// connector); their devices' certificates name it from their next
+    /// renewal, which the devices make at their next sync.
+    SetRole {
+        /// The practice id.
+        #[arg(long)]
+        practice: String,
+        /// The user name.
+        #[arg(long)]
+        username: String,
+        /// The new role.
+        #[arg(long)]
+        role: String,
+    },
     /// Invite a colleague: prints their one-time enrolment code (valid a
     /// week), with which they set their own password and authenticator.
     InviteUser {

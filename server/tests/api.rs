@@ -2063,7 +2063,12 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 35);
+    assert_eq!(paths.len(), 36);
+    assert!(
+        paths["/api/v1/devices/me/certificate"]
+            .get("post")
+            .is_some()
+    );
     assert!(paths["/api/v1/enrol"].get("post").is_some());
     assert!(paths["/api/v1/users"].get("post").is_some());
     assert!(paths["/api/v1/key-packages"].get("get").is_some());

@@ -323,6 +323,16 @@ async fn the_cli_shows_when_this_device_last_updated_its_keys() -> TestResult {
     );
     assert!(line.contains("messages since"), "{line}");
 
+    let renewed = pieper_ok(dir.path(), &["keys", "--renew-certificate"])?;
+    assert!(
+        renewed.contains("renewed: pieper:v1:linde/") && renewed.contains("as huisarts, valid 36"),
+        "{renewed}"
+    );
+    // Its sync carried the new certificate to the conversation at once.
+    assert!(!renewed.contains("messages since"), "{renewed}");
+    assert!(!renewed.contains("DUE NOW"), "{renewed}");
+
+    pieper_ok(dir.path(), &["send", &conv, "nog iets"])?;
     let updated = pieper_ok(dir.path(), &["keys", "--update", &conv])?;
     assert!(updated.contains("updated this device's keys"), "{updated}");
     let line = updated
@@ -336,8 +346,109 @@ async fn the_cli_shows_when_this_device_last_updated_its_keys() -> TestResult {
         .text()
         .await?;
     assert!(
-        metrics.lines().any(|l| l == "pieper_key_updates_total 1"),
+        metrics.lines().any(|l| l == "pieper_key_updates_total 2"),
         "{metrics}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_change_reaches_every_device_with_the_renewed_certificate() -> TestResult {
+    use pieper_core::spoed::{DutyRoster, DutySlot, local_date_and_part};
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let devries = create_user(&db, "linde", "devries", "poh")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let poh = sign_in(&server, &devries, "desktop").await?;
+    assert!(poh.consent().sync_practice().await?);
+    huisarts.sync().await?;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let (date, part) = local_date_and_part(now).ok_or("no day part")?;
+    let roster = DutyRoster {
+        slots: vec![DutySlot {
+            date,
+            part,
+            on_duty: devries.id.clone(),
+            backup: jansen.id.clone(),
+        }],
+    };
+    // As a POH, the duty roster is not theirs to set.
+    assert!(poh.spoed().set_duty_roster(roster.clone()).await.is_err());
+
+    // She qualified: the operator changes her role; her device renews its
+    // certificate, which names it, and carries it to every conversation.
+    db.admin(&[
+        "set-role",
+        "--practice",
+        "linde",
+        "--username",
+        "devries",
+        "--role",
+        "huisarts",
+    ])?;
+    let certified = poh.keys().renew_certificate().await?;
+    assert!(certified.has(pieper_core::Role::Huisarts), "{certified:?}");
+    let due = poh.keys().updates()?;
+    assert!(!due.is_empty() && due.iter().all(|u| u.due_now), "{due:?}");
+    poh.sync().await?;
+    assert!(poh.keys().updates()?.iter().all(|u| !u.due_now));
+
+    // The colleague's device takes the update (it checks the new
+    // certificate) and from now on takes her roster.
+    huisarts.sync().await?;
+    poh.spoed().set_duty_roster(roster).await?;
+    huisarts.sync().await?;
+    assert_eq!(huisarts.spoed().route_now()?, Some(devries.id.clone()));
+    assert_eq!(huisarts.refusals()?.len(), 0);
+    let log = db.admin(&["audit-export", "--practice", "linde"])?;
+    assert!(log.contains("device.certificate_renew"), "{log}");
+    assert!(log.contains("user.role"), "{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_packages_older_than_a_month_are_replaced_at_the_next_sync() -> TestResult {
+    let Pair {
+        a,
+        b,
+        db: _db,
+        server: _server,
+        ..
+    } = pair("Eerste", "phone", "desktop").await?;
+    b.sync().await?;
+    // Adding b used one of b's packages.
+    assert_eq!(b.devices().key_packages_left().await?, 19);
+    // Not yet a month: a sync leaves them.
+    b.keys().age_key_packages(29)?;
+    b.sync().await?;
+    assert_eq!(b.devices().key_packages_left().await?, 19);
+
+    // Older than a month: the sync replaces every one (the unclaimed ones
+    // and the last resort) with fresh packages.
+    b.keys().age_key_packages(31)?;
+    b.sync().await?;
+    assert_eq!(b.devices().key_packages_left().await?, 20);
+    b.sync().await?;
+    assert_eq!(b.devices().key_packages_left().await?, 20, "once");
+
+    // The new ones work: b joins with one and reads.
+    let next = a
+        .conversations()
+        .create(
+            "Tweede",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&b.user.id),
+        )
+        .await?;
+    a.conversations()
+        .send(&next.id, NewMessage::text("met een nieuw pakket"))
+        .await?;
+    b.sync().await?;
+    assert!(bodies(&b, &next.id)?.contains(&"met een nieuw pakket".to_owned()));
     Ok(())
 }

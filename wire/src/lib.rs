@@ -170,6 +170,17 @@ pub struct LoginResponse {
     pub authority: Option<Bytes>,
 }
 
+/// `POST /devices/me/certificate`: a renewed certificate for the calling
+/// device's signature key, with the user's current role and a new validity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RenewedCertificate {
+    /// The device's new certificate (X.509, DER).
+    pub certificate: Bytes,
+    /// The practice's authority certificate it is signed by (X.509, DER).
+    pub authority: Bytes,
+}
+
 /// How a device certificate names who it is: subject alternative names of
 /// type URI. The member URI is the MLS identity of earlier versions.
 pub mod certificate {

@@ -187,6 +187,11 @@ impl Api {
             .await
     }
 
+    pub(crate) async fn renew_certificate(&self) -> Result<pieper_wire::RenewedCertificate> {
+        self.call::<(), _>(Method::POST, "/devices/me/certificate", None)
+            .await
+    }
+
     pub(crate) async fn approve(
         &self,
         device: &str,

@@ -193,9 +193,12 @@ impl Client {
         self.devices()
             .publish_key_packages(KEY_PACKAGES_AT_LOGIN)
             .await?;
+        // They are this device's first: nothing older stands on the server.
         self.store(|d| {
-            d.store
-                .write(|tx| queries::set_key_packages_published(tx, true))
+            d.store.write(|tx| {
+                queries::set_key_packages_published(tx, true)?;
+                queries::set_key_packages_rotated_at(tx, queries::now_ms())
+            })
         })
         .await
     }
@@ -370,13 +373,23 @@ impl Client {
                 Ok((d.key_packages(count)?, last_resort))
             })
             .await?;
+        let rotated = replace && last_resort.is_some();
         let upload = UploadKeyPackages {
             key_packages: packages.into_iter().map(Into::into).collect(),
             last_resort: last_resort.map(Into::into),
             replace,
         };
         let result = self.api()?.upload_key_packages(&upload).await;
-        self.server(result).await
+        self.server(result).await?;
+        if rotated {
+            // Everything the server holds for this device is new now.
+            self.store(|d| {
+                d.store
+                    .write(|tx| queries::set_key_packages_rotated_at(tx, queries::now_ms()))
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// The practice's staff.
@@ -596,6 +609,18 @@ impl Client {
     /// keys where that is due ([`crate::keys`]).
     pub async fn sync(&self) -> Result<SyncReport> {
         let report = self.catch_up().await?;
+        match self.keys().renew_certificate_if_due().await {
+            Ok(_) => {}
+            // Tried again at the next sync, while the old one is valid.
+            Err(e @ (Error::Network(_) | Error::Rejected { .. } | Error::Untrusted { .. })) => {
+                tracing::warn!(error = %e, "certificate renewal failed");
+            }
+            Err(e) => return Err(e),
+        }
+        match self.keys().rotate_key_packages_if_due().await {
+            Ok(_) | Err(Error::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
         match self.keys().update_due().await {
             Ok(_) | Err(Error::Network(_)) => Ok(report),
             Err(e) => Err(e),

@@ -49,7 +49,7 @@ impl Device {
                 &self.signer,
                 &mls::create_config(),
                 GroupId::from_slice(id.as_bytes()),
-                self.credential.clone(),
+                self.credential(),
             )
             .map_err(mls::mls_err)?;
             let conversation = Conversation {

@@ -467,7 +467,7 @@ impl Device {
     /// key's signature over this device's certificate.
     pub(crate) fn recovery_approval(&self, key: &ed25519_dalek::SigningKey) -> Result<Vec<u8>> {
         use ed25519_dalek::Signer as _;
-        let certificate = crate::mls::credential_identity(&self.credential.credential)?;
+        let certificate = crate::mls::credential_identity(&self.credential().credential)?;
         let content = crate::identity::approval_content(ApprovalKind::Recovery, &certificate)?;
         Ok(key.sign(&content).to_bytes().to_vec())
     }

@@ -2,7 +2,7 @@
 //! when they last landed.
 
 use crate::{
-    client::{COMMIT_ATTEMPTS, Client},
+    client::{COMMIT_ATTEMPTS, Client, KEY_PACKAGES_AT_LOGIN},
     error::{Error, Result},
     store::queries,
 };
@@ -13,6 +13,13 @@ use super::KeyUpdate;
 /// upgrade, a long time offline) drains over the next syncs instead of in
 /// one burst. Updates due at once are all made.
 const SCHEDULED_PER_RUN: usize = 10;
+
+/// How many days before its certificate expires a device renews it.
+pub const RENEW_BEFORE_DAYS: u32 = 30;
+
+/// How old a device's KeyPackages on the server may grow before it
+/// replaces them all.
+pub const KEY_PACKAGE_MAX_AGE_DAYS: u32 = 30;
 
 /// This device's keys: `client.keys()`.
 pub struct KeysClient<'c> {
@@ -78,6 +85,67 @@ impl KeysClient<'_> {
             self.client.catch_up().await?;
         }
         Ok(false)
+    }
+
+    /// Renews this device's certificate when it expires within
+    /// [`RENEW_BEFORE_DAYS`] days; true when it did. See
+    /// [`KeysClient::renew_certificate`].
+    pub async fn renew_certificate_if_due(&self) -> Result<bool> {
+        let expiry = self.client.store(|d| d.certificate_expiry()).await?;
+        let due = super::renewal_due(expiry, queries::now_ms());
+        if due {
+            self.renew_certificate().await?;
+        }
+        Ok(due)
+    }
+
+    /// Asks the practice's authority for a new certificate of this device's
+    /// key (a new validity, the user's current role), takes it in use once
+    /// it checks out, replaces the KeyPackages the server holds (they carry
+    /// the old one) and marks every conversation for an update, which
+    /// carries it to the members at the next sync.
+    pub async fn renew_certificate(&self) -> Result<crate::identity::Certified> {
+        let result = self.client.api()?.renew_certificate().await;
+        let renewed = self.client.server(result).await?;
+        let certified = self
+            .client
+            .store(move |d| d.take_certificate(&renewed.certificate.0, &renewed.authority.0))
+            .await?;
+        self.client
+            .upload_key_packages(KEY_PACKAGES_AT_LOGIN, true, true)
+            .await?;
+        Ok(certified)
+    }
+
+    /// Replaces every KeyPackage the server holds for this device, the
+    /// last-resort one included, when they are older than
+    /// [`KEY_PACKAGE_MAX_AGE_DAYS`]: a package's private key waits on the
+    /// device until someone uses it, so old ones are not left standing.
+    /// True when it did.
+    pub async fn rotate_key_packages_if_due(&self) -> Result<bool> {
+        let rotated_at = self
+            .client
+            .store(|d| d.store.read(queries::key_packages_rotated_at))
+            .await?;
+        let max_age = i64::from(KEY_PACKAGE_MAX_AGE_DAYS) * 24 * 60 * 60 * 1000;
+        if queries::now_ms() - rotated_at < max_age {
+            return Ok(false);
+        }
+        self.client
+            .upload_key_packages(KEY_PACKAGES_AT_LOGIN, true, true)
+            .await?;
+        Ok(true)
+    }
+
+    /// Makes this device's KeyPackages on the server `days` older, as if
+    /// they were uploaded then: for the tests of their rotation.
+    #[cfg(feature = "testing")]
+    pub fn age_key_packages(&self, days: u32) -> Result<()> {
+        let at = queries::now_ms() - i64::from(days) * 24 * 60 * 60 * 1000;
+        self.client.read(|d| {
+            d.store
+                .write(|tx| queries::set_key_packages_rotated_at(tx, at))
+        })
     }
 
     /// When this device last replaced its keys, per conversation.

@@ -11,7 +11,7 @@
 
 mod client;
 
-pub use client::KeysClient;
+pub use client::{KEY_PACKAGE_MAX_AGE_DAYS, KeysClient, RENEW_BEFORE_DAYS};
 
 use openmls::prelude::*;
 use rusqlite::{Connection, params};
@@ -66,6 +66,12 @@ pub(crate) fn leaf_updated(conn: &Connection, conversation: &str) -> Result<()> 
     )
     .map_err(StoreError::from)?;
     Ok(())
+}
+
+/// Whether a certificate valid until `expiry` (ms) is renewed at `now`:
+/// within [`RENEW_BEFORE_DAYS`] of its end, or after it.
+pub(crate) fn renewal_due(expiry: Option<i64>, now: i64) -> bool {
+    expiry.is_some_and(|at| at - now < i64::from(RENEW_BEFORE_DAYS) * DAY_MS)
 }
 
 /// How far before the end of the period a conversation's update may come:
@@ -141,10 +147,21 @@ impl Device {
             // Only this device's own leaf: proposals another member sent
             // are not committed on its word (an Add in there would bring in
             // a device nobody vouched for).
+            // A renewed certificate goes out with the new keys.
+            let credential = self.credential();
+            let leaf = match group.own_leaf_node() {
+                Some(own) if own.credential() != &credential.credential => {
+                    LeafNodeParameters::builder()
+                        .with_credential_with_key(credential)
+                        .build()
+                }
+                _ => LeafNodeParameters::default(),
+            };
             let bundle = group
                 .commit_builder()
                 .consume_proposal_store(false)
                 .force_self_update(true)
+                .leaf_node_parameters(leaf)
                 .load_psks(provider.storage())
                 .map_err(mls::mls_err)?
                 .build(provider.rand(), provider.crypto(), &self.signer, |_| true)

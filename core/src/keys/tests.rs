@@ -117,3 +117,55 @@ fn a_backlog_drains_a_few_at_a_time_but_due_now_goes_at_once() -> TestResult {
     assert!(d.key_updates()?.iter().all(|u| u.due_now));
     Ok(())
 }
+
+#[test]
+fn a_certificate_is_renewed_in_its_last_month() {
+    let now = 1_800_000_000_000;
+    assert!(!renewal_due(None, now), "a device without a certificate");
+    assert!(!renewal_due(Some(now + 31 * DAY_MS), now));
+    assert!(renewal_due(Some(now + 29 * DAY_MS), now));
+    assert!(renewal_due(Some(now - DAY_MS), now), "expired");
+}
+
+#[test]
+fn a_renewal_for_another_key_or_from_another_authority_is_refused() -> TestResult {
+    let (mine, other) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let d = device(mine.path())?;
+    let keystore = FileKeyStore::in_dir(other.path())?;
+    let colleague = Device::create_for_tests(
+        other.path(),
+        &keystore,
+        MemberId::new("linde", "bakker", "phone")?,
+        pieper_wire::Role::Assistent,
+    )?;
+    let theirs = colleague.store.read(crate::store::queries::load_identity)?;
+    let ours = d.store.read(crate::store::queries::load_identity)?;
+    let (Some(their_certificate), Some(authority)) = (theirs.certificate, ours.authority.clone())
+    else {
+        return Err("no certificates".into());
+    };
+    let c = d.create_conversation("Overleg", ConversationKind::Group, None)?;
+    // A hostile server hands out another device's certificate as renewal.
+    assert!(matches!(
+        d.take_certificate(&their_certificate, &authority),
+        Err(crate::Error::Untrusted { .. })
+    ));
+    // Or this device's own certificate under another authority.
+    let own = ours.certificate.clone().ok_or("no certificate")?;
+    let foreign = pieper_authority::Authority::generate("linde")?;
+    assert!(matches!(
+        d.take_certificate(&own, &foreign.certificate),
+        Err(crate::Error::Untrusted { .. })
+    ));
+    // Nothing changed: same certificate, nothing due.
+    let after = d.store.read(crate::store::queries::load_identity)?;
+    assert_eq!(after.certificate, ours.certificate);
+    assert!(d.key_updates()?.iter().all(|u| !u.due_now));
+    // Its own certificate again is taken, and every conversation updates.
+    d.take_certificate(&own, &authority)?;
+    assert_eq!(
+        d.leaf_updates_due(crate::store::queries::now_ms(), 0)?,
+        vec![c.id]
+    );
+    Ok(())
+}

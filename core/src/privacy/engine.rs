@@ -261,7 +261,7 @@ impl Device {
     ) -> Result<(ErasureReport, Vec<String>, Option<String>)> {
         // Checked here before anything changes; every receiving device
         // checks it again against this device's certificate.
-        if !crate::identity::decides_for_practice(&self.roles) {
+        if !crate::identity::decides_for_practice(&self.roles()) {
             return Err(Error::Refused {
                 reason: Refusal::Role,
             });

@@ -31,7 +31,7 @@ impl Device {
 
     /// Sets the practice's duty roster (for everyone in the spoed channel).
     pub fn set_duty_roster(&self, roster: DutyRoster) -> Result<()> {
-        if !crate::identity::decides_for_practice(&self.roles) {
+        if !crate::identity::decides_for_practice(&self.roles()) {
             return Err(Error::Refused {
                 reason: crate::error::Refusal::Role,
             });

@@ -48,6 +48,15 @@ pub(crate) fn insert_identity(conn: &Connection, identity: &Identity) -> Result<
     Ok(())
 }
 
+/// Replaces this device's certificate (a renewal).
+pub(crate) fn set_certificate(conn: &Connection, certificate: &[u8]) -> Result<()> {
+    conn.execute(
+        "UPDATE device_identity SET certificate = ?1 WHERE id = 1",
+        [certificate],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn load_identity(conn: &Connection) -> Result<Identity> {
     let row = conn
         .query_row(
@@ -145,6 +154,27 @@ pub(crate) fn key_packages_published(conn: &Connection) -> Result<bool> {
         .optional()?
         // No session: nothing to publish for.
         .unwrap_or(true))
+}
+
+/// When this device last replaced all its KeyPackages on the server (ms;
+/// 0 never, or no session).
+pub(crate) fn key_packages_rotated_at(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT key_packages_rotated_at FROM session WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+pub(crate) fn set_key_packages_rotated_at(conn: &Connection, at: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE session SET key_packages_rotated_at = ?1 WHERE id = 1",
+        [at],
+    )?;
+    Ok(())
 }
 
 pub(crate) fn set_key_packages_published(conn: &Connection, published: bool) -> Result<()> {

@@ -333,6 +333,33 @@ impl Db {
         Ok(())
     }
 
+    /// The signature key a device was certified for at enrolment.
+    pub async fn device_signature_key(&self, device: &str) -> AppResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT signature_key FROM devices WHERE id = $1")
+                .bind(device)
+                .fetch_optional(self.pool())
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// Changes a user's role; their devices' certificates name it once they
+    /// renew them.
+    pub async fn set_role(&self, practice: &str, user: &str, role: Role) -> AppResult<()> {
+        let changed = sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND practice_id = $3")
+            .bind(role.as_str())
+            .bind(user)
+            .bind(practice)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(AppError::NotFound("user"));
+        }
+        Ok(())
+    }
+
     /// Records that `by` vouched for `device`, and how.
     pub async fn approve_device(
         &self,

@@ -496,6 +496,49 @@ pub async fn claim_key_packages(
     }))
 }
 
+/// `POST /api/v1/devices/me/certificate`: renews the calling device's
+/// certificate before it expires, for the signature key it enrolled with
+/// and the user's current role (a role change reaches members' devices this
+/// way). The device then updates its leaf in every conversation.
+#[utoipa::path(post, path = "/devices/me/certificate", responses((status = 200, description = "The renewed certificate.", body = pieper_wire::RenewedCertificate), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn renew_certificate(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+) -> AppResult<Json<pieper_wire::RenewedCertificate>> {
+    // A device from before certificates has none to renew: it signs in again.
+    let key = state
+        .db
+        .device_signature_key(&auth.0.id)
+        .await?
+        .ok_or(AppError::NotFound("certificate"))?;
+    let authority = state.db.authority(&auth.0.practice_id).await?;
+    let certificate = authority.certify(
+        &pieper_authority::Subject {
+            practice: &auth.0.practice_id,
+            user: &auth.0.user_id,
+            device: &auth.0.id,
+            role: auth.0.role,
+        },
+        &key,
+    )?;
+    state
+        .db
+        .set_device_certificate(&auth.0.id, &key, &certificate)
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!("role={}", auth.0.role.as_str())),
+            ..audit_by(&auth, source, "device.certificate_renew")
+        })
+        .await?;
+    Ok(Json(pieper_wire::RenewedCertificate {
+        certificate: certificate.into(),
+        authority: authority.certificate.into(),
+    }))
+}
+
 /// `POST /api/v1/devices/{id}/approval`: another device of the caller's
 /// user approves this one (its signature over the device's certificate,
 /// which the user's devices check before they add it).
