@@ -264,6 +264,25 @@ impl EnrolmentStep {
     ];
 }
 
+/// The test authority of `practice`: one per practice and process.
+#[cfg(feature = "testing")]
+fn test_authority(practice: &str) -> Result<pieper_authority::Authority> {
+    use std::sync::OnceLock;
+    static AUTHORITIES: OnceLock<Mutex<HashMap<String, pieper_authority::Authority>>> =
+        OnceLock::new();
+    let mut all = AUTHORITIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = all.get(practice) {
+        return Ok(found.clone());
+    }
+    let made = pieper_authority::Authority::generate(practice)
+        .map_err(|e| Error::internal("test authority", e))?;
+    all.insert(practice.to_owned(), made.clone());
+    Ok(made)
+}
+
 /// Makes a folder's entries (a new name, a removed one) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -462,24 +481,7 @@ impl Device {
         id: MemberId,
         role: pieper_wire::Role,
     ) -> Result<Self> {
-        use std::sync::OnceLock;
-        static AUTHORITIES: OnceLock<Mutex<HashMap<String, pieper_authority::Authority>>> =
-            OnceLock::new();
-        let authority = {
-            let mut all = AUTHORITIES
-                .get_or_init(Default::default)
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match all.get(&id.practice) {
-                Some(found) => found.clone(),
-                None => {
-                    let made = pieper_authority::Authority::generate(&id.practice)
-                        .map_err(|e| Error::internal("test authority", e))?;
-                    all.insert(id.practice.clone(), made.clone());
-                    made
-                }
-            }
-        };
+        let authority = test_authority(&id.practice)?;
         let enrolment = Enrolment::new()?;
         let certificate = authority
             .certify(
@@ -499,6 +501,26 @@ impl Device {
             &certificate,
             &authority.certificate,
         )
+    }
+
+    /// A new certificate of this device's key by the test authority of its
+    /// practice (as a renewal by the server would be), with `role`, and the
+    /// authority's certificate: for the core's own tests.
+    #[cfg(feature = "testing")]
+    pub fn renewal_for_tests(&self, role: pieper_wire::Role) -> Result<(Vec<u8>, Vec<u8>)> {
+        let authority = test_authority(&self.me.practice)?;
+        let certificate = authority
+            .certify(
+                &pieper_authority::Subject {
+                    practice: &self.me.practice,
+                    user: &self.me.user,
+                    device: &self.me.device,
+                    role,
+                },
+                self.signer.public(),
+            )
+            .map_err(|e| Error::internal("test certificate", e))?;
+        Ok((certificate, authority.certificate))
     }
 
     /// Opens the device store in `dir`, unwrapping its key with `keystore`.

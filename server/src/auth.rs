@@ -43,14 +43,20 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// and '@'. Checked at login before anything else, and when an account
 /// is made, so every account can log in.
 pub fn check_name(field: &str, value: &str) -> crate::error::AppResult<()> {
+    check_plain(field, value, "-_.@")
+}
+
+/// A value of 1 to 64 ASCII letters and digits and the `extra` characters:
+/// names and ids that go into paths, logs and queries as they are.
+pub fn check_plain(field: &str, value: &str, extra: &str) -> crate::error::AppResult<()> {
     if value.is_empty()
         || value.len() > 64
         || !value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
     {
         return Err(crate::error::AppError::Invalid(format!(
-            "{field} must be 1 to 64 of letters, digits, '-', '_', '.' and '@'"
+            "{field} must be 1 to 64 letters, digits or characters of {extra:?}"
         )));
     }
     Ok(())

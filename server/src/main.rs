@@ -136,7 +136,6 @@ async fn admin(
         AdminCommand::RevokeDevice { device } => {
             let (practice, user) = db.device_owner(&device).await?.ok_or("no such device")?;
             db.revoke_device(&device).await?;
-            db.remove_push_token(&device).await?;
             db.audit(NewAuditEvent {
                 device_id: Some(device.clone()),
                 ..operator_event(
@@ -151,9 +150,6 @@ async fn admin(
         AdminCommand::DisableUser { practice, username } => {
             let user = db.user_id(&practice, &username).await?;
             let revoked = db.disable_user(&practice, &user).await?;
-            for device in &revoked {
-                db.remove_push_token(device).await?;
-            }
             db.audit(operator_event(
                 &practice,
                 "user.disable",

@@ -167,19 +167,35 @@ async fn processes_migrating_one_fresh_database_at_once_all_succeed(
     Ok(())
 }
 
+/// The test database's URL, for looking inside it.
+fn database_url(db: &TestDatabase) -> String {
+    sqlx::any::install_default_drivers();
+    db.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            db.dir.path().join("pieper.sqlite3").display()
+        )
+    })
+}
+
+/// How many push tokens the server keeps for `device`.
+async fn push_tokens_of(db: &TestDatabase, device: &str) -> Result<i64, BoxError> {
+    let mut conn = raw_database(db).await?;
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM push_tokens WHERE device_id = $1")
+            .bind(device)
+            .fetch_one(&mut conn)
+            .await?,
+    )
+}
+
 async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
     let user = create_user(&db, "linde", "jansen", "huisarts")?;
     drop(server);
     // Make it what the old runner left: steps 1 to 8 counted in
     // schema_version, no migrator table, nothing of the later steps.
-    sqlx::any::install_default_drivers();
-    let url = db.url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            db.dir.path().join("pieper.sqlite3").display()
-        )
-    });
+    let url = database_url(&db);
     let pool = sqlx::AnyPool::connect(&url).await?;
     sqlx::raw_sql(
         "DROP TABLE _sqlx_migrations;
@@ -508,6 +524,15 @@ async fn a_manager_disables_a_leaver_and_enables_them_again(backend: Backend) ->
         }
     };
     let disable = format!("/api/v1/users/{}/disable", leaver_user.id);
+    phone
+        .client
+        .call::<_, serde_json::Value>(
+            Method::PUT,
+            "/api/v1/devices/me/push-token",
+            Some(&serde_json::json!({"provider": "fcm", "token": "leaver-token"})),
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
 
     // Only the practice's own manager, and not on themselves.
     expect_problem(post(&colleague, disable.clone()).await?, "forbidden")?;
@@ -524,6 +549,8 @@ async fn a_manager_disables_a_leaver_and_enables_them_again(backend: Backend) ->
     post(&manager, disable)
         .await?
         .map_err(|p| format!("{p:?}"))?;
+    // Their devices are woken no more.
+    assert_eq!(push_tokens_of(&db, phone.id()).await?, 0);
     // Every device of theirs stops at once.
     let sync = |device: &Device| {
         let client = device.client.clone();
@@ -803,7 +830,17 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
         .await?;
     expect_problem(r, "not_found")?;
 
-    // The tablet is live when the phone revokes it.
+    // The tablet is live, and registered for push, when the phone revokes it.
+    tablet
+        .client
+        .call::<_, serde_json::Value>(
+            Method::PUT,
+            "/api/v1/devices/me/push-token",
+            Some(&serde_json::json!({"provider": "fcm", "token": "tablet-token"})),
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert_eq!(push_tokens_of(&db, tablet.id()).await?, 1);
     let mut ws = connect_ws(&server, &tablet).await?;
     let r = phone
         .client
@@ -830,6 +867,8 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
         .call::<(), serde_json::Value>(Method::GET, "/api/v1/sync", None)
         .await?;
     expect_problem(r, "device_revoked")?;
+    // It is woken no more.
+    assert_eq!(push_tokens_of(&db, tablet.id()).await?, 0);
     // The phone still works.
     phone.sync(0).await?;
     // A revoked device cannot be added to a conversation; an active one can.
@@ -1448,12 +1487,30 @@ async fn live_sockets_are_few_per_device_and_take_no_large_messages(
             }
         }
     };
+    // The server registers a socket after its handshake: wait for each, so
+    // that which one is oldest is not left to the scheduler.
+    let registered = |n: usize| {
+        let client = a.client.clone();
+        async move {
+            for _ in 0..200 {
+                let (_, metrics) = client.raw(Method::GET, "/metrics", None, "").await?;
+                if metrics.contains(&format!("pieper_live_connections {n}\n")) {
+                    return Ok::<(), BoxError>(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(format!("{n} sockets never registered").into())
+        }
+    };
     // A fourth socket of one device: the oldest is told to catch up.
     let first = connect_ws(&server, &a).await?;
+    registered(1).await?;
     let mut kept = Vec::new();
-    for _ in 0..3 {
+    for n in 2..=3 {
         kept.push(connect_ws(&server, &a).await?);
+        registered(n).await?;
     }
+    kept.push(connect_ws(&server, &a).await?);
     closed(first).await?;
     let (_, metrics) = a.client.raw(Method::GET, "/metrics", None, "").await?;
     assert!(metrics.contains("pieper_live_connections 3"), "{metrics}");
@@ -1696,14 +1753,7 @@ async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> Test
 
 /// A raw connection to the server's database (as an intruder would have).
 async fn raw_database(db: &TestDatabase) -> Result<sqlx::AnyConnection, BoxError> {
-    let url = db.url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}",
-            db.dir.path().join("pieper.sqlite3").display()
-        )
-    });
-    sqlx::any::install_default_drivers();
-    Ok(<sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?)
+    Ok(<sqlx::AnyConnection as sqlx::Connection>::connect(&database_url(db)).await?)
 }
 
 async fn the_audit_chain_reports_a_changed_or_removed_record(backend: Backend) -> TestResult {

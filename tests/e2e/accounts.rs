@@ -157,8 +157,7 @@ async fn enrol(
     device: &str,
 ) -> Result<(pieper_core::Client, tempfile::TempDir, String), BoxError> {
     let dir = tempfile::tempdir()?;
-    let keystore: std::sync::Arc<dyn pieper_core::KeyStore> =
-        std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir.path())?);
+    let keystore = pieper_e2e::keystore_in(dir.path())?;
     let (client, authenticator) = pieper_core::Client::enrol(
         &server.base,
         dir.path(),

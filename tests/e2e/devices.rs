@@ -194,7 +194,7 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
     assert_eq!(desktop.conversations().search("intrekking", 5)?.len(), 1);
 
     // Back online: it learns it was revoked and wipes its store and keys.
-    let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
+    let keystore = pieper_e2e::keystore_in(&lost_dir)?;
     let returned = pieper_core::Client::open(&lost_dir, keystore).await?;
     let mut events = returned.events();
     assert!(matches!(returned.sync().await, Err(Error::Revoked)));
@@ -209,7 +209,7 @@ async fn a_device_revoked_while_offline_is_removed_and_wipes_itself_on_return() 
         returned.privacy().receipts("x").await,
         Err(Error::Wiped)
     ));
-    let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(&lost_dir)?);
+    let keystore = pieper_e2e::keystore_in(&lost_dir)?;
     assert!(
         pieper_core::Client::open(&lost_dir, keystore)
             .await
@@ -461,10 +461,7 @@ async fn two_staff_on_one_tablet_see_nothing_of_each_other() -> TestResult {
     let server = Server::start(&db, &[])?;
     let huisarts = sign_in(&server, &h, "phone").await?;
     let root = tempfile::tempdir()?;
-    let tablet = pieper_core::SharedTablet::new(
-        root.path(),
-        std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(root.path())?),
-    );
+    let tablet = pieper_core::SharedTablet::new(root.path(), pieper_e2e::keystore_in(root.path())?);
     let credentials = |user: &pieper_e2e::User, totp: String| pieper_core::Credentials {
         practice: user.practice.clone(),
         username: user.username.clone(),
@@ -707,9 +704,7 @@ async fn a_device_restored_from_an_old_copy_heals_by_itself() -> TestResult {
         conversation: conv,
     } = pair("Herstel", "phone", "desktop").await?;
     colleague.sync().await?;
-    let keystore = |dir: &std::path::Path| -> Result<std::sync::Arc<dyn pieper_core::KeyStore>, pieper_e2e::BoxError> {
-        Ok(std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir)?))
-    };
+    let keystore = pieper_e2e::keystore_in;
     // The desktop's state is copied (an old backup of the machine)...
     let pieper_e2e::TestClient { client, dir, user } = colleague;
     drop(client);

@@ -409,7 +409,7 @@ async fn a_disappearing_message_goes_everywhere_also_from_a_device_that_was_off(
 
     // The device that was off purges it when it starts, before anything shows.
     let (dir, user) = offline;
-    let keystore = std::sync::Arc::new(pieper_core::FileKeyStore::in_dir(dir.path())?);
+    let keystore = pieper_e2e::keystore_in(dir.path())?;
     let reopened = pieper_core::Client::open(&offline_dir, keystore).await?;
     let marker = reopened.conversations().message(&sent)?;
     assert!(marker.expired && marker.body.is_empty());

@@ -25,8 +25,13 @@ impl std::ops::Deref for TestClient {
     }
 }
 
+/// The file keystore a test device in `dir` keeps its wrapping key in.
+pub fn keystore_in(dir: &std::path::Path) -> Result<Arc<dyn KeyStore>, BoxError> {
+    Ok(Arc::new(FileKeyStore::in_dir(dir)?))
+}
+
 fn keystore(dir: &TempDir) -> Result<Arc<dyn KeyStore>, BoxError> {
-    Ok(Arc::new(FileKeyStore::in_dir(dir.path())?))
+    keystore_in(dir.path())
 }
 
 /// Signs `user` in on a new device, with a TOTP code not used before.

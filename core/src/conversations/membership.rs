@@ -208,8 +208,14 @@ impl Device {
                 what: "pending commit",
             })?;
             let had_adds = pending.add_proposals().next().is_some();
-            // A commit with an update path gave this device's leaf new keys.
-            let renewed_leaf = pending.update_path_leaf_node().is_some();
+            // A commit with an update path (an update, and OpenMLS puts one
+            // in every add and removal) gave this device's leaf new keys;
+            // it counts as the update once it carries the current
+            // certificate too (after a renewal, only an update does).
+            let credential = self.credential();
+            let renewed_leaf = pending
+                .update_path_leaf_node()
+                .is_some_and(|leaf| leaf.credential() == &credential.credential);
             group.merge_pending_commit(provider).map_err(mls::mls_err)?;
             queries::remove_commit_from_outbox(conn, conversation)?;
             record_epoch(conn, group, conversation)?;

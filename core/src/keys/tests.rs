@@ -169,3 +169,46 @@ fn a_renewal_for_another_key_or_from_another_authority_is_refused() -> TestResul
     );
     Ok(())
 }
+
+#[test]
+fn a_membership_change_renews_the_leaf_but_not_a_renewed_certificate() -> TestResult {
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let d = device(dirs[0].path())?;
+    let colleague = |dir: &std::path::Path, user: &str| -> Result<Device> {
+        let keystore = FileKeyStore::in_dir(dir)?;
+        Device::create_for_tests(
+            dir,
+            &keystore,
+            MemberId::new("linde", user, "phone")?,
+            pieper_wire::Role::Poh,
+        )
+    };
+    let (e, f) = (
+        colleague(dirs[1].path(), "bakker")?,
+        colleague(dirs[2].path(), "smit")?,
+    );
+    let c = d.create_conversation("Overleg", ConversationKind::Group, None)?;
+    d.send(&c.id, NewMessage::text("eerste"))?;
+    let start = d.leaf_updated_at(&c.id)?;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    d.add_members(&c.id, &e.key_packages(1)?)?;
+    d.commit_accepted(&c.id)?;
+    let after_add = d.key_updates()?;
+    assert!(after_add[0].updated_at > start, "{after_add:?}");
+
+    // After a renewal only an update carries the new certificate: an add
+    // leaves the conversation due.
+    let (certificate, authority) = d.renewal_for_tests(pieper_wire::Role::Huisarts)?;
+    d.take_certificate(&certificate, &authority)?;
+    d.add_members(&c.id, &f.key_packages(1)?)?;
+    d.commit_accepted(&c.id)?;
+    assert!(d.key_updates()?[0].due_now);
+    d.update_leaf(&c.id)?;
+    d.commit_accepted(&c.id)?;
+    assert!(!d.key_updates()?[0].due_now);
+    Ok(())
+}

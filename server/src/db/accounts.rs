@@ -158,6 +158,11 @@ impl Db {
             .bind(user)
             .execute(&mut *w.tx)
             .await?;
+        // Their devices are woken no more.
+        sqlx::query("DELETE FROM push_tokens WHERE device_id IN (SELECT id FROM devices WHERE user_id = $1)")
+            .bind(user)
+            .execute(&mut *w.tx)
+            .await?;
         // A pending enrolment code would let them in again.
         sqlx::query("DELETE FROM enrolment_codes WHERE user_id = $1")
             .bind(user)
@@ -481,11 +486,18 @@ impl Db {
 
     /// Revokes a device: its token stops working at once.
     pub async fn revoke_device(&self, id: &str) -> AppResult<()> {
+        let mut w = self.begin_write().await?;
         sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *w.tx)
             .await?;
+        // A revoked device is woken no more.
+        sqlx::query("DELETE FROM push_tokens WHERE device_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.tx.commit().await?;
         Ok(())
     }
 

@@ -311,7 +311,6 @@ pub async fn disable_user(
     }
     let revoked = state.db.disable_user(&auth.0.practice_id, &id).await?;
     for device in &revoked {
-        state.db.remove_push_token(device).await?;
         state.hub.disconnect(device);
     }
     state
@@ -400,8 +399,6 @@ pub async fn revoke_device(
         return Err(AppError::NotFound("device"));
     }
     state.db.revoke_device(&id).await?;
-    // A revoked device is woken no more.
-    state.db.remove_push_token(&id).await?;
     state.hub.disconnect(&id);
     state
         .db

@@ -23,18 +23,9 @@ use crate::{
     state::AppState,
 };
 
+/// A conversation or message id: 1 to 64 of [A-Za-z0-9_-].
 fn check_id(field: &str, id: &str) -> AppResult<()> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(AppError::Invalid(format!(
-            "{field} must be 1 to 64 of [A-Za-z0-9_-]"
-        )));
-    }
-    Ok(())
+    crate::auth::check_plain(field, id, "-_")
 }
 
 /// `POST /api/v1/conversations`: register a conversation the device created.
