@@ -293,6 +293,16 @@ pub struct Settings {
         global = true
     )]
     pub metrics_token: Option<String>,
+    /// The most payload bytes one sync page carries (at least one envelope
+    /// always goes): a device catching up on large envelopes gets several
+    /// pages rather than one the size of hundreds of them.
+    #[arg(
+        long,
+        env = "PIEPER_SYNC_PAGE_BYTES",
+        default_value_t = 8 * 1024 * 1024,
+        global = true
+    )]
+    pub sync_page_bytes: usize,
     /// Envelopes queued for one live connection before it is dropped (the
     /// device then catches up by cursor).
     #[arg(long, env = "PIEPER_LIVE_QUEUE", default_value_t = 1024, global = true)]

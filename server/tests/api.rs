@@ -34,6 +34,7 @@ on_both_backends!(
     well_known_groups_are_made_only_by_their_own_practice_and_user,
     bad_input_gets_problem_details,
     a_device_that_stops_reading_is_dropped_and_catches_up,
+    a_sync_page_carries_a_bounded_number_of_bytes,
     live_sockets_are_few_per_device_and_take_no_large_messages,
     metrics_take_their_token_when_one_is_set,
     a_practice_holds_no_more_attachments_than_its_quota,
@@ -1524,6 +1525,57 @@ async fn live_sockets_are_few_per_device_and_take_no_large_messages(
     assert!(b.sync(0).await?.envelopes.is_empty());
     assert!(a.sync(0).await?.envelopes.is_empty());
     drop(kept);
+    Ok(())
+}
+
+async fn a_sync_page_carries_a_bounded_number_of_bytes(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &["--sync-page-bytes", "100000"]).await?;
+    let [a, b] = staff(
+        &db,
+        &server,
+        [("a", "huisarts", "phone"), ("b", "poh", "phone")],
+    )
+    .await?;
+    let conv = a.create_conversation().await?;
+    a.send(&conv, &commit("add", 0, &[b.id()], &[])).await??;
+    let payload = vec![0x5au8; 48 * 1024];
+    for i in 0..5 {
+        a.send(&conv, &application(&format!("m{i}"), 1, &payload))
+            .await??;
+    }
+    // One larger than the budget still goes, alone.
+    a.send(&conv, &application("groot", 1, &vec![0x5au8; 150 * 1024]))
+        .await??;
+
+    // Two 48 KiB envelopes fit in 100 000 bytes, a third does not: every
+    // page but the last says there is more, and nothing is skipped.
+    let (mut after, mut pages, mut ids) = (0, Vec::new(), Vec::new());
+    loop {
+        let page = b.sync(after).await?;
+        let payload_bytes: usize = page.envelopes.iter().map(|e| e.payload.0.len()).sum();
+        pages.push((page.envelopes.len(), page.more));
+        assert!(
+            page.envelopes.len() == 1 || payload_bytes <= 100_000,
+            "{payload_bytes}"
+        );
+        ids.extend(page.envelopes.iter().map(|e| e.id.clone()));
+        after = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    // The add's Welcome first, then the messages in order.
+    let messages: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != "add")
+        .collect();
+    assert_eq!(messages, ["m0", "m1", "m2", "m3", "m4", "groot"], "{ids:?}");
+    assert!(pages.len() >= 4, "{pages:?}");
+    assert!(
+        pages.iter().rev().skip(1).all(|(_, more)| *more),
+        "{pages:?}"
+    );
     Ok(())
 }
 

@@ -538,8 +538,10 @@ impl Db {
         device: &str,
         after: u64,
         limit: u32,
+        max_bytes: usize,
     ) -> AppResult<(Vec<Envelope>, bool)> {
-        let rows = sqlx::query(concat!(
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(concat!(
             "SELECT ",
             envelope_columns!(),
             " FROM envelopes e
@@ -553,15 +555,19 @@ impl Db {
         .bind(after as i64)
         .bind(device)
         .bind(i64::from(limit) + 1)
-        .fetch_all(self.pool())
-        .await?;
-        let more = rows.len() > limit as usize;
-        let envelopes = rows
-            .iter()
-            .take(limit as usize)
-            .map(envelope)
-            .collect::<AppResult<Vec<_>>>()?;
-        Ok((envelopes, more))
+        .fetch(self.pool());
+        // Row by row, so a page of large envelopes is never all in memory
+        // at once; it ends at `limit` envelopes or `max_bytes` of payload.
+        let (mut envelopes, mut bytes) = (Vec::new(), 0usize);
+        while let Some(row) = rows.try_next().await? {
+            let next = envelope(&row)?;
+            bytes = bytes.saturating_add(next.payload.0.len());
+            if envelopes.len() == limit as usize || (!envelopes.is_empty() && bytes > max_bytes) {
+                return Ok((envelopes, true));
+            }
+            envelopes.push(next);
+        }
+        Ok((envelopes, false))
     }
 
     /// The patients declared for these conversations (for the audit trail).

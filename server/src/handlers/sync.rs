@@ -46,7 +46,10 @@ pub async fn pull(
     if !(1..=1000).contains(&limit) {
         return Err(AppError::Invalid("limit must be 1 to 1000".into()));
     }
-    let (envelopes, more) = state.db.envelopes_after(&auth.0.id, q.after, limit).await?;
+    let (envelopes, more) = state
+        .db
+        .envelopes_after(&auth.0.id, q.after, limit, state.settings.sync_page_bytes)
+        .await?;
     // One fetch event per conversation in the page, with its patient.
     let conversations: BTreeSet<&str> = envelopes.iter().map(|e| e.conversation.as_str()).collect();
     for conversation in conversations {
