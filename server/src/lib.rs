@@ -46,25 +46,69 @@ pub async fn launch_with_listener(
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
     };
-    let app = router::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = match tls {
+    let header_timeout = std::time::Duration::from_secs(state.settings.header_read_timeout_secs);
+    let app = router::router(state);
+    match tls {
         Some(config) => {
-            use axum::serve::ListenerExt;
-            // `tap_io` gives any listener axum's `ConnectInfo<SocketAddr>`.
             let listener = tls::TlsListener::new(listener, config)
-                .map_err(|e| error::AppError::Internal(format!("TLS listener: {e}")))?
-                .tap_io(|_| {});
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+                .map_err(|e| error::AppError::Internal(format!("TLS listener: {e}")))?;
+            serve_connections(listener, app, header_timeout, shutdown).await;
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
-    served.map_err(|e| error::AppError::Internal(format!("serve: {e}")))
+        None => serve_connections(listener, app, header_timeout, shutdown).await,
+    }
+    Ok(())
+}
+
+/// Serves each accepted connection with HTTP/1 or HTTP/2 (WebSocket
+/// upgrades included) until `shutdown`, then lets open requests finish. A
+/// client that does not send a request's headers within `header_timeout`
+/// is dropped: a slow trickle of header bytes holds no connection for long.
+/// (axum::serve sets no timer, so hyper's header timeout never fires there.)
+async fn serve_connections<L>(
+    mut listener: L,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    // WebSockets over HTTP/2 use the CONNECT protocol.
+    builder.http2().enable_connect_protocol();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                // Who connected, for the handlers' `ConnectInfo`.
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "connection ended");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// Pushes unread urgent messages again, as urgent, to every member device

@@ -293,6 +293,15 @@ pub struct Settings {
         global = true
     )]
     pub metrics_token: Option<String>,
+    /// Seconds a client has to send a request's headers before its
+    /// connection is dropped.
+    #[arg(
+        long,
+        env = "PIEPER_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_read_timeout_secs: u64,
     /// The most payload bytes one sync page carries (at least one envelope
     /// always goes): a device catching up on large envelopes gets several
     /// pages rather than one the size of hundreds of them.

@@ -35,6 +35,7 @@ on_both_backends!(
     bad_input_gets_problem_details,
     a_device_that_stops_reading_is_dropped_and_catches_up,
     a_sync_page_carries_a_bounded_number_of_bytes,
+    a_client_that_trickles_its_headers_is_dropped,
     live_sockets_are_few_per_device_and_take_no_large_messages,
     metrics_take_their_token_when_one_is_set,
     a_practice_holds_no_more_attachments_than_its_quota,
@@ -1525,6 +1526,43 @@ async fn live_sockets_are_few_per_device_and_take_no_large_messages(
     assert!(b.sync(0).await?.envelopes.is_empty());
     assert!(a.sync(0).await?.envelopes.is_empty());
     drop(kept);
+    Ok(())
+}
+
+async fn a_client_that_trickles_its_headers_is_dropped(backend: Backend) -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_db, server) = setup(backend, &["--header-read-timeout-secs", "1"]).await?;
+    let address = server
+        .base
+        .strip_prefix("http://")
+        .ok_or("not http")?
+        .to_owned();
+    // Half a request, then nothing (a slowloris client).
+    let mut slow = tokio::net::TcpStream::connect(&address).await?;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: pieper\r\nX-Slow: 1")
+        .await?;
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match slow.read(&mut buffer).await {
+                // Closed (a 408 may come first).
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // A client that sends its request in time is served.
+    let mut quick = tokio::net::TcpStream::connect(&address).await?;
+    quick
+        .write_all(b"GET /health HTTP/1.1\r\nHost: pieper\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = String::new();
+    quick.read_to_string(&mut answer).await?;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     Ok(())
 }
 
