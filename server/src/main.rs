@@ -7,7 +7,7 @@ use pieper_server::{
         Db,
         audit::{AuditFilter, NewAuditEvent, to_csv},
     },
-    settings::{AdminCommand, Cli, Command, Settings},
+    settings::{Account, AdminCommand, Cli, Command, Settings},
 };
 use pieper_wire::Role;
 use tracing_subscriber::EnvFilter;
@@ -101,8 +101,7 @@ async fn admin(
             println!("created practice {id}");
         }
         AdminCommand::CreateUser {
-            practice,
-            username,
+            account: Account { practice, username },
             display_name,
             role,
             password,
@@ -147,7 +146,9 @@ async fn admin(
             .await?;
             println!("revoked {device}");
         }
-        AdminCommand::DisableUser { practice, username } => {
+        AdminCommand::DisableUser {
+            account: Account { practice, username },
+        } => {
             let user = db.user_id(&practice, &username).await?;
             let revoked = db.disable_user(&practice, &user).await?;
             db.audit(operator_event(
@@ -162,8 +163,7 @@ async fn admin(
             println!("disabled {username}; revoked {} device(s)", revoked.len());
         }
         AdminCommand::SetRole {
-            practice,
-            username,
+            account: Account { practice, username },
             role,
         } => {
             let role = Role::parse(&role)
@@ -180,8 +180,7 @@ async fn admin(
             println!("{username} is now {}", role.as_str());
         }
         AdminCommand::InviteUser {
-            practice,
-            username,
+            account: Account { practice, username },
             display_name,
             role,
         } => {
@@ -204,7 +203,9 @@ async fn admin(
                 code.code
             );
         }
-        AdminCommand::ResetLogin { practice, username } => {
+        AdminCommand::ResetLogin {
+            account: Account { practice, username },
+        } => {
             let user = db.user_id(&practice, &username).await?;
             let code = db.issue_enrolment_code(&practice, &user, true).await?;
             db.audit(operator_event(
@@ -218,7 +219,9 @@ async fn admin(
                 code.code
             );
         }
-        AdminCommand::EnableUser { practice, username } => {
+        AdminCommand::EnableUser {
+            account: Account { practice, username },
+        } => {
             let user = db.user_id(&practice, &username).await?;
             db.enable_user(&practice, &user).await?;
             db.audit(operator_event(

@@ -33,6 +33,17 @@ pub enum Command {
     Admin(AdminCommand),
 }
 
+/// A user's account: practice and user name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Account {
+    /// The practice id.
+    #[arg(long)]
+    pub practice: String,
+    /// The user name.
+    #[arg(long)]
+    pub username: String,
+}
+
 /// Account administration.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -47,12 +58,9 @@ pub enum AdminCommand {
     },
     /// Create a user; prints the TOTP secret to enrol in an authenticator app.
     CreateUser {
-        /// The practice.
-        #[arg(long)]
-        practice: String,
-        /// The user name.
-        #[arg(long)]
-        username: String,
+        /// Whose account.
+        #[command(flatten)]
+        account: Account,
         /// The name shown to colleagues.
         #[arg(long)]
         display_name: String,
@@ -89,23 +97,17 @@ pub enum AdminCommand {
     /// Disable a user (a leaver, a suspension): login refused, every device
     /// revoked (members' devices remove them from every group).
     DisableUser {
-        /// The practice id.
-        #[arg(long)]
-        practice: String,
-        /// The user name.
-        #[arg(long)]
-        username: String,
+        /// Whose account.
+        #[command(flatten)]
+        account: Account,
     },
     /// Change a user's role (huisarts, poh, assistent, manager or
     /// connector); their devices' certificates name it from their next
     /// renewal, which the devices make at their next sync.
     SetRole {
-        /// The practice id.
-        #[arg(long)]
-        practice: String,
-        /// The user name.
-        #[arg(long)]
-        username: String,
+        /// Whose account.
+        #[command(flatten)]
+        account: Account,
         /// The new role.
         #[arg(long)]
         role: String,
@@ -113,12 +115,9 @@ pub enum AdminCommand {
     /// Invite a colleague: prints their one-time enrolment code (valid a
     /// week), with which they set their own password and authenticator.
     InviteUser {
-        /// The practice id.
-        #[arg(long)]
-        practice: String,
-        /// Their user name.
-        #[arg(long)]
-        username: String,
+        /// Whose account.
+        #[command(flatten)]
+        account: Account,
         /// The name shown to colleagues.
         #[arg(long)]
         display_name: String,
@@ -129,21 +128,15 @@ pub enum AdminCommand {
     /// Reset a user's login (a forgotten password, a lost authenticator):
     /// the old ones stop at once; prints the one-time code for new ones.
     ResetLogin {
-        /// The practice id.
-        #[arg(long)]
-        practice: String,
-        /// The user name.
-        #[arg(long)]
-        username: String,
+        /// Whose account.
+        #[command(flatten)]
+        account: Account,
     },
     /// Enable a disabled user again: they sign in on a device anew.
     EnableUser {
-        /// The practice id.
-        #[arg(long)]
-        practice: String,
-        /// The user name.
-        #[arg(long)]
-        username: String,
+        /// Whose account.
+        #[command(flatten)]
+        account: Account,
     },
     /// Check every practice's audit chain (or one's); exits non-zero and
     /// names each changed, removed or reordered record.
