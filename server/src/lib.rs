@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod push;
 pub mod router;
+pub mod secrets;
 pub mod settings;
 pub mod state;
 pub mod throttle;
@@ -33,7 +34,8 @@ pub async fn launch_with_listener(
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| error::AppError::Internal(format!("data dir: {e}")))?;
     }
-    let db = Db::connect(&settings.database_url()).await?;
+    let sealer = secrets::Sealer::from_file(&settings.secrets_key_path())?;
+    let db = Db::connect(&settings.database_url(), sealer).await?;
     let state = AppState::new(db, settings)?;
     tokio::spawn(collect_periodically(state.clone()));
     tokio::spawn(expire_periodically(state.clone()));

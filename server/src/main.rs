@@ -93,7 +93,8 @@ async fn admin(
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)?;
     }
-    let db = Db::connect(&settings.database_url()).await?;
+    let sealer = pieper_server::secrets::Sealer::from_file(&settings.secrets_key_path())?;
+    let db = Db::connect(&settings.database_url(), sealer).await?;
     match command {
         AdminCommand::CreatePractice { id, name } => {
             auth::check_name("the practice id", &id)?;

@@ -234,6 +234,12 @@ pub struct Settings {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// The key that seals TOTP secrets and authority keys in the database
+    /// (32 bytes; made on first start, readable by its owner only). Keep it
+    /// apart from database backups; every instance on one PostgreSQL uses
+    /// the same file. Default: `secrets.key` in the data directory.
+    #[arg(long, env = "PIEPER_SECRETS_KEY_FILE", global = true)]
+    pub secrets_key_file: Option<PathBuf>,
     /// A `postgres://` URL; the embedded SQLite database when left out.
     #[arg(
         long,
@@ -416,6 +422,13 @@ impl Settings {
     /// server.
     pub fn totp_uses_per_step(&self) -> u32 {
         if self.insecure_test_totp_reuse { 2 } else { 1 }
+    }
+
+    /// Where the secrets key is.
+    pub fn secrets_key_path(&self) -> PathBuf {
+        self.secrets_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secrets.key"))
     }
 
     /// The database URL in use.

@@ -36,6 +36,7 @@ on_both_backends!(
     a_device_that_stops_reading_is_dropped_and_catches_up,
     a_sync_page_carries_a_bounded_number_of_bytes,
     a_client_that_trickles_its_headers_is_dropped,
+    secrets_in_the_database_are_sealed_with_a_key_outside_it,
     live_sockets_are_few_per_device_and_take_no_large_messages,
     metrics_take_their_token_when_one_is_set,
     a_practice_holds_no_more_attachments_than_its_quota,
@@ -1526,6 +1527,58 @@ async fn live_sockets_are_few_per_device_and_take_no_large_messages(
     assert!(b.sync(0).await?.envelopes.is_empty());
     assert!(a.sync(0).await?.envelopes.is_empty());
     drop(kept);
+    Ok(())
+}
+
+/// A user's TOTP secret and the practice's authority key, as stored.
+async fn stored_secrets(db: &TestDatabase, user: &str) -> Result<(String, Vec<u8>), BoxError> {
+    let mut conn = raw_database(db).await?;
+    let totp: String = sqlx::query_scalar("SELECT totp_secret FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_one(&mut conn)
+        .await?;
+    let key: Vec<u8> =
+        sqlx::query_scalar("SELECT key_der FROM practice_authorities WHERE practice_id = 'linde'")
+            .fetch_one(&mut conn)
+            .await?;
+    Ok((totp, key))
+}
+
+async fn secrets_in_the_database_are_sealed_with_a_key_outside_it(backend: Backend) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let user = create_user(&db, "linde", "jansen", "huisarts")?;
+    // A login makes the practice's authority.
+    enrol(&server, &user, "phone").await?;
+    drop(server);
+    let (totp, key) = stored_secrets(&db, &user.id).await?;
+    assert!(
+        totp.starts_with("sealed:v1:") && !totp.contains(&user.totp_secret),
+        "{totp}"
+    );
+    assert!(key.starts_with(b"sealed:v1:"));
+
+    // A database from before sealing: its secrets in the clear. The next
+    // start seals them, and the user signs in as before.
+    let mut conn = raw_database(&db).await?;
+    sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2")
+        .bind(&user.totp_secret)
+        .bind(&user.id)
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    let server = Server::start(&db, &[])?;
+    enrol(&server, &user, "tablet").await?;
+    let (totp, _) = stored_secrets(&db, &user.id).await?;
+    assert!(totp.starts_with("sealed:v1:"), "{totp}");
+    drop(server);
+
+    // With another key file the secrets do not open: no login.
+    let other_key = db.dir.path().join("other.key");
+    let server = Server::start(
+        &db,
+        &["--secrets-key-file", other_key.to_str().ok_or("path")?],
+    )?;
+    assert!(enrol(&server, &user, "laptop").await.is_err());
     Ok(())
 }
 

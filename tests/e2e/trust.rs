@@ -49,17 +49,19 @@ async fn slip_in(
 /// can make: a device of its own for `user`, with a certificate the
 /// authority signed. Returns the device, its certificate and its folder.
 async fn forge_device(
+    db: &TestDatabase,
     conn: &mut sqlx::AnyConnection,
     user: &str,
 ) -> Result<(pieper_core::Device, Vec<u8>, tempfile::TempDir), BoxError> {
-    let (key_der, certificate): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+    let (sealed, certificate): (Vec<u8>, Vec<u8>) = sqlx::query_as(
         "SELECT key_der, certificate FROM practice_authorities WHERE practice_id = 'linde'",
     )
     .fetch_one(&mut *conn)
     .await?;
+    let sealer = pieper_server::secrets::Sealer::from_file(&db.dir.path().join("secrets.key"))?;
     let authority = pieper_authority::Authority {
         practice: "linde".into(),
-        key_der,
+        key_der: sealer.open_bytes(&pieper_server::secrets::authority_context("linde"), &sealed)?,
         certificate,
     };
     let enrolment = pieper_core::Enrolment::new()?;
@@ -379,7 +381,7 @@ async fn a_device_the_server_certifies_itself_is_not_taken_in_by_its_users_devic
         .bind(&tablet.id().device)
         .fetch_one(&mut conn)
         .await?;
-    let (fake, forged, _dir) = forge_device(&mut conn, &bakker.id).await?;
+    let (fake, forged, _dir) = forge_device(&db, &mut conn, &bakker.id).await?;
     slip_in(
         &mut conn,
         &bakker.id,
@@ -537,7 +539,7 @@ async fn a_device_slipped_in_for_a_known_colleague_is_refused_by_every_device() 
     // The server, holding the authority key, certifies a second device for
     // bakker that no device of bakker's approved.
     let mut conn = db.connect().await?;
-    let (fake, forged, _dir) = forge_device(&mut conn, &bakker.id).await?;
+    let (fake, forged, _dir) = forge_device(&db, &mut conn, &bakker.id).await?;
     slip_in(
         &mut conn,
         &bakker.id,
@@ -583,7 +585,7 @@ async fn an_identity_reset_by_a_colleague_who_is_no_manager_is_refused() -> Test
         .await?;
     assistent.sync().await?;
     let mut conn = db.connect().await?;
-    let (fake, forged, _dir) = forge_device(&mut conn, &bakker.id).await?;
+    let (fake, forged, _dir) = forge_device(&db, &mut conn, &bakker.id).await?;
     slip_in(&mut conn, &bakker.id, Some(&forged), None, Vec::new()).await?;
     // The hostile member signs a manager's reset of bakker's identity
     // with its own key, and commits the device with it.

@@ -39,6 +39,8 @@ pub struct DeviceRow {
     pub revoked_at: Option<i64>,
 }
 
+use crate::secrets::{authority_context, totp_context};
+
 fn role(text: &str) -> AppResult<Role> {
     Role::parse(text).ok_or_else(|| AppError::Internal(format!("stored role {text:?} unknown")))
 }
@@ -82,7 +84,7 @@ impl Db {
         .bind(display_name)
         .bind(role.as_str())
         .bind(password_hash)
-        .bind(totp_secret)
+        .bind(self.sealer.seal(&totp_context(&id), totp_secret.as_bytes())?)
         .bind(now_ms())
         .execute(self.pool())
         .await;
@@ -117,12 +119,16 @@ impl Db {
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| {
+            let id: String = r.try_get("id")?;
+            let totp_secret = self
+                .sealer
+                .open_text(&totp_context(&id), &r.try_get::<String, _>("totp_secret")?)?;
             Ok(UserRow {
-                id: r.try_get("id")?,
+                id,
                 practice_id: r.try_get("practice_id")?,
                 role: role(&r.try_get::<String, _>("role")?)?,
                 password_hash: r.try_get("password_hash")?,
-                totp_secret: r.try_get("totp_secret")?,
+                totp_secret,
                 disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
             })
         })
@@ -297,7 +303,11 @@ impl Db {
              VALUES ($1, $2, $3, $4) ON CONFLICT (practice_id) DO NOTHING",
         )
         .bind(practice)
-        .bind(&made.key_der)
+        .bind(
+            self.sealer
+                .seal(&authority_context(practice), &made.key_der)?
+                .into_bytes(),
+        )
         .bind(&made.certificate)
         .bind(now_ms())
         .execute(self.pool())
@@ -314,11 +324,16 @@ impl Db {
         .bind(practice)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| Authority {
-            practice: practice.to_owned(),
-            key_der: r.get(0),
-            certificate: r.get(1),
-        }))
+        row.map(|r| {
+            Ok(Authority {
+                practice: practice.to_owned(),
+                key_der: self
+                    .sealer
+                    .open_bytes(&authority_context(practice), &r.get::<Vec<u8>, _>(0))?,
+                certificate: r.get(1),
+            })
+        })
+        .transpose()
     }
 
     /// Records the signature key certified for a device, and its
@@ -628,14 +643,58 @@ impl Db {
         Ok((claimed, exhausted))
     }
 
+    /// Seals the TOTP secrets and authority keys stored before sealing;
+    /// each only if it is still as read (processes starting together seal
+    /// it once).
+    pub(crate) async fn seal_plaintext_secrets(&self) -> AppResult<()> {
+        let users = sqlx::query(
+            "SELECT id, totp_secret FROM users WHERE totp_secret NOT LIKE 'sealed:v1:%'",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for row in users {
+            let (id, plain): (String, String) = (row.try_get("id")?, row.try_get("totp_secret")?);
+            sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+                .bind(self.sealer.seal(&totp_context(&id), plain.as_bytes())?)
+                .bind(&id)
+                .bind(&plain)
+                .execute(self.pool())
+                .await?;
+        }
+        let authorities = sqlx::query("SELECT practice_id, key_der FROM practice_authorities")
+            .fetch_all(self.pool())
+            .await?;
+        for row in authorities {
+            let (practice, key): (String, Vec<u8>) =
+                (row.try_get("practice_id")?, row.try_get("key_der")?);
+            if key.starts_with(crate::secrets::SEALED_PREFIX.as_bytes()) {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE practice_authorities SET key_der = $1 WHERE practice_id = $2 AND key_der = $3",
+            )
+            .bind(
+                self.sealer
+                    .seal(&authority_context(&practice), &key)?
+                    .into_bytes(),
+            )
+            .bind(&practice)
+            .bind(&key)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+
     /// A user's TOTP secret.
     pub async fn totp_secret(&self, user_id: &str) -> AppResult<String> {
-        Ok(sqlx::query("SELECT totp_secret FROM users WHERE id = $1")
+        let stored: String = sqlx::query("SELECT totp_secret FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(self.pool())
             .await?
             .ok_or(AppError::NotFound("user"))?
-            .try_get("totp_secret")?)
+            .try_get("totp_secret")?;
+        self.sealer.open_text(&totp_context(user_id), &stored)
     }
 
     /// Opens the audit log to a device until `until` (ms).

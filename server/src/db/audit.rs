@@ -539,7 +539,8 @@ mod tests {
             "sqlite://{}?mode=rwc",
             dir.path().join("s.sqlite3").display()
         );
-        let db = Db::connect(&url).await.expect("database");
+        let sealer = crate::secrets::Sealer::new(&[1; 32]);
+        let db = Db::connect(&url, sealer).await.expect("database");
         (dir, db)
     }
 

@@ -63,9 +63,13 @@ impl Db {
             return Err(AppError::NotFound("user"));
         }
         if reset {
+            let secret = crate::auth::new_totp_secret();
             sqlx::query("UPDATE users SET password_hash = $1, totp_secret = $2 WHERE id = $3")
                 .bind(NO_PASSWORD)
-                .bind(crate::auth::new_totp_secret())
+                .bind(
+                    self.sealer
+                        .seal(&crate::secrets::totp_context(user), secret.as_bytes())?,
+                )
                 .bind(user)
                 .execute(&mut *w.tx)
                 .await?;
@@ -140,7 +144,10 @@ impl Db {
             .await?;
         sqlx::query("UPDATE users SET password_hash = $1, totp_secret = $2, last_totp_step = 0 WHERE id = $3")
             .bind(password_hash)
-            .bind(totp_secret)
+            .bind(
+                self.sealer
+                    .seal(&crate::secrets::totp_context(user), totp_secret.as_bytes())?,
+            )
             .bind(user)
             .execute(&mut *w.tx)
             .await?;

@@ -46,6 +46,8 @@ pub struct Db {
     backend: Backend,
     /// Serializes log writes on SQLite (one writer at a time anyway).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Seals the secrets kept in the database.
+    pub(crate) sealer: crate::secrets::Sealer,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -58,7 +60,7 @@ pub fn now_ms() -> i64 {
 
 impl Db {
     /// Connects and brings the schema up to date.
-    pub async fn connect(url: &str) -> AppResult<Self> {
+    pub async fn connect(url: &str, sealer: crate::secrets::Sealer) -> AppResult<Self> {
         install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -88,8 +90,10 @@ impl Db {
             pool,
             backend,
             write_gate: Default::default(),
+            sealer,
         };
         db.migrate().await?;
+        db.seal_plaintext_secrets().await?;
         Ok(db)
     }
 
