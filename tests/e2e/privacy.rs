@@ -589,7 +589,21 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
             ..AuditQuery::default()
         })
         .await?;
-    assert!(log.iter().any(|e| e.event.action == "patient.erase"));
+    // One erasure, one record: the server's and the device's report are
+    // the same event.
+    let erasures: Vec<_> = log
+        .iter()
+        .filter(|e| e.event.action == "patient.erase")
+        .collect();
+    assert_eq!(erasures.len(), 1, "{erasures:?}");
+    assert!(
+        erasures[0]
+            .event
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("server copy erased")),
+        "{erasures:?}"
+    );
     assert!(log.iter().any(|e| e.event.action == "patient.export"));
     Ok(())
 }

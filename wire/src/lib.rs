@@ -712,6 +712,11 @@ pub struct EraseRequest {
     pub patient: String,
     /// Conversations about the patient that the device knows of.
     pub conversations: Vec<String>,
+    /// The id of the device's own audit record of this erasure: the server
+    /// records the erasure under it, so the device's later report of it is
+    /// the same record, not a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_event: Option<String>,
 }
 
 /// What the server removed.

@@ -332,7 +332,7 @@ impl PrivacyClient<'_> {
     /// the HIS; the report names what must be kept and why.
     pub async fn erase_patient(&self, patient: &PatientRef) -> Result<ErasureReport> {
         let p = patient.clone();
-        let (mut report, conversations, pseudonym) =
+        let (mut report, conversations, pseudonym, audit_event) =
             self.client.store(move |d| d.erase_patient_here(&p)).await?;
         self.client.flush_quietly().await?;
         if let Some(pseudonym) = pseudonym {
@@ -342,6 +342,8 @@ impl PrivacyClient<'_> {
                 .erase(&pieper_wire::EraseRequest {
                     patient: pseudonym,
                     conversations,
+                    // One erasure, one record: the server's is this device's.
+                    audit_event: Some(audit_event),
                 })
                 .await;
             self.client.server(result).await?;

@@ -41,18 +41,20 @@ pub enum AccessAction {
     AccountExport,
 }
 
-/// Notes an access for the audit trail (reported at the next sync).
+/// Notes an access for the audit trail (reported at the next sync);
+/// returns its id, under which the server records it once.
 pub(crate) fn record(
     conn: &Connection,
     action: AccessAction,
     patient: Option<&PatientRef>,
     detail: &str,
-) -> Result<()> {
+) -> Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
     conn.execute(
         "INSERT INTO audit_outbox (id, action, at, outcome, patient, detail)
          VALUES (?1, ?2, ?3, 'success', ?4, ?5)",
         params![
-            uuid::Uuid::new_v4().to_string(),
+            &id,
             <&str>::from(action),
             queries::now_ms(),
             patient.map(PatientRef::as_str),
@@ -60,7 +62,7 @@ pub(crate) fn record(
         ],
     )
     .map_err(StoreError::from)?;
-    Ok(())
+    Ok(id)
 }
 
 /// The accesses waiting to be reported, with pseudonyms under `key`.

@@ -160,7 +160,7 @@ impl Device {
         detail: &str,
     ) -> Result<()> {
         self.store
-            .write(|tx| audit::record(tx, action, patient, detail))
+            .write(|tx| audit::record(tx, action, patient, detail).map(|_| ()))
     }
 
     /// Accesses waiting to be reported (with pseudonyms); empty until the
@@ -258,7 +258,7 @@ impl Device {
     pub(crate) fn erase_patient_here(
         &self,
         patient: &PatientRef,
-    ) -> Result<(ErasureReport, Vec<String>, Option<String>)> {
+    ) -> Result<(ErasureReport, Vec<String>, Option<String>, String)> {
         // Checked here before anything changes; every receiving device
         // checks it again against this device's certificate.
         if !crate::identity::decides_for_practice(&self.roles()) {
@@ -285,7 +285,7 @@ impl Device {
                 &self.me.user,
             )?;
             expiry::scrub(conn)?;
-            audit::record(
+            let audit_event = audit::record(
                 conn,
                 AccessAction::Erase,
                 Some(patient),
@@ -301,7 +301,7 @@ impl Device {
                 };
                 self.encrypt(s, &group, &request, &content)?;
             }
-            Ok((report, conversations, pseudonym))
+            Ok((report, conversations, pseudonym, audit_event))
         })
     }
 

@@ -308,6 +308,9 @@ pub async fn erase(
                 "server copy erased: conversations={} envelopes={} blobs={}",
                 erased.conversations, erased.envelopes, erased.blobs
             )),
+            // The device's own record of this erasure, reported later, is
+            // this one.
+            client_event: req.audit_event.clone(),
             ..audit_by(&auth, source, "patient.erase")
         })
         .await?;
