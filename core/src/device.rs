@@ -504,17 +504,22 @@ impl Device {
     }
 
     /// A new certificate of this device's key by the test authority of its
-    /// practice (as a renewal by the server would be), with `role`, and the
+    /// practice, naming `who` (this device, as a renewal by the server would;
+    /// or another member, as a hostile server could) with `role`, and the
     /// authority's certificate: for the core's own tests.
     #[cfg(feature = "testing")]
-    pub fn renewal_for_tests(&self, role: pieper_wire::Role) -> Result<(Vec<u8>, Vec<u8>)> {
-        let authority = test_authority(&self.me.practice)?;
+    pub fn renewal_for_tests(
+        &self,
+        who: &MemberId,
+        role: pieper_wire::Role,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let authority = test_authority(&who.practice)?;
         let certificate = authority
             .certify(
                 &pieper_authority::Subject {
-                    practice: &self.me.practice,
-                    user: &self.me.user,
-                    device: &self.me.device,
+                    practice: &who.practice,
+                    user: &who.user,
+                    device: &who.device,
                     role,
                 },
                 self.signer.public(),
@@ -674,13 +679,21 @@ impl Device {
         Ok(certified)
     }
 
-    /// When this device's certificate expires (ms), if it has one.
+    /// When this device's certificate expires (ms), if it has one: read from
+    /// the credential in memory, which is the certificate.
     pub(crate) fn certificate_expiry(&self) -> Result<Option<i64>> {
-        let identity = self.store.read(queries::load_identity)?;
-        Ok(identity
-            .certificate
-            .as_deref()
-            .and_then(crate::identity::not_after))
+        let certificate = mls::credential_identity(&self.credential().credential)?;
+        Ok(crate::identity::not_after(&certificate))
+    }
+
+    /// Puts any certificate in this device's credential without a check, as
+    /// a changed app could: for the tests that prove members refuse it.
+    #[cfg(test)]
+    pub(crate) fn set_credential_for_tests(&self, certificate: &[u8]) {
+        *self.credential.write().unwrap_or_else(|p| p.into_inner()) = CredentialWithKey {
+            credential: BasicCredential::new(certificate.to_vec()).into(),
+            signature_key: self.signer.to_public_vec().into(),
+        };
     }
 
     /// Who this device is.

@@ -22,6 +22,22 @@ fn certified(authority: &Authority) -> Result<(Enrolment, Vec<u8>), Box<dyn std:
     Ok((enrolment, certificate))
 }
 
+/// A device created in `dir` as at sign-in.
+fn create(
+    dir: &std::path::Path,
+    keystore: &dyn KeyStore,
+    authority: &Authority,
+) -> Result<Device, Box<dyn std::error::Error>> {
+    let (enrolment, certificate) = certified(authority)?;
+    Ok(Device::create(
+        dir,
+        keystore,
+        enrolment,
+        &certificate,
+        &authority.certificate,
+    )?)
+}
+
 #[test]
 fn a_crash_at_any_step_leaves_a_device_or_a_folder_that_takes_one() -> TestResult {
     let authority = Authority::generate("linde")?;
@@ -51,14 +67,7 @@ fn a_crash_at_any_step_leaves_a_device_or_a_folder_that_takes_one() -> TestResul
             }
             // Nothing of a device yet: creating again works, and opens.
             Err(Error::NotFound { .. }) => {
-                let (enrolment, certificate) = certified(&authority)?;
-                let created = Device::create(
-                    dir.path(),
-                    &keystore,
-                    enrolment,
-                    &certificate,
-                    &authority.certificate,
-                )?;
+                let created = create(dir.path(), &keystore, &authority)?;
                 let public_key = created.signature_public_key().to_vec();
                 drop(created);
                 let opened = Device::open(dir.path(), &keystore)?;
@@ -75,14 +84,7 @@ fn a_second_create_where_a_device_is_destroys_nothing() -> TestResult {
     let authority = Authority::generate("linde")?;
     let dir = tempfile::tempdir()?;
     let keystore = FileKeyStore::in_dir(dir.path())?;
-    let (enrolment, certificate) = certified(&authority)?;
-    let first = Device::create(
-        dir.path(),
-        &keystore,
-        enrolment,
-        &certificate,
-        &authority.certificate,
-    )?;
+    let first = create(dir.path(), &keystore, &authority)?;
     let key = first.signature_public_key().to_vec();
     drop(first);
     let (enrolment, certificate) = certified(&authority)?;
@@ -118,26 +120,9 @@ impl KeyStore for Unavailable {
 fn a_keystore_that_fails_leaves_a_folder_that_takes_a_device() -> TestResult {
     let authority = Authority::generate("linde")?;
     let dir = tempfile::tempdir()?;
-    let (enrolment, certificate) = certified(&authority)?;
-    assert!(
-        Device::create(
-            dir.path(),
-            &Unavailable,
-            enrolment,
-            &certificate,
-            &authority.certificate
-        )
-        .is_err()
-    );
+    assert!(create(dir.path(), &Unavailable, &authority).is_err());
     let keystore = FileKeyStore::in_dir(dir.path())?;
-    let (enrolment, certificate) = certified(&authority)?;
-    Device::create(
-        dir.path(),
-        &keystore,
-        enrolment,
-        &certificate,
-        &authority.certificate,
-    )?;
+    create(dir.path(), &keystore, &authority)?;
     Device::open(dir.path(), &keystore)?;
     Ok(())
 }

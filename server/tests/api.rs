@@ -181,6 +181,20 @@ fn database_url(db: &TestDatabase) -> String {
     })
 }
 
+/// Registers an FCM token for `device`.
+async fn register_push_token(device: &Device, token: &str) -> TestResult {
+    device
+        .client
+        .call::<_, serde_json::Value>(
+            Method::PUT,
+            "/api/v1/devices/me/push-token",
+            Some(&serde_json::json!({"provider": "fcm", "token": token})),
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    Ok(())
+}
+
 /// How many push tokens the server keeps for `device`.
 async fn push_tokens_of(db: &TestDatabase, device: &str) -> Result<i64, BoxError> {
     let mut conn = raw_database(db).await?;
@@ -527,15 +541,7 @@ async fn a_manager_disables_a_leaver_and_enables_them_again(backend: Backend) ->
         }
     };
     let disable = format!("/api/v1/users/{}/disable", leaver_user.id);
-    phone
-        .client
-        .call::<_, serde_json::Value>(
-            Method::PUT,
-            "/api/v1/devices/me/push-token",
-            Some(&serde_json::json!({"provider": "fcm", "token": "leaver-token"})),
-        )
-        .await?
-        .map_err(|p| format!("{p:?}"))?;
+    register_push_token(&phone, "leaver-token").await?;
 
     // Only the practice's own manager, and not on themselves.
     expect_problem(post(&colleague, disable.clone()).await?, "forbidden")?;
@@ -834,15 +840,7 @@ async fn devices_are_listed_and_revoked_at_once(backend: Backend) -> TestResult 
     expect_problem(r, "not_found")?;
 
     // The tablet is live, and registered for push, when the phone revokes it.
-    tablet
-        .client
-        .call::<_, serde_json::Value>(
-            Method::PUT,
-            "/api/v1/devices/me/push-token",
-            Some(&serde_json::json!({"provider": "fcm", "token": "tablet-token"})),
-        )
-        .await?
-        .map_err(|p| format!("{p:?}"))?;
+    register_push_token(&tablet, "tablet-token").await?;
     assert_eq!(push_tokens_of(&db, tablet.id()).await?, 1);
     let mut ws = connect_ws(&server, &tablet).await?;
     let r = phone

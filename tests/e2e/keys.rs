@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pieper_core::{Client, ConversationKind, LockPolicy, NewMessage, UserCheck};
 use pieper_e2e::{
     Backend, BoxError, Pair, Server, TestDatabase, TestResult, cli_login, create_user,
-    current_step, pair, pieper_ok, sign_in, totp_at,
+    current_step, pair, pair_of_kind, pieper_ok, sign_in, totp_at,
 };
 
 fn bodies(client: &Client, conversation: &str) -> Result<Vec<String>, BoxError> {
@@ -73,23 +73,13 @@ async fn copy_is_shut_out_by_the_update(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copied_store_reads_nothing_after_the_update_one_to_one() -> TestResult {
-    let db = TestDatabase::new(Backend::Sqlite).await?;
-    let (a, b) = (
-        create_user(&db, "linde", "a", "huisarts")?,
-        create_user(&db, "linde", "b", "poh")?,
-    );
-    let server = Server::start(&db, &[])?;
-    let a = sign_in(&server, &a, "phone").await?;
-    let b = sign_in(&server, &b, "desktop").await?;
-    let conversation = a
-        .conversations()
-        .create(
-            "Samen",
-            ConversationKind::Direct,
-            None,
-            std::slice::from_ref(&b.user.id),
-        )
-        .await?;
+    let Pair {
+        a,
+        b,
+        conversation,
+        db: _db,
+        server: _server,
+    } = pair_of_kind("Samen", ConversationKind::Direct, "phone", "desktop").await?;
     copy_is_shut_out_by_the_update(&a, b, &conversation.id, &[&a.client]).await
 }
 

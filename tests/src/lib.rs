@@ -136,6 +136,22 @@ pub struct Pair {
 
 /// Sets up a [`Pair`] with devices named `a_device` and `b_device`.
 pub async fn pair(title: &str, a_device: &str, b_device: &str) -> Result<Pair, BoxError> {
+    pair_of_kind(
+        title,
+        pieper_core::ConversationKind::Group,
+        a_device,
+        b_device,
+    )
+    .await
+}
+
+/// [`pair`] with a conversation of `kind` (a one-to-one: `Direct`).
+pub async fn pair_of_kind(
+    title: &str,
+    kind: pieper_core::ConversationKind,
+    a_device: &str,
+    b_device: &str,
+) -> Result<Pair, BoxError> {
     let db = TestDatabase::new(Backend::Sqlite).await?;
     let (a, b) = (
         create_user(&db, "linde", "a", "huisarts")?,
@@ -146,12 +162,7 @@ pub async fn pair(title: &str, a_device: &str, b_device: &str) -> Result<Pair, B
     let b = sign_in(&server, &b, b_device).await?;
     let conversation = a
         .conversations()
-        .create(
-            title,
-            pieper_core::ConversationKind::Group,
-            None,
-            std::slice::from_ref(&b.user.id),
-        )
+        .create(title, kind, None, std::slice::from_ref(&b.user.id))
         .await?;
     Ok(Pair {
         db,

@@ -202,7 +202,7 @@ fn a_membership_change_renews_the_leaf_but_not_a_renewed_certificate() -> TestRe
 
     // After a renewal only an update carries the new certificate: an add
     // leaves the conversation due.
-    let (certificate, authority) = d.renewal_for_tests(pieper_wire::Role::Huisarts)?;
+    let (certificate, authority) = d.renewal_for_tests(d.id(), pieper_wire::Role::Huisarts)?;
     d.take_certificate(&certificate, &authority)?;
     d.add_members(&c.id, &f.key_packages(1)?)?;
     d.commit_accepted(&c.id)?;
@@ -210,5 +210,42 @@ fn a_membership_change_renews_the_leaf_but_not_a_renewed_certificate() -> TestRe
     d.update_leaf(&c.id)?;
     d.commit_accepted(&c.id)?;
     assert!(!d.key_updates()?[0].due_now);
+    Ok(())
+}
+
+#[test]
+fn an_update_that_renames_its_sender_is_refused_by_every_member() -> TestResult {
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let d = device(dirs[0].path())?;
+    let keystore = FileKeyStore::in_dir(dirs[1].path())?;
+    let e = Device::create_for_tests(
+        dirs[1].path(),
+        &keystore,
+        MemberId::new("linde", "bakker", "phone")?,
+        pieper_wire::Role::Assistent,
+    )?;
+    let c = d.create_conversation("Overleg", ConversationKind::Group, None)?;
+    let added = d.add_members(&c.id, &e.key_packages(1)?)?;
+    d.commit_accepted(&c.id)?;
+    e.receive(&added.welcome.ok_or("no welcome")?)?;
+    let epoch = d.conversation(&c.id)?.epoch;
+
+    // A changed app, with a certificate a hostile server made for its key
+    // naming the huisarts, updates its leaf under that name.
+    let huisarts = MemberId::new("linde", "jansen", "tablet")?;
+    let (forged, _) = e.renewal_for_tests(&huisarts, pieper_wire::Role::Huisarts)?;
+    e.set_credential_for_tests(&forged);
+    let update = e.update_leaf(&c.id)?;
+    assert!(matches!(
+        d.receive(&update.commit),
+        Err(crate::Error::Untrusted { .. })
+    ));
+    // Nothing changed: same epoch, and the member is still the assistent.
+    assert_eq!(d.conversation(&c.id)?.epoch, epoch);
+    let members: Vec<MemberId> = d.members(&c.id)?.into_iter().map(|m| m.id).collect();
+    assert!(
+        members.contains(e.id()) && !members.contains(&huisarts),
+        "{members:?}"
+    );
     Ok(())
 }
