@@ -192,6 +192,20 @@ impl PieperClient {
         Ok(self.inner.accounts().disable(&user).await?)
     }
 
+    /// The practice manager names the huisarts a user works for (the audit
+    /// trail's "on whose behalf"), or clears it with `None`.
+    pub async fn set_on_behalf_of(
+        &self,
+        user: String,
+        huisarts: Option<String>,
+    ) -> Result<(), PieperError> {
+        Ok(self
+            .inner
+            .accounts()
+            .set_on_behalf_of(&user, huisarts.as_deref())
+            .await?)
+    }
+
     /// The practice manager enables a disabled user again.
     pub async fn enable_user(&self, user: String) -> Result<(), PieperError> {
         Ok(self.inner.accounts().enable(&user).await?)

@@ -119,6 +119,8 @@ pub struct Colleague {
     pub role: String,
     /// Disabled by the practice manager (a leaver, a suspension).
     pub disabled: bool,
+    /// The huisarts (user id) they work for, if the manager named one.
+    pub on_behalf_of: Option<String>,
 }
 
 impl From<pieper_wire::UserInfo> for Colleague {
@@ -129,6 +131,7 @@ impl From<pieper_wire::UserInfo> for Colleague {
             display_name: u.display_name,
             role: u.role.as_str().to_owned(),
             disabled: u.disabled,
+            on_behalf_of: u.on_behalf_of,
         }
     }
 }

@@ -138,6 +138,15 @@ enum Command {
         /// Their user name.
         username: String,
     },
+    /// Practice manager: name the huisarts a colleague works for (the audit
+    /// trail's "on whose behalf"); without `--for`, they work for themselves.
+    OnBehalfOf {
+        /// Their user name.
+        username: String,
+        /// The huisarts's user name.
+        #[arg(long = "for")]
+        huisarts: Option<String>,
+    },
     /// Your devices (a manager: the practice's); approve a new one.
     Devices {
         #[command(subcommand)]
@@ -534,6 +543,21 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let user = user_named(&client, &username).await?;
             client.accounts().disable(&user).await?;
             println!("disabled {username}: signed out everywhere, removed from your conversations");
+        }
+        Command::OnBehalfOf { username, huisarts } => {
+            let user = user_named(&client, &username).await?;
+            let on_behalf_of = match &huisarts {
+                Some(name) => Some(user_named(&client, name).await?),
+                None => None,
+            };
+            client
+                .accounts()
+                .set_on_behalf_of(&user, on_behalf_of.as_deref())
+                .await?;
+            match huisarts {
+                Some(name) => println!("{username} works on behalf of {name}"),
+                None => println!("{username} works for themselves"),
+            }
         }
         Command::Enable { username } => {
             let user = user_named(&client, &username).await?;

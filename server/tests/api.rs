@@ -42,6 +42,7 @@ on_both_backends!(
     a_practice_holds_no_more_attachments_than_its_quota,
     blobs_are_for_members_and_size_limited,
     the_audit_log_is_for_managers_and_append_only,
+    the_log_names_on_whose_behalf_and_machine_traffic_is_no_patient_access,
     the_audit_chain_reports_a_changed_or_removed_record,
     reading_the_audit_log_needs_a_fresh_second_factor,
     devices_report_accesses_and_a_breach_query_names_the_patients,
@@ -67,6 +68,22 @@ fn expect_problem<T: std::fmt::Debug>(
     match r {
         Err(p) if p.code == code => Ok(p),
         other => Err(format!("expected problem {code}, got {other:?}").into()),
+    }
+}
+
+/// What lifts and puts back the database's refusal of audit record
+/// updates (to play a tamperer with the database's own rights).
+fn audit_update_guard(backend: Backend) -> (&'static str, &'static str) {
+    match backend {
+        Backend::Sqlite => (
+            "DROP TRIGGER audit_no_update",
+            "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
+             BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+        ),
+        Backend::Postgres => (
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_no_change",
+            "ALTER TABLE audit_events ENABLE TRIGGER audit_no_change",
+        ),
     }
 }
 
@@ -228,6 +245,8 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE practices DROP COLUMN devices_per_user;
          ALTER TABLE practices DROP COLUMN key_update_days;
          ALTER TABLE audit_events DROP COLUMN reported_at;
+         ALTER TABLE audit_events DROP COLUMN on_behalf_of;
+         ALTER TABLE users DROP COLUMN on_behalf_of;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -1813,6 +1832,135 @@ async fn blobs_are_for_members_and_size_limited(backend: Backend) -> TestResult 
     Ok(())
 }
 
+/// NEN 7513's "on whose behalf": the manager names the huisarts an
+/// assistent works for, and every record of hers carries it from then on
+/// (the connector's carry the practice); machine traffic (a silent
+/// envelope, a commit) is in the log as what it is, never as the patient's.
+async fn the_log_names_on_whose_behalf_and_machine_traffic_is_no_patient_access(
+    backend: Backend,
+) -> TestResult {
+    let (db, server) = setup(backend, &[]).await?;
+    let [arts, assistent, manager, connector] = staff(
+        &db,
+        &server,
+        [
+            ("arts", "huisarts", "phone"),
+            ("balie", "assistent", "tablet"),
+            ("m", "manager", "desktop"),
+            ("his", "connector", "server"),
+        ],
+    )
+    .await?;
+    let set = |by: &Device, user: &str, huisarts: Option<&str>| {
+        let (client, path) = (
+            by.client.clone(),
+            format!("/api/v1/users/{user}/on-behalf-of"),
+        );
+        let body = pieper_wire::OnBehalfOf {
+            user: huisarts.map(str::to_owned),
+        };
+        async move {
+            client
+                .call::<_, serde_json::Value>(Method::PUT, &path, Some(&body))
+                .await
+        }
+    };
+    let (arts_id, balie_id) = (arts.user.id.clone(), assistent.user.id.clone());
+    // Only the manager sets it, only to an enabled huisarts, not to oneself.
+    expect_problem(
+        set(&assistent, &balie_id, Some(&arts_id)).await?,
+        "forbidden",
+    )?;
+    expect_problem(
+        set(&manager, &balie_id, Some(&manager.user.id)).await?,
+        "invalid",
+    )?;
+    expect_problem(set(&manager, &arts_id, Some(&arts_id)).await?, "invalid")?;
+    expect_problem(set(&manager, &balie_id, Some("nobody")).await?, "not_found")?;
+    set(&manager, &balie_id, Some(&arts_id))
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let users = manager
+        .client
+        .call::<(), Vec<pieper_wire::UserInfo>>(Method::GET, "/api/v1/users", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let balie = users.iter().find(|u| u.id == balie_id).ok_or("no balie")?;
+    assert_eq!(balie.on_behalf_of.as_deref(), Some(arts_id.as_str()));
+
+    let conv = assistent.conversation_with(&arts).await?;
+    let mut message = application("m1", 1, b"ct");
+    message.patient = Some("pseudo-7".into());
+    assistent.send(&conv, &message).await??;
+    let mut receipt = application("m2", 1, b"ct");
+    receipt.patient = Some("pseudo-7".into());
+    receipt.silent = true;
+    assistent.send(&conv, &receipt).await??;
+    let reported = |device: &Device, action: &str| {
+        let client = device.client.clone();
+        let events = vec![pieper_wire::ReportedAccess {
+            id: format!("{action}-1"),
+            action: action.into(),
+            at: 1_000,
+            outcome: "success".into(),
+            patient: Some("pseudo-7".into()),
+            detail: None,
+        }];
+        async move {
+            client
+                .call::<_, serde_json::Value>(
+                    Method::POST,
+                    "/api/v1/audit/events",
+                    Some(&pieper_wire::ReportAccesses { events }),
+                )
+                .await
+        }
+    };
+    reported(&assistent, "conversation.open").await??;
+    reported(&connector, "record.deliver").await??;
+    set(&manager, &balie_id, None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    reported(&assistent, "message.read").await??;
+
+    let of_patient = audit(&manager, "patient=pseudo-7").await?;
+    let seen: Vec<(&str, Option<&str>)> = of_patient
+        .iter()
+        .map(|e| (e.action.as_str(), e.on_behalf_of.as_deref()))
+        .collect();
+    let practice = "practice:linde";
+    assert_eq!(
+        seen,
+        [
+            ("message.send", Some(arts_id.as_str())),
+            ("conversation.open", Some(arts_id.as_str())),
+            ("record.deliver", Some(practice)),
+            ("message.read", None),
+        ]
+    );
+    // The silent envelope is there, as machine traffic without the patient.
+    let system = audit(&manager, "action=message.system").await?;
+    assert_eq!(system.len(), 1);
+    assert_eq!(system[0].patient, None);
+    assert!(!audit(&manager, "action=group.change").await?.is_empty());
+    // The chain covers the new field: it verifies, and a changed one shows.
+    db.admin(&["audit-verify", "--practice", "linde"])?;
+    let mut conn = raw_database(&db).await?;
+    let (disable, enable) = audit_update_guard(backend);
+    sqlx::query(disable).execute(&mut conn).await?;
+    sqlx::query("UPDATE audit_events SET on_behalf_of = NULL WHERE action = 'conversation.open'")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(enable).execute(&mut conn).await?;
+    let report = db
+        .admin(&["audit-verify", "--practice", "linde"])
+        .err()
+        .ok_or("a changed on-behalf-of went unnoticed")?
+        .to_string();
+    assert!(report.contains("was changed"), "{report}");
+    Ok(())
+}
+
 async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> TestResult {
     let (db, server) = setup(backend, &[]).await?;
     let [a, b, manager] = staff(
@@ -1868,9 +2016,11 @@ async fn the_audit_log_is_for_managers_and_append_only(backend: Backend) -> Test
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "id,at,practice_id,user_id,role,device_id,action,outcome,patient,source,detail"
+        "id,recorded,occurred,practice,user,role,on_behalf_of,device,action,outcome,patient,\
+         pseudonym,source,detail"
     );
-    assert_eq!(lines.len(), 3, "{csv}");
+    // The message; the commit that made the conversation is a group.change.
+    assert_eq!(lines.len(), 2, "{csv}");
     // Reading the log is itself in the log.
     let reads = audit(&manager, "action=audit.read").await?;
     assert!(reads.len() >= 2);
@@ -1915,17 +2065,7 @@ async fn the_audit_chain_reports_a_changed_or_removed_record(backend: Backend) -
 
     // Someone with the database edits a record, past the trigger.
     let mut conn = raw_database(&db).await?;
-    let (disable, enable) = match backend {
-        Backend::Sqlite => (
-            "DROP TRIGGER audit_no_update",
-            "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
-             BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
-        ),
-        Backend::Postgres => (
-            "ALTER TABLE audit_events DISABLE TRIGGER audit_no_change",
-            "ALTER TABLE audit_events ENABLE TRIGGER audit_no_change",
-        ),
-    };
+    let (disable, enable) = audit_update_guard(backend);
     sqlx::query(disable).execute(&mut conn).await?;
     let edited = sqlx::query(
         "UPDATE audit_events SET user_id = 'someone-else' WHERE action = 'message.send'
@@ -2254,7 +2394,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 36);
+    assert_eq!(paths.len(), 37);
     assert!(
         paths["/api/v1/devices/me/certificate"]
             .get("post")

@@ -278,7 +278,7 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
             ..AuditQuery::default()
         })
         .await?;
-    assert!(csv.starts_with("id,time,practice,user,role,device,action"));
+    assert!(csv.starts_with("id,recorded,occurred,practice,user,role,on_behalf_of,device,action"));
     assert!(csv.contains(&format!("bsn:{BSN}")));
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("audit.json");

@@ -213,6 +213,18 @@ pub struct UserInfo {
     /// Disabled by the practice manager (a leaver, a suspension).
     #[serde(default)]
     pub disabled: bool,
+    /// The huisarts (user id) this user works for, if the practice manager
+    /// set one: every audit record of theirs names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+}
+
+/// Body of `PUT /users/{id}/on-behalf-of`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OnBehalfOf {
+    /// The huisarts (user id) the user works for; none: for themselves.
+    pub user: Option<String>,
 }
 
 /// A device as the server knows it.
@@ -613,14 +625,96 @@ pub struct AuditUnlocked {
     pub until: i64,
 }
 
-/// An access to patient data that happened on a device (reading, sending
-/// documentation, exporting, erasing), reported for the audit trail.
+/// What was done with patient data on a device: the one list of the
+/// actions a device reports for the audit trail (the server records its own
+/// — sending, fetching ciphertext, logins — beside them). A feature that
+/// shows or changes patient data adds its action here; the practice-day
+/// end-to-end test holds every action to one record per use.
+///
+/// Lists of conversations (titles, patient references, unread counts) are
+/// not logged; content about a patient is: messages, tasks, consent, a
+/// roster entry. A list that spans the whole practice (the roster, the
+/// consent worklist) is one record without a patient, with its size.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+pub enum AccessAction {
+    /// A patient's messages or documentation items were shown (a
+    /// conversation opened or paged back, one message, the dashboard).
+    #[strum(serialize = "conversation.open")]
+    Open,
+    /// A work note about a patient was written (it goes only to the
+    /// writer's own devices, so the server cannot name the patient).
+    #[strum(serialize = "note.write")]
+    NoteWrite,
+    /// Messages were marked read by their reader.
+    #[strum(serialize = "message.read")]
+    Read,
+    /// A search's results showed a patient's messages (one record per
+    /// patient; the query itself is not logged).
+    #[strum(serialize = "message.search")]
+    Search,
+    /// A patient's consent (as it stands, or its history) was shown.
+    #[strum(serialize = "consent.view")]
+    ConsentView,
+    /// A consent answer was recorded, withdrawn or imported.
+    #[strum(serialize = "consent.record")]
+    ConsentRecord,
+    /// The practice's roster or consent worklist was listed (no patient).
+    #[strum(serialize = "roster.view")]
+    RosterView,
+    /// A roster import added, changed or ended a patient's enrolment.
+    #[strum(serialize = "roster.import")]
+    RosterImport,
+    /// A patient's tasks were shown.
+    #[strum(serialize = "task.view")]
+    TaskView,
+    /// A task about a patient was made, taken on, done or called off.
+    #[strum(serialize = "task.change")]
+    TaskChange,
+    /// Content was sent for the record (documentation).
+    #[strum(serialize = "record.document")]
+    Document,
+    /// The practice's connector delivered content into the HIS.
+    #[strum(serialize = "record.deliver")]
+    Deliver,
+    /// The patient's data was exported (inzage).
+    #[strum(serialize = "patient.export")]
+    Export,
+    /// The patient's chat data was erased.
+    #[strum(serialize = "patient.erase")]
+    Erase,
+    /// The audit log was exported.
+    #[strum(serialize = "audit.export")]
+    AuditExport,
+    /// A staff member exported their own account data.
+    #[strum(serialize = "account.export")]
+    AccountExport,
+}
+
+impl AccessAction {
+    /// Its name in the log.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// An access to patient data that happened on a device, reported for the
+/// audit trail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportedAccess {
     /// Its id on the device: reported twice, recorded once.
     pub id: String,
-    /// What was done: one of [`ReportedAccess::ACTIONS`].
+    /// What was done: an [`AccessAction`]'s name.
     pub action: String,
     /// When, on the device (ms since the Unix epoch).
     pub at: i64,
@@ -630,18 +724,6 @@ pub struct ReportedAccess {
     pub patient: Option<String>,
     /// Ids and counts, never content.
     pub detail: Option<String>,
-}
-
-impl ReportedAccess {
-    /// The actions a device may report.
-    pub const ACTIONS: &'static [&'static str] = &[
-        "message.read",
-        "record.document",
-        "patient.export",
-        "patient.erase",
-        "audit.export",
-        "account.export",
-    ];
 }
 
 /// `POST /audit/events`.
@@ -755,6 +837,51 @@ where
     String::from_utf8(bytes).unwrap_or_default()
 }
 
+/// The audit log as CSV, the same columns from the server's export and a
+/// device's: times in RFC 3339 (UTC), the server's and the device's; the
+/// patient's reference where the exporting device knows the pseudonym.
+pub fn audit_csv<'a>(rows: impl IntoIterator<Item = (&'a AuditEvent, Option<&'a str>)>) -> String {
+    let time = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+    };
+    csv_document(
+        &[
+            "id",
+            "recorded",
+            "occurred",
+            "practice",
+            "user",
+            "role",
+            "on_behalf_of",
+            "device",
+            "action",
+            "outcome",
+            "patient",
+            "pseudonym",
+            "source",
+            "detail",
+        ],
+        rows.into_iter().map(|(e, patient)| {
+            [
+                e.id.to_string(),
+                time(e.at),
+                time(e.reported_at.unwrap_or(e.at)),
+                e.practice_id.clone(),
+                e.user_id.clone().unwrap_or_default(),
+                e.role.clone().unwrap_or_default(),
+                e.on_behalf_of.clone().unwrap_or_default(),
+                e.device_id.clone().unwrap_or_default(),
+                e.action.clone(),
+                e.outcome.clone(),
+                patient.unwrap_or_default().to_owned(),
+                e.patient.clone().unwrap_or_default(),
+                e.source.clone().unwrap_or_default(),
+                e.detail.clone().unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
 /// One access event (NEN 7513 fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -772,6 +899,10 @@ pub struct AuditEvent {
     pub user_id: Option<String>,
     /// In which role.
     pub role: Option<String>,
+    /// On whose behalf: the huisarts (user id) the user works for, or
+    /// `practice:<id>` for the practice's connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
     /// From which device.
     pub device_id: Option<String>,
     /// What was done (`login`, `message.send`, `attachment.fetch`, ...).

@@ -142,6 +142,15 @@ impl AccountsClient<'_> {
         self.client.devices().remove_revoked().await.map(|_| ())
     }
 
+    /// Sets the huisarts a user works for (an assistent for her GP), or
+    /// clears it: the audit trail names them as "on whose behalf" in every
+    /// record of the user's from then on. Only the practice manager may.
+    pub async fn set_on_behalf_of(&self, user: &str, huisarts: Option<&str>) -> Result<()> {
+        self.client.read(|d| d.check_manages_practice())?;
+        let result = self.client.api()?.set_on_behalf_of(user, huisarts).await;
+        self.client.server(result).await
+    }
+
     /// Enables a disabled user again: they sign in on a device anew (their
     /// revoked devices stay revoked).
     pub async fn enable(&self, user: &str) -> Result<()> {

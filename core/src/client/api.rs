@@ -177,6 +177,18 @@ impl Api {
             .await
     }
 
+    pub(crate) async fn set_on_behalf_of(&self, user: &str, huisarts: Option<&str>) -> Result<()> {
+        let body = pieper_wire::OnBehalfOf {
+            user: huisarts.map(str::to_owned),
+        };
+        self.call(
+            Method::PUT,
+            &format!("/users/{user}/on-behalf-of"),
+            Some(&body),
+        )
+        .await
+    }
+
     pub(crate) async fn enable_user(&self, user: &str) -> Result<()> {
         self.call::<(), _>(Method::POST, &format!("/users/{user}/enable"), None)
             .await

@@ -249,7 +249,20 @@ impl Client {
     /// The opening screen: unread spoed, unread urgent, my open tasks, what
     /// I still have to document, then conversations with unread messages.
     pub fn dashboard(&self) -> Result<crate::device::Dashboard> {
-        self.read(|d| d.dashboard())
+        self.read_audited(
+            |d| d.dashboard(),
+            |d, shown| {
+                let messages: Vec<_> = (shown.spoed.iter())
+                    .chain(&shown.urgent)
+                    .chain(&shown.to_document)
+                    .cloned()
+                    .collect();
+                let mut accesses =
+                    crate::record::client::messages_shown(d, &messages, "dashboard")?;
+                accesses.extend(crate::tasks::client::viewed(&shown.tasks));
+                Ok(accesses)
+            },
+        )
     }
 
     /// How often this device refused what members' devices sent, by kind

@@ -2,7 +2,13 @@
 //! knows them, read through the client's gate.
 
 use super::{ConsentChange, ConsentKind, Figures, RosterPatient};
-use crate::{client::Client, device::PatientConsent, error::Result, model::PatientRef};
+use crate::{
+    client::Client,
+    device::PatientConsent,
+    error::Result,
+    model::PatientRef,
+    privacy::{AccessAction, client::Access},
+};
 
 /// The roster and consent: `client.consent()`.
 pub struct ConsentClient<'c> {
@@ -30,23 +36,57 @@ impl ConsentClient<'_> {
 
     /// The enrolled patients.
     pub fn roster(&self) -> Result<Vec<RosterPatient>> {
-        self.client.read(|d| d.roster())
+        self.client
+            .read_audited(|d| d.roster(), |_, all| Ok(listed("roster", all.len())))
     }
 
     /// The consent history in log order: one patient's, or the practice's.
     pub fn history(&self, patient: Option<&PatientRef>) -> Result<Vec<ConsentChange>> {
-        self.client.read(|d| d.consent_history(patient))
+        self.client.read_audited(
+            |d| d.consent_history(patient),
+            |_, changes| {
+                Ok(match patient {
+                    Some(p) => vec![Access::to(
+                        AccessAction::ConsentView,
+                        p,
+                        format!("history changes={}", changes.len()),
+                    )],
+                    None => listed("consent history", changes.len()),
+                })
+            },
+        )
     }
 
     /// A patient's consent as it stands.
     pub fn of_patient(&self, patient: &PatientRef) -> Result<PatientConsent> {
-        self.client.read(|d| d.patient_consent(patient))
+        self.client.read_audited(
+            |d| d.patient_consent(patient),
+            |_, _| {
+                Ok(vec![Access::to(
+                    AccessAction::ConsentView,
+                    patient,
+                    "as it stands".into(),
+                )])
+            },
+        )
     }
 
     /// The consent of the patient a conversation is about (none if it is
     /// about no patient).
     pub fn of_conversation(&self, conversation: &str) -> Result<Option<PatientConsent>> {
-        self.client.read(|d| d.conversation_consent(conversation))
+        self.client.read_audited(
+            |d| d.conversation_consent(conversation),
+            |d, consent| {
+                Ok(match (consent, d.conversation(conversation)?.patient) {
+                    (Some(_), Some(p)) => vec![Access::to(
+                        AccessAction::ConsentView,
+                        &p,
+                        format!("conversation={conversation}"),
+                    )],
+                    _ => Vec::new(),
+                })
+            },
+        )
     }
 
     /// Refuses with [`crate::Error::ConsentRequired`] unless the patient's
@@ -68,6 +108,18 @@ impl ConsentClient<'_> {
     /// The enrolled patients not yet asked, those with an open conversation
     /// here first.
     pub fn worklist(&self, kind: ConsentKind) -> Result<Vec<RosterPatient>> {
-        self.client.read(|d| d.consent_worklist(kind))
+        self.client.read_audited(
+            |d| d.consent_worklist(kind),
+            |_, all| Ok(listed("consent worklist", all.len())),
+        )
     }
+}
+
+/// A list over the whole practice: one access, without a patient.
+fn listed(what: &str, patients: usize) -> Vec<Access> {
+    vec![Access {
+        action: AccessAction::RosterView,
+        patient: None,
+        detail: format!("{what} entries={patients}"),
+    }]
 }

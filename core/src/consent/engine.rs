@@ -13,8 +13,22 @@ use crate::{
     },
     error::{Error, Result},
     model::{Content, Conversation, ConversationKind, PatientRef},
+    privacy::{AccessAction, audit},
     store::queries,
 };
+
+/// Recording consent here is an access to the patient's data (the record
+/// names the change, never the answer: that is the patient's data).
+fn recorded(tx: &rusqlite::Connection, change: &ConsentChange) -> Result<()> {
+    let detail = format!("change={}", change.id);
+    audit::record(
+        tx,
+        AccessAction::ConsentRecord,
+        Some(&change.patient),
+        &detail,
+    )?;
+    Ok(())
+}
 
 /// A consent to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +143,8 @@ impl Device {
                 .collect();
             for p in roster.iter().filter(|p| touched.contains(&p.reference)) {
                 log::insert_local_roster(tx, &uuid::Uuid::new_v4().to_string(), p, now)?;
+                // Not whether they came or left: that is the patient's data.
+                audit::record(tx, AccessAction::RosterImport, Some(&p.reference), "")?;
             }
             Ok(changes)
         })
@@ -197,6 +213,7 @@ impl Device {
             }];
             consent::validate(&change, &this_patient, &history, now)?;
             log::insert_local_consent(tx, &change)?;
+            recorded(tx, &change)?;
             Ok(change.clone())
         })
     }
@@ -217,6 +234,7 @@ impl Device {
                 }
                 consent::validate(&change, &roster, &history, now)?;
                 log::insert_local_consent(tx, &change)?;
+                recorded(tx, &change)?;
                 history.push(change);
                 new += 1;
             }

@@ -3,8 +3,10 @@
 
 use crate::{
     client::Client,
+    device::Device,
     error::Result,
     model::{Conversation, Member, Message, PatientRef},
+    privacy::{AccessAction, client::Access},
 };
 
 /// The conversations on this device: `client.conversations()`.
@@ -44,7 +46,10 @@ impl ConversationsClient<'_> {
 
     /// The `limit` newest messages of a conversation, oldest first.
     pub fn messages(&self, conversation: &str, limit: u32) -> Result<Vec<Message>> {
-        self.client.read(|d| d.messages(conversation, limit))
+        self.client.read_audited(
+            |d| d.messages(conversation, limit),
+            |d, shown| opened(d, conversation, shown),
+        )
     }
 
     /// The `limit` messages just before message `before`, oldest first:
@@ -55,22 +60,50 @@ impl ConversationsClient<'_> {
         before: &str,
         limit: u32,
     ) -> Result<Vec<Message>> {
-        self.client
-            .read(|d| d.messages_before(conversation, before, limit))
+        self.client.read_audited(
+            |d| d.messages_before(conversation, before, limit),
+            |d, shown| opened(d, conversation, shown),
+        )
     }
 
     /// One message by id.
     pub fn message(&self, id: &str) -> Result<Message> {
-        self.client.read(|d| d.message(id))
+        self.client.read_audited(
+            |d| d.message(id),
+            |d, shown| opened(d, &shown.conversation, std::slice::from_ref(shown)),
+        )
     }
 
     /// Searches this device's messages; every word must match (as a prefix).
     pub fn search(&self, query: &str, limit: u32) -> Result<Vec<Message>> {
-        self.client.read(|d| d.search(query, limit))
+        self.client.read_audited(
+            |d| d.search(query, limit),
+            |d, found| {
+                let patients =
+                    Client::patients_of(d, found.iter().map(|m| m.conversation.as_str()))?;
+                Ok(Access::per_patient(
+                    AccessAction::Search,
+                    "results",
+                    patients.iter().map(Option::as_ref),
+                ))
+            },
+        )
     }
 
     /// How many envelopes wait in the outbox for the server.
     pub fn waiting(&self) -> Result<usize> {
         self.client.read(|d| Ok(d.outbox()?.len()))
     }
+}
+
+/// Showing a patient conversation's messages is one access to its patient.
+fn opened(d: &Device, conversation: &str, shown: &[Message]) -> Result<Vec<Access>> {
+    Ok(match d.conversation(conversation)?.patient {
+        Some(p) => vec![Access::to(
+            AccessAction::Open,
+            &p,
+            format!("conversation={conversation} messages={}", shown.len()),
+        )],
+        None => Vec::new(),
+    })
 }

@@ -110,8 +110,19 @@ impl Device {
             queries::now_ms(),
             MessageState::Pending,
         );
-        self.store
-            .write(|tx| queries::insert_message(tx, &message, 0))?;
+        let patient = self.conversation(conversation)?.patient;
+        self.store.write(|tx| {
+            queries::insert_message(tx, &message, 0)?;
+            if let Some(patient) = &patient {
+                crate::privacy::audit::record(
+                    tx,
+                    crate::privacy::AccessAction::NoteWrite,
+                    Some(patient),
+                    &format!("conversation={conversation} note={}", message.id),
+                )?;
+            }
+            Ok(())
+        })?;
         Ok(message)
     }
 

@@ -1,6 +1,6 @@
 //! The device's part of the NEN 7513 audit trail: accesses to patient data
-//! that happen here (reading, documenting, exporting, erasing) wait in the
-//! store and are reported with the patient as a pseudonym; the practice's
+//! that happen here (every [`AccessAction`]) are noted by the core itself,
+//! wait in the store and are reported with the patient as a pseudonym; the practice's
 //! log comes back with pseudonyms, which this device turns into the patients
 //! it knows; and it exports as CSV and as FHIR R4 `AuditEvent`s.
 
@@ -18,28 +18,7 @@ use crate::{
 /// Most accesses reported in one request (the server takes 500).
 const REPORT_BATCH: usize = 500;
 
-/// What was done with patient data on this device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
-pub enum AccessAction {
-    /// A message was shown to its reader.
-    #[strum(serialize = "message.read")]
-    Read,
-    /// Content was sent to the record (documentation).
-    #[strum(serialize = "record.document")]
-    Document,
-    /// The patient's data was exported (inzage).
-    #[strum(serialize = "patient.export")]
-    Export,
-    /// The patient's chat data was erased.
-    #[strum(serialize = "patient.erase")]
-    Erase,
-    /// The audit log was exported.
-    #[strum(serialize = "audit.export")]
-    AuditExport,
-    /// A staff member exported their own account data.
-    #[strum(serialize = "account.export")]
-    AccountExport,
-}
+pub use pieper_wire::AccessAction;
 
 /// Notes an access for the audit trail (reported at the next sync);
 /// returns its id, under which the server records it once.
@@ -49,16 +28,28 @@ pub(crate) fn record(
     patient: Option<&PatientRef>,
     detail: &str,
 ) -> Result<String> {
+    record_as(conn, action, true, patient, detail)
+}
+
+/// [`record`], for an access that succeeded or failed (the HIS refused).
+pub(crate) fn record_as(
+    conn: &Connection,
+    action: AccessAction,
+    success: bool,
+    patient: Option<&PatientRef>,
+    detail: &str,
+) -> Result<String> {
     let id = uuid::Uuid::new_v4().to_string();
     conn.execute(
         "INSERT INTO audit_outbox (id, action, at, outcome, patient, detail)
-         VALUES (?1, ?2, ?3, 'success', ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             &id,
-            <&str>::from(action),
+            action.as_str(),
             queries::now_ms(),
+            if success { "success" } else { "failure" },
             patient.map(PatientRef::as_str),
-            detail
+            (!detail.is_empty()).then_some(detail)
         ],
     )
     .map_err(StoreError::from)?;
@@ -149,44 +140,13 @@ pub struct AuditEntry {
     pub patient: Option<PatientRef>,
 }
 
-/// The log as CSV (RFC 4180), with the patient's reference where known.
+/// The log as CSV (RFC 4180), with the patient's reference where known:
+/// the columns of the server's export.
 pub fn to_csv(entries: &[AuditEntry]) -> String {
-    pieper_wire::csv_document(
-        &[
-            "id",
-            "time",
-            "practice",
-            "user",
-            "role",
-            "device",
-            "action",
-            "outcome",
-            "patient",
-            "pseudonym",
-            "source",
-            "detail",
-        ],
-        entries.iter().map(|entry| {
-            let e = &entry.event;
-            [
-                e.id.to_string(),
-                rfc3339(e.at).unwrap_or_else(|_| e.at.to_string()),
-                e.practice_id.clone(),
-                e.user_id.clone().unwrap_or_default(),
-                e.role.clone().unwrap_or_default(),
-                e.device_id.clone().unwrap_or_default(),
-                e.action.clone(),
-                e.outcome.clone(),
-                entry
-                    .patient
-                    .as_ref()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_default(),
-                e.patient.clone().unwrap_or_default(),
-                e.source.clone().unwrap_or_default(),
-                e.detail.clone().unwrap_or_default(),
-            ]
-        }),
+    pieper_wire::audit_csv(
+        entries
+            .iter()
+            .map(|e| (&e.event, e.patient.as_ref().map(PatientRef::as_str))),
     )
 }
 
@@ -207,18 +167,45 @@ fn fhir_action(action: &str) -> (&'static str, &'static str, &'static str) {
     }
 }
 
+/// The party the user acted for (a huisarts, or the practice for its
+/// connector): a second agent, the responsible party, not the requestor.
+fn on_behalf_of_agent(party: &str) -> Value {
+    let who = match party.strip_prefix("practice:") {
+        Some(practice) => json!({
+            "identifier": { "system": URI_SYSTEM, "value": format!("urn:uuid:{}", stable_uuid(&format!("practice {practice}"))) },
+            "display": practice,
+        }),
+        None => json!({
+            "identifier": { "system": URI_SYSTEM, "value": format!("urn:uuid:{}", stable_uuid(&format!("user {party}"))) },
+            "display": party,
+        }),
+    };
+    json!({
+        "type": { "coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+            "code": "RESP",
+            "display": "responsible party"
+        }] },
+        "who": who,
+        "requestor": false,
+    })
+}
+
 /// One event as a FHIR R4 `AuditEvent`.
 pub fn to_fhir(entry: &AuditEntry) -> Result<Value> {
     let e = &entry.event;
     let (action, code, display) = fhir_action(&e.action);
-    let mut agent = json!({
-        "type": { "coding": [{
+    // The practice's connector is an application; everyone else a person.
+    let agent_type = if e.role.as_deref() == Some("connector") {
+        json!({ "coding": [{ "system": DCM, "code": "110150", "display": "Application" }] })
+    } else {
+        json!({ "coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
             "code": "humanuser",
             "display": "human user"
-        }] },
-        "requestor": true,
-    });
+        }] })
+    };
+    let mut agent = json!({ "type": agent_type, "requestor": true });
     if let Some(user) = &e.user_id {
         agent["who"] = json!({
             "identifier": { "system": URI_SYSTEM, "value": format!("urn:uuid:{}", stable_uuid(&format!("user {user}"))) },
@@ -231,6 +218,10 @@ pub fn to_fhir(entry: &AuditEntry) -> Result<Value> {
     if let Some(source) = &e.source {
         agent["network"] = json!({ "address": source, "type": "2" });
     }
+    let mut agents = vec![agent];
+    if let Some(party) = &e.on_behalf_of {
+        agents.push(on_behalf_of_agent(party));
+    }
     let mut event = json!({
         "resourceType": "AuditEvent",
         "id": stable_uuid(&format!("audit {} {}", e.practice_id, e.id)),
@@ -239,7 +230,7 @@ pub fn to_fhir(entry: &AuditEntry) -> Result<Value> {
         "action": action,
         "recorded": rfc3339(e.at)?,
         "outcome": if e.outcome == "success" { "0" } else { "4" },
-        "agent": [agent],
+        "agent": agents,
         "source": {
             "site": e.practice_id,
             "observer": {
@@ -253,7 +244,7 @@ pub fn to_fhir(entry: &AuditEntry) -> Result<Value> {
             }]
         },
     });
-    if let Some(detail) = &e.detail {
+    if let Some(detail) = e.detail.as_ref().filter(|d| !d.is_empty()) {
         event["outcomeDesc"] = json!(detail);
     }
     if let Some(pseudonym) = &e.patient {

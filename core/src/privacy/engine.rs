@@ -163,6 +163,16 @@ impl Device {
             .write(|tx| audit::record(tx, action, patient, detail).map(|_| ()))
     }
 
+    /// Notes accesses for the audit trail, all or none.
+    pub(crate) fn record_accesses(&self, accesses: &[super::client::Access]) -> Result<()> {
+        self.store.write(|tx| {
+            for a in accesses {
+                audit::record(tx, a.action, a.patient.as_ref(), &a.detail)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Accesses waiting to be reported (with pseudonyms); empty until the
     /// practice key is known.
     pub(crate) fn pending_accesses(&self) -> Result<Vec<pieper_wire::ReportedAccess>> {

@@ -81,14 +81,13 @@ pub(crate) fn after_read(conn: &Connection, conversation: &str, read: &[String])
         receipts::owe(conn, conversation, read, true)?;
     }
     if let Some(patient) = &c.patient {
-        for id in read {
-            audit::record(
-                conn,
-                AccessAction::Read,
-                Some(patient),
-                &format!("conversation={conversation} message={id}"),
-            )?;
-        }
+        // One reading, one record, however many messages it covered.
+        audit::record(
+            conn,
+            AccessAction::Read,
+            Some(patient),
+            &format!("conversation={conversation} messages={}", read.len()),
+        )?;
     }
     Ok(())
 }

@@ -2,7 +2,12 @@
 //! client's gate.
 
 use super::DocStatus;
-use crate::{client::Client, error::Result, model::Message};
+use crate::{
+    client::Client,
+    error::Result,
+    model::Message,
+    privacy::{AccessAction, client::Access},
+};
 
 /// Documentation into the record: `client.record()`.
 pub struct RecordClient<'c> {
@@ -19,23 +24,55 @@ impl Client {
 impl RecordClient<'_> {
     /// One documentation item.
     pub fn item(&self, id: &str) -> Result<DocStatus> {
-        self.client.read(|d| d.doc_item(id))
+        self.client.read_audited(
+            |d| d.doc_item(id),
+            |_, item| Ok(shown(std::slice::from_ref(item))),
+        )
     }
 
     /// A conversation's documentation items, oldest first.
     pub fn items(&self, conversation: &str) -> Result<Vec<DocStatus>> {
-        self.client.read(|d| d.doc_items(conversation))
+        self.client
+            .read_audited(|d| d.doc_items(conversation), |_, items| Ok(shown(items)))
     }
 
     /// Every pending item (on the connector's device: what a polling HIS
     /// has yet to take).
     pub fn pending(&self) -> Result<Vec<DocStatus>> {
-        self.client.read(|d| d.pending_doc_items())
+        self.client
+            .read_audited(|d| d.pending_doc_items(), |_, items| Ok(shown(items)))
     }
 
     /// This user's messages marked for documentation and not yet in the
     /// record.
     pub fn to_document(&self) -> Result<Vec<Message>> {
-        self.client.read(|d| d.to_document())
+        self.client.read_audited(
+            |d| d.to_document(),
+            |d, messages| messages_shown(d, messages, "to_document"),
+        )
     }
+}
+
+/// Showing documentation items is one access per patient they are about.
+fn shown(items: &[DocStatus]) -> Vec<Access> {
+    Access::per_patient(
+        AccessAction::Open,
+        "documentation",
+        items.iter().map(|s| Some(&s.item.patient.reference)),
+    )
+}
+
+/// Messages shown outside their conversation (a list, the dashboard): one
+/// access per patient whose messages are among them.
+pub(crate) fn messages_shown(
+    d: &crate::device::Device,
+    messages: &[Message],
+    what: &str,
+) -> Result<Vec<Access>> {
+    let patients = Client::patients_of(d, messages.iter().map(|m| m.conversation.as_str()))?;
+    Ok(Access::per_patient(
+        AccessAction::Open,
+        what,
+        patients.iter().map(Option::as_ref),
+    ))
 }

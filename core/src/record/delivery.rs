@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use pieper_wire::Role;
 
-use crate::client::Client;
 use crate::{
     error::{Error, Result},
     record::{DocState, DocStatus, DocumentDraft},
@@ -49,25 +48,6 @@ pub struct DeliveryReport {
     pub postponed: usize,
 }
 
-impl Client {
-    /// Sending content to the record is an access to the patient's data.
-    async fn documented_access(&self, conversation: &str, status: &DocStatus) -> Result<()> {
-        let (conv, detail) = (
-            conversation.to_owned(),
-            format!("conversation={conversation} item={}", status.item.id),
-        );
-        self.store(move |d| {
-            let patient = d.conversation(&conv)?.patient;
-            d.record_access(
-                crate::privacy::AccessAction::Document,
-                patient.as_ref(),
-                &detail,
-            )
-        })
-        .await
-    }
-}
-
 /// The HIS's reason from an OperationOutcome, or the start of the body.
 fn reason(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
@@ -104,7 +84,6 @@ impl RecordClient<'_> {
             .await?;
         let conv = conversation.to_owned();
         let status = self.client.store(move |d| d.document(&conv, draft)).await?;
-        self.client.documented_access(conversation, &status).await?;
         self.client.flush_quietly().await?;
         Ok(status)
     }
@@ -120,7 +99,6 @@ impl RecordClient<'_> {
             .client
             .store(move |d| d.document_by_hand(&conv, draft))
             .await?;
-        self.client.documented_access(conversation, &status).await?;
         self.client.flush_quietly().await?;
         Ok(status)
     }
@@ -144,7 +122,7 @@ impl RecordClient<'_> {
         let id = id.to_owned();
         let status = self
             .client
-            .store(move |d| d.doc_outcome(&id, state, detail.as_deref()))
+            .store(move |d| d.doc_delivered(&id, state, detail.as_deref()))
             .await?;
         self.client.flush_quietly().await?;
         Ok(status)
@@ -200,14 +178,14 @@ impl RecordClient<'_> {
                 Ok(None) => {
                     self.client
                         .store(move |d| {
-                            d.doc_outcome(&id, DocState::Documented, Some("in the HIS"))
+                            d.doc_delivered(&id, DocState::Documented, Some("in the HIS"))
                         })
                         .await?;
                     report.documented += 1;
                 }
                 Ok(Some(refusal)) => {
                     self.client
-                        .store(move |d| d.doc_outcome(&id, DocState::Failed, Some(&refusal)))
+                        .store(move |d| d.doc_delivered(&id, DocState::Failed, Some(&refusal)))
                         .await?;
                     report.failed += 1;
                 }

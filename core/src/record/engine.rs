@@ -5,6 +5,7 @@ use crate::device::Device;
 use crate::{
     error::{Error, Result},
     model::{Content, MessageKind},
+    privacy::{AccessAction, audit},
     record::documentation::{self, DocItem, DocState, DocStatus, DocumentDraft},
     store::queries,
 };
@@ -19,6 +20,12 @@ impl Device {
         self.transact(|s| {
             self.encrypt(s, conversation, &item.id, &Content::Document(item.clone()))?;
             documentation::insert_item(s.conn(), conversation, &item, &self.me.user, now)?;
+            audit::record(
+                s.conn(),
+                AccessAction::Document,
+                Some(&item.patient.reference),
+                &format!("conversation={conversation} item={}", item.id),
+            )?;
             documentation::item(s.conn(), &item.id)?.ok_or(Error::NotFound {
                 what: "documentation item",
             })
@@ -138,6 +145,27 @@ impl Device {
         state: DocState,
         detail: Option<&str>,
     ) -> Result<DocStatus> {
+        self.doc_outcome_of(id, state, detail, false)
+    }
+
+    /// The connector delivered an item into the HIS (which took or refused
+    /// it): the outcome, and the delivery as an access, in one transaction.
+    pub(crate) fn doc_delivered(
+        &self,
+        id: &str,
+        state: DocState,
+        detail: Option<&str>,
+    ) -> Result<DocStatus> {
+        self.doc_outcome_of(id, state, detail, true)
+    }
+
+    fn doc_outcome_of(
+        &self,
+        id: &str,
+        state: DocState,
+        detail: Option<&str>,
+        delivered: bool,
+    ) -> Result<DocStatus> {
         let status = self.doc_item(id)?;
         let now = queries::now_ms();
         let change_id = uuid::Uuid::new_v4().to_string();
@@ -148,6 +176,15 @@ impl Device {
                 detail: detail.map(str::to_owned),
             };
             self.encrypt(s, &status.conversation, &change_id, &content)?;
+            if delivered {
+                audit::record_as(
+                    s.conn(),
+                    AccessAction::Deliver,
+                    state == DocState::Documented,
+                    Some(&status.item.patient.reference),
+                    &format!("conversation={} item={id}", status.conversation),
+                )?;
+            }
             documentation::set_state(s.conn(), id, state, detail, now)
         })
     }

@@ -4,6 +4,7 @@ use crate::device::Device;
 use crate::{
     error::Result,
     model::Content,
+    privacy::{AccessAction, audit},
     store::queries,
     tasks::{self, NewTask, Task, TaskChange, TaskOp, TaskState},
 };
@@ -40,6 +41,7 @@ impl Device {
     }
 
     fn task_change(&self, conversation: &str, task: &str, op: TaskOp) -> Result<Task> {
+        let detail = format!("task={task} op={}", op.name());
         let change = TaskChange {
             id: uuid::Uuid::new_v4().to_string(),
             task: task.to_owned(),
@@ -50,7 +52,11 @@ impl Device {
             s.operational_group(conversation)?;
             self.encrypt(s, conversation, &change.id, &Content::Task(change.clone()))?;
             tasks::insert_change(s.conn(), conversation, &change, &self.me.user, None)?;
-            tasks::task(s.conn(), task)
+            let task = tasks::task(s.conn(), task)?;
+            if let Some(patient) = &task.patient {
+                audit::record(s.conn(), AccessAction::TaskChange, Some(patient), &detail)?;
+            }
+            Ok(task)
         })
     }
 

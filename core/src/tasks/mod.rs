@@ -140,6 +140,18 @@ pub(crate) enum TaskOp {
     Cancel,
 }
 
+impl TaskOp {
+    /// Its name in the audit trail.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            TaskOp::Create { .. } => "create",
+            TaskOp::Accept => "accept",
+            TaskOp::Complete => "complete",
+            TaskOp::Cancel => "cancel",
+        }
+    }
+}
+
 /// A change in a conversation's task log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TaskChange {

@@ -37,6 +37,9 @@ pub struct DeviceRow {
     pub role: Role,
     /// When it was revoked (ms since the Unix epoch), if it was.
     pub revoked_at: Option<i64>,
+    /// On whose behalf its user acts (for the audit trail): the huisarts
+    /// the manager set, or the practice for its connector.
+    pub on_behalf_of: Option<String>,
 }
 
 use crate::secrets::{authority_context, totp_context};
@@ -204,10 +207,53 @@ impl Db {
             .ok_or(AppError::NotFound("user"))
     }
 
+    /// Sets (or clears) the huisarts a user works for. The huisarts must be
+    /// an enabled huisarts of the same practice, and not the user.
+    pub async fn set_on_behalf_of(
+        &self,
+        practice: &str,
+        user: &str,
+        huisarts: Option<&str>,
+    ) -> AppResult<()> {
+        if let Some(h) = huisarts {
+            if h == user {
+                return Err(AppError::Invalid("a user works for themselves".into()));
+            }
+            let row = sqlx::query(
+                "SELECT role, disabled_at FROM users WHERE practice_id = $1 AND id = $2",
+            )
+            .bind(practice)
+            .bind(h)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+            if role(&row.try_get::<String, _>("role")?)? != Role::Huisarts
+                || row.try_get::<Option<i64>, _>("disabled_at")?.is_some()
+            {
+                return Err(AppError::Invalid(
+                    "on behalf of: an enabled huisarts of the practice".into(),
+                ));
+            }
+        }
+        let changed =
+            sqlx::query("UPDATE users SET on_behalf_of = $1 WHERE practice_id = $2 AND id = $3")
+                .bind(huisarts)
+                .bind(practice)
+                .bind(user)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        if changed == 0 {
+            return Err(AppError::NotFound("user"));
+        }
+        Ok(())
+    }
+
     /// The practice's staff.
     pub async fn list_users(&self, practice: &str) -> AppResult<Vec<UserInfo>> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, role, disabled_at FROM users WHERE practice_id = $1 ORDER BY username",
+            "SELECT id, username, display_name, role, disabled_at, on_behalf_of FROM users
+             WHERE practice_id = $1 ORDER BY username",
         )
         .bind(practice)
         .fetch_all(self.pool())
@@ -220,6 +266,7 @@ impl Db {
                     display_name: r.try_get("display_name")?,
                     role: role(&r.try_get::<String, _>("role")?)?,
                     disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+                    on_behalf_of: r.try_get("on_behalf_of")?,
                 })
             })
             .collect()
@@ -425,19 +472,26 @@ impl Db {
     /// The device a token hash belongs to.
     pub async fn device_by_token_hash(&self, token_hash: &str) -> AppResult<Option<DeviceRow>> {
         let row = sqlx::query(
-            "SELECT d.id, d.user_id, d.practice_id, d.revoked_at, u.role FROM devices d
-             JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
+            "SELECT d.id, d.user_id, d.practice_id, d.revoked_at, u.role, u.on_behalf_of
+             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| {
+            let role = role(&r.try_get::<String, _>("role")?)?;
+            let practice_id: String = r.try_get("practice_id")?;
             Ok(DeviceRow {
                 id: r.try_get("id")?,
                 user_id: r.try_get("user_id")?,
-                practice_id: r.try_get("practice_id")?,
+                on_behalf_of: if role == Role::Connector {
+                    Some(format!("practice:{practice_id}"))
+                } else {
+                    r.try_get("on_behalf_of")?
+                },
+                practice_id,
                 revoked_at: r.try_get("revoked_at")?,
-                role: role(&r.try_get::<String, _>("role")?)?,
+                role,
             })
         })
         .transpose()

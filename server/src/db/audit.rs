@@ -33,6 +33,8 @@ pub struct NewAuditEvent {
     pub user_id: Option<String>,
     /// In which role.
     pub role: Option<String>,
+    /// On whose behalf (a huisarts's user id, or `practice:<id>`).
+    pub on_behalf_of: Option<String>,
     /// From which device.
     pub device_id: Option<String>,
     /// What was done (a fixed list).
@@ -72,6 +74,8 @@ struct Chained<'a> {
     // Absent from records made before it existed: their hashes still hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     reported_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<&'a str>,
 }
 
 impl Chained<'_> {
@@ -121,12 +125,14 @@ impl NewAuditEvent {
             detail: self.detail.as_deref(),
             client_event: self.client_event.as_deref(),
             reported_at: self.reported_at,
+            on_behalf_of: self.on_behalf_of.as_deref(),
         };
         let hash = chained.hash()?;
         sqlx::query(
             "INSERT INTO audit_events (at, practice_id, user_id, role, device_id, action, outcome,
-                 patient, source, detail, client_event, chain_seq, prev_hash, hash, reported_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 patient, source, detail, client_event, chain_seq, prev_hash, hash, reported_at,
+                 on_behalf_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(chained.at)
         .bind(chained.practice_id)
@@ -143,6 +149,7 @@ impl NewAuditEvent {
         .bind(&prev)
         .bind(&hash)
         .bind(chained.reported_at)
+        .bind(chained.on_behalf_of)
         .execute(&mut **tx)
         .await?;
         if head.is_some() {
@@ -213,6 +220,7 @@ fn event(r: &AnyRow) -> AppResult<AuditEvent> {
         practice_id: r.try_get("practice_id")?,
         user_id: r.try_get("user_id")?,
         role: r.try_get("role")?,
+        on_behalf_of: r.try_get("on_behalf_of")?,
         device_id: r.try_get("device_id")?,
         action: r.try_get("action")?,
         outcome: r.try_get("outcome")?,
@@ -251,8 +259,8 @@ impl Db {
         filter: &AuditFilter,
     ) -> AppResult<Vec<AuditEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, reported_at, practice_id, user_id, role, device_id, action, outcome,
-                    patient, source, detail
+            "SELECT id, at, reported_at, practice_id, user_id, role, on_behalf_of, device_id,
+                    action, outcome, patient, source, detail
              FROM audit_events WHERE practice_id = $1
                AND COALESCE(reported_at, at) >= $2 AND COALESCE(reported_at, at) < $3
                AND ($4 IS NULL OR user_id = $4)
@@ -358,7 +366,8 @@ impl Db {
         };
         let rows = sqlx::query(
             "SELECT id, at, practice_id, user_id, role, device_id, action, outcome, patient,
-                    source, detail, client_event, chain_seq, prev_hash, hash, reported_at
+                    source, detail, client_event, chain_seq, prev_hash, hash, reported_at,
+                    on_behalf_of
              FROM audit_events WHERE practice_id = $1 AND chain_seq IS NOT NULL ORDER BY id",
         )
         .bind(practice)
@@ -373,6 +382,7 @@ impl Db {
             let prev: String = r.try_get("prev_hash")?;
             let stored: String = r.try_get("hash")?;
             let get = |c: &str| r.try_get::<Option<String>, _>(c);
+            let on_behalf_of = get("on_behalf_of")?;
             let (user, role, device, patient, source, detail, client_event) = (
                 get("user_id")?,
                 get("role")?,
@@ -402,6 +412,7 @@ impl Db {
                 detail: detail.as_deref(),
                 client_event: client_event.as_deref(),
                 reported_at: r.try_get("reported_at")?,
+                on_behalf_of: on_behalf_of.as_deref(),
             }
             .hash()?;
             if computed != stored {
@@ -494,38 +505,10 @@ impl Db {
     }
 }
 
-/// The events as CSV (RFC 4180 quoting).
+/// The events as CSV (RFC 4180 quoting), the columns of a device's export
+/// (the server cannot name the patient: the pseudonym only).
 pub fn to_csv(events: &[AuditEvent]) -> String {
-    pieper_wire::csv_document(
-        &[
-            "id",
-            "at",
-            "practice_id",
-            "user_id",
-            "role",
-            "device_id",
-            "action",
-            "outcome",
-            "patient",
-            "source",
-            "detail",
-        ],
-        events.iter().map(|e| {
-            [
-                e.id.to_string(),
-                e.at.to_string(),
-                e.practice_id.clone(),
-                e.user_id.clone().unwrap_or_default(),
-                e.role.clone().unwrap_or_default(),
-                e.device_id.clone().unwrap_or_default(),
-                e.action.clone(),
-                e.outcome.clone(),
-                e.patient.clone().unwrap_or_default(),
-                e.source.clone().unwrap_or_default(),
-                e.detail.clone().unwrap_or_default(),
-            ]
-        }),
-    )
+    pieper_wire::audit_csv(events.iter().map(|e| (e, None)))
 }
 
 #[cfg(test)]
@@ -611,6 +594,7 @@ mod tests {
             practice_id: "p".into(),
             user_id: None,
             role: None,
+            on_behalf_of: None,
             device_id: None,
             action: "login".into(),
             outcome: "failure".into(),
@@ -620,7 +604,10 @@ mod tests {
         };
         let csv = to_csv(&[e]);
         assert!(
-            csv.ends_with("1,2,p,,,,login,failure,,127.0.0.1,\"a,\"\"b\"\"\"\r\n"),
+            csv.ends_with(
+                "1,1970-01-01T00:00:00.002Z,1970-01-01T00:00:00.002Z,p,,,,,login,failure,,,\
+                 127.0.0.1,\"a,\"\"b\"\"\"\r\n"
+            ),
             "{csv}"
         );
     }

@@ -467,8 +467,12 @@ impl Db {
             }
         }
 
+        // Only a message a person sends is an access to the patient's data.
+        let about_patient = audit.action == "message.send";
         let audit = NewAuditEvent {
-            patient: req.patient.clone().or(conv.patient.clone()),
+            patient: about_patient
+                .then(|| req.patient.clone().or(conv.patient.clone()))
+                .flatten(),
             detail: Some(format!(
                 "conversation={conversation} seq={seq} kind={}",
                 kind_str(req.kind)

@@ -349,6 +349,37 @@ pub async fn enable_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PUT /api/v1/users/{id}/on-behalf-of`: the practice manager sets the
+/// huisarts a user works for (an assistent for her GP), or clears it; the
+/// user's audit records name them from the next request on.
+#[utoipa::path(put, path = "/users/{id}/on-behalf-of", params(("id" = String, Path, description = "The user.")), request_body = pieper_wire::OnBehalfOf, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn set_on_behalf_of(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<pieper_wire::OnBehalfOf>,
+) -> AppResult<StatusCode> {
+    if !auth.0.role.manages_practice() {
+        return Err(AppError::Forbidden);
+    }
+    state
+        .db
+        .set_on_behalf_of(&auth.0.practice_id, &id, req.user.as_deref())
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!(
+                "user {id} on behalf of {}",
+                req.user.as_deref().unwrap_or("-")
+            )),
+            ..audit_by(&auth, source, "user.on_behalf_of")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/v1/users`: the practice's staff directory.
 #[utoipa::path(get, path = "/users", responses((status = 200, description = "Success.", body = Vec<pieper_wire::UserInfo>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn list_users(

@@ -185,10 +185,11 @@ pub async fn breach(
 }
 
 fn check_reported(e: &ReportedAccess) -> AppResult<&'static str> {
-    let action = ReportedAccess::ACTIONS
-        .iter()
-        .find(|a| **a == e.action)
-        .ok_or_else(|| AppError::Invalid(format!("action {:?} cannot be reported", e.action)))?;
+    let action: &'static str = e
+        .action
+        .parse::<pieper_wire::AccessAction>()
+        .map_err(|_| AppError::Invalid(format!("action {:?} cannot be reported", e.action)))?
+        .into();
     let short = |v: &str, max: usize| !v.is_empty() && v.len() <= max;
     if !short(&e.id, 64)
         || e.patient.as_deref().is_some_and(|p| !short(p, 128))

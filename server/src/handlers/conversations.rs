@@ -66,6 +66,19 @@ pub async fn info(
     ))
 }
 
+/// What storing an envelope is in the audit trail: a message a person
+/// sends (with its patient), or machine traffic that is no access to a
+/// patient's data — receipts, details, documentation states, notices and
+/// work notes go `silent` (a work note's device logs it, with its patient),
+/// commits change a group.
+fn send_action(req: &SendRequest) -> &'static str {
+    match (req.kind, req.silent) {
+        (EnvelopeKind::Application, false) => "message.send",
+        (EnvelopeKind::Application, true) => "message.system",
+        (EnvelopeKind::Commit | EnvelopeKind::Welcome, _) => "group.change",
+    }
+}
+
 /// `POST /api/v1/conversations/{id}/envelopes`: store and fan out.
 #[tracing::instrument(skip_all, err(level = "info"))]
 #[utoipa::path(post, path = "/conversations/{id}/envelopes", params(("id" = String, Path, description = "Its id.")), request_body = pieper_wire::SendRequest, responses((status = 200, description = "Success.", body = pieper_wire::SendResponse), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
@@ -97,6 +110,7 @@ pub async fn send(
         && req.remove_devices.is_empty();
     let (message, urgent) = (req.id.clone(), req.priority == Priority::Urgent);
     let urgent_for = req.urgent_for.clone();
+    let action = send_action(&req);
     let stored = state
         .writer
         .store(
@@ -104,7 +118,7 @@ pub async fn send(
             &auth.0.id,
             &conversation,
             req,
-            audit_by(&auth, source, "message.send"),
+            audit_by(&auth, source, action),
         )
         .await
         .inspect_err(|e| {
@@ -193,8 +207,10 @@ pub async fn read(
         state
             .db
             .audit(NewAuditEvent {
+                // The reader's device logs the reading itself; this is the
+                // server stopping the escalation.
                 detail: Some(format!("urgent message={} read", req.message)),
-                ..audit_by(&auth, source, "message.read")
+                ..audit_by(&auth, source, "urgent.stop")
             })
             .await?;
     }

@@ -17,6 +17,7 @@ pub fn audit_by(auth: &DeviceAuth, source: SocketAddr, action: &'static str) -> 
         practice_id: auth.0.practice_id.clone(),
         user_id: Some(auth.0.user_id.clone()),
         role: Some(auth.0.role.as_str().to_owned()),
+        on_behalf_of: auth.0.on_behalf_of.clone(),
         device_id: Some(auth.0.id.clone()),
         action,
         outcome: "success",
