@@ -654,8 +654,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     c.e_communication.as_str()
                 );
             }
-            for m in client.conversations().messages(&conversation, limit)? {
-                println!("{}", show(&m, &names));
+            let shown = client.conversations().messages(&conversation, limit)?;
+            for m in &shown {
+                println!("{}", show(m, &names));
+            }
+            // What is shown is read: the unread count drops, and the reading
+            // is in the audit trail (an urgent one stops escalating).
+            if let Some(last) = shown.iter().rev().find(|m| m.sender != *client.id()) {
+                client
+                    .conversations()
+                    .mark_read(&conversation, &last.id)
+                    .await?;
             }
         }
         Command::Send {
@@ -701,7 +710,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => client.conversations().send(&conversation, message).await?,
             };
-            let state = client.conversations().message(&id)?.state;
+            let state = client.conversations().state(&id)?;
             println!("{id}\t{state:?}");
         }
         Command::Search { query } => {

@@ -1938,6 +1938,31 @@ async fn the_log_names_on_whose_behalf_and_machine_traffic_is_no_patient_access(
             ("message.read", None),
         ]
     );
+    // Read for an export, the read is the export's one record, under the
+    // device's id for it; a made-up export is refused.
+    for query in [
+        "export=x1&export_action=audit.export",
+        "export=x1&export_action=audit.export",
+        "export=x2&export_action=patient.export&patient=pseudo-7",
+    ] {
+        audit(&manager, query).await?;
+    }
+    assert_eq!(audit(&manager, "action=audit.export").await?.len(), 1);
+    let exported = audit(&manager, "action=patient.export").await?;
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0].patient.as_deref(), Some("pseudo-7"));
+    for bad in [
+        "export=x3&export_action=message.read",
+        "export=x3",
+        "export_action=audit.export",
+        "export=x3&export_action=patient.export",
+    ] {
+        let r = manager
+            .client
+            .call::<(), Vec<AuditEvent>>(Method::GET, &format!("/api/v1/audit?{bad}"), None)
+            .await?;
+        expect_problem(r, "invalid")?;
+    }
     // The silent envelope is there, as machine traffic without the patient.
     let system = audit(&manager, "action=message.system").await?;
     assert_eq!(system.len(), 1);

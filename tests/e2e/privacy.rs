@@ -15,10 +15,6 @@ use pieper_e2e::{
     with_fresh_totp,
 };
 
-#[path = "../../core/tests/support/validator.rs"]
-#[allow(dead_code)]
-mod validator;
-
 /// A patient with a valid BSN (11-proof).
 const BSN: &str = "999911120";
 
@@ -32,7 +28,7 @@ fn roster() -> String {
 }
 
 /// Opens the audit log to `client` with a fresh TOTP code.
-async fn unlock(client: &TestClient, user: &User) -> Result<(), BoxError> {
+pub(crate) async fn unlock(client: &TestClient, user: &User) -> Result<(), BoxError> {
     with_fresh_totp(user, |code| {
         let client = client.client.clone();
         async move {
@@ -283,8 +279,8 @@ async fn reads_are_audited_under_a_pseudonym_the_server_cannot_reverse() -> Test
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("audit.json");
     std::fs::write(&file, &fhir)?;
-    let (_, report) = validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
-    let errors = validator::errors(&report, &file);
+    let (_, report) = crate::validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
+    let errors = crate::validator::errors(&report, &file);
     assert!(errors.is_empty(), "{errors:#?}\n{fhir}");
 
     // The server's database and logs never hold the patient in the clear.
@@ -539,8 +535,8 @@ async fn inzage_exports_one_patient_and_erasure_removes_them_everywhere() -> Tes
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("inzage.json");
     std::fs::write(&file, &export.fhir_bundle)?;
-    let (_, report) = validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
-    let errors = validator::errors(&report, &file);
+    let (_, report) = crate::validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
+    let errors = crate::validator::errors(&report, &file);
     assert!(errors.is_empty(), "{errors:#?}");
 
     // Erasure: gone from both devices and the server; kept things named.

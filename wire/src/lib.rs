@@ -701,6 +701,9 @@ pub enum AccessAction {
 }
 
 impl AccessAction {
+    /// Every action, in the list's order.
+    pub const ALL: &'static [AccessAction] = <Self as strum::VariantArray>::VARIANTS;
+
     /// Its name in the log.
     pub fn as_str(self) -> &'static str {
         self.into()

@@ -5,7 +5,7 @@ use crate::{
     client::Client,
     device::Device,
     error::Result,
-    model::{Conversation, Member, Message, PatientRef},
+    model::{Conversation, Member, Message, MessageState, PatientRef},
     privacy::{AccessAction, client::Access},
 };
 
@@ -72,6 +72,11 @@ impl ConversationsClient<'_> {
             |d| d.message(id),
             |d, shown| opened(d, &shown.conversation, std::slice::from_ref(shown)),
         )
+    }
+
+    /// A message's delivery state only (no content, so no access to log).
+    pub fn state(&self, id: &str) -> Result<MessageState> {
+        self.client.read(|d| Ok(d.message(id)?.state))
     }
 
     /// Searches this device's messages; every word must match (as a prefix).

@@ -164,7 +164,21 @@ impl PrivacyClient<'_> {
     /// Reads the practice's audit log (after [`PrivacyClient::unlock_audit`]), with
     /// the patients this device knows in place of their pseudonyms.
     pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.read_log(query, None).await
+    }
+
+    /// Reads the log; for an export, the server records the read as that
+    /// export (`action`), once: one export, one record.
+    async fn read_log(
+        &self,
+        query: &AuditQuery,
+        export: Option<AccessAction>,
+    ) -> Result<Vec<AuditEntry>> {
         let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(action) = export {
+            params.push(("export", uuid::Uuid::new_v4().to_string()));
+            params.push(("export_action", action.as_str().to_owned()));
+        }
         let mut asked: Option<(String, PatientRef)> = None;
         if let Some(patient) = &query.patient {
             let p = patient.clone();
@@ -214,20 +228,12 @@ impl PrivacyClient<'_> {
     /// Exports part of the audit log for the privacy officer: CSV and a
     /// FHIR R4 Bundle of `AuditEvent`s. The export is itself logged.
     pub async fn export_audit(&self, query: &AuditQuery) -> Result<(String, String)> {
-        let entries = self.audit_log(query).await?;
+        // The server records the export as it hands out the log.
+        let entries = self
+            .read_log(query, Some(AccessAction::AuditExport))
+            .await?;
         let csv = privacy::audit::to_csv(&entries);
         let bundle = privacy::audit::to_fhir_bundle(&entries, queries::now_ms())?;
-        let detail = format!(
-            "events={} patient={} user={}",
-            entries.len(),
-            query.patient.is_some(),
-            query.user.as_deref().unwrap_or("-")
-        );
-        let patient = query.patient.clone();
-        self.client
-            .store(move |d| d.record_access(AccessAction::AuditExport, patient.as_ref(), &detail))
-            .await?;
-        self.client.flush_accesses().await;
         let json = serde_json::to_string_pretty(&bundle)
             .map_err(|e| Error::invalid("bundle", e.to_string()))?;
         Ok((csv, json))
@@ -287,13 +293,16 @@ impl PrivacyClient<'_> {
                 }
             }
         }
+        // The server records the export as it hands out the patient's
+        // access log (the export needs it, so no export goes unrecorded).
         let access = self
-            .client
-            .privacy()
-            .audit_log(&AuditQuery {
-                patient: Some(patient.clone()),
-                ..AuditQuery::default()
-            })
+            .read_log(
+                &AuditQuery {
+                    patient: Some(patient.clone()),
+                    ..AuditQuery::default()
+                },
+                Some(AccessAction::Export),
+            )
             .await?;
         let me = self.client.id().user.clone();
         let export = privacy::build_export(&privacy::ExportInput {
@@ -306,22 +315,6 @@ impl PrivacyClient<'_> {
             made_by: &me,
             at: queries::now_ms(),
         })?;
-        let (p, detail) = (
-            patient.clone(),
-            format!(
-                "conversations={} messages={} attachments={} tasks={} consent={} access={}",
-                export.conversations,
-                export.messages,
-                export.attachments,
-                export.tasks,
-                export.consent_changes,
-                export.access_events
-            ),
-        );
-        self.client
-            .store(move |d| d.record_access(AccessAction::Export, Some(&p), &detail))
-            .await?;
-        self.client.flush_accesses().await;
         Ok(export)
     }
 

@@ -192,6 +192,12 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// For a device's export of the log (`audit.export`) or of a patient
+    /// (`patient.export`): the id of its own record of it, under which
+    /// this read is recorded, once (one export, one record).
+    pub export: Option<String>,
+    /// Which export: `audit.export` or `patient.export`.
+    pub export_action: Option<String>,
 }
 
 /// What a chain check found.

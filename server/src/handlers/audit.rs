@@ -108,6 +108,26 @@ pub async fn query(
         Some("csv") => true,
         Some(other) => return Err(AppError::Invalid(format!("unknown format {other:?}"))),
     };
+    // Read for an export: recorded as that export, under the device's own
+    // id for it (its later report of it is then the same record).
+    let action = match (filter.export_action.as_deref(), &filter.export) {
+        (None, None) => "audit.read",
+        (Some("audit.export"), Some(_)) => "audit.export",
+        (Some("patient.export"), Some(_)) if filter.patient.is_some() => "patient.export",
+        _ => {
+            return Err(AppError::Invalid(
+                "export and export_action (audit.export, or patient.export with a patient) go together"
+                    .into(),
+            ));
+        }
+    };
+    if filter
+        .export
+        .as_deref()
+        .is_some_and(|id| id.is_empty() || id.len() > 64)
+    {
+        return Err(AppError::Invalid("export: 1 to 64 characters".into()));
+    }
     let events = state.db.audit_events(&auth.0.practice_id, &filter).await?;
     state
         .db
@@ -119,7 +139,8 @@ pub async fn query(
                 filter.user.as_deref().unwrap_or("-"),
                 filter.device.as_deref().unwrap_or("-")
             )),
-            ..audit_by(&auth, source, "audit.read")
+            client_event: filter.export.clone(),
+            ..audit_by(&auth, source, action)
         })
         .await?;
     Ok(if csv {

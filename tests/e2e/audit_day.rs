@@ -1,0 +1,374 @@
+//! A practice day as the test of the NEN 7513 trail: a huisarts, a POH (on
+//! the CLI), an assistent working for the huisarts, the manager and the
+//! HIS connector do every patient-linked action once or more; the test
+//! keeps its own list of what happened and holds the practice's log, as
+//! the manager's device exports it, to it: nothing missing, nothing
+//! doubled, nothing invented, every field present.
+
+use std::collections::BTreeMap;
+
+use axum::{Json, Router, routing::post};
+use pieper_core::{
+    AccessAction, Assignee, AuditQuery, ConsentKind, ConsentMethod, ConsentStatus,
+    ConversationKind, HisEndpoint, NewConsent, NewMessage, NewTask, PatientRef, RosterFormat,
+    record::{Clinician, DocumentDraft, PractitionerId, SoepKind, SoepLine},
+};
+use pieper_e2e::{
+    Backend, BoxError, Server, TestDatabase, TestResult, cli_login, create_user, current_step,
+    pieper_ok, sign_in, totp_at,
+};
+use serde_json::{Value, json};
+
+use crate::{privacy::unlock, validator};
+
+const ROSTER: &str = "reference,name,birth_date,enrolled\n\
+                      his:3001,Mw. G. de Wit,1947-05-06,yes\n\
+                      his:3002,Dhr. H. Mulder,1958-09-10,yes\n\
+                      his:3003,Mw. I. Peters,1983-12-01,yes\n";
+
+/// A HIS that takes every transaction Bundle (its real wire format: a
+/// FHIR transaction answered with a transaction-response).
+async fn start_his() -> Result<String, BoxError> {
+    let app = Router::new().route(
+        "/fhir",
+        post(|Json(bundle): Json<Value>| async move {
+            let entries = bundle["entry"].as_array().map_or(0, Vec::len);
+            Json(json!({
+                "resourceType": "Bundle",
+                "type": "transaction-response",
+                "entry": (0..entries).map(|_| json!({ "response": { "status": "201 Created" } })).collect::<Vec<_>>(),
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/fhir", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+/// What the test saw happen: who did what, about whom (the reference).
+type Did = (String, &'static str, Option<String>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let arts = create_user(&db, "linde", "jansen", "huisarts")?;
+    let poh = create_user(&db, "linde", "devries", "poh")?;
+    let balie = create_user(&db, "linde", "bakker", "assistent")?;
+    let beheer = create_user(&db, "linde", "mulder", "manager")?;
+    let his_user = create_user(&db, "linde", "his", "connector")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &arts, "phone").await?;
+    let assistent = sign_in(&server, &balie, "balie").await?;
+    let manager = sign_in(&server, &beheer, "desktop").await?;
+    let connector = sign_in(&server, &his_user, "his-connector").await?;
+    let poh_dir = tempfile::tempdir()?;
+    cli_login(
+        poh_dir.path(),
+        &server,
+        &poh,
+        &totp_at(&poh, current_step())?,
+        "desktop",
+    )?;
+    let cli = |args: &[&str]| pieper_ok(poh_dir.path(), args);
+    let his = HisEndpoint::new(&start_his().await?)?;
+    let [p1, p2, p3] = ["his:3001", "his:3002", "his:3003"].map(PatientRef::new);
+    let (p1, p2, p3) = (p1?, p2?, p3?);
+    let mut did: Vec<Did> = Vec::new();
+    let mut note = |user: &str, action: &'static str, patient: Option<&PatientRef>| {
+        did.push((
+            user.to_owned(),
+            action,
+            patient.map(|p| p.as_str().to_owned()),
+        ));
+    };
+
+    // The assistent works for the huisarts.
+    manager
+        .accounts()
+        .set_on_behalf_of(&balie.id, Some(&arts.id))
+        .await?;
+
+    // Morning: the roster comes in, everyone's devices get the practice
+    // group (and with it the pseudonym key).
+    assistent
+        .consent()
+        .import_roster(ROSTER.into(), RosterFormat::Csv, true)
+        .await?;
+    for p in [&p1, &p2, &p3] {
+        note(&balie.id, "roster.import", Some(p));
+    }
+    assert!(assistent.consent().sync_practice().await?);
+    for device in [&huisarts, &manager, &connector] {
+        device.sync().await?;
+    }
+    cli(&["sync"])?;
+    assert_eq!(assistent.consent().roster()?.len(), 3);
+    note(&balie.id, "roster.view", None);
+    assistent
+        .consent()
+        .record(NewConsent {
+            patient: p1.clone(),
+            kind: ConsentKind::LspSharing,
+            status: ConsentStatus::Given,
+            method: ConsentMethod::InPerson,
+            note: None,
+            obtained_at: None,
+        })
+        .await?;
+    note(&balie.id, "consent.record", Some(&p1));
+
+    // The huisarts checks consent and asks the POH about the patient.
+    huisarts.sync().await?;
+    huisarts.consent().of_patient(&p1)?;
+    note(&arts.id, "consent.view", Some(&p1));
+    let conversation = huisarts
+        .conversations()
+        .create(
+            "Controle INR",
+            ConversationKind::Group,
+            Some(p1.clone()),
+            &[poh.id.clone(), balie.id.clone()],
+        )
+        .await?
+        .id;
+    let sent = huisarts
+        .conversations()
+        .send(&conversation, NewMessage::text("INR 3,2: dosering gelijk?"))
+        .await?;
+    note(&arts.id, "message.send", Some(&p1));
+
+    // The POH, on the CLI: opens it (consent shown, messages shown and
+    // read), opens it again, searches, writes a work note.
+    let opened = cli(&["open", &conversation])?;
+    assert!(opened.contains("INR 3,2"), "{opened}");
+    for action in ["consent.view", "conversation.open", "message.read"] {
+        note(&poh.id, action, Some(&p1));
+    }
+    cli(&["open", &conversation])?;
+    for action in ["consent.view", "conversation.open"] {
+        note(&poh.id, action, Some(&p1));
+    }
+    assert!(cli(&["search", "INR"])?.contains(&conversation));
+    note(&poh.id, "message.search", Some(&p1));
+    cli(&[
+        "send",
+        &conversation,
+        "Bel patiënt morgen",
+        "--kind",
+        "werkaantekening",
+    ])?;
+    note(&poh.id, "note.write", Some(&p1));
+
+    // A task for the assistent, taken on and done.
+    let task = huisarts
+        .tasks()
+        .create(
+            &conversation,
+            NewTask {
+                what: "Nieuwe INR-afspraak maken".into(),
+                assignee: Assignee::Role("assistent".into()),
+                due: None,
+                from_message: Some(sent.clone()),
+                follow_up: None,
+            },
+        )
+        .await?;
+    note(&arts.id, "task.change", Some(&p1));
+    assistent.sync().await?;
+    let open_tasks = assistent.tasks().my_open()?;
+    assert_eq!(open_tasks.len(), 1);
+    note(&balie.id, "task.view", Some(&p1));
+    assistent.tasks().accept(&task.id).await?;
+    assistent.tasks().complete(&task.id).await?;
+    note(&balie.id, "task.change", Some(&p1));
+    note(&balie.id, "task.change", Some(&p1));
+
+    // Documented into the HIS by the connector.
+    huisarts
+        .record()
+        .document(
+            &conversation,
+            DocumentDraft {
+                title: "Antistolling".into(),
+                lines: vec![SoepLine {
+                    kind: SoepKind::P,
+                    text: "Dosering gelijk.".into(),
+                    icpc: None,
+                }],
+                messages: vec![sent.clone()],
+                author: Clinician {
+                    name: "H.A. Jansen".into(),
+                    ids: vec![PractitionerId::Agb("01999999".into())],
+                },
+                patient_visible_confirmed: true,
+            },
+        )
+        .await?;
+    note(&arts.id, "record.document", Some(&p1));
+    let delivered = connector.record().deliver(&his).await?;
+    assert_eq!(delivered.documented, 1, "{delivered:?}");
+    note(&his_user.id, "record.deliver", Some(&p1));
+
+    // Afternoon: the manager handles an inzage and her own export; the
+    // huisarts an erasure request.
+    unlock(&manager, &beheer).await?;
+    manager.privacy().export_patient(&p2).await?;
+    note(&beheer.id, "patient.export", Some(&p2));
+    manager
+        .privacy()
+        .export_audit(&AuditQuery {
+            patient: Some(p2.clone()),
+            ..AuditQuery::default()
+        })
+        .await?;
+    note(&beheer.id, "audit.export", Some(&p2));
+    manager.privacy().export_my_account().await?;
+    note(&beheer.id, "account.export", None);
+    huisarts.privacy().erase_patient(&p3).await?;
+    note(&arts.id, "patient.erase", Some(&p3));
+
+    // Evening: every device reports what waited.
+    for device in [&huisarts, &assistent, &connector, &manager] {
+        device.sync().await?;
+    }
+    cli(&["sync"])?;
+
+    // Every action on the one list happened today: a new feature's action
+    // must join the day.
+    for action in AccessAction::ALL {
+        assert!(
+            did.iter().any(|(_, a, _)| *a == action.as_str()),
+            "{} is not part of the practice day",
+            action.as_str()
+        );
+    }
+
+    unlock(&manager, &beheer).await?;
+    let log = manager.privacy().audit_log(&AuditQuery::default()).await?;
+    // Patient accesses: every device-reported action, a person's message,
+    // and whatever else names a patient — but for the server's delivery of
+    // ciphertext to a device (`message.fetch`), which is no reading.
+    let accesses: Vec<_> = log
+        .iter()
+        .filter(|e| {
+            let action = e.event.action.as_str();
+            AccessAction::ALL.iter().any(|a| a.as_str() == action)
+                || action == "message.send"
+                || (e.event.patient.is_some() && action != "message.fetch")
+        })
+        .collect();
+    let count = |list: Vec<Did>| {
+        let mut counts: BTreeMap<Did, usize> = BTreeMap::new();
+        for d in list {
+            *counts.entry(d).or_default() += 1;
+        }
+        counts
+    };
+    let logged: Vec<Did> = accesses
+        .iter()
+        .map(|e| {
+            let action = AccessAction::ALL
+                .iter()
+                .map(|a| a.as_str())
+                .chain(["message.send"])
+                .find(|a| *a == e.event.action)
+                .unwrap_or("invented");
+            (
+                e.event.user_id.clone().unwrap_or_default(),
+                action,
+                e.patient.as_ref().map(|p| p.as_str().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        count(logged),
+        count(did.clone()),
+        "the log and the day differ"
+    );
+
+    // Every field: user, role, on whose behalf, the patient (decoded here,
+    // a pseudonym on the server), the action, both times, the device.
+    let roles = BTreeMap::from([
+        (arts.id.as_str(), "huisarts"),
+        (poh.id.as_str(), "poh"),
+        (balie.id.as_str(), "assistent"),
+        (beheer.id.as_str(), "manager"),
+        (his_user.id.as_str(), "connector"),
+    ]);
+    let devices = BTreeMap::from([
+        (arts.id.as_str(), huisarts.id().device.clone()),
+        (balie.id.as_str(), assistent.id().device.clone()),
+        (beheer.id.as_str(), manager.id().device.clone()),
+        (his_user.id.as_str(), connector.id().device.clone()),
+    ]);
+    let practice = "practice:linde".to_owned();
+    for entry in &accesses {
+        let e = &entry.event;
+        let user = e.user_id.as_deref().ok_or("no user")?;
+        assert_eq!(e.role.as_deref(), roles.get(user).copied(), "{e:?}");
+        let behalf = if user == balie.id {
+            Some(&arts.id)
+        } else if user == his_user.id {
+            Some(&practice)
+        } else {
+            None
+        };
+        assert_eq!(e.on_behalf_of.as_ref(), behalf, "{e:?}");
+        let device = e.device_id.as_deref().ok_or("no device")?;
+        if let Some(known) = devices.get(user) {
+            assert_eq!(device, known, "{e:?}");
+        }
+        assert_eq!(e.outcome, "success", "{e:?}");
+        assert!(e.at > 0, "{e:?}");
+        // The device's own time, where the device reported it (the server
+        // records sending, erasing and exports as they pass through it).
+        let by_server = [
+            "message.send",
+            "patient.erase",
+            "patient.export",
+            "audit.export",
+        ];
+        if !by_server.contains(&e.action.as_str()) {
+            assert!(e.reported_at.is_some_and(|t| t > 0), "{e:?}");
+        }
+        assert_eq!(e.patient.is_some(), entry.patient.is_some(), "{e:?}");
+    }
+    // Machine traffic is there as what it is, never about a patient.
+    let machine: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e.event.action.as_str(), "message.system" | "group.change"))
+        .collect();
+    assert!(!machine.is_empty());
+    assert!(machine.iter().all(|e| e.event.patient.is_none()));
+
+    // Both exports carry the same columns; the FHIR one names the
+    // assistent's huisarts as a second agent.
+    let (csv, fhir) = manager
+        .privacy()
+        .export_audit(&AuditQuery::default())
+        .await?;
+    let server_csv = db.admin(&["audit-export", "--practice", "linde"])?;
+    let header = |text: &str| text.lines().next().map(str::to_owned);
+    assert_eq!(header(&csv), header(&server_csv));
+    assert!(csv.contains(&format!(",assistent,{},", arts.id)), "{csv}");
+    let bundle: Value = serde_json::from_str(&fhir)?;
+    let on_behalf = bundle["entry"]
+        .as_array()
+        .ok_or("no entries")?
+        .iter()
+        .filter(|e| {
+            e["resource"]["agent"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
+        })
+        .count();
+    assert!(on_behalf >= 1, "{fhir}");
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("audit.json");
+    std::fs::write(&file, &fhir)?;
+    let (_, report) = validator::validate("none", &[&file]).map_err(|e| e.to_string())?;
+    let errors = validator::errors(&report, &file);
+    assert!(errors.is_empty(), "{errors:#?}");
+    Ok(())
+}
