@@ -49,10 +49,12 @@ impl AppState {
             writer: Writer::start(db.clone(), instance.clone()),
             hub: Arc::new(Hub::new(settings.live_queue)),
             account_throttle: Arc::new(Throttle::new(
+                db.clone(),
                 settings.login_failures,
                 Duration::from_secs(settings.login_window_secs),
             )),
             address_throttle: Arc::new(Throttle::new(
+                db.clone(),
                 settings.address_failures,
                 Duration::from_secs(settings.login_window_secs),
             )),

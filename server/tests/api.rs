@@ -247,6 +247,7 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE audit_events DROP COLUMN reported_at;
          ALTER TABLE audit_events DROP COLUMN on_behalf_of;
          ALTER TABLE users DROP COLUMN on_behalf_of;
+         DROP TABLE throttle_slots;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -410,6 +411,16 @@ async fn repeated_failures_are_throttled(backend: Backend) -> TestResult {
         "throttled",
     )?;
     assert!(p.retry_after.is_some_and(|s| s > 0 && s <= 900));
+    // The count is the database's: another instance on it (behind the same
+    // load balancer) refuses the account too, and so does one started anew.
+    let second = Server::start(&db, &["--login-failures", "3"])?;
+    expect_problem(
+        Client::new(&second)
+            .login(&user, &totp_at(&user, current_step())?, "tablet")
+            .await?,
+        "throttled",
+    )?;
+    drop(second);
     // Failures of several accounts from one address add up.
     let other = create_user(&db, "linde", "devries", "poh")?;
     expect_problem(

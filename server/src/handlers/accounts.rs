@@ -45,7 +45,8 @@ pub async fn login(
             "signature_key must be an Ed25519 public key (32 bytes)".into(),
         ));
     }
-    let attempt = Attempt::take(&state, &req.practice, &req.username, &req.password, source)?;
+    let attempt =
+        Attempt::take(&state, &req.practice, &req.username, &req.password, source).await?;
     let count_failure = || {
         state
             .metrics
@@ -120,7 +121,7 @@ pub async fn login(
         return Err(AppError::TotpReused);
     }
 
-    attempt.succeeded(&state);
+    attempt.succeeded(&state).await?;
     Ok(Json(
         enrol_device(
             &state,
@@ -136,7 +137,7 @@ pub async fn login(
 /// A sign-in attempt (a login, an enrolment) that took its throttle slots.
 pub(crate) struct Attempt {
     account_key: String,
-    address_key: String,
+    address_slot: crate::throttle::Slot,
 }
 
 impl Attempt {
@@ -144,7 +145,7 @@ impl Attempt {
     /// (nothing unbounded reaches the throttle's keys, the hash or the audit
     /// log), then takes the attempt's slots before the password is checked:
     /// a burst of parallel guesses gets no more checks than the limit.
-    pub(crate) fn take(
+    pub(crate) async fn take(
         state: &AppState,
         practice: &str,
         username: &str,
@@ -159,28 +160,31 @@ impl Attempt {
                 auth::MAX_PASSWORD_BYTES
             )));
         }
-        let attempt = Attempt {
-            account_key: format!("account:{practice}/{username}"),
-            address_key: format!("address:{}", source.ip()),
-        };
-        let throttled = state
+        let account_key = format!("account:{practice}/{username}");
+        let account_slot = state
             .account_throttle
-            .take(&[&attempt.account_key])
-            .and_then(|()| {
-                state
-                    .address_throttle
-                    .take(&[&attempt.address_key])
-                    .inspect_err(|_| state.account_throttle.give_back(&attempt.account_key))
-            });
-        throttled.map_err(|retry_after| throttled_error(state, retry_after))?;
-        Ok(attempt)
+            .take(&account_key)
+            .await?
+            .map_err(|retry_after| throttled_error(state, retry_after))?;
+        let address = format!("address:{}", source.ip());
+        let address_slot = match state.address_throttle.take(&address).await? {
+            Ok(slot) => slot,
+            Err(retry_after) => {
+                state.account_throttle.give_back(account_slot).await?;
+                return Err(throttled_error(state, retry_after));
+            }
+        };
+        Ok(Attempt {
+            account_key,
+            address_slot,
+        })
     }
 
     /// The attempt succeeded: the account starts afresh, the address gets
     /// its slot back.
-    pub(crate) fn succeeded(self, state: &AppState) {
-        state.account_throttle.clear(&self.account_key);
-        state.address_throttle.give_back(&self.address_key);
+    pub(crate) async fn succeeded(self, state: &AppState) -> AppResult<()> {
+        state.account_throttle.clear(&self.account_key).await?;
+        state.address_throttle.give_back(self.address_slot).await
     }
 }
 

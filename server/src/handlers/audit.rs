@@ -63,7 +63,8 @@ pub async fn unlock(
     let account_key = format!("second-factor:{}", auth.0.user_id);
     state
         .account_throttle
-        .take(&[&account_key])
+        .take(&account_key)
+        .await?
         .map_err(|retry_after| super::accounts::throttled_error(&state, retry_after))?;
     let secret = state.db.totp_secret(&auth.0.user_id).await?;
     let now = crate::db::now_ms();
@@ -84,7 +85,7 @@ pub async fn unlock(
         state.db.audit(failed("TOTP code reused")).await?;
         return Err(AppError::TotpReused);
     }
-    state.account_throttle.clear(&account_key);
+    state.account_throttle.clear(&account_key).await?;
     let until = now + UNLOCK_MS;
     state.db.unlock_audit(&auth.0.id, until).await?;
     state

@@ -113,7 +113,8 @@ pub async fn enrol(
             "a 32-byte signature key and a code of at most 64 characters".into(),
         ));
     }
-    let attempt = Attempt::take(&state, &req.practice, &req.username, &req.password, source)?;
+    let attempt =
+        Attempt::take(&state, &req.practice, &req.username, &req.password, source).await?;
     // Hashed first: a password that is too short does not use the code up.
     let password = req.password.clone();
     let password_hash = hashing(&state, move || auth::hash_password(&password)).await??;
@@ -148,7 +149,7 @@ pub async fn enrol(
         }
         return Err(AppError::Unauthorized);
     };
-    attempt.succeeded(&state);
+    attempt.succeeded(&state).await?;
     let login = enrol_device(&state, &user, device_name, Some(&req.signature_key), source).await?;
     Ok(Json(EnrolResponse {
         otpauth_url: auth::otpauth_url(&user.practice_id, &req.username, &totp_secret),
