@@ -137,6 +137,45 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
         .send(&conversation, NewMessage::text("INR 3,2: dosering gelijk?"))
         .await?;
     note(&arts.id, "message.send", Some(&p1));
+    // On the assistent's phone it arrives as a push: the preview on the
+    // screen is an access.
+    let push = std::collections::HashMap::from([
+        ("conversation".to_owned(), conversation.clone()),
+        ("message".to_owned(), sent.clone()),
+    ]);
+    let shown = assistent
+        .push()
+        .notification(&push, std::time::Duration::from_secs(10))
+        .await?;
+    assert!(
+        shown.decrypted && shown.preview.contains("INR"),
+        "{shown:?}"
+    );
+    note(&balie.id, "conversation.open", Some(&p1));
+    let lab = b"%PDF-1.4 INR 3,2".to_vec();
+    let with_file = huisarts
+        .conversations()
+        .send_with_attachment(
+            &conversation,
+            NewMessage::text("De uitslag"),
+            "inr.pdf",
+            "application/pdf",
+            lab.clone(),
+        )
+        .await?;
+    note(&arts.id, "attachment.upload", Some(&p1));
+    note(&arts.id, "message.send", Some(&p1));
+
+    // The assistent opens the file twice: fetched once, opened twice.
+    assistent.sync().await?;
+    for _ in 0..2 {
+        let file = assistent
+            .conversations()
+            .attachment_of(&with_file, 0)
+            .await?;
+        assert_eq!(file, lab);
+        note(&balie.id, "attachment.open", Some(&p1));
+    }
 
     // The POH, on the CLI: opens it (consent shown, messages shown and
     // read), opens it again, searches, writes a work note.
@@ -178,6 +217,8 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
     assistent.sync().await?;
     let open_tasks = assistent.tasks().my_open()?;
     assert_eq!(open_tasks.len(), 1);
+    note(&balie.id, "task.view", Some(&p1));
+    assert_eq!(assistent.dashboard()?.tasks.len(), 1);
     note(&balie.id, "task.view", Some(&p1));
     assistent.tasks().accept(&task.id).await?;
     assistent.tasks().complete(&task.id).await?;
@@ -248,14 +289,16 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
     let log = manager.privacy().audit_log(&AuditQuery::default()).await?;
     // Patient accesses: every device-reported action, a person's message,
     // and whatever else names a patient — but for the server's delivery of
-    // ciphertext to a device (`message.fetch`), which is no reading.
+    // ciphertext to a device (`message.fetch`, `attachment.fetch`), which
+    // is no reading: the device logs the reading.
     let accesses: Vec<_> = log
         .iter()
         .filter(|e| {
             let action = e.event.action.as_str();
             AccessAction::ALL.iter().any(|a| a.as_str() == action)
                 || action == "message.send"
-                || (e.event.patient.is_some() && action != "message.fetch")
+                || (e.event.patient.is_some()
+                    && !matches!(action, "message.fetch" | "attachment.fetch"))
         })
         .collect();
     let count = |list: Vec<Did>| {
@@ -271,7 +314,7 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
             let action = AccessAction::ALL
                 .iter()
                 .map(|a| a.as_str())
-                .chain(["message.send"])
+                .chain(["message.send", "attachment.upload"])
                 .find(|a| *a == e.event.action)
                 .unwrap_or("invented");
             (
@@ -325,6 +368,7 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
         // records sending, erasing and exports as they pass through it).
         let by_server = [
             "message.send",
+            "attachment.upload",
             "patient.erase",
             "patient.export",
             "audit.export",

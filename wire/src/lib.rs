@@ -655,6 +655,10 @@ pub enum AccessAction {
     /// writer's own devices, so the server cannot name the patient).
     #[strum(serialize = "note.write")]
     NoteWrite,
+    /// A file attached in a patient's conversation was opened (the
+    /// server's `attachment.fetch` is only the ciphertext's delivery).
+    #[strum(serialize = "attachment.open")]
+    AttachmentOpen,
     /// Messages were marked read by their reader.
     #[strum(serialize = "message.read")]
     Read,

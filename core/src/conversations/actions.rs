@@ -139,8 +139,21 @@ impl ConversationsClient<'_> {
         })
     }
 
-    /// Opens an attachment: the sealed copy here, or fetched and kept.
+    /// Opens an attachment: the sealed copy here, or fetched and kept. In a
+    /// patient's conversation, opening it is an access (noted before the
+    /// file is handed out).
     pub async fn open_attachment(&self, attachment: &AttachmentRef) -> Result<Vec<u8>> {
+        let file = self.open_sealed(attachment).await?;
+        let blob = attachment.blob_id.clone();
+        self.client
+            .store(move |d| d.attachment_opened(&blob))
+            .await?;
+        Ok(file)
+    }
+
+    /// [`Self::open_attachment`] without the access record: for what logs
+    /// itself as a whole (an inzage export).
+    pub(crate) async fn open_sealed(&self, attachment: &AttachmentRef) -> Result<Vec<u8>> {
         // A locked or wiped device decrypts nothing, also from its files.
         self.client.gate()?;
         let path = self
@@ -202,7 +215,9 @@ impl ConversationsClient<'_> {
     /// The file `index` of a message, decrypted (fetched from the server
     /// the first time, then kept sealed on this device).
     pub async fn attachment_of(&self, message: &str, index: u32) -> Result<Vec<u8>> {
-        let found = self.message(message)?;
+        // Not the message's content: only where its file is.
+        let id = message.to_owned();
+        let found = self.client.read(|d| d.message(&id))?;
         let attachment = found
             .attachments
             .get(index as usize)

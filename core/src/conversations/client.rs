@@ -84,8 +84,10 @@ impl ConversationsClient<'_> {
         self.client.read_audited(
             |d| d.search(query, limit),
             |d, found| {
-                let patients =
-                    Client::patients_of(d, found.iter().map(|m| m.conversation.as_str()))?;
+                let patients = crate::privacy::client::patients_of(
+                    d,
+                    found.iter().map(|m| m.conversation.as_str()),
+                )?;
                 Ok(Access::per_patient(
                     AccessAction::Search,
                     "results",

@@ -288,7 +288,7 @@ impl PrivacyClient<'_> {
                     files.push((
                         m.id.clone(),
                         a.clone(),
-                        self.client.conversations().open_attachment(a).await?,
+                        self.client.conversations().open_sealed(a).await?,
                     ));
                 }
             }

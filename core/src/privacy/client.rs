@@ -85,30 +85,30 @@ impl Client {
             Ok(out)
         })
     }
+}
 
-    /// The patients of these conversations, in their order (`None` for a
-    /// conversation about no patient, or one not here).
-    pub(crate) fn patients_of<'a>(
-        d: &Device,
-        conversations: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Vec<Option<PatientRef>>> {
-        let mut known: Vec<(&str, Option<PatientRef>)> = Vec::new();
-        let mut out = Vec::new();
-        for id in conversations {
-            let patient = match known.iter().find(|(c, _)| *c == id) {
-                Some((_, p)) => p.clone(),
-                None => {
-                    let p = match d.conversation(id) {
-                        Ok(c) => c.patient,
-                        Err(crate::Error::NotFound { .. }) => None,
-                        Err(e) => return Err(e),
-                    };
-                    known.push((id, p.clone()));
-                    p
-                }
-            };
-            out.push(patient);
-        }
-        Ok(out)
+/// The patients of these conversations, in their order (`None` for a
+/// conversation about no patient, or one not here).
+pub(crate) fn patients_of<'a>(
+    d: &Device,
+    conversations: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Option<PatientRef>>> {
+    let mut known: Vec<(&str, Option<PatientRef>)> = Vec::new();
+    let mut out = Vec::new();
+    for id in conversations {
+        let patient = match known.iter().find(|(c, _)| *c == id) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = match d.conversation(id) {
+                    Ok(c) => c.patient,
+                    Err(crate::Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                known.push((id, p.clone()));
+                p
+            }
+        };
+        out.push(patient);
     }
+    Ok(out)
 }

@@ -163,6 +163,26 @@ impl Device {
             .write(|tx| audit::record(tx, action, patient, detail).map(|_| ()))
     }
 
+    /// An attachment was opened: an access, if its conversation is about a
+    /// patient.
+    pub(crate) fn attachment_opened(&self, blob: &str) -> Result<()> {
+        self.store.write(|tx| {
+            let Some(conversation) = queries::conversation_of_blob(tx, blob)? else {
+                return Ok(());
+            };
+            if let Some(patient) = queries::conversation(tx, &conversation)?.and_then(|c| c.patient)
+            {
+                audit::record(
+                    tx,
+                    AccessAction::AttachmentOpen,
+                    Some(&patient),
+                    &format!("conversation={conversation} blob={blob}"),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Notes accesses for the audit trail, all or none.
     pub(crate) fn record_accesses(&self, accesses: &[super::client::Access]) -> Result<()> {
         self.store.write(|tx| {

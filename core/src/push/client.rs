@@ -280,6 +280,25 @@ impl PushClient<'_> {
         if found.body.chars().count() > PREVIEW_CHARS {
             preview.push('…');
         }
+        // A preview of a patient's message on the screen is an access too.
+        let (conv, id) = (conversation.clone(), message.clone());
+        self.client
+            .store(move |d| {
+                let patient = match d.conversation(&conv) {
+                    Ok(c) => c.patient,
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                let Some(patient) = patient else {
+                    return Ok(());
+                };
+                d.record_access(
+                    crate::privacy::AccessAction::Open,
+                    Some(&patient),
+                    &format!("conversation={conv} notification message={id}"),
+                )
+            })
+            .await?;
         Ok(Notification {
             conversation,
             conversation_title,

@@ -346,6 +346,18 @@ pub(crate) fn members(conn: &Connection, conversation: &str) -> Result<Vec<Membe
 
 // --- messages ---------------------------------------------------------------------
 
+/// The conversation of the message that carries attachment `blob`.
+pub(crate) fn conversation_of_blob(conn: &Connection, blob: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT m.conversation_id FROM messages m, json_each(m.attachments) a
+             WHERE json_extract(a.value, '$.blob_id') = ?1 LIMIT 1",
+            [blob],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Stores a message; `false` if a message with its id is already stored.
 pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Result<bool> {
     let attachments = serde_json::to_string(&m.attachments).map_err(record_err)?;
