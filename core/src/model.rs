@@ -321,6 +321,10 @@ pub struct SpoedPost {
     /// Who took it ("ik pak het op").
     #[serde(skip)]
     pub taken_by: Option<String>,
+    /// The patient of the conversation it repeats, if any: showing the
+    /// post is an access to them (absent from older apps' posts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientRef>,
 }
 
 /// The most a message body may hold.
@@ -366,6 +370,8 @@ impl Message {
             triage,
             spoed: spoed.map(|p| SpoedPost {
                 taken_by: None,
+                // Checked like any reference from outside.
+                patient: p.patient.and_then(|r| PatientRef::new(r.as_str()).ok()),
                 ..p
             }),
             documentation: None,

@@ -12,6 +12,7 @@ use pieper_core::{
     AccessAction, Assignee, AuditQuery, ConsentKind, ConsentMethod, ConsentStatus,
     ConversationKind, HisEndpoint, NewConsent, NewMessage, NewTask, PatientRef, RosterFormat,
     record::{Clinician, DocumentDraft, PractitionerId, SoepKind, SoepLine},
+    spoed::Triage,
 };
 use pieper_e2e::{
     Backend, BoxError, Server, TestDatabase, TestResult, cli_login, create_user, current_step,
@@ -199,6 +200,25 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
     ])?;
     note(&poh.id, "note.write", Some(&p1));
 
+    // A U2 message goes to the conversation and, as a post, to the spoed
+    // channel: two groups of people see it, two sends about the patient.
+    huisarts
+        .conversations()
+        .send(
+            &conversation,
+            NewMessage::triaged("Pijn op de borst, graag bellen", Triage::parse("U2")?),
+        )
+        .await?;
+    note(&arts.id, "message.send", Some(&p1));
+    note(&arts.id, "message.send", Some(&p1));
+    // The manager is in the spoed channel, not in the conversation: the
+    // post she sees is an access to the same patient.
+    manager.sync().await?;
+    let channel = manager.spoed().channel_id()?;
+    let posts = manager.conversations().messages(&channel, 20)?;
+    assert!(posts.iter().any(|m| m.body.contains("Pijn op de borst")));
+    note(&beheer.id, "conversation.open", Some(&p1));
+
     // A task for the assistent, taken on and done.
     let task = huisarts
         .tasks()
@@ -218,8 +238,13 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
     let open_tasks = assistent.tasks().my_open()?;
     assert_eq!(open_tasks.len(), 1);
     note(&balie.id, "task.view", Some(&p1));
-    assert_eq!(assistent.dashboard()?.tasks.len(), 1);
+    // Her opening screen shows the task and the unread U2 message (and its
+    // spoed post): one record for the task list, one for the messages.
+    let dashboard = assistent.dashboard()?;
+    assert_eq!(dashboard.tasks.len(), 1);
+    assert!(!dashboard.urgent.is_empty() || !dashboard.spoed.is_empty());
     note(&balie.id, "task.view", Some(&p1));
+    note(&balie.id, "conversation.open", Some(&p1));
     assistent.tasks().accept(&task.id).await?;
     assistent.tasks().complete(&task.id).await?;
     note(&balie.id, "task.change", Some(&p1));

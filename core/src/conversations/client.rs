@@ -84,10 +84,7 @@ impl ConversationsClient<'_> {
         self.client.read_audited(
             |d| d.search(query, limit),
             |d, found| {
-                let patients = crate::privacy::client::patients_of(
-                    d,
-                    found.iter().map(|m| m.conversation.as_str()),
-                )?;
+                let patients = crate::privacy::client::patients_of_messages(d, found)?;
                 Ok(Access::per_patient(
                     AccessAction::Search,
                     "results",
@@ -103,7 +100,8 @@ impl ConversationsClient<'_> {
     }
 }
 
-/// Showing a patient conversation's messages is one access to its patient.
+/// Showing a patient conversation's messages is one access to its patient;
+/// showing the spoed channel, one per patient of its posts.
 fn opened(d: &Device, conversation: &str, shown: &[Message]) -> Result<Vec<Access>> {
     Ok(match d.conversation(conversation)?.patient {
         Some(p) => vec![Access::to(
@@ -111,6 +109,12 @@ fn opened(d: &Device, conversation: &str, shown: &[Message]) -> Result<Vec<Acces
             &p,
             format!("conversation={conversation} messages={}", shown.len()),
         )],
-        None => Vec::new(),
+        None => Access::per_patient(
+            AccessAction::Open,
+            &format!("conversation={conversation} spoed posts"),
+            shown
+                .iter()
+                .map(|m| m.spoed.as_ref().and_then(|s| s.patient.as_ref())),
+        ),
     })
 }

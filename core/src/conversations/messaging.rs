@@ -73,6 +73,8 @@ impl Device {
             return Ok(());
         }
         let routed_to = crate::spoed::route(s.conn(), original.sent_at)?;
+        let patient =
+            queries::conversation(s.conn(), &original.conversation)?.and_then(|c| c.patient);
         let post = Message {
             id: uuid::Uuid::new_v4().to_string(),
             conversation: channel.clone(),
@@ -85,6 +87,7 @@ impl Device {
                 of_message: original.id.clone(),
                 routed_to,
                 taken_by: None,
+                patient,
             }),
             ..original.clone()
         };
@@ -636,6 +639,7 @@ pub(crate) fn delivery(
     content: Option<&Content>,
 ) -> Result<crate::device::Delivery> {
     let mut delivery = crate::device::Delivery::default();
+    let mut patient = queries::conversation(conn, conversation)?.and_then(|c| c.patient);
     if let Some(Content::Text {
         priority,
         kind,
@@ -647,9 +651,13 @@ pub(crate) fn delivery(
     {
         delivery.priority = Some(*priority);
         delivery.urgent_for = spoed.as_ref().and_then(|s| s.routed_to.clone());
+        // A spoed post is about the patient of the message it repeats.
+        if patient.is_none() {
+            patient = spoed.as_ref().and_then(|s| s.patient.clone());
+        }
         delivery.expires_at = *expires_at;
     }
-    if let Some(patient) = queries::conversation(conn, conversation)?.and_then(|c| c.patient) {
+    if let Some(patient) = patient {
         match crate::privacy::pseudonym::current(conn)? {
             Some(key) => delivery.patient = Some(key.pseudonym(&patient)),
             None => delivery.patient_pending = true,

@@ -112,3 +112,17 @@ pub(crate) fn patients_of<'a>(
     }
     Ok(out)
 }
+
+/// The patient each message is about: its conversation's, or for a spoed
+/// post the patient of the message it repeats.
+pub(crate) fn patients_of_messages(
+    d: &Device,
+    messages: &[crate::model::Message],
+) -> Result<Vec<Option<PatientRef>>> {
+    let of_conversations = patients_of(d, messages.iter().map(|m| m.conversation.as_str()))?;
+    Ok(messages
+        .iter()
+        .zip(of_conversations)
+        .map(|(m, p)| p.or_else(|| m.spoed.as_ref().and_then(|s| s.patient.clone())))
+        .collect())
+}

@@ -69,8 +69,7 @@ pub(crate) fn messages_shown(
     messages: &[Message],
     what: &str,
 ) -> Result<Vec<Access>> {
-    let patients =
-        crate::privacy::client::patients_of(d, messages.iter().map(|m| m.conversation.as_str()))?;
+    let patients = crate::privacy::client::patients_of_messages(d, messages)?;
     Ok(Access::per_patient(
         AccessAction::Open,
         what,

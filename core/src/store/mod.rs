@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/016_key_updates.sql"),
     include_str!("../../migrations/017_first_key_packages.sql"),
     include_str!("../../migrations/018_key_package_rotation.sql"),
+    include_str!("../../migrations/019_spoed_patient.sql"),
 ];
 
 /// An open, keyed store; closed (its key gone from memory) while the app

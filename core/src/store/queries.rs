@@ -365,9 +365,10 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
         "INSERT INTO messages (id, conversation_id, sender_practice, sender_user, sender_device,
                                body, priority, sent_at, received_at, reply_to, attachments, state, epoch,
                                kind, shared, triage, spoed_of_conversation, spoed_of_message, routed_to,
-                               expires_at, resent_by_practice, resent_by_user, resent_by_device)
+                               expires_at, resent_by_practice, resent_by_user, resent_by_device,
+                               spoed_patient)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                 ?21, ?22, ?23)
+                 ?21, ?22, ?23, ?24)
          ON CONFLICT (id) DO NOTHING",
         params![
             m.id,
@@ -395,6 +396,10 @@ pub(crate) fn insert_message(conn: &Connection, m: &Message, epoch: u64) -> Resu
             m.resent_by.as_ref().map(|r| r.practice.as_str()),
             m.resent_by.as_ref().map(|r| r.user.as_str()),
             m.resent_by.as_ref().map(|r| r.device.as_str()),
+            m.spoed
+                .as_ref()
+                .and_then(|s| s.patient.as_ref())
+                .map(PatientRef::as_str),
         ],
     )?;
     Ok(inserted == 1)
@@ -416,7 +421,7 @@ const MESSAGE_COLUMNS: &str =
      m.body, m.priority, m.sent_at, m.reply_to, m.attachments, m.state, m.kind,
      m.triage, m.spoed_of_conversation, m.spoed_of_message, m.routed_to, m.taken_by,
      m.doc_state, m.doc_detail, m.expires_at, m.expired,
-     m.resent_by_practice, m.resent_by_user, m.resent_by_device";
+     m.resent_by_practice, m.resent_by_user, m.resent_by_device, m.spoed_patient";
 
 /// A message row as read; checked into a [`Message`] by [`to_message`].
 struct MessageRow {
@@ -432,6 +437,7 @@ struct MessageRow {
     kind: String,
     triage: Option<String>,
     spoed: Option<(String, String, Option<String>, Option<String>)>,
+    spoed_patient: Option<String>,
     documentation: Option<(String, Option<String>)>,
     expires_at: Option<i64>,
     expired: bool,
@@ -458,6 +464,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
             (Some(c), Some(m)) => Some((c, m, r.get(15)?, r.get(16)?)),
             _ => None,
         },
+        spoed_patient: r.get(24)?,
         documentation: r
             .get::<_, Option<String>>(17)?
             .map(|state| Ok::<_, rusqlite::Error>((state, r.get(18)?)))
@@ -497,6 +504,10 @@ fn to_message(row: MessageRow) -> Result<Message> {
                 of_message,
                 routed_to,
                 taken_by,
+                patient: row
+                    .spoed_patient
+                    .as_deref()
+                    .and_then(|p| PatientRef::new(p).ok()),
             },
         ),
         documentation: row
