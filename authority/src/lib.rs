@@ -103,6 +103,22 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// Signs the head of the practice's audit chain, so that what the server
+    /// showed as its log at a time can be held against it later.
+    pub fn sign_audit_head(&self, seq: u64, hash: &str, at: i64) -> Result<Vec<u8>> {
+        use rcgen::SigningKey as _;
+        let key = KeyPair::try_from(self.key_der.as_slice()).map_err(internal)?;
+        key.sign(&pieper_wire::AuditHead::signed_bytes(
+            &self.practice,
+            seq,
+            hash,
+            at,
+        ))
+        .map_err(internal)
+    }
+}
+
 /// A device's Ed25519 public key, as the subject key of its certificate.
 struct DeviceKey<'a>(&'a [u8]);
 

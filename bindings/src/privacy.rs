@@ -1,8 +1,10 @@
 //! Receipts, the audit trail, disappearing messages, retention and the
 //! patient's AVG rights, as the apps call them.
 
+pub use pieper_core::{
+    AuditCheck, ErasureReport, Kept, PatientExport, PracticeRules, Receipt, TtlPolicy,
+};
 use pieper_core::{AuditQuery as CoreQuery, PatientRef};
-pub use pieper_core::{ErasureReport, Kept, PatientExport, PracticeRules, Receipt, TtlPolicy};
 
 use crate::{client::PieperClient, error::PieperError};
 
@@ -53,6 +55,18 @@ impl PieperClient {
     /// Opens the audit log for 15 minutes with a fresh TOTP code.
     pub async fn unlock_audit(&self, totp: String) -> Result<i64, PieperError> {
         Ok(self.inner.privacy().unlock_audit(&totp).await?)
+    }
+
+    /// Checks the audit log the server shows today against the anchors this
+    /// device holds (after `unlock_audit`): problems if it was rewritten.
+    pub async fn verify_audit(&self) -> Result<AuditCheck, PieperError> {
+        Ok(self.inner.privacy().verify_audit().await?)
+    }
+
+    /// A manager's device: anchors the audit log's head in the practice
+    /// group now (it also does so every hour as it syncs).
+    pub async fn anchor_audit(&self) -> Result<u64, PieperError> {
+        Ok(self.inner.privacy().anchor_audit().await?)
     }
 
     /// The audit log about one patient (after `unlock_audit`).

@@ -61,6 +61,15 @@ pub(crate) enum PrivacyCommand {
         #[arg(long)]
         fhir: Option<std::path::PathBuf>,
     },
+    /// Check the audit log the server shows today against the anchors this
+    /// device holds (needs a fresh TOTP code); fails if it was rewritten.
+    VerifyAudit {
+        /// The code from your authenticator app.
+        totp: String,
+    },
+    /// Manager: anchor the audit log's head in the practice group now
+    /// (your devices do it every hour as they sync).
+    AnchorAudit,
     /// For a data breach: which patients a device or user accessed.
     Breach {
         /// The code from your authenticator app.
@@ -230,6 +239,25 @@ pub(crate) async fn run(client: &Client, command: PrivacyCommand) -> CliResult {
                     );
                 }
             }
+        }
+        PrivacyCommand::VerifyAudit { totp } => {
+            client.privacy().unlock_audit(&totp).await?;
+            let check = client.privacy().verify_audit().await?;
+            println!(
+                "{} records checked against {} anchors",
+                check.records, check.anchors
+            );
+            if !check.problems.is_empty() {
+                for problem in &check.problems {
+                    println!("PROBLEM\t{problem}");
+                }
+                return Err("the audit log does not extend its anchors".into());
+            }
+            println!("the audit log extends every anchor");
+        }
+        PrivacyCommand::AnchorAudit => {
+            let seq = client.privacy().anchor_audit().await?;
+            println!("anchored the audit log at place {seq}");
         }
         PrivacyCommand::Breach {
             totp,

@@ -198,6 +198,11 @@ pub enum Received {
         /// The user.
         user: String,
     },
+    /// A manager's device anchored the audit chain's head here.
+    AuditAnchor {
+        /// The chain's place.
+        seq: u64,
+    },
     /// An envelope this device sent itself, echoed back; nothing to apply.
     Own,
 }
@@ -801,6 +806,16 @@ impl Device {
 
     /// Checks a member's credential against the practice's authority: who
     /// it is and in which roles, or [`Error::Untrusted`].
+    /// Checks an audit chain head against the practice's authority.
+    pub(crate) fn check_audit_head(&self, head: &pieper_wire::AuditHead) -> Result<()> {
+        self.authority
+            .as_ref()
+            .ok_or_else(|| Error::Untrusted {
+                reason: "this device has no certificate: sign in again".into(),
+            })?
+            .check_audit_head(head)
+    }
+
     pub(crate) fn certified(
         &self,
         credential: &Credential,

@@ -146,6 +146,21 @@ impl Authority {
         })
     }
 
+    /// Checks the head of the practice's audit chain as the server signed
+    /// it with this authority.
+    pub(crate) fn check_audit_head(&self, head: &pieper_wire::AuditHead) -> Result<()> {
+        if head.practice_id != self.practice {
+            return Err(untrusted("another practice's audit head"));
+        }
+        let signature = Signature::from_slice(&head.signature.0)
+            .map_err(|_| untrusted("the audit head's signature is not one"))?;
+        let signed =
+            pieper_wire::AuditHead::signed_bytes(&head.practice_id, head.seq, &head.hash, head.at);
+        self.key
+            .verify_strict(&signed, &signature)
+            .map_err(|_| untrusted("the audit head is not signed by the practice's authority"))
+    }
+
     /// Checks a member's certificate: signed by this authority, valid at
     /// `now_ms`, for this practice, and for `signature_key`, the key the
     /// member's MLS leaf signs with.

@@ -79,7 +79,7 @@ pub use conversations::ConversationsClient;
 pub use devices::{BackupReport, DevicesClient, KnownDevice, Trust, new_recovery_code};
 pub use keys::{KEY_PACKAGE_MAX_AGE_DAYS, KeyUpdate, KeysClient, RENEW_BEFORE_DAYS};
 pub use lifecycle::{LockPolicy, SharedTablet, UserCheck, WIPE_WARNING_TRIES_LEFT};
-pub use privacy::{AuditQuery, BreachPatient};
+pub use privacy::{AuditCheck, AuditQuery, BreachPatient};
 pub use push::{Notification, NotificationPath, PushClient, SelfTestArrival, SelfTestReport};
 pub use record::{DeliveryReport, HisEndpoint};
 // The engine is public only for the core's own tests and benchmarks.

@@ -547,6 +547,16 @@ pub(crate) enum Content {
         #[serde(with = "hex_key")]
         public_key: Vec<u8>,
     },
+    /// The head of the practice's audit chain, signed by its authority, as
+    /// a manager's device fetched it: an anchor every device keeps. Taken
+    /// from the practice group only, from a manager.
+    AuditAnchor {
+        seq: u64,
+        hash: String,
+        at: i64,
+        #[serde(with = "hex_key")]
+        signature: Vec<u8>,
+    },
     /// Content this version cannot read: made by a newer app. Only ever
     /// decoded (see [`Content::from_bytes`]), never sent.
     #[serde(skip)]

@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(audit::unlock))
         .routes(routes!(audit::report))
         .routes(routes!(audit::breach))
+        .routes(routes!(audit::head))
+        .routes(routes!(audit::chain))
         .routes(routes!(audit::settings, audit::set_settings))
         .routes(routes!(audit::erase));
     let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

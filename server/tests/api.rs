@@ -1979,6 +1979,41 @@ async fn the_log_names_on_whose_behalf_and_machine_traffic_is_no_patient_access(
     assert_eq!(system.len(), 1);
     assert_eq!(system[0].patient, None);
     assert!(!audit(&manager, "action=group.change").await?.is_empty());
+    // The signed head and the chain behind it, for the devices' anchors:
+    // a head for managers only; every record's hash recomputes from what
+    // the chain hands out, and the last one is the head.
+    let r = assistent
+        .client
+        .call::<(), pieper_wire::AuditHead>(Method::GET, "/api/v1/audit/head", None)
+        .await?;
+    expect_problem(r, "forbidden")?;
+    let head = manager
+        .client
+        .call::<(), pieper_wire::AuditHead>(Method::GET, "/api/v1/audit/head", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert!(head.seq > 0 && head.signature.0.len() == 64, "{head:?}");
+    let chain = manager
+        .client
+        .call::<(), Vec<pieper_wire::ChainRecord>>(
+            Method::GET,
+            "/api/v1/audit/chain?after=0&limit=1000",
+            None,
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert!(chain.iter().all(|r| r.computed_hash() == r.hash));
+    let last = chain.iter().find(|r| r.chain_seq as u64 == head.seq);
+    assert_eq!(last.map(|r| r.hash.as_str()), Some(head.hash.as_str()));
+    let r = manager
+        .client
+        .call::<(), Vec<pieper_wire::ChainRecord>>(
+            Method::GET,
+            "/api/v1/audit/chain?after=0&limit=0",
+            None,
+        )
+        .await?;
+    expect_problem(r, "invalid")?;
     // The chain covers the new field: it verifies, and a changed one shows.
     db.admin(&["audit-verify", "--practice", "linde"])?;
     let mut conn = raw_database(&db).await?;
@@ -2430,7 +2465,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 37);
+    assert_eq!(paths.len(), 39);
     assert!(
         paths["/api/v1/devices/me/certificate"]
             .get("post")

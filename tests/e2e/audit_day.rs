@@ -441,3 +441,152 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
     assert!(errors.is_empty(), "{errors:#?}");
     Ok(())
 }
+
+/// Rewrites a practice's audit chain from the record with `detail_like` in
+/// it onwards, as whoever controls the server's database could: the record
+/// names another user, and every hash after it is recomputed, the head too.
+async fn rewrite_chain(db: &TestDatabase, detail_like: &str) -> Result<(), BoxError> {
+    let mut conn = db.connect().await?;
+    sqlx::query("DROP TRIGGER audit_no_update")
+        .execute(&mut conn)
+        .await?;
+    let from: i64 = sqlx::query_scalar(
+        "SELECT MIN(chain_seq) FROM audit_events WHERE practice_id = 'linde' AND detail LIKE $1",
+    )
+    .bind(detail_like)
+    .fetch_one(&mut conn)
+    .await?;
+    sqlx::query("UPDATE audit_events SET user_id = 'iemand-anders' WHERE chain_seq = $1")
+        .bind(from)
+        .execute(&mut conn)
+        .await?;
+    let mut prev: String = sqlx::query_scalar(
+        "SELECT prev_hash FROM audit_events WHERE practice_id = 'linde' AND chain_seq = $1",
+    )
+    .bind(from)
+    .fetch_one(&mut conn)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT chain_seq, at, user_id, role, device_id, action, outcome, patient, source, detail,
+                client_event, reported_at, on_behalf_of
+         FROM audit_events WHERE practice_id = 'linde' AND chain_seq >= $1 ORDER BY chain_seq",
+    )
+    .bind(from)
+    .fetch_all(&mut conn)
+    .await?;
+    for row in rows {
+        use sqlx::Row as _;
+        let seq: i64 = row.try_get("chain_seq")?;
+        let record = pieper_wire::ChainRecord {
+            chain_seq: seq,
+            prev_hash: prev.clone(),
+            hash: String::new(),
+            at: row.try_get("at")?,
+            practice_id: "linde".into(),
+            user_id: row.try_get("user_id")?,
+            role: row.try_get("role")?,
+            device_id: row.try_get("device_id")?,
+            action: row.try_get("action")?,
+            outcome: row.try_get("outcome")?,
+            patient: row.try_get("patient")?,
+            source: row.try_get("source")?,
+            detail: row.try_get("detail")?,
+            client_event: row.try_get("client_event")?,
+            reported_at: row.try_get("reported_at")?,
+            on_behalf_of: row.try_get("on_behalf_of")?,
+        };
+        let hash = record.computed_hash();
+        sqlx::query(
+            "UPDATE audit_events SET prev_hash = $1, hash = $2
+             WHERE practice_id = 'linde' AND chain_seq = $3",
+        )
+        .bind(&prev)
+        .bind(&hash)
+        .bind(seq)
+        .execute(&mut conn)
+        .await?;
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_heads SET hash = $1 WHERE practice_id = 'linde'")
+        .bind(&prev)
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// The server alone cannot notice a chain rewritten with its hashes redone;
+/// the anchors a manager's device sent into the practice group can. An
+/// anchor from someone who is no manager is refused by every device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_audit_chain_is_caught_by_the_anchors_in_the_practice_group() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let arts = create_user(&db, "linde", "jansen", "huisarts")?;
+    let beheer = create_user(&db, "linde", "mulder", "manager")?;
+    let server = Server::start(&db, &[])?;
+    let huisarts = sign_in(&server, &arts, "phone").await?;
+    let manager = sign_in(&server, &beheer, "desktop").await?;
+    huisarts
+        .consent()
+        .import_roster(ROSTER.into(), RosterFormat::Csv, true)
+        .await?;
+    assert!(huisarts.consent().sync_practice().await?);
+    manager.sync().await?;
+    let p1 = PatientRef::new("his:3001")?;
+    let conversation = huisarts
+        .conversations()
+        .create(
+            "INR",
+            ConversationKind::Group,
+            Some(p1),
+            std::slice::from_ref(&beheer.id),
+        )
+        .await?
+        .id;
+    huisarts
+        .conversations()
+        .send(&conversation, NewMessage::text("INR 3,2"))
+        .await?;
+
+    // The manager's device anchors the head; every device keeps it.
+    let anchored = manager.privacy().anchor_audit().await?;
+    assert!(anchored > 0);
+    huisarts.sync().await?;
+    // Someone who is no manager cannot plant an anchor of their own.
+    let practice_group = huisarts.consent().practice_group_id()?;
+    huisarts
+        .send_raw_content(
+            &practice_group,
+            r#"{"type":"audit_anchor","seq":1,"hash":"00","at":1,"signature":"00"}"#,
+        )
+        .await?;
+    manager.sync().await?;
+    let refusals = manager.refusals()?;
+    assert!(refusals.iter().any(|r| r.kind == "role"), "{refusals:?}");
+
+    // More happens; the log extends the anchor.
+    huisarts
+        .conversations()
+        .send(&conversation, NewMessage::text("Dosering gelijk"))
+        .await?;
+    manager.sync().await?;
+    manager.conversations().messages(&conversation, 10)?;
+    manager.sync().await?;
+    unlock(&manager, &beheer).await?;
+    let check = manager.privacy().verify_audit().await?;
+    assert!(check.problems.is_empty(), "{check:?}");
+    assert!(check.anchors >= 1 && check.records > 0, "{check:?}");
+
+    // Whoever holds the database rewrites who sent the first envelope (a
+    // record before the anchor) and redoes every hash after it: the
+    // server's own check finds nothing...
+    rewrite_chain(&db, "%kind=application%").await?;
+    db.admin(&["audit-verify", "--practice", "linde"])?;
+    // ...the anchor does.
+    unlock(&manager, &beheer).await?;
+    let check = manager.privacy().verify_audit().await?;
+    assert!(
+        check.problems.iter().any(|p| p.contains("rewritten")),
+        "{check:?}"
+    );
+    Ok(())
+}

@@ -889,6 +889,143 @@ pub fn audit_csv<'a>(rows: impl IntoIterator<Item = (&'a AuditEvent, Option<&'a 
     )
 }
 
+/// The head of a practice's audit chain (its last place and that record's
+/// hash), signed by the practice's authority. A manager's device sends it
+/// into the practice group every hour, so every device holds anchors the
+/// log must go on extending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditHead {
+    /// The practice.
+    pub practice_id: String,
+    /// The last place in the chain (0: empty).
+    pub seq: u64,
+    /// That record's hash (hex).
+    pub hash: String,
+    /// When the server signed it (ms since the Unix epoch).
+    pub at: i64,
+    /// The authority's Ed25519 signature over [`AuditHead::signed_bytes`].
+    pub signature: Bytes,
+}
+
+impl AuditHead {
+    /// What the signature covers (domain-separated from certificates).
+    pub fn signed_bytes(practice: &str, seq: u64, hash: &str, at: i64) -> Vec<u8> {
+        format!("pieper audit head v1\n{practice}\n{seq}\n{hash}\n{at}").into_bytes()
+    }
+}
+
+/// One record of the audit chain with everything its hash covers, so that
+/// a device can recompute it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChainRecord {
+    /// Its place in the practice's chain.
+    pub chain_seq: i64,
+    /// The hash of the record before it.
+    pub prev_hash: String,
+    /// Its own hash, as stored.
+    pub hash: String,
+    /// When the server recorded it.
+    pub at: i64,
+    /// The practice.
+    pub practice_id: String,
+    /// Who.
+    pub user_id: Option<String>,
+    /// In which role.
+    pub role: Option<String>,
+    /// From which device.
+    pub device_id: Option<String>,
+    /// What.
+    pub action: String,
+    /// How it ended.
+    pub outcome: String,
+    /// The patient's pseudonym.
+    pub patient: Option<String>,
+    /// The source address.
+    pub source: Option<String>,
+    /// Ids and counts.
+    pub detail: Option<String>,
+    /// A device-reported event's id on that device.
+    pub client_event: Option<String>,
+    /// The device's time, for a device-reported event.
+    pub reported_at: Option<i64>,
+    /// On whose behalf.
+    pub on_behalf_of: Option<String>,
+}
+
+impl ChainRecord {
+    /// The hash over its place, the hash before it and every field.
+    pub fn computed_hash(&self) -> String {
+        ChainedFields {
+            chain_seq: self.chain_seq,
+            prev_hash: &self.prev_hash,
+            at: self.at,
+            practice_id: &self.practice_id,
+            user_id: self.user_id.as_deref(),
+            role: self.role.as_deref(),
+            device_id: self.device_id.as_deref(),
+            action: &self.action,
+            outcome: &self.outcome,
+            patient: self.patient.as_deref(),
+            source: self.source.as_deref(),
+            detail: self.detail.as_deref(),
+            client_event: self.client_event.as_deref(),
+            reported_at: self.reported_at,
+            on_behalf_of: self.on_behalf_of.as_deref(),
+        }
+        .hash()
+    }
+}
+
+/// What an audit record's hash covers, in this order: every stored field
+/// but the hash (SHA-256 over its JSON). The server and the devices hash
+/// with this one definition.
+#[derive(Serialize)]
+pub struct ChainedFields<'a> {
+    /// Its place.
+    pub chain_seq: i64,
+    /// The hash before it.
+    pub prev_hash: &'a str,
+    /// The server's time.
+    pub at: i64,
+    /// The practice.
+    pub practice_id: &'a str,
+    /// Who.
+    pub user_id: Option<&'a str>,
+    /// In which role.
+    pub role: Option<&'a str>,
+    /// From which device.
+    pub device_id: Option<&'a str>,
+    /// What.
+    pub action: &'a str,
+    /// How it ended.
+    pub outcome: &'a str,
+    /// The patient's pseudonym.
+    pub patient: Option<&'a str>,
+    /// The source address.
+    pub source: Option<&'a str>,
+    /// Ids and counts.
+    pub detail: Option<&'a str>,
+    /// A device-reported event's id.
+    pub client_event: Option<&'a str>,
+    /// Absent from records made before it existed: their hashes still hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<i64>,
+    /// Absent from records made before it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<&'a str>,
+}
+
+impl ChainedFields<'_> {
+    /// SHA-256 over the fields' JSON, hex.
+    pub fn hash(&self) -> String {
+        // Serializing borrowed strings and numbers cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json))
+    }
+}
+
 /// One access event (NEN 7513 fields).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

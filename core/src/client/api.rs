@@ -284,6 +284,23 @@ impl Api {
             .await
     }
 
+    pub(crate) async fn audit_head(&self) -> Result<pieper_wire::AuditHead> {
+        self.call::<(), _>(Method::GET, "/audit/head", None).await
+    }
+
+    pub(crate) async fn audit_chain(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<pieper_wire::ChainRecord>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/audit/chain?after={after}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
     pub(crate) async fn breach(
         &self,
         query: &[(&str, String)],

@@ -751,6 +751,7 @@ impl Client {
         self.store(|d| d.share_notes()).await?;
         self.store(|d| d.share_recovery_key()).await?;
         self.store(|d| d.share_receipts()).await?;
+        self.anchor_if_due().await;
         match self.register_pending_push_token().await {
             Ok(()) | Err(Error::Network(_)) => {}
             Err(e) => return Err(e),
@@ -883,7 +884,10 @@ impl Client {
                     self.emit(Event::PracticeDataChanged);
                 }
             }
-            Received::Proposal { .. } | Received::RecoveryKey { .. } | Received::Own => {}
+            Received::Proposal { .. }
+            | Received::RecoveryKey { .. }
+            | Received::AuditAnchor { .. }
+            | Received::Own => {}
         }
     }
 

@@ -454,6 +454,34 @@ impl Device {
                     user: sender.id.user,
                 })
             }
+            Content::AuditAnchor {
+                seq,
+                hash,
+                at,
+                signature,
+            } => {
+                if conversation != self.practice_group_id() {
+                    return Err(Error::invalid(
+                        "message",
+                        "an audit anchor outside the practice group",
+                    ));
+                }
+                if !sender.roles.iter().any(|r| r.manages_practice()) {
+                    return Err(Error::Refused {
+                        reason: Refusal::Role,
+                    });
+                }
+                let head = pieper_wire::AuditHead {
+                    practice_id: self.me.practice.clone(),
+                    seq,
+                    hash,
+                    at,
+                    signature: signature.into(),
+                };
+                self.check_audit_head(&head)?;
+                crate::privacy::anchors::keep(conn, &head, &sender.id.user)?;
+                Ok(Received::AuditAnchor { seq })
+            }
             Content::SpoedTaken { message } => {
                 let by = sender.id.user;
                 queries::take_spoed(conn, &message, &by)?;

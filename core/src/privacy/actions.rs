@@ -48,7 +48,26 @@ pub struct BreachPatient {
     pub actions: String,
 }
 
+/// Chain records asked for at once when checking the log.
+const CHAIN_PAGE: u32 = 1000;
+
 impl Client {
+    /// A manager's device anchors the audit chain's head once an hour (run
+    /// with each sync; a failure waits for the next).
+    pub(crate) async fn anchor_if_due(&self) {
+        let due = self.store(|d| {
+            Ok(d.check_manages_practice().is_ok()
+                && d.in_practice_group()?
+                && d.audit_anchor_due()?)
+        });
+        if !matches!(due.await, Ok(true)) {
+            return;
+        }
+        if let Err(e) = self.privacy().anchor_audit().await {
+            tracing::debug!(error = %e, "the audit head waits for the next sync");
+        }
+    }
+
     /// Reports the accesses to patient data made on this device (once the
     /// practice's pseudonym key is known); the server records each once.
     pub(crate) async fn report_accesses(&self) -> Result<usize> {
@@ -237,6 +256,58 @@ impl PrivacyClient<'_> {
         let json = serde_json::to_string_pretty(&bundle)
             .map_err(|e| Error::invalid("bundle", e.to_string()))?;
         Ok((csv, json))
+    }
+
+    /// A manager's device: fetches the audit chain's head as the server
+    /// signs it, checks the signature against the practice's authority,
+    /// keeps it and sends it into the practice group, where every device
+    /// keeps it too. Returns the anchored place.
+    pub async fn anchor_audit(&self) -> Result<u64> {
+        self.client.read(|d| d.check_manages_practice())?;
+        let result = self.client.api()?.audit_head().await;
+        let head = self.client.server(result).await?;
+        let seq = head.seq;
+        self.client
+            .store(move |d| d.anchor_audit_head(&head))
+            .await?;
+        self.client.flush_quietly().await?;
+        Ok(seq)
+    }
+
+    /// Checks the log the server shows today against every anchor this
+    /// device holds (after [`PrivacyClient::unlock_audit`]): each record's
+    /// hash and link recomputed here, the signed head reached, and each
+    /// anchored place still holding the anchored record. A chain rewritten
+    /// in the server's database is reported, however well its hashes were
+    /// redone.
+    pub async fn verify_audit(&self) -> Result<privacy::AuditCheck> {
+        let result = self.client.api()?.audit_head().await;
+        let head = self.client.server(result).await?;
+        let anchors = self
+            .client
+            .store(move |d| {
+                d.check_audit_head(&head)?;
+                Ok((d.audit_anchors()?, head))
+            })
+            .await?;
+        let (anchors, head) = anchors;
+        let mut after = anchors
+            .first()
+            .map_or(0, |(seq, _, _)| *seq as i64 - 1)
+            .max(0);
+        let mut records = Vec::new();
+        loop {
+            let result = self.client.api()?.audit_chain(after, CHAIN_PAGE).await;
+            let page = self.client.server(result).await?;
+            let Some(last) = page.last() else { break };
+            after = last.chain_seq;
+            let full = page.len() == CHAIN_PAGE as usize;
+            records.extend(page);
+            if !full || after as u64 >= head.seq {
+                break;
+            }
+        }
+        Ok(privacy::anchors::check(&anchors, &records, &head))
     }
 
     /// For a data breach: which patients a device or user accessed between

@@ -183,6 +183,39 @@ impl Device {
         })
     }
 
+    /// Keeps a head of the audit chain this (manager's) device fetched, and
+    /// sends it into the practice group.
+    pub(crate) fn anchor_audit_head(&self, head: &pieper_wire::AuditHead) -> Result<()> {
+        self.check_audit_head(head)?;
+        let sent = self.queue_in(crate::device::KnownGroup::Practice, |s, group| {
+            super::anchors::keep(s.conn(), head, &self.me.user)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            self.encrypt(
+                s,
+                group,
+                &id,
+                &crate::model::Content::AuditAnchor {
+                    seq: head.seq,
+                    hash: head.hash.clone(),
+                    at: head.at,
+                    signature: head.signature.0.clone(),
+                },
+            )?;
+            Ok(())
+        })?;
+        sent.ok_or(Error::NotMember)
+    }
+
+    /// The audit anchors this device holds: (place, hash, when).
+    pub(crate) fn audit_anchors(&self) -> Result<Vec<(u64, String, i64)>> {
+        self.store.read(super::anchors::all)
+    }
+
+    /// Whether this (manager's) device should anchor the head now.
+    pub(crate) fn audit_anchor_due(&self) -> Result<bool> {
+        self.store.read(super::anchors::due)
+    }
+
     /// Notes accesses for the audit trail, all or none.
     pub(crate) fn record_accesses(&self, accesses: &[super::client::Access]) -> Result<()> {
         self.store.write(|tx| {

@@ -3,6 +3,7 @@
 //! export and erasure).
 
 mod actions;
+pub(crate) mod anchors;
 pub mod audit;
 pub mod client;
 // Public for the core's own tests and benchmarks (feature `testing`).
@@ -14,6 +15,7 @@ mod receipts;
 mod subject;
 
 pub use actions::{AuditQuery, BreachPatient};
+pub use anchors::AuditCheck;
 pub use audit::{AccessAction, AuditEntry};
 pub use expiry::{HousekeepingReport, PracticeRules, TtlPolicy};
 pub use receipts::Receipt;

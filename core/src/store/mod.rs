@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/017_first_key_packages.sql"),
     include_str!("../../migrations/018_key_package_rotation.sql"),
     include_str!("../../migrations/019_spoed_patient.sql"),
+    include_str!("../../migrations/020_audit_anchors.sql"),
 ];
 
 /// An open, keyed store; closed (its key gone from memory) while the app

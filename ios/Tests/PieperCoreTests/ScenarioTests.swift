@@ -325,6 +325,18 @@ final class ScenarioTests: XCTestCase {
                 practice: "populier", username: "jong", code: invited.code,
                 password: TestServer.password, deviceName: "telefoon"))
         XCTAssertEqual(enrolled.client.userId(), invited.userId)
+        // The assistent works on behalf of the new huisarts: her audit
+        // records name him, until the manager clears it.
+        try await manager.setOnBehalfOf(user: leaver.userId(), huisarts: invited.userId)
+        var colleagues = try await manager.colleagues()
+        XCTAssertEqual(colleagues.first { $0.id == leaver.userId() }?.onBehalfOf, invited.userId)
+        do {
+            try await manager.setOnBehalfOf(user: leaver.userId(), huisarts: manager.userId())
+            XCTFail("a manager is no huisarts to work for")
+        } catch PieperError.Rejected {}
+        try await manager.setOnBehalfOf(user: leaver.userId(), huisarts: nil)
+        colleagues = try await manager.colleagues()
+        XCTAssertNil(colleagues.first { $0.id == leaver.userId() }?.onBehalfOf)
         XCTAssertTrue(enrolled.otpauthUrl.hasPrefix("otpauth://totp/"))
         _ = try await login(
             server: Self.server.url, dir: try dir(), keystore: MemoryKeyStore(),

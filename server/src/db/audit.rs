@@ -11,9 +11,8 @@
 //! Patients appear only as the pseudonym the practice's devices compute (a
 //! keyed hash under a key the server never sees).
 
-use pieper_wire::{AuditEvent, BreachEntry};
+use pieper_wire::{AuditEvent, BreachEntry, ChainRecord};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, any::AnyRow};
 
 use super::{Db, now_ms};
@@ -55,35 +54,7 @@ pub struct NewAuditEvent {
     pub reported_at: Option<i64>,
 }
 
-/// What the hash covers, in this order: every stored field but the hash.
-#[derive(Serialize)]
-struct Chained<'a> {
-    chain_seq: i64,
-    prev_hash: &'a str,
-    at: i64,
-    practice_id: &'a str,
-    user_id: Option<&'a str>,
-    role: Option<&'a str>,
-    device_id: Option<&'a str>,
-    action: &'a str,
-    outcome: &'a str,
-    patient: Option<&'a str>,
-    source: Option<&'a str>,
-    detail: Option<&'a str>,
-    client_event: Option<&'a str>,
-    // Absent from records made before it existed: their hashes still hold.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reported_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    on_behalf_of: Option<&'a str>,
-}
-
-impl Chained<'_> {
-    fn hash(&self) -> AppResult<String> {
-        let json = serde_json::to_vec(self).map_err(|e| AppError::Internal(e.to_string()))?;
-        Ok(hex::encode(Sha256::digest(json)))
-    }
-}
+type Chained<'a> = pieper_wire::ChainedFields<'a>;
 
 impl NewAuditEvent {
     /// Records the event inside a write transaction (with the action it
@@ -127,7 +98,7 @@ impl NewAuditEvent {
             reported_at: self.reported_at,
             on_behalf_of: self.on_behalf_of.as_deref(),
         };
-        let hash = chained.hash()?;
+        let hash = chained.hash();
         sqlx::query(
             "INSERT INTO audit_events (at, practice_id, user_id, role, device_id, action, outcome,
                  patient, source, detail, client_event, chain_seq, prev_hash, hash, reported_at,
@@ -342,6 +313,62 @@ impl Db {
         Ok(out)
     }
 
+    /// A practice's chain head: its last place and that record's hash
+    /// (0 and the genesis hash for an empty chain).
+    pub async fn audit_head(&self, practice: &str) -> AppResult<(u64, String)> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE practice_id = $1")
+            .bind(practice)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match head {
+            Some(r) => (r.try_get::<i64, _>("seq")? as u64, r.try_get("hash")?),
+            None => (0, GENESIS.to_owned()),
+        })
+    }
+
+    /// Up to `limit` records of a practice's chain after place `after`,
+    /// with everything their hashes cover (for a device to recompute).
+    pub async fn audit_chain(
+        &self,
+        practice: &str,
+        after: i64,
+        limit: i64,
+    ) -> AppResult<Vec<ChainRecord>> {
+        let rows = sqlx::query(
+            "SELECT chain_seq, prev_hash, hash, at, practice_id, user_id, role, device_id, action,
+                    outcome, patient, source, detail, client_event, reported_at, on_behalf_of
+             FROM audit_events WHERE practice_id = $1 AND chain_seq > $2
+             ORDER BY chain_seq LIMIT $3",
+        )
+        .bind(practice)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChainRecord {
+                    chain_seq: r.try_get("chain_seq")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                    at: r.try_get("at")?,
+                    practice_id: r.try_get("practice_id")?,
+                    user_id: r.try_get("user_id")?,
+                    role: r.try_get("role")?,
+                    device_id: r.try_get("device_id")?,
+                    action: r.try_get("action")?,
+                    outcome: r.try_get("outcome")?,
+                    patient: r.try_get("patient")?,
+                    source: r.try_get("source")?,
+                    detail: r.try_get("detail")?,
+                    client_event: r.try_get("client_event")?,
+                    reported_at: r.try_get("reported_at")?,
+                    on_behalf_of: r.try_get("on_behalf_of")?,
+                })
+            })
+            .collect()
+    }
+
     /// The practices that have an audit chain.
     pub async fn audit_practices(&self) -> AppResult<Vec<String>> {
         sqlx::query("SELECT practice_id FROM audit_heads ORDER BY practice_id")
@@ -420,7 +447,7 @@ impl Db {
                 reported_at: r.try_get("reported_at")?,
                 on_behalf_of: on_behalf_of.as_deref(),
             }
-            .hash()?;
+            .hash();
             if computed != stored {
                 report
                     .problems

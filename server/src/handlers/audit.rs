@@ -155,6 +155,73 @@ pub async fn query(
     })
 }
 
+/// `GET /api/v1/audit/head`: the chain's head signed by the practice's
+/// authority, for a manager's device to anchor in the practice group (a
+/// hash, no patient data: no second factor needed).
+#[utoipa::path(get, path = "/audit/head", responses((status = 200, description = "Success.", body = pieper_wire::AuditHead), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn head(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> AppResult<Json<pieper_wire::AuditHead>> {
+    if !auth.0.role.manages_practice() {
+        return Err(AppError::Forbidden);
+    }
+    let practice = &auth.0.practice_id;
+    let (seq, hash) = state.db.audit_head(practice).await?;
+    let at = crate::db::now_ms();
+    let signature = state
+        .db
+        .authority(practice)
+        .await?
+        .sign_audit_head(seq, &hash, at)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Json(pieper_wire::AuditHead {
+        practice_id: practice.clone(),
+        seq,
+        hash,
+        at,
+        signature: signature.into(),
+    }))
+}
+
+/// Query of `GET /api/v1/audit/chain`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChainQuery {
+    /// Records after this place.
+    pub after: i64,
+    /// At most this many (1 to 1000; 500 if absent).
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/audit/chain?after&limit`: the chain's records with what
+/// their hashes cover, for a device to check them against its anchors.
+#[utoipa::path(get, path = "/audit/chain", params(ChainQuery), responses((status = 200, description = "Success.", body = Vec<pieper_wire::ChainRecord>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn chain(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    QueryParams(q): QueryParams<ChainQuery>,
+) -> AppResult<Json<Vec<pieper_wire::ChainRecord>>> {
+    may_read(&state, &auth, false).await?;
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::Invalid("limit must be 1 to 1000".into()));
+    }
+    let records = state
+        .db
+        .audit_chain(&auth.0.practice_id, q.after, limit)
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!("chain after={} records={}", q.after, records.len())),
+            ..audit_by(&auth, source, "audit.read")
+        })
+        .await?;
+    Ok(Json(records))
+}
+
 /// Query of `GET /api/v1/audit/breach`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

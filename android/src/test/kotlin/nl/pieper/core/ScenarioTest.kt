@@ -489,6 +489,13 @@ class ScenarioTest {
             EnrolmentCredentials("populier", "jong", invited.code, TestServer.PASSWORD, "telefoon"),
         )
         assertEquals(invited.userId, enrolled.client.userId())
+        // The assistent works on behalf of the new huisarts: her audit
+        // records name him, until the manager clears it.
+        manager.setOnBehalfOf(leaver.userId(), invited.userId)
+        assertEquals(invited.userId, manager.colleagues().single { it.id == leaver.userId() }.onBehalfOf)
+        assertThrows<PieperException.Rejected> { runBlocking { manager.setOnBehalfOf(leaver.userId(), manager.userId()) } }
+        manager.setOnBehalfOf(leaver.userId(), null)
+        assertEquals(null, manager.colleagues().single { it.id == leaver.userId() }.onBehalfOf)
         assertTrue(enrolled.otpauthUrl.startsWith("otpauth://totp/"))
         login(
             server.url, dir(), InMemoryKeyStore(),
