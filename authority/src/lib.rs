@@ -56,6 +56,8 @@ pub struct Subject<'a> {
     pub device: &'a str,
     /// The user's role.
     pub role: Role,
+    /// The user's professional registrations.
+    pub registrations: &'a pieper_wire::Registrations,
 }
 
 impl Authority {
@@ -90,6 +92,9 @@ impl Authority {
             .distinguished_name
             .push(DnType::OrganizationName, subject.practice);
         params.subject_alt_names = vec![uri(&member)?, uri(&role)?];
+        for registration in subject.registrations.uris() {
+            params.subject_alt_names.push(uri(&registration)?);
+        }
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(serial());
         let now = OffsetDateTime::now_utc();
@@ -177,12 +182,17 @@ mod tests {
     fn a_device_certificate_names_the_account_and_is_signed_by_the_authority() -> Result<()> {
         let authority = Authority::generate("linde")?;
         let key = [7u8; 32];
+        let registrations = pieper_wire::Registrations {
+            agb: Some("01999999".into()),
+            ..pieper_wire::Registrations::default()
+        };
         let der = authority.certify(
             &Subject {
                 practice: "linde",
                 user: "u1",
                 device: "d1",
                 role: Role::Poh,
+                registrations: &registrations,
             },
             &key,
         )?;
@@ -204,7 +214,14 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(uris, ["pieper:v1:linde/u1/d1", "urn:pieper:role:poh"]);
+        assert_eq!(
+            uris,
+            [
+                "pieper:v1:linde/u1/d1",
+                "urn:pieper:role:poh",
+                "urn:pieper:registration:agb:01999999"
+            ]
+        );
         assert!(
             authority
                 .certify(
@@ -212,7 +229,8 @@ mod tests {
                         practice: "linde",
                         user: "u1",
                         device: "d1",
-                        role: Role::Poh
+                        role: Role::Poh,
+                        registrations: &registrations,
                     },
                     &[1; 31]
                 )

@@ -206,6 +206,23 @@ impl PieperClient {
             .await?)
     }
 
+    /// The practice manager enters or corrects a user's registrations
+    /// (AGB, BIG, UZI; `None` for one not held): their devices' next
+    /// certificates carry them.
+    pub async fn set_registrations(
+        &self,
+        user: String,
+        agb: Option<String>,
+        big: Option<String>,
+        uzi: Option<String>,
+    ) -> Result<(), PieperError> {
+        Ok(self
+            .inner
+            .accounts()
+            .set_registrations(&user, pieper_core::Registrations { agb, big, uzi })
+            .await?)
+    }
+
     /// The practice manager enables a disabled user again.
     pub async fn enable_user(&self, user: String) -> Result<(), PieperError> {
         Ok(self.inner.accounts().enable(&user).await?)

@@ -118,6 +118,16 @@ enum Command {
         /// huisarts, poh, assistent, manager or connector.
         #[arg(long)]
         role: String,
+        #[command(flatten)]
+        registrations: RegistrationArgs,
+    },
+    /// Practice manager: enter or correct a colleague's registrations
+    /// (their devices' next certificates carry them).
+    Registrations {
+        /// Their user name.
+        username: String,
+        #[command(flatten)]
+        registrations: RegistrationArgs,
     },
     /// Practice manager: reset a colleague's login (a forgotten password, a
     /// lost authenticator); prints the one-time code for new ones.
@@ -411,6 +421,30 @@ async fn user_named(client: &Client, username: &str) -> Result<String, Box<dyn s
     Ok(id_of(&client.colleagues().await?, username)?)
 }
 
+/// A professional's registrations, as the manager types them.
+#[derive(clap::Args, Debug)]
+struct RegistrationArgs {
+    /// AGB-code (8 digits).
+    #[arg(long)]
+    agb: Option<String>,
+    /// BIG-registratienummer (11 digits).
+    #[arg(long)]
+    big: Option<String>,
+    /// UZI-nummer.
+    #[arg(long)]
+    uzi: Option<String>,
+}
+
+impl From<RegistrationArgs> for pieper_core::Registrations {
+    fn from(r: RegistrationArgs) -> Self {
+        pieper_core::Registrations {
+            agb: r.agb,
+            big: r.big,
+            uzi: r.uzi,
+        }
+    }
+}
+
 /// One line for a message.
 pub fn show(message: &Message, names: &Names) -> String {
     let urgent = if message.priority == pieper_core::Priority::Urgent {
@@ -511,10 +545,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             username,
             name,
             role,
+            registrations,
         } => {
             let role = pieper_core::Role::parse(&role)
                 .ok_or("role: huisarts, poh, assistent, manager or connector")?;
-            let code = client.accounts().invite(&username, &name, role).await?;
+            let code = client
+                .accounts()
+                .invite_registered(&username, &name, role, registrations.into())
+                .await?;
             println!(
                 "invited {username}; enrolment code {} (once, for a week: hand it over in person)",
                 code.code
@@ -543,6 +581,19 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let user = user_named(&client, &username).await?;
             client.accounts().disable(&user).await?;
             println!("disabled {username}: signed out everywhere, removed from your conversations");
+        }
+        Command::Registrations {
+            username,
+            registrations,
+        } => {
+            let user = user_named(&client, &username).await?;
+            client
+                .accounts()
+                .set_registrations(&user, registrations.into())
+                .await?;
+            println!(
+                "registrations of {username} set; their devices' next certificates carry them"
+            );
         }
         Command::OnBehalfOf { username, huisarts } => {
             let user = user_named(&client, &username).await?;

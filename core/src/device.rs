@@ -495,6 +495,7 @@ impl Device {
                     user: &id.user,
                     device: &id.device,
                     role,
+                    registrations: &pieper_wire::Registrations::default(),
                 },
                 &enrolment.signature_key(),
             )
@@ -526,6 +527,7 @@ impl Device {
                     user: &who.user,
                     device: &who.device,
                     role,
+                    registrations: &pieper_wire::Registrations::default(),
                 },
                 self.signer.public(),
             )

@@ -96,6 +96,9 @@ pub struct Certified {
     pub id: MemberId,
     /// The user's roles when the certificate was issued.
     pub roles: Vec<Role>,
+    /// The user's professional registrations (AGB, BIG, UZI) as the
+    /// practice manager entered them when the certificate was issued.
+    pub registrations: pieper_wire::Registrations,
     /// When the certificate stops being valid (ms since the Unix epoch).
     pub not_after: i64,
 }
@@ -190,9 +193,11 @@ impl Authority {
         if id.practice != self.practice {
             return Err(untrusted("a member of another practice"));
         }
+        let registrations = pieper_wire::Registrations::from_uris(uris(&cert)?.iter().copied());
         Ok(Certified {
             id,
             roles,
+            registrations,
             not_after: validity.not_after.timestamp() * 1000,
         })
     }

@@ -99,7 +99,7 @@ pub use model::{
 };
 pub use pieper_wire::{
     ApnsEnvironment, DeviceInfo, EnrolmentCode, PushProvider, PushTokenRegistration as PushToken,
-    Role, UserInfo,
+    Registrations, Role, UserInfo,
 };
 pub use privacy::{
     AccessAction, AuditEntry, ErasureReport, HousekeepingReport, Kept, PatientExport,

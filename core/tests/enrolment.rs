@@ -16,6 +16,7 @@ fn certified(authority: &Authority) -> Result<(Enrolment, Vec<u8>), Box<dyn std:
             user: "jansen",
             device: "phone",
             role: pieper_wire::Role::Huisarts,
+            registrations: &pieper_wire::Registrations::default(),
         },
         &enrolment.signature_key(),
     )?;

@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod hub;
+pub mod key_packages;
 pub mod metrics;
 pub mod openapi;
 pub mod push;

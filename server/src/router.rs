@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(accounts::disable_user))
         .routes(routes!(accounts::enable_user))
         .routes(routes!(accounts::set_on_behalf_of))
+        .routes(routes!(accounts::set_registrations))
         .routes(routes!(accounts::list_devices))
         .routes(routes!(
             accounts::set_push_token,

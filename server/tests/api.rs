@@ -248,6 +248,9 @@ async fn a_database_from_before_the_migrator_is_taken_over(backend: Backend) -> 
          ALTER TABLE audit_events DROP COLUMN on_behalf_of;
          ALTER TABLE users DROP COLUMN on_behalf_of;
          DROP TABLE throttle_slots;
+         ALTER TABLE users DROP COLUMN agb;
+         ALTER TABLE users DROP COLUMN big;
+         ALTER TABLE users DROP COLUMN uzi;
          CREATE TABLE schema_version (version BIGINT NOT NULL);
          INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);",
     )
@@ -708,12 +711,22 @@ async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> T
         "phone",
     )
     .await?;
-    let invite = |device: &Device, username: &str, role: pieper_wire::Role| {
+    // With the registrations the manager enters (AGB, BIG), checked.
+    let registered = pieper_wire::Registrations {
+        agb: Some("01999999".into()),
+        big: Some("19012345601".into()),
+        uzi: None,
+    };
+    let invite_as = |device: &Device, username: &str, role: pieper_wire::Role, agb: &str| {
         let client = device.client.clone();
         let body = pieper_wire::Invite {
             username: username.into(),
             display_name: "Dr. Smit".into(),
             role,
+            registrations: pieper_wire::Registrations {
+                agb: Some(agb.into()),
+                ..registered.clone()
+            },
         };
         async move {
             client
@@ -721,7 +734,14 @@ async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> T
                 .await
         }
     };
+    let invite = |device: &Device, username: &str, role: pieper_wire::Role| {
+        invite_as(device, username, role, "01999999")
+    };
     use pieper_wire::Role;
+    expect_problem(
+        invite_as(&manager, "smit", Role::Huisarts, "0199").await?,
+        "invalid",
+    )?;
     expect_problem(
         invite(&colleague, "smit", Role::Huisarts).await?,
         "forbidden",
@@ -767,7 +787,15 @@ async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> T
         .await?
         .map_err(|p| format!("{p:?}"))?;
     assert_eq!(enrolled.login.user_id, code.user_id);
-    assert!(enrolled.login.certificate.is_some());
+    // The certificate carries the registrations, as names its members'
+    // devices read.
+    let has = |der: &[u8], name: &str| der.windows(name.len()).any(|w| w == name.as_bytes());
+    let certificate = enrolled.login.certificate.clone().ok_or("no certificate")?;
+    assert!(has(&certificate.0, "urn:pieper:registration:agb:01999999"));
+    assert!(has(
+        &certificate.0,
+        "urn:pieper:registration:big:19012345601"
+    ));
     expect_problem(
         enrol_with(code.code.clone(), common::PASSWORD, "tablet").await?,
         "unauthorized",
@@ -778,7 +806,53 @@ async fn an_invited_colleague_enrols_with_a_one_time_code(backend: Backend) -> T
         id: code.user_id.clone(),
         totp_secret: enrolled.totp_secret.clone(),
     };
-    enrol(&server, &smit, "laptop").await?;
+    let laptop = enrol(&server, &smit, "laptop").await?;
+    // A corrected BIG number reaches the device with its next certificate;
+    // only the manager corrects, and only well-formed numbers.
+    let correct = |device: &Device, big: &str| {
+        let (client, path) = (
+            device.client.clone(),
+            format!("/api/v1/users/{}/registrations", code.user_id),
+        );
+        let body = pieper_wire::Registrations {
+            big: Some(big.into()),
+            ..registered.clone()
+        };
+        async move {
+            client
+                .call::<_, serde_json::Value>(Method::PUT, &path, Some(&body))
+                .await
+        }
+    };
+    expect_problem(correct(&colleague, "19012345602").await?, "forbidden")?;
+    expect_problem(correct(&manager, "1901").await?, "invalid")?;
+    correct(&manager, "19012345602")
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let renewed = laptop
+        .client
+        .call::<(), pieper_wire::RenewedCertificate>(
+            Method::POST,
+            "/api/v1/devices/me/certificate",
+            None,
+        )
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    assert!(has(
+        &renewed.certificate.0,
+        "urn:pieper:registration:big:19012345602"
+    ));
+    assert!(!has(&renewed.certificate.0, "19012345601"));
+    let users = manager
+        .client
+        .call::<(), Vec<pieper_wire::UserInfo>>(Method::GET, "/api/v1/users", None)
+        .await?
+        .map_err(|p| format!("{p:?}"))?;
+    let listed = users
+        .iter()
+        .find(|u| u.id == code.user_id)
+        .ok_or("no smit")?;
+    assert_eq!(listed.registrations.big.as_deref(), Some("19012345602"));
 
     // Another practice's manager cannot reset (and so take over) the
     // login: for them the user does not exist, and nothing changes.
@@ -979,10 +1053,19 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
         [("a", "huisarts", "phone"), ("b", "poh", "phone")],
     )
     .await?;
-    let upload = |names: &[&str], replace: bool| UploadKeyPackages {
-        key_packages: names.iter().map(|n| n.as_bytes().to_vec().into()).collect(),
-        last_resort: Some(b"kp-last".to_vec().into()),
+    let last = b.key_package(true)?;
+    let upload = |packages: &[Vec<u8>], replace: bool| UploadKeyPackages {
+        key_packages: packages.iter().map(|k| k.clone().into()).collect(),
+        last_resort: Some(last.clone().into()),
         replace,
+    };
+    let post = |device: &Device, body: UploadKeyPackages| {
+        let client = device.client.clone();
+        async move {
+            client
+                .call::<_, serde_json::Value>(Method::POST, "/api/v1/key-packages", Some(&body))
+                .await
+        }
     };
     let held = |device: &Device| {
         let client = device.client.clone();
@@ -994,49 +1077,38 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
             Ok::<_, BoxError>(count.one_time)
         }
     };
+    let made = |n: usize| {
+        (0..n)
+            .map(|_| b.key_package(false))
+            .collect::<Result<Vec<_>, _>>()
+    };
     assert_eq!(held(&b).await?, 0);
     // Restored from an old copy, a device replaces the packages whose keys
     // it lost; the stale ones are never handed out.
-    for (names, replace) in [
-        (&["stale-1", "stale-2", "stale-3"][..], false),
-        (&["kp-1", "kp-2"][..], true),
-    ] {
-        b.client
-            .call::<_, serde_json::Value>(
-                Method::POST,
-                "/api/v1/key-packages",
-                Some(&upload(names, replace)),
-            )
+    let fresh = made(2)?;
+    for (packages, replace) in [(made(3)?, false), (fresh.clone(), true)] {
+        post(&b, upload(&packages, replace))
             .await?
             .map_err(|p| format!("{p:?}"))?;
     }
     assert_eq!(held(&b).await?, 2);
-    // A device cannot pile up packages without bound; the refused upload
-    // changes nothing.
-    let too_many: Vec<String> = (0..199).map(|i| format!("kp-x{i}")).collect();
-    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
-    let r = b
-        .client
-        .call::<_, serde_json::Value>(
-            Method::POST,
-            "/api/v1/key-packages",
-            Some(&upload(&too_many, false)),
-        )
-        .await?;
-    expect_problem(r, "invalid")?;
-    assert_eq!(held(&b).await?, 2);
-    // Nor one of a size no real KeyPackage has.
-    let huge = "x".repeat(64 * 1024);
-    let r = b
-        .client
-        .call::<_, serde_json::Value>(
-            Method::POST,
-            "/api/v1/key-packages",
-            Some(&upload(&[huge.as_str()], false)),
-        )
-        .await?;
-    expect_problem(r, "invalid")?;
-    assert_eq!(held(&b).await?, 2);
+    // Refused, and nothing of the upload kept: more than a device may hold,
+    // a size no real KeyPackage has, bytes that are no KeyPackage, and a
+    // colleague's KeyPackage (their certificate and key, not this device's).
+    let theirs = a.key_package(false)?;
+    for refused in [
+        upload(&made(199)?, false),
+        upload(&[vec![b'x'; 64 * 1024]], false),
+        upload(&[b"kp-3".to_vec()], false),
+        upload(&[theirs], false),
+        UploadKeyPackages {
+            last_resort: Some(a.key_package(true)?.into()),
+            ..upload(&[], false)
+        },
+    ] {
+        expect_problem(post(&b, refused).await?, "invalid")?;
+        assert_eq!(held(&b).await?, 2);
+    }
     let mut got = Vec::new();
     for _ in 0..4 {
         let claimed: ClaimedKeyPackages = a
@@ -1053,11 +1125,12 @@ async fn key_packages_are_claimed_once_with_a_last_resort(backend: Backend) -> T
             .map_err(|p| format!("{p:?}"))?;
         assert_eq!(claimed.key_packages.len(), 1);
         assert_eq!(claimed.key_packages[0].device_id, b.id());
-        got.push(String::from_utf8(
-            claimed.key_packages[0].key_package.0.clone(),
-        )?);
+        got.push(claimed.key_packages[0].key_package.0.clone());
     }
-    assert_eq!(got, ["kp-1", "kp-2", "kp-last", "kp-last"]);
+    assert_eq!(
+        got,
+        [fresh[0].clone(), fresh[1].clone(), last.clone(), last]
+    );
     assert_eq!(held(&b).await?, 0);
     // A device that never uploaded is reported as exhausted.
     let claimed: ClaimedKeyPackages = b
@@ -2465,7 +2538,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) -> TestResult
         .await??;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().ok_or("paths")?;
-    assert_eq!(paths.len(), 39);
+    assert_eq!(paths.len(), 40);
     assert!(
         paths["/api/v1/devices/me/certificate"]
             .get("post")

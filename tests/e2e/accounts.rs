@@ -245,3 +245,76 @@ async fn an_invited_colleague_sets_their_own_login_and_a_reset_stops_the_old_one
     }
     Ok(())
 }
+
+/// The registrations the manager enters travel in the certificates: a
+/// colleague's device reads them from the verified certificate of a member,
+/// and a correction reaches it once the member's device renewed its
+/// certificate and updated its keys in the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_travel_in_the_certificates_and_a_correction_follows() -> TestResult {
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let boer = create_user(&db, "linde", "boer", "manager")?;
+    let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
+    let server = Server::start(&db, &[])?;
+    let manager = sign_in(&server, &boer, "desktop").await?;
+    let huisarts = sign_in(&server, &jansen, "phone").await?;
+    let registered = |big: &str| pieper_core::Registrations {
+        agb: Some("01999999".into()),
+        big: Some(big.into()),
+        uzi: None,
+    };
+    // A malformed number is refused before anything is made.
+    let wrong = manager
+        .accounts()
+        .invite_registered(
+            "smit",
+            "Dr. Smit",
+            pieper_core::Role::Poh,
+            registered("123"),
+        )
+        .await;
+    assert!(matches!(wrong, Err(Error::Invalid { .. })), "{wrong:?}");
+    let invited = manager
+        .accounts()
+        .invite_registered(
+            "smit",
+            "Dr. Smit",
+            pieper_core::Role::Poh,
+            registered("19012345601"),
+        )
+        .await?;
+    let (smit, _dir, _secret) = enrol(&server, "smit", &invited.code, "phone").await?;
+    let conversation = huisarts
+        .conversations()
+        .create(
+            "Overleg",
+            ConversationKind::Group,
+            None,
+            std::slice::from_ref(&invited.user_id),
+        )
+        .await?;
+    let seen = |client: &pieper_core::Client| -> Result<pieper_core::Registrations, BoxError> {
+        Ok(client
+            .conversations()
+            .certified_members(&conversation.id)?
+            .into_iter()
+            .find(|m| m.id.user == invited.user_id)
+            .ok_or("smit is no member")?
+            .registrations)
+    };
+    assert_eq!(seen(&huisarts)?, registered("19012345601"));
+
+    // Corrected by the manager; Smit's device renews and updates its keys.
+    manager
+        .accounts()
+        .set_registrations(&invited.user_id, registered("19012345602"))
+        .await?;
+    smit.sync().await?;
+    let renewed = smit.keys().renew_certificate().await?;
+    assert_eq!(renewed.registrations, registered("19012345602"));
+    // Its next sync carries the new certificate into the conversation.
+    smit.sync().await?;
+    huisarts.sync().await?;
+    assert_eq!(seen(&huisarts)?, registered("19012345602"));
+    Ok(())
+}

@@ -71,6 +71,7 @@ async fn forge_device(
             user,
             device: "slipped-in",
             role: pieper_wire::Role::Assistent,
+            registrations: &pieper_wire::Registrations::default(),
         },
         &enrolment.signature_key(),
     )?;

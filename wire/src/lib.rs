@@ -98,6 +98,9 @@ pub struct Invite {
     pub display_name: String,
     /// Their role.
     pub role: Role,
+    /// Their professional registrations (AGB, BIG, UZI), if any.
+    #[serde(default, skip_serializing_if = "Registrations::is_empty")]
+    pub registrations: Registrations,
 }
 
 /// A one-time enrolment code for a colleague: on their first device they set
@@ -191,10 +194,88 @@ pub mod certificate {
     /// `urn:pieper:practice:<practice>`: names the practice an authority
     /// certificate certifies for.
     pub const PRACTICE_PREFIX: &str = "urn:pieper:practice:";
+    /// `urn:pieper:registration:<agb|big|uzi>:<number>`: a professional
+    /// registration the practice manager entered.
+    pub const REGISTRATION_PREFIX: &str = "urn:pieper:registration:";
 
     /// The member URI of a device.
     pub fn member_uri(practice: &str, user: &str, device: &str) -> String {
         format!("{MEMBER_PREFIX}{practice}/{user}/{device}")
+    }
+}
+
+/// A professional's registrations, as the practice manager entered them;
+/// every device certificate of the user carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Registrations {
+    /// AGB-code (Vektis): 8 digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agb: Option<String>,
+    /// BIG-registratienummer: 11 digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub big: Option<String>,
+    /// UZI-nummer (of the UZI card): 1 to 12 digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uzi: Option<String>,
+}
+
+impl Registrations {
+    /// Whether none is entered.
+    pub fn is_empty(&self) -> bool {
+        self.agb.is_none() && self.big.is_none() && self.uzi.is_none()
+    }
+
+    /// Checks the numbers' forms; the error names the first wrong one.
+    pub fn check(&self) -> Result<(), String> {
+        let digits = |name: &str, value: &Option<String>, len: std::ops::RangeInclusive<usize>| {
+            match value {
+                Some(v) if !(len.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())) => {
+                    Err(format!(
+                        "{name} must be {}-{} digits",
+                        len.start(),
+                        len.end()
+                    ))
+                }
+                _ => Ok(()),
+            }
+        };
+        digits("agb", &self.agb, 8..=8)?;
+        digits("big", &self.big, 11..=11)?;
+        digits("uzi", &self.uzi, 1..=12)
+    }
+
+    /// As certificate names (see [`certificate::REGISTRATION_PREFIX`]).
+    pub fn uris(&self) -> Vec<String> {
+        [("agb", &self.agb), ("big", &self.big), ("uzi", &self.uzi)]
+            .into_iter()
+            .filter_map(|(kind, v)| {
+                v.as_ref()
+                    .map(|v| format!("{}{kind}:{v}", certificate::REGISTRATION_PREFIX))
+            })
+            .collect()
+    }
+
+    /// From certificate names (others are ignored); only well-formed
+    /// numbers are taken.
+    pub fn from_uris<'a>(uris: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut out = Registrations::default();
+        for uri in uris {
+            let Some(rest) = uri.strip_prefix(certificate::REGISTRATION_PREFIX) else {
+                continue;
+            };
+            let slot = match rest.split_once(':') {
+                Some(("agb", v)) => (&mut out.agb, v),
+                Some(("big", v)) => (&mut out.big, v),
+                Some(("uzi", v)) => (&mut out.uzi, v),
+                _ => continue,
+            };
+            *slot.0 = Some(slot.1.to_owned());
+        }
+        if out.check().is_err() {
+            return Registrations::default();
+        }
+        out
     }
 }
 
@@ -217,6 +298,9 @@ pub struct UserInfo {
     /// set one: every audit record of theirs names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<String>,
+    /// Their professional registrations.
+    #[serde(default, skip_serializing_if = "Registrations::is_empty")]
+    pub registrations: Registrations,
 }
 
 /// Body of `PUT /users/{id}/on-behalf-of`.

@@ -8,12 +8,12 @@
 
 use std::{path::Path, sync::Arc};
 
-use pieper_wire::{EnrolRequest, EnrolmentCode, Invite, Role};
+use pieper_wire::{EnrolRequest, EnrolmentCode, Invite, Registrations, Role};
 
 use crate::{
     client::{Client, api::Api},
     device::Enrolment,
-    error::Result,
+    error::{Error, Result},
     keystore::KeyStore,
 };
 
@@ -111,11 +111,28 @@ impl AccountsClient<'_> {
         display_name: &str,
         role: Role,
     ) -> Result<EnrolmentCode> {
+        self.invite_registered(username, display_name, role, Registrations::default())
+            .await
+    }
+
+    /// [`Self::invite`] with the colleague's professional registrations
+    /// (AGB, BIG, UZI): every certificate of their devices carries them.
+    pub async fn invite_registered(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: Role,
+        registrations: Registrations,
+    ) -> Result<EnrolmentCode> {
         self.client.read(|d| d.check_manages_practice())?;
+        registrations
+            .check()
+            .map_err(|why| Error::invalid("registrations", why))?;
         let invite = Invite {
             username: username.to_owned(),
             display_name: display_name.to_owned(),
             role,
+            registrations,
         };
         let result = self.client.api()?.invite(&invite).await;
         self.client.server(result).await
@@ -148,6 +165,22 @@ impl AccountsClient<'_> {
     pub async fn set_on_behalf_of(&self, user: &str, huisarts: Option<&str>) -> Result<()> {
         self.client.read(|d| d.check_manages_practice())?;
         let result = self.client.api()?.set_on_behalf_of(user, huisarts).await;
+        self.client.server(result).await
+    }
+
+    /// Enters or corrects a colleague's registrations (AGB, BIG, UZI): their
+    /// devices' next certificates carry them (each device renews its own:
+    /// `keys().renew_certificate()`). Only the practice manager may.
+    pub async fn set_registrations(&self, user: &str, registrations: Registrations) -> Result<()> {
+        self.client.read(|d| d.check_manages_practice())?;
+        registrations
+            .check()
+            .map_err(|why| Error::invalid("registrations", why))?;
+        let result = self
+            .client
+            .api()?
+            .set_registrations(user, &registrations)
+            .await;
         self.client.server(result).await
     }
 

@@ -189,6 +189,19 @@ impl Api {
         .await
     }
 
+    pub(crate) async fn set_registrations(
+        &self,
+        user: &str,
+        registrations: &pieper_wire::Registrations,
+    ) -> Result<()> {
+        self.call(
+            Method::PUT,
+            &format!("/users/{user}/registrations"),
+            Some(registrations),
+        )
+        .await
+    }
+
     pub(crate) async fn enable_user(&self, user: &str) -> Result<()> {
         self.call::<(), _>(Method::POST, &format!("/users/{user}/enable"), None)
             .await

@@ -44,6 +44,12 @@ impl ConversationsClient<'_> {
         self.client.read(|d| d.members(conversation))
     }
 
+    /// The member devices as their certificates say (checked here): who
+    /// they are, in which roles, with which registrations (AGB, BIG, UZI).
+    pub fn certified_members(&self, conversation: &str) -> Result<Vec<crate::identity::Certified>> {
+        self.client.read(|d| d.certified_members(conversation))
+    }
+
     /// The `limit` newest messages of a conversation, oldest first.
     pub fn messages(&self, conversation: &str, limit: u32) -> Result<Vec<Message>> {
         self.client.read_audited(

@@ -55,6 +55,20 @@ impl Device {
         self.store.read(|c| queries::members(c, conversation))
     }
 
+    /// The member devices of a conversation as their certificates say,
+    /// each checked here against the practice's authority: who they are,
+    /// their roles and registrations.
+    pub fn certified_members(&self, conversation: &str) -> Result<Vec<crate::identity::Certified>> {
+        self.store.read(|conn| {
+            let provider = crate::mls::Provider::new(&self.crypto, conn);
+            let group = crate::mls::load_group(&provider, conversation)?;
+            group
+                .members()
+                .map(|m| self.certified(&m.credential, &m.signature_key))
+                .collect()
+        })
+    }
+
     /// The `limit` newest messages of a conversation, oldest first.
     pub fn messages(&self, conversation: &str, limit: u32) -> Result<Vec<Message>> {
         self.purge_if_due()?;

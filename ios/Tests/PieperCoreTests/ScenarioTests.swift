@@ -335,6 +335,15 @@ final class ScenarioTests: XCTestCase {
             XCTFail("a manager is no huisarts to work for")
         } catch PieperError.Rejected {}
         try await manager.setOnBehalfOf(user: leaver.userId(), huisarts: nil)
+        // Registrations are checked before they go out, then entered.
+        do {
+            try await manager.setRegistrations(user: invited.userId, agb: "0199", big: nil, uzi: nil)
+            XCTFail("a malformed AGB-code went out")
+        } catch let PieperError.Invalid(field, _) {
+            XCTAssertEqual(field, "registrations")
+        }
+        try await manager.setRegistrations(
+            user: invited.userId, agb: "01999999", big: "19012345601", uzi: nil)
         colleagues = try await manager.colleagues()
         XCTAssertNil(colleagues.first { $0.id == leaver.userId() }?.onBehalfOf)
         XCTAssertTrue(enrolled.otpauthUrl.hasPrefix("otpauth://totp/"))

@@ -44,6 +44,14 @@ pub struct DeviceRow {
 
 use crate::secrets::{authority_context, totp_context};
 
+fn registrations_of(r: &sqlx::any::AnyRow) -> AppResult<pieper_wire::Registrations> {
+    Ok(pieper_wire::Registrations {
+        agb: r.try_get("agb")?,
+        big: r.try_get("big")?,
+        uzi: r.try_get("uzi")?,
+    })
+}
+
 fn role(text: &str) -> AppResult<Role> {
     Role::parse(text).ok_or_else(|| AppError::Internal(format!("stored role {text:?} unknown")))
 }
@@ -249,11 +257,45 @@ impl Db {
         Ok(())
     }
 
+    /// Sets a user's professional registrations (checked by the caller).
+    pub async fn set_registrations(
+        &self,
+        practice: &str,
+        user: &str,
+        registrations: &pieper_wire::Registrations,
+    ) -> AppResult<()> {
+        let changed = sqlx::query(
+            "UPDATE users SET agb = $1, big = $2, uzi = $3 WHERE practice_id = $4 AND id = $5",
+        )
+        .bind(registrations.agb.as_deref())
+        .bind(registrations.big.as_deref())
+        .bind(registrations.uzi.as_deref())
+        .bind(practice)
+        .bind(user)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(AppError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    /// A user's professional registrations, for their certificates.
+    pub async fn registrations(&self, user: &str) -> AppResult<pieper_wire::Registrations> {
+        let row = sqlx::query("SELECT agb, big, uzi FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        registrations_of(&row)
+    }
+
     /// The practice's staff.
     pub async fn list_users(&self, practice: &str) -> AppResult<Vec<UserInfo>> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, role, disabled_at, on_behalf_of FROM users
-             WHERE practice_id = $1 ORDER BY username",
+            "SELECT id, username, display_name, role, disabled_at, on_behalf_of, agb, big, uzi
+             FROM users WHERE practice_id = $1 ORDER BY username",
         )
         .bind(practice)
         .fetch_all(self.pool())
@@ -267,6 +309,7 @@ impl Db {
                     role: role(&r.try_get::<String, _>("role")?)?,
                     disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
                     on_behalf_of: r.try_get("on_behalf_of")?,
+                    registrations: registrations_of(r)?,
                 })
             })
             .collect()
@@ -495,6 +538,25 @@ impl Db {
             })
         })
         .transpose()
+    }
+
+    /// A device's certificate and MLS signature key, as enrolment or the
+    /// last renewal stored them.
+    pub async fn device_keys(&self, device: &str) -> AppResult<(Vec<u8>, Vec<u8>)> {
+        let row = sqlx::query("SELECT certificate, signature_key FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(AppError::NotFound("device"))?;
+        match (
+            row.try_get::<Option<Vec<u8>>, _>("certificate")?,
+            row.try_get::<Option<Vec<u8>>, _>("signature_key")?,
+        ) {
+            (Some(certificate), Some(key)) => Ok((certificate, key)),
+            _ => Err(AppError::Invalid(
+                "this device has no certificate: sign in again".into(),
+            )),
+        }
     }
 
     /// Devices of a practice, or of one user in it.

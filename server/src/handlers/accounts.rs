@@ -247,12 +247,14 @@ pub(crate) async fn enrol_device(
     let (certificate, authority) = match signature_key {
         Some(key) => {
             let authority = state.db.authority(&user.practice_id).await?;
+            let registrations = state.db.registrations(&user.id).await?;
             let certificate = authority.certify(
                 &pieper_authority::Subject {
                     practice: &user.practice_id,
                     user: &user.id,
                     device: &device_id,
                     role: user.role,
+                    registrations: &registrations,
                 },
                 &key.0,
             )?;
@@ -384,6 +386,38 @@ pub async fn set_on_behalf_of(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PUT /api/v1/users/{id}/registrations`: the practice manager enters or
+/// corrects a user's registrations (AGB, BIG, UZI); their devices' next
+/// certificates carry them (`POST /devices/me/certificate`).
+#[utoipa::path(put, path = "/users/{id}/registrations", params(("id" = String, Path, description = "The user.")), request_body = pieper_wire::Registrations, responses((status = 204, description = "Done."), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
+pub async fn set_registrations(
+    State(state): State<AppState>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<pieper_wire::Registrations>,
+) -> AppResult<StatusCode> {
+    if !auth.0.role.manages_practice() {
+        return Err(AppError::Forbidden);
+    }
+    req.check().map_err(AppError::Invalid)?;
+    state
+        .db
+        .set_registrations(&auth.0.practice_id, &id, &req)
+        .await?;
+    state
+        .db
+        .audit(NewAuditEvent {
+            detail: Some(format!(
+                "registrations of user {id}: {}",
+                req.uris().join(" ")
+            )),
+            ..audit_by(&auth, source, "user.registrations")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/v1/users`: the practice's staff directory.
 #[utoipa::path(get, path = "/users", responses((status = 200, description = "Success.", body = Vec<pieper_wire::UserInfo>), (status = "default", description = "A problem (RFC 9457) with a stable `code`.", body = pieper_wire::Problem, content_type = "application/problem+json")), security(("deviceToken" = [])))]
 pub async fn list_users(
@@ -467,6 +501,11 @@ pub async fn upload_key_packages(
             "a KeyPackage is 1 to {MAX_KEY_PACKAGE_BYTES} bytes"
         )));
     }
+    // Each must be this device's own, as it was certified.
+    let (certificate, signature_key) = state.db.device_keys(&auth.0.id).await?;
+    for kp in req.key_packages.iter().chain(&req.last_resort) {
+        crate::key_packages::check(&kp.0, &certificate, &signature_key)?;
+    }
     let packages: Vec<Vec<u8>> = req.key_packages.into_iter().map(|b| b.0).collect();
     state
         .db
@@ -545,12 +584,16 @@ pub async fn renew_certificate(
         .await?
         .ok_or(AppError::NotFound("certificate"))?;
     let authority = state.db.authority(&auth.0.practice_id).await?;
+    // The user's role and registrations as they are now: a correction
+    // reaches their devices with the renewal.
+    let registrations = state.db.registrations(&auth.0.user_id).await?;
     let certificate = authority.certify(
         &pieper_authority::Subject {
             practice: &auth.0.practice_id,
             user: &auth.0.user_id,
             device: &auth.0.id,
             role: auth.0.role,
+            registrations: &registrations,
         },
         &key,
     )?;

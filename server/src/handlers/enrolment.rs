@@ -46,9 +46,14 @@ pub async fn invite(
         ));
     }
     let practice = &auth.0.practice_id;
+    req.registrations.check().map_err(AppError::Invalid)?;
     let user = state
         .db
         .invite_user(practice, &req.username, name, req.role)
+        .await?;
+    state
+        .db
+        .set_registrations(practice, &user, &req.registrations)
         .await?;
     let code = state
         .db

@@ -47,6 +47,16 @@ pub(crate) struct Device {
     pub client: Client,
     pub login: LoginResponse,
     pub user: User,
+    /// Its MLS signature key, the one the server certified.
+    pub signer: std::sync::Arc<openmls_basic_credential::SignatureKeyPair>,
+}
+
+/// A fresh Ed25519 signature key, as a device makes one before sign-in.
+pub(crate) fn new_signer() -> std::sync::Arc<openmls_basic_credential::SignatureKeyPair> {
+    std::sync::Arc::new(
+        openmls_basic_credential::SignatureKeyPair::new(openmls::prelude::SignatureScheme::ED25519)
+            .expect("an Ed25519 key"),
+    )
 }
 
 impl Client {
@@ -122,6 +132,17 @@ impl Client {
         totp: &str,
         device: &str,
     ) -> Result<Result<LoginResponse, Problem>, BoxError> {
+        self.login_signed(user, totp, device, &new_signer()).await
+    }
+
+    /// Logs in with `signer`'s public key for the server to certify.
+    pub(crate) async fn login_signed(
+        &self,
+        user: &User,
+        totp: &str,
+        device: &str,
+        signer: &openmls_basic_credential::SignatureKeyPair,
+    ) -> Result<Result<LoginResponse, Problem>, BoxError> {
         self.call(
             reqwest::Method::POST,
             "/api/v1/login",
@@ -131,9 +152,7 @@ impl Client {
                 password: PASSWORD.into(),
                 totp: totp.into(),
                 device_name: device.into(),
-                // A device key for the server to certify (its bytes do not
-                // matter to the server).
-                signature_key: Some(vec![7; 32].into()),
+                signature_key: Some(signer.public().to_vec().into()),
             }),
         )
         .await
@@ -144,14 +163,16 @@ impl Client {
 /// now and next are accepted; waits for a new step when both are used).
 pub(crate) async fn enrol(server: &Server, user: &User, device: &str) -> Result<Device, BoxError> {
     let client = Client::new(server);
+    let signer = new_signer();
     with_fresh_totp(user, |code| {
-        let client = client.clone();
+        let (client, signer) = (client.clone(), signer.clone());
         async move {
-            match client.login(user, &code, device).await? {
+            match client.login_signed(user, &code, device, &signer).await? {
                 Ok(login) => Ok(Some(Device {
                     client: client.with_token(&login.device_token),
                     login,
                     user: user.clone(),
+                    signer,
                 })),
                 Err(p) if p.code == "totp_reused" => Ok(None),
                 Err(p) => Err(format!("login failed: {p:?}").into()),
@@ -164,6 +185,33 @@ pub(crate) async fn enrol(server: &Server, user: &User, device: &str) -> Result<
 impl Device {
     pub(crate) fn id(&self) -> &str {
         &self.login.device_id
+    }
+
+    /// A real KeyPackage of this device (its certificate, its key), as
+    /// the core makes them.
+    pub(crate) fn key_package(&self, last_resort: bool) -> Result<Vec<u8>, BoxError> {
+        use openmls::prelude::{tls_codec::Serialize as _, *};
+        let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+        let certificate = self.login.certificate.clone().ok_or("not certified")?.0;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(certificate).into(),
+            signature_key: self.signer.public().into(),
+        };
+        let mut builder = KeyPackage::builder();
+        if last_resort {
+            builder = builder.mark_as_last_resort().leaf_node_capabilities(
+                Capabilities::builder()
+                    .extensions(vec![ExtensionType::LastResort])
+                    .build(),
+            );
+        }
+        let bundle = builder.build(
+            Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519,
+            &provider,
+            self.signer.as_ref(),
+            credential,
+        )?;
+        Ok(bundle.key_package().tls_serialize_detached()?)
     }
 
     /// Registers a conversation.

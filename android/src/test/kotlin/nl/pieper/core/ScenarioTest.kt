@@ -495,6 +495,12 @@ class ScenarioTest {
         assertEquals(invited.userId, manager.colleagues().single { it.id == leaver.userId() }.onBehalfOf)
         assertThrows<PieperException.Rejected> { runBlocking { manager.setOnBehalfOf(leaver.userId(), manager.userId()) } }
         manager.setOnBehalfOf(leaver.userId(), null)
+        // Registrations are checked before they go out, then entered.
+        val malformed = assertThrows<PieperException.Invalid> {
+            runBlocking { manager.setRegistrations(invited.userId, "0199", null, null) }
+        }
+        assertEquals("registrations", malformed.field)
+        manager.setRegistrations(invited.userId, "01999999", "19012345601", null)
         assertEquals(null, manager.colleagues().single { it.id == leaver.userId() }.onBehalfOf)
         assertTrue(enrolled.otpauthUrl.startsWith("otpauth://totp/"))
         login(
