@@ -137,6 +137,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server process's id (for what a harness measures of it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the binary on a free loopback port over `db`, with the test
     /// server setting that takes each TOTP code twice (so one account signs
     /// in on several devices without waiting for the next 30-second step).
