@@ -612,17 +612,16 @@ impl Db {
         if !is_member(&mut *w.tx, conversation, device).await? {
             return Err(AppError::NotFound("conversation"));
         }
-        // Summed and added in one write: parallel uploads cannot pass the
-        // practice's quota together.
-        let held: i64 = sqlx::query(
-            // PostgreSQL sums BIGINT as NUMERIC: cast back.
-            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS held FROM blobs b
-             JOIN conversations c ON c.id = b.conversation_id WHERE c.practice_id = $1",
-        )
-        .bind(practice)
-        .fetch_one(&mut *w.tx)
-        .await?
-        .try_get("held")?;
+        // Read and added in one write: parallel uploads cannot pass the
+        // practice's quota together. The running total is the database's
+        // (triggers on blobs, migration 020).
+        let held: i64 = sqlx::query("SELECT blob_bytes FROM practices WHERE id = $1")
+            .bind(practice)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| r.try_get("blob_bytes"))
+            .transpose()?
+            .unwrap_or(0);
         if u64::try_from(held).unwrap_or(0) + data.len() as u64 > quota {
             return Err(AppError::QuotaFull);
         }
