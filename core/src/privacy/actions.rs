@@ -307,7 +307,12 @@ impl PrivacyClient<'_> {
                 break;
             }
         }
-        Ok(privacy::anchors::check(&anchors, &records, &head))
+        Ok(privacy::anchors::check(
+            &anchors,
+            &records,
+            &head,
+            queries::now_ms(),
+        ))
     }
 
     /// For a data breach: which patients a device or user accessed between

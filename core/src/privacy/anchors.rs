@@ -13,6 +13,10 @@ use crate::{
     store::{StoreError, queries},
 };
 
+/// How long the server keeps audit records (five years, as its pruning):
+/// only an anchor older than this may point before what is left.
+const RECORDS_KEPT_MS: i64 = 1826 * 24 * 60 * 60 * 1000;
+
 /// How often a manager's device anchors the head.
 pub(crate) const ANCHOR_EVERY_MS: i64 = 60 * 60 * 1000;
 
@@ -68,12 +72,13 @@ pub struct AuditCheck {
     pub problems: Vec<String>,
 }
 
-/// Checks `records` (the chain from just after `from` on, in order) for
-/// their own hashes and links, and against `anchors`.
+/// Checks `records` (the chain from the first anchor on, in order) for
+/// their own hashes and links, and against `anchors`, at `now` (ms).
 pub(crate) fn check(
     anchors: &[(u64, String, i64)],
     records: &[ChainRecord],
     head: &AuditHead,
+    now: i64,
 ) -> AuditCheck {
     let mut report = AuditCheck {
         records: records.len() as u64,
@@ -104,8 +109,10 @@ pub(crate) fn check(
     }
     let first = records.first().map_or(head.seq + 1, |r| r.chain_seq as u64);
     for (seq, hash, at) in anchors {
-        if *seq < first {
-            // Pruned after five years, or before the place asked from.
+        // Records go after five years, from the chain's start: an anchor
+        // that old may point before what is left; a younger one may not (a
+        // server that "pruned" young records cut the log).
+        if *seq < first && at.saturating_add(RECORDS_KEPT_MS) < now {
             continue;
         }
         report.anchors += 1;
@@ -122,4 +129,99 @@ pub(crate) fn check(
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of `n` records from place `from`, linked and hashed.
+    fn chain(from: i64, n: i64) -> Vec<ChainRecord> {
+        let mut prev = "0".repeat(64);
+        (from..from + n)
+            .map(|seq| {
+                let mut r = ChainRecord {
+                    chain_seq: seq,
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                    at: seq,
+                    practice_id: "linde".into(),
+                    user_id: None,
+                    role: None,
+                    device_id: None,
+                    action: "login".into(),
+                    outcome: "success".into(),
+                    patient: None,
+                    source: None,
+                    detail: None,
+                    client_event: None,
+                    reported_at: None,
+                    on_behalf_of: None,
+                };
+                r.hash = r.computed_hash();
+                prev = r.hash.clone();
+                r
+            })
+            .collect()
+    }
+
+    fn head_of(records: &[ChainRecord]) -> AuditHead {
+        let last = records.last().expect("records");
+        AuditHead {
+            practice_id: "linde".into(),
+            seq: last.chain_seq as u64,
+            hash: last.hash.clone(),
+            at: 0,
+            signature: Vec::new().into(),
+        }
+    }
+
+    const DAY: i64 = 24 * 60 * 60 * 1000;
+
+    #[test]
+    fn a_chain_that_holds_its_anchors_passes() {
+        let records = chain(1, 10);
+        let anchors = vec![(4, records[3].hash.clone(), DAY)];
+        let check = super::check(&anchors, &records, &head_of(&records), 2 * DAY);
+        assert!(check.problems.is_empty(), "{check:?}");
+        assert_eq!((check.anchors, check.records), (1, 10));
+    }
+
+    /// A hostile server hands out the chain from a later place, as if the
+    /// anchored records had been pruned: only an anchor older than five
+    /// years may point before what is left.
+    #[test]
+    fn young_records_cut_from_the_start_are_reported() {
+        let full = chain(1, 10);
+        let anchor = vec![(4, full[3].hash.clone(), DAY)];
+        let rest = &full[5..];
+        let young = super::check(&anchor, rest, &head_of(rest), 2 * DAY);
+        assert!(
+            young.problems.iter().any(|p| p.contains("the log was cut")),
+            "{young:?}"
+        );
+        let old = super::check(&anchor, rest, &head_of(rest), DAY + RECORDS_KEPT_MS + 1);
+        assert!(old.problems.is_empty(), "{old:?}");
+    }
+
+    #[test]
+    fn a_changed_or_unlinked_record_is_reported() {
+        let mut records = chain(1, 5);
+        records[2].detail = Some("rewritten".into());
+        let check = super::check(&[], &records, &head_of(&records), DAY);
+        assert!(
+            check
+                .problems
+                .iter()
+                .any(|p| p.contains("place 3 was changed")),
+            "{check:?}"
+        );
+        let mut records = chain(1, 5);
+        records.remove(2);
+        let check = super::check(&[], &records, &head_of(&records), DAY);
+        assert!(
+            check.problems.iter().any(|p| p.contains("does not follow")),
+            "{check:?}"
+        );
+    }
 }
