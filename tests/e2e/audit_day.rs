@@ -11,7 +11,6 @@ use axum::{Json, Router, routing::post};
 use pieper_core::{
     AccessAction, Assignee, AuditQuery, ConsentKind, ConsentMethod, ConsentStatus,
     ConversationKind, HisEndpoint, NewConsent, NewMessage, NewTask, PatientRef, RosterFormat,
-    record::{Clinician, DocumentDraft, PractitionerId, SoepKind, SoepLine},
     spoed::Triage,
 };
 use pieper_e2e::{
@@ -255,20 +254,7 @@ async fn a_practice_day_is_in_the_log_once_each_with_every_field() -> TestResult
         .record()
         .document(
             &conversation,
-            DocumentDraft {
-                title: "Antistolling".into(),
-                lines: vec![SoepLine {
-                    kind: SoepKind::P,
-                    text: "Dosering gelijk.".into(),
-                    icpc: None,
-                }],
-                messages: vec![sent.clone()],
-                author: Clinician {
-                    name: "H.A. Jansen".into(),
-                    ids: vec![PractitionerId::Agb("01999999".into())],
-                },
-                patient_visible_confirmed: true,
-            },
+            crate::record::draft("Antistolling", "INR 3,2.", vec![sent.clone()]),
         )
         .await?;
     note(&arts.id, "record.document", Some(&p1));

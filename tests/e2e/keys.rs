@@ -344,7 +344,7 @@ async fn the_cli_shows_when_this_device_last_updated_its_keys() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_change_reaches_every_device_with_the_renewed_certificate() -> TestResult {
-    use pieper_core::spoed::{DutyRoster, DutySlot, local_date_and_part};
+    use pieper_e2e::duty_roster_now;
     let db = TestDatabase::new(Backend::Sqlite).await?;
     let jansen = create_user(&db, "linde", "jansen", "huisarts")?;
     let devries = create_user(&db, "linde", "devries", "poh")?;
@@ -354,18 +354,7 @@ async fn a_role_change_reaches_every_device_with_the_renewed_certificate() -> Te
     assert!(poh.consent().sync_practice().await?);
     huisarts.sync().await?;
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let (date, part) = local_date_and_part(now).ok_or("no day part")?;
-    let roster = DutyRoster {
-        slots: vec![DutySlot {
-            date,
-            part,
-            on_duty: devries.id.clone(),
-            backup: jansen.id.clone(),
-        }],
-    };
+    let roster = duty_roster_now(&devries.id, &jansen.id)?;
     // As a POH, the duty roster is not theirs to set.
     assert!(poh.spoed().set_duty_roster(roster.clone()).await.is_err());
 

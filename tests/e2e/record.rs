@@ -178,7 +178,8 @@ fn start_connector(
     ))
 }
 
-fn draft(title: &str, s: &str, messages: Vec<String>) -> DocumentDraft {
+/// A SOEP draft by a huisarts with an AGB-code, about `messages`.
+pub(crate) fn draft(title: &str, s: &str, messages: Vec<String>) -> DocumentDraft {
     DocumentDraft {
         title: title.into(),
         lines: vec![

@@ -3,13 +3,10 @@
 
 use std::time::Duration;
 
-use pieper_core::{
-    ConversationKind, Event, NewMessage, PatientRef, Priority,
-    spoed::{DutyRoster, DutySlot, Triage, local_date_and_part},
-};
+use pieper_core::{ConversationKind, Event, NewMessage, PatientRef, Priority, spoed::Triage};
 use pieper_e2e::{
-    Backend, Server, TestDatabase, TestResult, create_user, escalations_meanwhile, sign_in,
-    wait_for,
+    Backend, Server, TestDatabase, TestResult, create_user, duty_roster_now, escalations_meanwhile,
+    sign_in, wait_for,
 };
 
 /// Collects the urgent alerts a client raised since `events` subscribed.
@@ -45,18 +42,7 @@ async fn spoed_goes_to_whoever_is_on_duty_and_one_takes_it() -> TestResult {
         ("Spoed", ConversationKind::Spoed)
     );
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let (date, part) = local_date_and_part(now).ok_or("no day part")?;
-    let roster = DutyRoster {
-        slots: vec![DutySlot {
-            date,
-            part,
-            on_duty: jansen.id.clone(),
-            backup: smit.id.clone(),
-        }],
-    };
+    let roster = duty_roster_now(&jansen.id, &smit.id)?;
     // The duty roster is set by a huisarts or the manager, not the POH.
     let refused = poh.spoed().set_duty_roster(roster.clone()).await;
     assert!(

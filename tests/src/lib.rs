@@ -297,3 +297,23 @@ pub fn cli_login(
         ],
     )
 }
+
+/// A duty roster for the day part it is now: `on_duty` on duty, `backup`
+/// behind them (user ids).
+pub fn duty_roster_now(
+    on_duty: &str,
+    backup: &str,
+) -> Result<pieper_core::spoed::DutyRoster, BoxError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let (date, part) = pieper_core::spoed::local_date_and_part(now).ok_or("no day part")?;
+    Ok(pieper_core::spoed::DutyRoster {
+        slots: vec![pieper_core::spoed::DutySlot {
+            date,
+            part,
+            on_duty: on_duty.to_owned(),
+            backup: backup.to_owned(),
+        }],
+    })
+}

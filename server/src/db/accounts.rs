@@ -52,6 +52,15 @@ fn registrations_of(r: &sqlx::any::AnyRow) -> AppResult<pieper_wire::Registratio
     })
 }
 
+/// An update meant for one user of the practice: `NotFound` if it found
+/// none (another practice's user, or a made-up id).
+fn one_user(changed: u64) -> AppResult<()> {
+    if changed == 0 {
+        return Err(AppError::NotFound("user"));
+    }
+    Ok(())
+}
+
 fn role(text: &str) -> AppResult<Role> {
     Role::parse(text).ok_or_else(|| AppError::Internal(format!("stored role {text:?} unknown")))
 }
@@ -161,9 +170,7 @@ impl Db {
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
-        if changed == 0 {
-            return Err(AppError::NotFound("user"));
-        }
+        one_user(changed)?;
         let devices: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
         )
@@ -199,10 +206,7 @@ impl Db {
                 .execute(self.pool())
                 .await?
                 .rows_affected();
-        if changed == 0 {
-            return Err(AppError::NotFound("user"));
-        }
-        Ok(())
+        one_user(changed)
     }
 
     /// A user's id by practice and user name.
@@ -251,10 +255,7 @@ impl Db {
                 .execute(self.pool())
                 .await?
                 .rows_affected();
-        if changed == 0 {
-            return Err(AppError::NotFound("user"));
-        }
-        Ok(())
+        one_user(changed)
     }
 
     /// Sets a user's professional registrations (checked by the caller).
@@ -275,10 +276,7 @@ impl Db {
         .execute(self.pool())
         .await?
         .rows_affected();
-        if changed == 0 {
-            return Err(AppError::NotFound("user"));
-        }
-        Ok(())
+        one_user(changed)
     }
 
     /// A user's professional registrations, for their certificates.
@@ -464,10 +462,7 @@ impl Db {
             .execute(self.pool())
             .await?
             .rows_affected();
-        if changed == 0 {
-            return Err(AppError::NotFound("user"));
-        }
-        Ok(())
+        one_user(changed)
     }
 
     /// Records that `by` vouched for `device`, and how.

@@ -189,6 +189,28 @@ impl ChainReport {
     }
 }
 
+/// A chain record from a row with its columns (see [`Db::audit_chain`]).
+fn chain_record(r: &AnyRow) -> AppResult<ChainRecord> {
+    Ok(ChainRecord {
+        chain_seq: r.try_get("chain_seq")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+        at: r.try_get("at")?,
+        practice_id: r.try_get("practice_id")?,
+        user_id: r.try_get("user_id")?,
+        role: r.try_get("role")?,
+        device_id: r.try_get("device_id")?,
+        action: r.try_get("action")?,
+        outcome: r.try_get("outcome")?,
+        patient: r.try_get("patient")?,
+        source: r.try_get("source")?,
+        detail: r.try_get("detail")?,
+        client_event: r.try_get("client_event")?,
+        reported_at: r.try_get("reported_at")?,
+        on_behalf_of: r.try_get("on_behalf_of")?,
+    })
+}
+
 fn event(r: &AnyRow) -> AppResult<AuditEvent> {
     Ok(AuditEvent {
         id: r.try_get::<i64, _>("id")? as u64,
@@ -345,28 +367,7 @@ impl Db {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChainRecord {
-                    chain_seq: r.try_get("chain_seq")?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                    at: r.try_get("at")?,
-                    practice_id: r.try_get("practice_id")?,
-                    user_id: r.try_get("user_id")?,
-                    role: r.try_get("role")?,
-                    device_id: r.try_get("device_id")?,
-                    action: r.try_get("action")?,
-                    outcome: r.try_get("outcome")?,
-                    patient: r.try_get("patient")?,
-                    source: r.try_get("source")?,
-                    detail: r.try_get("detail")?,
-                    client_event: r.try_get("client_event")?,
-                    reported_at: r.try_get("reported_at")?,
-                    on_behalf_of: r.try_get("on_behalf_of")?,
-                })
-            })
-            .collect()
+        rows.iter().map(chain_record).collect()
     }
 
     /// The practices that have an audit chain.
@@ -411,44 +412,10 @@ impl Db {
         for r in &rows {
             report.records += 1;
             let id: i64 = r.try_get("id")?;
-            let seq: i64 = r.try_get("chain_seq")?;
-            let prev: String = r.try_get("prev_hash")?;
-            let stored: String = r.try_get("hash")?;
-            let get = |c: &str| r.try_get::<Option<String>, _>(c);
-            let on_behalf_of = get("on_behalf_of")?;
-            let (user, role, device, patient, source, detail, client_event) = (
-                get("user_id")?,
-                get("role")?,
-                get("device_id")?,
-                get("patient")?,
-                get("source")?,
-                get("detail")?,
-                get("client_event")?,
-            );
-            let (action, outcome, practice_id): (String, String, String) = (
-                r.try_get("action")?,
-                r.try_get("outcome")?,
-                r.try_get("practice_id")?,
-            );
-            let computed = Chained {
-                chain_seq: seq,
-                prev_hash: &prev,
-                at: r.try_get("at")?,
-                practice_id: &practice_id,
-                user_id: user.as_deref(),
-                role: role.as_deref(),
-                device_id: device.as_deref(),
-                action: &action,
-                outcome: &outcome,
-                patient: patient.as_deref(),
-                source: source.as_deref(),
-                detail: detail.as_deref(),
-                client_event: client_event.as_deref(),
-                reported_at: r.try_get("reported_at")?,
-                on_behalf_of: on_behalf_of.as_deref(),
-            }
-            .hash();
-            if computed != stored {
+            let record = chain_record(r)?;
+            let (seq, prev, stored) = (record.chain_seq, &record.prev_hash, &record.hash);
+            let computed = record.computed_hash();
+            if computed != *stored {
                 report
                     .problems
                     .push(format!("record {id} (place {seq}) was changed"));
@@ -462,13 +429,13 @@ impl Db {
                 report.problems.push(format!(
                     "record {id} (place {seq}) is out of order: place {expected_seq} expected"
                 ));
-            } else if prev != expected_prev {
+            } else if *prev != expected_prev {
                 report.problems.push(format!(
                     "record {id} (place {seq}) does not follow the record before it"
                 ));
             }
             expected_seq = seq + 1;
-            expected_prev = stored;
+            expected_prev = stored.clone();
         }
         let head_seq: i64 = head.try_get("seq")?;
         let head_hash: String = head.try_get("hash")?;
